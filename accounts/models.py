@@ -1,0 +1,490 @@
+"""People and their access.
+
+Employees, departments, locations, roles (job profiles with birthright access),
+applications, entitlements (one person's access to one application) and access
+requests with their approval steps. Nothing here imports `assets` or `offboarding`.
+"""
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+from django.db.models.functions import Lower
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
+from simple_history.models import HistoricalRecords
+
+
+class Region(models.TextChoices):
+    AMER = "amer", "Americas"
+    EMEA = "emea", "Europe, Middle East & Africa"
+    APAC = "apac", "Asia-Pacific"
+
+
+class Location(models.Model):
+    """An office or a remote hub. Country is an ISO 3166-1 alpha-2 code."""
+
+    name = models.CharField(max_length=100, unique=True)
+    code = models.CharField(max_length=20, unique=True, help_text="Short code, e.g. BER-1.")
+    country = models.CharField(max_length=2, help_text="ISO 3166-1 alpha-2, e.g. DE.")
+    region = models.CharField(max_length=4, choices=Region.choices)
+    city = models.CharField(max_length=100, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(country__regex=r"^[A-Z]{2}$"),
+                name="location_country_iso2",
+                violation_error_message="Country must be two capital letters (ISO 3166-1 alpha-2), e.g. DE.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Department(models.Model):
+    """A node of the organisation tree, with an optional head."""
+
+    name = models.CharField(max_length=100, unique=True)
+    code = models.CharField(max_length=20, unique=True)
+    parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.PROTECT, related_name="children")
+    head = models.ForeignKey(
+        "accounts.Employee",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="departments_headed",
+    )
+    cost_center = models.CharField(max_length=30, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=~Q(parent=models.F("pk")),
+                name="department_not_own_parent",
+                violation_error_message="A department cannot be its own parent.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        # Walk up the tree: a department may not be placed below one of its own descendants.
+        node, seen = self.parent, set()
+        while node is not None:
+            if self.pk is not None and node.pk == self.pk:
+                raise ValidationError({"parent": "This parent would make a cycle in the department tree."})
+            if node.pk in seen:
+                break
+            seen.add(node.pk)
+            node = node.parent
+
+
+class Role(models.Model):
+    """A job profile: its birthright applications (with level) and its standard hardware kit.
+
+    The hardware kit lives in `assets.RoleKitItem`, since accounts does not import assets.
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    code = models.SlugField(max_length=50, unique=True)
+    description = models.TextField(blank=True)
+    birthright_applications = models.ManyToManyField(
+        "accounts.Application", through="accounts.RoleApplication", related_name="roles", blank=True
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EmploymentType(models.TextChoices):
+    FULL_TIME = "full_time", "Full-time"
+    PART_TIME = "part_time", "Part-time"
+    CONTRACTOR = "contractor", "Contractor"
+    INTERN = "intern", "Intern"
+
+
+class EmployeeStatus(models.TextChoices):
+    PRE_HIRE = "pre_hire", "Pre-hire"
+    ACTIVE = "active", "Active"
+    LEAVE_OF_ABSENCE = "leave_of_absence", "Leave of absence"
+    TERMINATED = "terminated", "Terminated"
+
+
+class Employee(models.Model):
+    """A person employed (or about to be) by the company; the subject of the lifecycle.
+
+    `employee_number` comes from HR and is unique; `work_email` is unique regardless of case.
+    Personal contact data is sensitive: it is shown only to IT and purged after retention.
+    Records are never deleted while they hold hardware or access: terminate instead.
+    """
+
+    employee_number = models.CharField(max_length=20, unique=True)
+    first_name = models.CharField(max_length=100)
+    last_name = models.CharField(max_length=100)
+    preferred_name = models.CharField(max_length=100, blank=True)
+    work_email = models.EmailField(max_length=254, unique=True)
+    personal_email = models.EmailField(max_length=254, blank=True)
+    personal_phone = models.CharField(max_length=30, blank=True)
+    home_address = models.TextField(blank=True)
+    title = models.CharField(max_length=150, blank=True)
+    department = models.ForeignKey(
+        Department, null=True, blank=True, on_delete=models.PROTECT, related_name="employees"
+    )
+    location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="employees")
+    manager = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="reports")
+    role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.PROTECT, related_name="employees")
+    employment_type = models.CharField(max_length=20, choices=EmploymentType.choices, default=EmploymentType.FULL_TIME)
+    status = models.CharField(max_length=20, choices=EmployeeStatus.choices, default=EmployeeStatus.PRE_HIRE)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="employee",
+        help_text="The login this person uses for self-service.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["last_name", "first_name", "id"]
+        indexes = [
+            models.Index(fields=["status", "last_name"], name="employee_status_name_idx"),
+            models.Index(fields=["last_name", "first_name", "id"], name="employee_order_idx"),
+            models.Index(fields=["start_date"], name="employee_start_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                Lower("work_email"),
+                name="employee_work_email_ci_unique",
+                violation_error_message="Another employee already has this work email.",
+            ),
+            models.CheckConstraint(
+                condition=Q(end_date__isnull=True) | Q(end_date__gte=models.F("start_date")),
+                name="employee_end_after_start",
+                violation_error_message="End date cannot be before the start date.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(manager=models.F("pk")),
+                name="employee_not_own_manager",
+                violation_error_message="An employee cannot be their own manager.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.full_name} ({self.employee_number})"
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.preferred_name or self.first_name} {self.last_name}"
+
+    def clean(self):
+        if self.work_email:
+            self.work_email = self.work_email.strip().lower()
+        if self.manager_id and self.pk and self.manager_id == self.pk:
+            raise ValidationError({"manager": "An employee cannot be their own manager."})
+        node, seen = self.manager, set()
+        while node is not None and self.pk is not None:
+            if node.pk == self.pk:
+                raise ValidationError({"manager": "This manager would make a cycle in the reporting line."})
+            if node.pk in seen:
+                break
+            seen.add(node.pk)
+            node = node.manager
+
+
+class ConnectorType(models.TextChoices):
+    MANUAL = "manual", "Manual (a task for IT)"
+    LDAP = "ldap", "LDAP directory"
+    SCIM = "scim", "SCIM 2.0"
+    WEBHOOK = "webhook", "Signed webhook"
+
+
+class ApprovalPolicy(models.TextChoices):
+    NONE = "none", "No approval"
+    MANAGER = "manager", "Manager"
+    OWNER = "owner", "Application owner"
+    MANAGER_THEN_OWNER = "manager_then_owner", "Manager, then application owner"
+
+
+class Sensitivity(models.TextChoices):
+    LOW = "low", "Low"
+    MEDIUM = "medium", "Medium"
+    HIGH = "high", "High"
+
+
+def default_access_levels() -> list[str]:
+    return ["user"]
+
+
+class Application(models.Model):
+    """A system people get accounts in, how to reach it (connector) and who approves access."""
+
+    name = models.CharField(max_length=100, unique=True)
+    description = models.TextField(blank=True)
+    owner = models.ForeignKey(
+        Employee, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_applications"
+    )
+    connector = models.CharField(max_length=20, choices=ConnectorType.choices, default=ConnectorType.MANUAL)
+    connector_config = models.JSONField(default=dict, blank=True)
+    access_levels = models.JSONField(
+        default=default_access_levels, help_text='The levels one can hold, e.g. ["user", "admin"].'
+    )
+    approval_policy = models.CharField(max_length=20, choices=ApprovalPolicy.choices, default=ApprovalPolicy.MANAGER)
+    requestable = models.BooleanField(default=True, help_text="Employees may request it in self-service.")
+    sensitivity = models.CharField(max_length=10, choices=Sensitivity.choices, default=Sensitivity.LOW)
+    max_access_days = models.PositiveIntegerField(
+        null=True, blank=True, help_text="Longest time-bound grant, in days; empty for no limit."
+    )
+    knowledge_base_url = models.URLField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        levels = self.access_levels
+        if not isinstance(levels, list) or not levels or not all(isinstance(x, str) and x for x in levels):
+            raise ValidationError({"access_levels": 'Give a non-empty list of level names, e.g. ["user", "admin"].'})
+        if len(set(levels)) != len(levels):
+            raise ValidationError({"access_levels": "Each access level may appear only once."})
+        if not isinstance(self.connector_config, dict):
+            raise ValidationError({"connector_config": "Connector configuration must be a JSON object."})
+        if self.approval_policy in (ApprovalPolicy.OWNER, ApprovalPolicy.MANAGER_THEN_OWNER) and not self.owner_id:
+            raise ValidationError({"owner": "This approval policy needs an application owner."})
+
+
+class RoleApplication(models.Model):
+    """A birthright: everyone in the role gets this application at this level."""
+
+    role = models.ForeignKey(Role, on_delete=models.CASCADE, related_name="birthrights")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="birthrights")
+    access_level = models.CharField(max_length=50, default="user")
+    history = HistoricalRecords()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["role", "application"],
+                name="role_application_unique",
+                violation_error_message="This role already has this application as a birthright.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.role} → {self.application} ({self.access_level})"
+
+    def clean(self):
+        if self.application_id and self.access_level not in self.application.access_levels:
+            raise ValidationError(
+                {
+                    "access_level": f"{self.application} has no level {self.access_level!r}; "
+                    f"choose one of {', '.join(self.application.access_levels)}."
+                }
+            )
+
+
+class EntitlementSource(models.TextChoices):
+    BIRTHRIGHT = "birthright", "Role birthright"
+    REQUEST = "request", "Access request"
+    IMPORT = "import", "Import"
+    MANUAL = "manual", "Manual"
+
+
+class EntitlementStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    ACTIVE = "active", "Active"
+    REVOKING = "revoking", "Revoking"
+    REVOKED = "revoked", "Revoked"
+
+
+LIVE_ENTITLEMENT_STATUSES = (
+    EntitlementStatus.PENDING,
+    EntitlementStatus.ACTIVE,
+    EntitlementStatus.REVOKING,
+)
+
+
+class Entitlement(models.Model):
+    """One employee's access to one application at one level.
+
+    At most one live (pending, active or revoking) entitlement per employee and
+    application; revoked rows are kept as history of who had what, when.
+    """
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="entitlements")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="entitlements")
+    level = models.CharField(max_length=50, default="user")
+    source = models.CharField(max_length=20, choices=EntitlementSource.choices, default=EntitlementSource.MANUAL)
+    status = models.CharField(max_length=20, choices=EntitlementStatus.choices, default=EntitlementStatus.PENDING)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    external_id = models.CharField(max_length=255, blank=True, help_text="Account id in the target system.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-id"]
+        indexes = [
+            models.Index(fields=["application", "status"], name="entitlement_app_status_idx"),
+            models.Index(fields=["employee", "status"], name="entitlement_emp_status_idx"),
+            models.Index(fields=["status", "-id"], name="entitlement_status_id_idx"),
+            models.Index(fields=["expires_at"], name="entitlement_expires_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "application"],
+                condition=Q(status__in=["pending", "active", "revoking"]),
+                name="entitlement_one_live_per_app",
+                violation_error_message="This employee already holds (or is being given) access to this application.",
+            ),
+            models.CheckConstraint(
+                condition=Q(revoked_at__isnull=True) | Q(status="revoked"),
+                name="entitlement_revoked_at_only_when_revoked",
+                violation_error_message="Only a revoked entitlement has a revocation time.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee.full_name} · {self.application.name} ({self.level})"
+
+    def clean(self):
+        if self.application_id and self.level not in self.application.access_levels:
+            raise ValidationError(
+                {
+                    "level": f"{self.application} has no level {self.level!r}; "
+                    f"choose one of {', '.join(self.application.access_levels)}."
+                }
+            )
+        if self.expires_at and self.granted_at and self.expires_at <= self.granted_at:
+            raise ValidationError({"expires_at": "Expiry must be after the grant time."})
+
+
+class AccessRequestStatus(models.TextChoices):
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class AccessRequest(models.Model):
+    """An employee's request for access to an application, decided by its approval steps."""
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="access_requests")
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="access_requests")
+    level = models.CharField(max_length=50, default="user")
+    justification = models.TextField()
+    end_date = models.DateField(null=True, blank=True, help_text="Access ends on this day; empty for no end.")
+    status = models.CharField(max_length=20, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    entitlement = models.ForeignKey(
+        Entitlement, null=True, blank=True, on_delete=models.SET_NULL, related_name="access_requests"
+    )
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        permissions = [("cancel_accessrequest", "Can cancel this access request")]
+        indexes = [models.Index(fields=["status", "-created_at"], name="accessrequest_status_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "application"],
+                condition=Q(status="pending"),
+                name="accessrequest_one_pending_per_app",
+                violation_error_message="There is already a pending request for this application.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(justification=""),
+                name="accessrequest_justification_required",
+                violation_error_message="A justification is required.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.employee.full_name} → {self.application.name}"
+
+    def clean(self):
+        if self.application_id and self.level not in self.application.access_levels:
+            raise ValidationError({"level": f"{self.application} has no level {self.level!r}."})
+
+
+class ApprovalStepKind(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    OWNER = "owner", "Application owner"
+
+
+class ApprovalStepStatus(models.TextChoices):
+    WAITING = "waiting", "Waiting for an earlier step"
+    PENDING = "pending", "Pending"
+    APPROVED = "approved", "Approved"
+    REJECTED = "rejected", "Rejected"
+    SKIPPED = "skipped", "Skipped"
+
+
+class ApprovalStep(models.Model):
+    """One decision in an access request's chain: who must decide, and what they decided."""
+
+    request = models.ForeignKey(AccessRequest, on_delete=models.CASCADE, related_name="steps")
+    order = models.PositiveSmallIntegerField()
+    kind = models.CharField(max_length=10, choices=ApprovalStepKind.choices)
+    approver = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="approval_steps")
+    status = models.CharField(max_length=10, choices=ApprovalStepStatus.choices, default=ApprovalStepStatus.WAITING)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    comment = models.TextField(blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["request", "order"]
+        permissions = [("decide_approvalstep", "Can decide this approval step")]
+        indexes = [models.Index(fields=["approver", "status"], name="approvalstep_inbox_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["request", "order"],
+                name="approvalstep_order_unique",
+                violation_error_message="Two steps of one request cannot share a position.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Step {self.order} ({self.get_kind_display()}) of request #{self.request_id}"
+
+
+# django-guardian object permissions with direct foreign keys (fast joins, real FK integrity).
+class AccessRequestUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(AccessRequest, on_delete=models.CASCADE)
+
+
+class AccessRequestGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(AccessRequest, on_delete=models.CASCADE)
+
+
+class ApprovalStepUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(ApprovalStep, on_delete=models.CASCADE)
+
+
+class ApprovalStepGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(ApprovalStep, on_delete=models.CASCADE)

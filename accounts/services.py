@@ -1,0 +1,124 @@
+"""Write path for people and access. Views, admin, imports and tasks call these."""
+
+from collections import Counter
+
+from django.core.exceptions import ValidationError
+from django.db import router, transaction
+from django.db.models.deletion import Collector, ProtectedError, RestrictedError
+from django.utils import timezone
+
+from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
+    Application,
+    Employee,
+    Entitlement,
+    EntitlementSource,
+    EntitlementStatus,
+)
+from portal.audit import audit_record
+from portal.history import set_history_user
+from portal.models import AuditEvent
+
+
+def employee_deletion_blockers(*, employee: Employee) -> list[str]:
+    """Reasons an employee record may not be deleted (empty when it may).
+
+    Asks Django's deletion collector which protected rows (hardware, entitlements,
+    check-outs, requests ...) still point at the employee, so any app's protected
+    relation counts without this module importing that app.
+    """
+    collector = Collector(using=router.db_for_write(Employee))
+    try:
+        collector.collect([employee])
+    except (ProtectedError, RestrictedError) as exc:
+        blocking = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
+        counts = Counter(obj._meta.verbose_name_plural for obj in blocking)
+        return [f"{n} {name}" for name, n in sorted(counts.items())]
+    return []
+
+
+@transaction.atomic
+def employee_delete(*, employee: Employee, acting_user) -> None:
+    """Delete an employee who never held access or hardware (e.g. a duplicate entered by mistake).
+
+    Anyone who holds or held hardware or access is refused with the reason: terminate them instead,
+    so the audit trail of who had what stays whole.
+    """
+    reasons = employee_deletion_blockers(employee=employee)
+    if reasons:
+        raise ValidationError(
+            f"{employee.full_name} cannot be deleted: these records still refer to them: "
+            f"{', '.join(reasons)}. Set their status to terminated instead, so the audit trail stays whole."
+        )
+    audit_record(action=AuditEvent.Action.DELETE, target=employee, acting_user=acting_user)
+    set_history_user(employee, acting_user)
+    employee.delete()
+
+
+@transaction.atomic
+def entitlement_grant(
+    *,
+    employee: Employee,
+    application: Application,
+    level: str,
+    acting_user,
+    source: str = EntitlementSource.MANUAL,
+    expires_at=None,
+) -> Entitlement:
+    """Record that `employee` holds `application` at `level` (active now).
+
+    Idempotent: if the employee already holds a live entitlement to the application at the
+    same level it is returned unchanged; at another level, a clear error.
+    """
+    existing = (
+        Entitlement.objects.select_for_update()
+        .filter(employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES)
+        .first()
+    )
+    if existing is not None:
+        if existing.level == level:
+            return existing
+        raise ValidationError(
+            f"{employee.full_name} already holds {application.name} at level {existing.level!r}; "
+            "change the level instead of granting again."
+        )
+    if employee.status == "terminated":
+        raise ValidationError(f"{employee.full_name} is terminated and cannot be granted access.")
+    entitlement = Entitlement(
+        employee=employee,
+        application=application,
+        level=level,
+        source=source,
+        status=EntitlementStatus.ACTIVE,
+        granted_at=timezone.now(),
+        expires_at=expires_at,
+    )
+    entitlement.full_clean()
+    set_history_user(entitlement, acting_user)
+    entitlement.save()
+    audit_record(
+        action=AuditEvent.Action.GRANT,
+        target=entitlement,
+        acting_user=acting_user,
+        detail={"employee": employee.pk, "application": application.pk, "level": level, "source": source},
+    )
+    return entitlement
+
+
+@transaction.atomic
+def entitlement_revoke(*, entitlement: Entitlement, acting_user, reason: str = "") -> Entitlement:
+    """Mark an entitlement revoked now. Idempotent: a revoked entitlement is returned unchanged."""
+    entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
+    if entitlement.status == EntitlementStatus.REVOKED:
+        return entitlement
+    entitlement.status = EntitlementStatus.REVOKED
+    entitlement.revoked_at = timezone.now()
+    set_history_user(entitlement, acting_user)
+    entitlement.save(update_fields=["status", "revoked_at"])
+    audit_record(
+        action=AuditEvent.Action.REVOKE,
+        target=entitlement,
+        acting_user=acting_user,
+        detail={"employee": entitlement.employee_id, "application": entitlement.application_id, "reason": reason},
+    )
+    return entitlement

@@ -1,0 +1,175 @@
+"""Write path for hardware: check-out, check-in, lost, retired, terms accepted.
+
+Each service locks the asset row, checks its state, writes the asset, its
+check-out log, a history row naming the acting user and an audit event, all in
+one transaction. Repeating a call that already took effect is an error with a
+clear message, never a second effect.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.models import Employee, EmployeeStatus
+from assets.models import AssetCheckout, AssetStatus, HardwareAsset
+from portal.audit import audit_record
+from portal.history import set_history_user
+from portal.models import AuditEvent
+
+CHECKOUT_ALLOWED_FROM = (AssetStatus.IN_STOCK, AssetStatus.IN_TRANSIT)
+RETURN_STATUSES = (AssetStatus.IN_STOCK, AssetStatus.IN_REPAIR)
+
+
+def _lock(asset: HardwareAsset) -> HardwareAsset:
+    return HardwareAsset.objects.select_for_update().select_related("model").get(pk=asset.pk)
+
+
+def _save_asset(asset: HardwareAsset, acting_user, fields: list[str]) -> None:
+    asset.full_clean(validate_unique=False)
+    set_history_user(asset, acting_user)
+    asset.save(update_fields=fields)
+
+
+@transaction.atomic
+def asset_check_out(
+    *, asset: HardwareAsset, employee: Employee, acting_user, terms_accepted: bool = False, note: str = ""
+) -> AssetCheckout:
+    """Hand an in-stock asset to an employee. Terms may be accepted now or later by the employee."""
+    asset = _lock(asset)
+    if asset.status not in CHECKOUT_ALLOWED_FROM:
+        holder = f" (held by {asset.assigned_to.full_name})" if asset.assigned_to_id else ""
+        raise ValidationError(
+            f"{asset.asset_tag} is {asset.get_status_display().lower()}{holder}; only an asset in stock "
+            "or in transit can be checked out."
+        )
+    if employee.status == EmployeeStatus.TERMINATED:
+        raise ValidationError(f"{employee.full_name} is terminated; hardware cannot be checked out to them.")
+    now = timezone.now()
+    checkout = AssetCheckout(
+        asset=asset,
+        employee=employee,
+        checked_out_at=now,
+        checked_out_by=acting_user if getattr(acting_user, "pk", None) else None,
+        terms_accepted_at=now if terms_accepted else None,
+        note=note,
+    )
+    set_history_user(checkout, acting_user)
+    checkout.save()
+    asset.status = AssetStatus.ASSIGNED
+    asset.assigned_to = employee
+    _save_asset(asset, acting_user, ["status", "assigned_to"])
+    audit_record(
+        action=AuditEvent.Action.CHECK_OUT,
+        target=asset,
+        acting_user=acting_user,
+        detail={"employee": employee.pk, "terms_accepted": terms_accepted},
+    )
+    return checkout
+
+
+def _close_open_checkout(asset: HardwareAsset, acting_user, condition: str, note: str) -> AssetCheckout | None:
+    checkout = AssetCheckout.objects.select_for_update().filter(asset=asset, checked_in_at__isnull=True).first()
+    if checkout is None:
+        return None
+    checkout.checked_in_at = timezone.now()
+    checkout.checked_in_by = acting_user if getattr(acting_user, "pk", None) else None
+    checkout.condition_on_return = condition
+    if note:
+        checkout.note = f"{checkout.note}\n{note}".strip()
+    set_history_user(checkout, acting_user)
+    checkout.save(update_fields=["checked_in_at", "checked_in_by", "condition_on_return", "note"])
+    return checkout
+
+
+@transaction.atomic
+def asset_check_in(
+    *,
+    asset: HardwareAsset,
+    acting_user,
+    condition: str = "good",
+    to_status: str = AssetStatus.IN_STOCK,
+    note: str = "",
+) -> HardwareAsset:
+    """Take an asset back from its holder into stock (or into repair when it came back damaged)."""
+    if to_status not in RETURN_STATUSES:
+        raise ValidationError("A returned asset goes back in stock or into repair.")
+    asset = _lock(asset)
+    if asset.status not in (AssetStatus.ASSIGNED, AssetStatus.PENDING_RETURN, AssetStatus.IN_TRANSIT):
+        raise ValidationError(
+            f"{asset.asset_tag} is {asset.get_status_display().lower()}, not held by anyone; nothing to check in."
+        )
+    previous_holder = asset.assigned_to_id
+    _close_open_checkout(asset, acting_user, condition, note)
+    asset.status = to_status
+    asset.assigned_to = None
+    _save_asset(asset, acting_user, ["status", "assigned_to"])
+    audit_record(
+        action=AuditEvent.Action.CHECK_IN,
+        target=asset,
+        acting_user=acting_user,
+        detail={"employee": previous_holder, "condition": condition, "status": to_status},
+    )
+    return asset
+
+
+@transaction.atomic
+def asset_mark_lost(*, asset: HardwareAsset, acting_user, note: str = "") -> HardwareAsset:
+    """Record an asset as lost. Its open check-out is closed with the note; the holder is kept in history."""
+    asset = _lock(asset)
+    if asset.status in (AssetStatus.LOST, AssetStatus.RETIRED):
+        raise ValidationError(f"{asset.asset_tag} is already {asset.get_status_display().lower()}.")
+    previous = asset.status
+    previous_holder = asset.assigned_to_id
+    _close_open_checkout(asset, acting_user, "lost", note or "Marked lost.")
+    asset.status = AssetStatus.LOST
+    asset.assigned_to = None
+    _save_asset(asset, acting_user, ["status", "assigned_to"])
+    audit_record(
+        action=AuditEvent.Action.ASSET_STATUS,
+        target=asset,
+        acting_user=acting_user,
+        detail={"from": previous, "to": AssetStatus.LOST, "employee": previous_holder, "note": note},
+    )
+    return asset
+
+
+@transaction.atomic
+def asset_retire(*, asset: HardwareAsset, acting_user, note: str = "") -> HardwareAsset:
+    """Retire an asset that nobody holds (in stock, in repair or lost)."""
+    asset = _lock(asset)
+    if asset.status == AssetStatus.RETIRED:
+        raise ValidationError(f"{asset.asset_tag} is already retired.")
+    if asset.assigned_to_id:
+        raise ValidationError(
+            f"{asset.asset_tag} is held by {asset.assigned_to.full_name}; check it in before retiring it."
+        )
+    previous = asset.status
+    asset.status = AssetStatus.RETIRED
+    _save_asset(asset, acting_user, ["status"])
+    audit_record(
+        action=AuditEvent.Action.ASSET_STATUS,
+        target=asset,
+        acting_user=acting_user,
+        detail={"from": previous, "to": AssetStatus.RETIRED, "note": note},
+    )
+    return asset
+
+
+@transaction.atomic
+def checkout_accept_terms(*, checkout: AssetCheckout, acting_user) -> AssetCheckout:
+    """The holder accepts the terms for a checked-out asset. Idempotent."""
+    checkout = AssetCheckout.objects.select_for_update().select_related("asset").get(pk=checkout.pk)
+    if checkout.checked_in_at is not None:
+        raise ValidationError("This asset has been returned; there are no terms to accept.")
+    if checkout.terms_accepted_at is not None:
+        return checkout
+    checkout.terms_accepted_at = timezone.now()
+    set_history_user(checkout, acting_user)
+    checkout.save(update_fields=["terms_accepted_at"])
+    audit_record(
+        action=AuditEvent.Action.TERMS,
+        target=checkout.asset,
+        acting_user=acting_user,
+        detail={"checkout": checkout.pk, "terms_version": checkout.terms_version},
+    )
+    return checkout

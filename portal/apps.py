@@ -1,0 +1,25 @@
+from django.apps import AppConfig
+from django.db.models.signals import post_migrate
+
+
+def _sync_groups(sender, apps, **kwargs):
+    # post_migrate fires once per app, and each app's permissions are created by its own
+    # signal; sync once, after the last app, when every permission exists.
+    from django.apps import apps as global_apps
+
+    if sender.label != list(global_apps.get_app_configs())[-1].label:
+        return
+    from portal.groups import groups_sync
+
+    groups_sync()
+
+
+class PortalConfig(AppConfig):
+    """Project package: settings, urls, home, dashboards and shared helpers (audit log, queue)."""
+
+    name = "portal"
+    verbose_name = "Portal"
+
+    def ready(self):
+        # Cross-cutting: keep the standard staff groups in step with the permissions after each migrate.
+        post_migrate.connect(_sync_groups, dispatch_uid="portal_sync_groups")

@@ -1,0 +1,62 @@
+"""Shared models that every app may write to. This module imports no Portal app."""
+
+from django.conf import settings
+from django.core.exceptions import PermissionDenied
+from django.db import models
+
+
+class AuditEvent(models.Model):
+    """One security-relevant event (grant, revoke, check-out, terminate, purge ...).
+
+    Append-only: a saved event cannot be changed or deleted through the ORM.
+    The target is stored as model label + primary key + a text snapshot, so the
+    event survives the deletion or anonymisation of what it points to.
+    """
+
+    class Action(models.TextChoices):
+        GRANT = "grant", "Access granted"
+        REVOKE = "revoke", "Access revoked"
+        REQUEST = "request", "Access requested"
+        APPROVE = "approve", "Approved"
+        REJECT = "reject", "Rejected"
+        CHECK_OUT = "check_out", "Asset checked out"
+        CHECK_IN = "check_in", "Asset checked in"
+        ASSET_STATUS = "asset_status", "Asset status changed"
+        TERMS = "terms", "Terms accepted"
+        TERMINATE = "terminate", "Employee terminated"
+        PURGE = "purge", "Personal data purged"
+        DELETE = "delete", "Deleted"
+        IMPORT = "import", "Imported"
+        OTHER = "other", "Other"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who did it; empty for the system.",
+    )
+    actor_repr = models.CharField(max_length=150, blank=True)
+    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    target_type = models.CharField(max_length=100)
+    target_id = models.CharField(max_length=64)
+    target_repr = models.CharField(max_length=255)
+    detail = models.JSONField(default=dict, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["target_type", "target_id"], name="audit_target_idx")]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_repr or 'system'} {self.action} {self.target_repr}"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            raise PermissionDenied("Audit events are append-only.")
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise PermissionDenied("Audit events are append-only.")

@@ -1,0 +1,18 @@
+"""Portal URL configuration: admin, self-service pages and their login."""
+
+from django.contrib import admin
+from django.contrib.auth import views as auth_views
+from django.urls import path
+
+from portal import views
+
+admin.site.site_header = "Portal administration"
+admin.site.site_title = "Portal admin"
+admin.site.index_title = "IT operations"
+
+urlpatterns = [
+    path("", views.home, name="home"),
+    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("admin/", admin.site.urls),
+]

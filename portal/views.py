@@ -1,0 +1,9 @@
+"""Self-service pages. Each view scopes what it shows to the signed-in user."""
+
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import render
+
+
+@login_required
+def home(request):
+    return render(request, "portal/home.html", {})
