@@ -120,7 +120,10 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
             "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA foreign_keys=ON; PRAGMA busy_timeout=20000;"
         ),
     }
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}
+    # Tests use an in-memory database unless SQLITE_TEST_PATH names a file
+    # (tests with real worker processes need a file both processes can open).
+    if os.environ.get("SQLITE_TEST_PATH"):
+        DATABASES["default"]["TEST"] = {"NAME": os.environ["SQLITE_TEST_PATH"]}
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
