@@ -2,7 +2,7 @@ from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
 
-def _sync_groups(sender, apps, **kwargs):
+def _sync_groups(sender, **kwargs):
     # post_migrate fires once per app, and each app's permissions are created by its own
     # signal; sync once, after the last app, when every permission exists.
     from django.apps import apps as global_apps

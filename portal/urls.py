@@ -13,6 +13,6 @@ admin.site.index_title = "IT operations"
 urlpatterns = [
     path("", views.home, name="home"),
     path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
-    path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("logout/", views.PortalLogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
 ]

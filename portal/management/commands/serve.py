@@ -1,0 +1,109 @@
+"""`manage.py serve`: the web server and the task worker together, stopped together.
+
+`make run` ends with this command. It starts `runserver` and `qcluster` as child
+processes, each in its own process group, and on Ctrl-C (SIGINT), SIGTERM or SIGHUP
+stops both: politely first (SIGTERM to each leader; qcluster then stops its
+workers, the autoreloader its server child), then SIGKILL to each whole process
+group after a grace period, so no orphans are left behind. If either child exits on its own (port taken,
+database missing), the other is stopped and the command fails with the reason.
+"""
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
+    """Linux only: the child gets SIGTERM if this command is killed without a chance to clean up."""
+    if sys.platform.startswith("linux"):
+        try:
+            import ctypes
+
+            pr_set_pdeathsig = 1
+            ctypes.CDLL("libc.so.6", use_errno=True).prctl(pr_set_pdeathsig, signal.SIGTERM)
+        except OSError:
+            pass
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+class Command(BaseCommand):
+    help = "Run the web server and the django-q2 worker together until Ctrl-C, then stop both."
+
+    def add_arguments(self, parser):
+        parser.add_argument(
+            "addrport", nargs="?", default="127.0.0.1:8000", help="Where the web server listens (127.0.0.1:8000)."
+        )
+        parser.add_argument("--noreload", action="store_true", help="Do not restart the web server on code changes.")
+        parser.add_argument(
+            "--grace", type=float, default=10.0, help="Seconds to wait for a clean stop before killing (10)."
+        )
+
+    def handle(self, *args, addrport: str, noreload: bool, grace: float, **options):
+        manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
+        commands = {
+            "web": [*manage, "runserver", addrport, *(["--noreload"] if noreload else [])],
+            "worker": [*manage, "qcluster"],
+        }
+        stop_requested: list[int] = []
+
+        def request_stop(signum, frame):
+            stop_requested.append(signum)
+
+        previous = {sig: signal.signal(sig, request_stop) for sig in STOP_SIGNALS}
+        procs: dict[str, subprocess.Popen] = {}
+        try:
+            for name, command in commands.items():
+                procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
+                    command, start_new_session=True, preexec_fn=_die_with_parent
+                )
+            host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
+            self.stdout.write(
+                f"Portal: web at http://{host}/ (pid {procs['web'].pid}) and task worker "
+                f"(pid {procs['worker'].pid}). Press Ctrl-C to stop both."
+            )
+            exited = None
+            while not stop_requested and exited is None:
+                exited = next((name for name, proc in procs.items() if proc.poll() is not None), None)
+                if exited is None:
+                    time.sleep(0.2)
+        finally:
+            self._stop(procs, grace)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+
+        if exited is not None and not stop_requested:
+            raise CommandError(
+                f"The {exited} process exited with code {procs[exited].returncode}; stopped the other one too."
+            )
+        self.stdout.write("Portal: web server and task worker stopped.")
+
+    def _stop(self, procs: dict[str, subprocess.Popen], grace: float) -> None:
+        """SIGTERM each leader (qcluster then stops its own workers), wait up to `grace` seconds,
+        then SIGKILL whatever is left of each process group."""
+        for proc in procs.values():
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + grace
+        for proc in procs.values():
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                proc.wait(timeout=max(0.0, deadline - time.monotonic()))
+        # Whatever is still alive in either group (a leader that ignored SIGTERM, a worker
+        # process its leader left behind) is killed, so nothing outlives this command.
+        for proc in procs.values():
+            _signal_group(proc, signal.SIGKILL)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self.stderr.write(f"Process {proc.pid} did not stop even after SIGKILL.")

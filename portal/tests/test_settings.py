@@ -1,0 +1,146 @@
+"""Settings come from the environment: safe laptop defaults, and refusals for what production must set.
+
+Each case imports `portal.settings` in a fresh interpreter with a controlled environment,
+so nothing from the test process (or the developer's shell) leaks in.
+"""
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BASE_DIR = Path(__file__).resolve().parents[2]
+PASSED_THROUGH = ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")
+
+
+def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
+    """Run `code` with only `env` (plus PATH and friends) and a throwaway SQLite path."""
+    clean = {k: os.environ[k] for k in PASSED_THROUGH if k in os.environ}
+    clean["SQLITE_PATH"] = str(tmp_path / "db.sqlite3")
+    clean.update(env)
+    return subprocess.run(
+        [sys.executable, "-c", code], cwd=BASE_DIR, env=clean, capture_output=True, text=True, timeout=120
+    )
+
+
+def settings_value(expression: str, tmp_path: Path, **env: str):
+    code = f"import json, portal.settings as s; print(json.dumps({expression}, default=str))"
+    result = run_python(code, tmp_path, **env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_laptop_defaults_need_no_environment(tmp_path):
+    assert settings_value("[s.DEBUG, s.ALLOWED_HOSTS, bool(s.SECRET_KEY)]", tmp_path) == [
+        True,
+        ["127.0.0.1", "localhost", "testserver"],
+        True,
+    ]
+
+
+def test_debug_off_without_secret_key_is_refused(tmp_path):
+    result = run_python("import portal.settings", tmp_path, DEBUG="false", ALLOWED_HOSTS="portal.example.com")
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "SECRET_KEY must be set" in result.stderr
+
+
+def test_debug_off_without_allowed_hosts_is_refused(tmp_path):
+    result = run_python("import portal.settings", tmp_path, DEBUG="false", SECRET_KEY="x" * 50)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "ALLOWED_HOSTS must be set" in result.stderr
+
+
+def test_production_settings_start_with_both_set(tmp_path):
+    value = settings_value(
+        "[s.DEBUG, s.ALLOWED_HOSTS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE]",
+        tmp_path,
+        DEBUG="false",
+        SECRET_KEY="x" * 50,
+        ALLOWED_HOSTS="portal.example.com, portal.internal",
+    )
+    assert value == [False, ["portal.example.com", "portal.internal"], True, True]
+
+
+def test_unreadable_boolean_is_refused(tmp_path):
+    result = run_python("import portal.settings", tmp_path, DEBUG="maybe")
+    assert result.returncode != 0
+    assert "DEBUG must be true or false" in result.stderr
+
+
+def test_default_broker_is_the_orm_with_timeout_below_retry(tmp_path):
+    q = settings_value("s.Q_CLUSTER", tmp_path)
+    assert q["orm"] == "default"
+    assert "redis" not in q
+    assert q["timeout"] < q["retry"]
+    assert isinstance(q["max_attempts"], int) and 0 < q["max_attempts"] < 100
+    assert q["sync"] is False
+
+
+def test_redis_url_switches_the_broker_to_redis(tmp_path):
+    q = settings_value("s.Q_CLUSTER", tmp_path, REDIS_URL="redis://cache.internal:6379/3")
+    assert q["redis"] == "redis://cache.internal:6379/3"
+    assert "orm" not in q
+    assert q["timeout"] < q["retry"]
+
+
+def test_database_url_is_honoured(tmp_path):
+    db = settings_value(
+        "s.DATABASES['default']", tmp_path, DATABASE_URL="postgres://portal:s3cret@db.internal:6543/portal_prod"
+    )
+    assert db["ENGINE"] == "django.db.backends.postgresql"
+    assert (db["NAME"], db["USER"], db["PASSWORD"], db["HOST"], db["PORT"]) == (
+        "portal_prod",
+        "portal",
+        "s3cret",
+        "db.internal",
+        6543,
+    )
+
+
+def test_default_database_is_the_sqlite_file(tmp_path):
+    db = settings_value("s.DATABASES['default']", tmp_path)
+    assert db["ENGINE"] == "django.db.backends.sqlite3"
+    assert db["NAME"] == str(tmp_path / "db.sqlite3")
+    assert db["OPTIONS"]["transaction_mode"] == "IMMEDIATE"
+
+
+def test_sqlite_connections_use_wal_and_a_busy_timeout(tmp_path):
+    code = """
+import json, django
+django.setup()
+from django.db import connection
+with connection.cursor() as cursor:
+    pragmas = {}
+    for name in ("journal_mode", "synchronous", "foreign_keys", "busy_timeout"):
+        cursor.execute(f"PRAGMA {name}")
+        pragmas[name] = cursor.fetchone()[0]
+print(json.dumps({"pragmas": pragmas, "transaction_mode": connection.transaction_mode}))
+"""
+    result = run_python(code, tmp_path, DJANGO_SETTINGS_MODULE="portal.settings")
+    assert result.returncode == 0, result.stderr
+    found = json.loads(result.stdout.strip().splitlines()[-1])
+    assert found["pragmas"] == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 20000}
+    assert found["transaction_mode"] == "IMMEDIATE"
+
+
+@pytest.mark.parametrize("name", ["Q_TIMEOUT", "Q_WORKERS"])
+def test_unreadable_number_is_refused(tmp_path, name):
+    result = run_python("import portal.settings", tmp_path, **{name: "lots"})
+    assert result.returncode != 0
+    assert f"{name} must be a whole number" in result.stderr
+
+
+def test_env_example_documents_every_variable_settings_reads():
+    source = (BASE_DIR / "portal" / "settings.py").read_text()
+    read = set(
+        re.findall(r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\()\s*["']([A-Z][A-Z0-9_]*)["']""", source)
+    )
+    documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
+    assert read, "found no environment reads in settings.py; has the pattern changed?"
+    assert read - documented == set(), "add these to .env.example"
