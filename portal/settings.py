@@ -186,6 +186,10 @@ IMPORT_EXPORT_SKIP_ADMIN_LOG = False
 IMPORT_EXPORT_IMPORT_PERMISSION_CODE = "add"
 IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 
+# Reverting from history would restore an asset's holder or an entitlement's status outside
+# the services that keep check-outs and the audit log in step: history is read-only.
+SIMPLE_HISTORY_REVERT_DISABLED = True
+
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG

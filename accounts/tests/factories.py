@@ -17,7 +17,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 
     username = factory.Sequence(lambda n: f"user{n}")
     email = factory.LazyAttribute(lambda o: f"{o.username}@example.com")
-    password = factory.PostGenerationMethodCall("set_password", DEMO_TEST_PASSWORD)
+    password = factory.django.Password(DEMO_TEST_PASSWORD)
 
 
 class LocationFactory(factory.django.DjangoModelFactory):

@@ -1,0 +1,273 @@
+"""The people-and-access admin: search, filters, the employee page, deletion rules, grants and revokes."""
+
+import pytest
+from django.contrib.messages import get_messages
+from django.urls import reverse
+
+from accounts.models import Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.tests.factories import (
+    AccessRequestFactory,
+    ApplicationFactory,
+    DepartmentFactory,
+    EmployeeFactory,
+    EntitlementFactory,
+)
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+CHANGELIST = reverse("admin:accounts_employee_changelist")
+
+
+def change_url(employee):
+    return reverse("admin:accounts_employee_change", args=[employee.pk])
+
+
+def delete_url(employee):
+    return reverse("admin:accounts_employee_delete", args=[employee.pk])
+
+
+def listed(response):
+    return set(response.context["cl"].result_list)
+
+
+def texts(response):
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+@pytest.fixture
+def people():
+    ada = EmployeeFactory(
+        first_name="Ada", last_name="Lovelace", employee_number="E100001", work_email="ada.lovelace@example.com"
+    )
+    alan = EmployeeFactory(
+        first_name="Alan", last_name="Turing", employee_number="E100002", work_email="alan.turing@example.com"
+    )
+    grace = EmployeeFactory(
+        first_name="Grace",
+        last_name="Hopper",
+        employee_number="E200003",
+        work_email="grace@example.com",
+        status=EmployeeStatus.TERMINATED,
+    )
+    return ada, alan, grace
+
+
+# --- Search and filters -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "term", ["Lovelace", "ada", "Ada Lovelace", "ada.lovelace@example.com", "E100001", "100001"], ids=str
+)
+def test_search_finds_employee_by_name_email_or_number(client, helpdesk, people, term):
+    ada, _, _ = people
+    client.force_login(helpdesk)
+    response = client.get(CHANGELIST, {"q": term})
+    assert response.status_code == 200
+    assert listed(response) == {ada}
+
+
+def test_filters_by_status_and_department(client, helpdesk, people):
+    ada, alan, grace = people
+    client.force_login(helpdesk)
+    assert listed(client.get(CHANGELIST, {"status__exact": "terminated"})) == {grace}
+    assert listed(client.get(CHANGELIST, {"status__exact": "active"})) == {ada, alan}
+    assert listed(client.get(CHANGELIST, {"department__id__exact": alan.department_id})) == {alan}
+
+
+def test_entitlement_search_and_filter(client, helpdesk, people):
+    ada, alan, _ = people
+    app = ApplicationFactory(name="Salesforce")
+    mine = EntitlementFactory(employee=ada, application=app)
+    EntitlementFactory(employee=alan, application=app, status=EntitlementStatus.REVOKED, revoked_at=mine.granted_at)
+    client.force_login(helpdesk)
+    url = reverse("admin:accounts_entitlement_changelist")
+    assert listed(client.get(url, {"q": "lovelace salesforce"})) == {mine}
+    assert listed(client.get(url, {"status__exact": "active", "application__id__exact": app.pk})) == {mine}
+
+
+# --- The employee page ------------------------------------------------------------------------------
+
+
+def test_employee_page_shows_access_and_hardware_read_only(client, helpdesk, it_admin, people):
+    ada, _, _ = people
+    entitlement = EntitlementFactory(employee=ada, application=ApplicationFactory(name="GitHub"))
+    asset = HardwareAssetFactory(asset_tag="LAP-0042")
+    asset_check_out(asset=asset, employee=ada, acting_user=it_admin)
+    client.force_login(helpdesk)
+    response = client.get(change_url(ada))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "GitHub" in html
+    assert "LAP-0042" in html
+    assert reverse("admin:accounts_entitlement_change", args=[entitlement.pk]) in html
+    assert reverse("admin:assets_hardwareasset_change", args=[asset.pk]) in html
+    inlines = {fs.opts.model.__name__: fs for fs in response.context["inline_admin_formsets"]}
+    assert set(inlines) >= {"Entitlement", "HardwareAsset"}
+    for formset in inlines.values():
+        assert not formset.has_add_permission
+        assert not formset.has_change_permission
+        assert not formset.has_delete_permission
+
+
+def test_admin_save_records_history_with_the_acting_user(client, helpdesk, people):
+    ada, _, _ = people
+    client.force_login(helpdesk)
+    response = client.get(change_url(ada))
+    form = response.context["adminform"].form
+    data = {k: v for k, v in form.initial.items() if v is not None and k in form.fields}
+    data.update({"title": "Analyst", "start_date": "2024-01-15"})
+    for prefix in ("entitlements", "hardware"):
+        data.update({f"{prefix}-TOTAL_FORMS": "0", f"{prefix}-INITIAL_FORMS": "0"})
+    response = client.post(change_url(ada), data)
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    ada.refresh_from_db()
+    assert ada.title == "Analyst"
+    record = ada.history.first()
+    assert record.history_user == helpdesk
+    assert record.history_type == "~"
+
+
+# --- Deleting employees ------------------------------------------------------------------------------
+
+
+def test_delete_refused_with_reason_when_holding_hardware_and_access(client, it_admin, people):
+    ada, _, _ = people
+    EntitlementFactory(employee=ada)
+    asset_check_out(asset=HardwareAssetFactory(), employee=ada, acting_user=it_admin)
+    client.force_login(it_admin)
+
+    for response in (client.get(delete_url(ada)), client.post(delete_url(ada), {"post": "yes"})):
+        assert response.status_code == 302
+        assert response.url == change_url(ada)
+        message = texts(response)[-1]
+        assert "cannot be deleted" in message
+        assert "1 entitlement" in message and "1 hardware asset" in message
+        assert "terminated" in message
+    assert Employee.objects.filter(pk=ada.pk).exists()
+
+
+def test_delete_refused_for_open_access_request(client, it_admin, people):
+    ada, _, _ = people
+    AccessRequestFactory(employee=ada)
+    client.force_login(it_admin)
+    response = client.post(delete_url(ada), {"post": "yes"})
+    assert "1 access request" in texts(response)[0]
+    assert Employee.objects.filter(pk=ada.pk).exists()
+
+
+def test_delete_allowed_when_clean_and_audited(client, it_admin, people):
+    ada, _, _ = people
+    client.force_login(it_admin)
+    assert client.get(delete_url(ada)).status_code == 200
+    response = client.post(delete_url(ada), {"post": "yes"})
+    assert response.status_code == 302
+    assert not Employee.objects.filter(pk=ada.pk).exists()
+    event = AuditEvent.objects.get(action=AuditEvent.Action.DELETE)
+    assert event.actor == it_admin and event.target_id == str(ada.pk)
+    assert Employee.history.filter(id=ada.pk, history_type="-").get().history_user == it_admin
+
+
+def test_bulk_delete_refused_per_employee_with_reasons(client, it_admin, people):
+    ada, alan, grace = people
+    EntitlementFactory(employee=ada)
+    asset_check_out(asset=HardwareAssetFactory(), employee=alan, acting_user=it_admin)
+    client.force_login(it_admin)
+    response = client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [ada.pk, alan.pk, grace.pk], "index": 0},
+        follow=True,
+    )
+    messages = texts(response)
+    assert any(str(ada) in m and "1 entitlement" in m for m in messages)
+    assert any(str(alan) in m and "1 hardware asset" in m for m in messages)
+    assert not any(str(grace) in m for m in messages)
+    assert any("Nothing was deleted" in m for m in messages)
+    assert Employee.objects.count() == 3
+
+
+def test_bulk_delete_of_clean_employees_goes_through_the_service(client, it_admin, people):
+    ada, alan, grace = people
+    client.force_login(it_admin)
+    data = {"action": "delete_selected", "_selected_action": [ada.pk, grace.pk], "index": 0}
+    confirm = client.post(CHANGELIST, data)
+    assert confirm.status_code == 200  # Django's "are you sure?" page
+    response = client.post(CHANGELIST, {**data, "post": "yes"})
+    assert response.status_code == 302
+    assert set(Employee.objects.all()) == {alan}
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.DELETE).count() == 2
+
+
+# --- Entitlements: granted and revoked through services ----------------------------------------------
+
+
+def test_add_entitlement_grants_through_the_service(client, helpdesk, people):
+    ada, _, _ = people
+    app = ApplicationFactory()
+    client.force_login(helpdesk)
+    response = client.post(
+        reverse("admin:accounts_entitlement_add"),
+        {"employee": ada.pk, "application": app.pk, "level": "admin", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 302
+    entitlement = Entitlement.objects.get(employee=ada, application=app)
+    assert entitlement.status == EntitlementStatus.ACTIVE and entitlement.granted_at is not None
+    assert entitlement.history.first().history_user == helpdesk
+    assert AuditEvent.objects.get(action=AuditEvent.Action.GRANT).actor == helpdesk
+
+
+def test_add_entitlement_shows_service_refusal_and_writes_nothing(client, helpdesk, people):
+    _, _, grace = people
+    app = ApplicationFactory()
+    client.force_login(helpdesk)
+    response = client.post(
+        reverse("admin:accounts_entitlement_add"),
+        {"employee": grace.pk, "application": app.pk, "level": "user", "expires_at_0": "", "expires_at_1": ""},
+    )
+    assert response.status_code == 200
+    assert "is terminated and cannot be granted access" in str(response.context["adminform"].form.errors)
+    assert not Entitlement.objects.exists()
+    assert not AuditEvent.objects.exists()
+
+
+def test_add_entitlement_refuses_a_second_live_grant(client, helpdesk, people):
+    ada, _, _ = people
+    existing = EntitlementFactory(employee=ada, level="user")
+    client.force_login(helpdesk)
+    response = client.post(
+        reverse("admin:accounts_entitlement_add"),
+        {"employee": ada.pk, "application": existing.application.pk, "level": "user"},
+    )
+    assert response.status_code == 200
+    assert "already holds" in str(response.context["adminform"].form.errors)
+    assert Entitlement.objects.count() == 1
+
+
+def test_existing_entitlement_is_read_only_and_revoked_by_action(client, helpdesk, people):
+    ada, _, _ = people
+    entitlement = EntitlementFactory(employee=ada)
+    client.force_login(helpdesk)
+    response = client.get(reverse("admin:accounts_entitlement_change", args=[entitlement.pk]))
+    assert response.context["adminform"].form.fields == {}
+    response = client.post(
+        reverse("admin:accounts_entitlement_changelist"),
+        {"action": "revoke", "_selected_action": [entitlement.pk], "index": 0},
+    )
+    assert response.status_code == 302
+    entitlement.refresh_from_db()
+    assert entitlement.status == EntitlementStatus.REVOKED
+    assert AuditEvent.objects.get(action=AuditEvent.Action.REVOKE).actor == helpdesk
+    assert "Revoked" in texts(response)[0]
+
+
+def test_department_autocomplete_and_list(client, helpdesk):
+    DepartmentFactory(name="Finance", code="FIN")
+    client.force_login(helpdesk)
+    response = client.get(
+        reverse("admin:autocomplete"),
+        {"term": "fin", "app_label": "accounts", "model_name": "employee", "field_name": "department"},
+    )
+    assert response.status_code == 200
+    assert [r["text"] for r in response.json()["results"]] == ["Finance"]

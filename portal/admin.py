@@ -1,0 +1,149 @@
+"""Shared admin building blocks, and the read-only audit log.
+
+Every Portal model admin derives from `PortalModelAdmin` (history button, no
+revert, cheap changelists) or `PortalImportExportAdmin` (the same plus CSV/XLSX
+import and export). Inlines that only show rows derive from `ReadOnlyInline`.
+This module imports no Portal app, so `accounts` and `assets` may build on it.
+"""
+
+import json
+
+from django.contrib import admin, messages
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.http import HttpResponseRedirect
+from django.urls import reverse
+from django.utils.html import format_html
+from import_export.admin import ExportMixin, ImportExportMixin
+from import_export.formats.base_formats import CSV, XLSX
+from simple_history.admin import SimpleHistoryAdmin
+
+from portal.models import AuditEvent
+
+
+class PortalModelAdmin(SimpleHistoryAdmin):
+    """A model admin with simple-history's history view, which is read-only.
+
+    Reverting from the history page would save an old version of the row
+    outside the services (for an asset: an old holder and status, out of step
+    with its check-out log), and simple-history lets anyone who may *view* the
+    history post the revert form. So history here is for reading: the revert
+    button is hidden and a POST to the history form is refused for everyone.
+    """
+
+    list_per_page = 50
+    # The changelist's "N total" count is a full-table COUNT(*); skip it.
+    show_full_result_count = False
+
+    def revert_disabled(self, request, obj=None):
+        return True
+
+    def history_form_view(self, request, object_id, version_id, extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("History is read-only here; change the current record instead.")
+        return super().history_form_view(request, object_id, version_id, extra_context)
+
+
+class PortalImportExportAdmin(ImportExportMixin, PortalModelAdmin):
+    """`PortalModelAdmin` plus import (needs the add permission) and export (needs view).
+
+    MRO: the import-export mixin comes first so its changelist template, URLs and
+    context wrap simple-history's, which in turn wraps `ModelAdmin`; both call
+    `super()` throughout, so the history, import and export URLs all exist.
+    Imports are all-or-nothing (see `accounts.resources.PortalResource`).
+    """
+
+    formats = [CSV, XLSX]
+    import_error_display = ("message",)
+
+    def process_result(self, result, request):
+        # The confirm step imports the file again; the database may have changed since the
+        # preview. The resource then rolls everything back: say so, instead of "N new rows".
+        if result.has_errors() or result.has_validation_errors():
+            self.message_user(request, f"Nothing was imported. {describe_import_errors(result)}", messages.ERROR)
+            return HttpResponseRedirect(
+                reverse(f"admin:{self.opts.app_label}_{self.opts.model_name}_import", current_app=self.admin_site.name)
+            )
+        return super().process_result(result, request)
+
+
+def describe_import_errors(result, limit: int = 10) -> str:
+    """The first `limit` problems of an import result, as "row N, column: reason" phrases."""
+    problems = [f"{error.error}" for error in result.base_errors]
+    for number, errors in result.row_errors():
+        problems.extend(f"row {number}: {error.error}" for error in errors)
+    for row in result.invalid_rows:
+        for column, reasons in row.error_dict.items():
+            label = "" if column == NON_FIELD_ERRORS else f", {column}"
+            problems.extend(f"row {row.number}{label}: {reason}" for reason in reasons)
+    shown = "; ".join(problems[:limit])
+    more = f" (and {len(problems) - limit} more)" if len(problems) > limit else ""
+    return f"{shown}{more}."
+
+
+class ReadOnlyInline(admin.TabularInline):
+    """An inline that shows related rows with a link to each; changes go through services."""
+
+    extra = 0
+    max_num = 0
+    can_delete = False
+    show_change_link = True
+
+    def get_readonly_fields(self, request, obj=None):
+        return self.get_fields(request, obj)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+def report_action_results(
+    modeladmin, request, *, done_message: str, done: list[str], failed: list[tuple[str, str]]
+) -> None:
+    """One success message naming every item that worked, and one error per item that did not, with its reason."""
+    if done:
+        modeladmin.message_user(request, f"{done_message}: {', '.join(done)}.", messages.SUCCESS)
+    for name, reason in failed:
+        modeladmin.message_user(request, f"{name}: {reason}", messages.ERROR)
+
+
+@admin.register(AuditEvent)
+class AuditEventAdmin(ExportMixin, admin.ModelAdmin):
+    """The append-only audit log: anyone with the view permission may read and export it; nobody may change it."""
+
+    formats = [CSV, XLSX]
+    list_display = ("created_at", "actor_repr", "action", "target_type", "target_link", "short_detail")
+    list_filter = ("action", "target_type", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("actor_repr", "target_repr", "=target_id")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ("created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr", "pretty_detail")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.display(description="target", ordering="target_repr")
+    def target_link(self, obj):
+        return f"{obj.target_repr} (#{obj.target_id})"
+
+    @admin.display(description="detail")
+    def short_detail(self, obj):
+        text = json.dumps(obj.detail, sort_keys=True, default=str)
+        return text if len(text) <= 80 else f"{text[:77]}..."
+
+    @admin.display(description="detail")
+    def pretty_detail(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))

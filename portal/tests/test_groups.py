@@ -1,0 +1,233 @@
+"""What each staff group may do in the admin, checked for every Portal model registered there.
+
+The models are read from `admin.site`, not listed by hand, so a newly registered
+model is covered (and one that is not registered fails `test_every_model_is_registered`).
+"""
+
+import pytest
+from django.apps import apps
+from django.contrib import admin
+from django.contrib.auth.models import Group, User
+from django.test import RequestFactory
+from django.urls import NoReverseMatch, reverse
+
+from accounts.models import ApprovalStep, ApprovalStepKind, Employee, Location
+from accounts.tests.factories import (
+    AccessRequestFactory,
+    ApplicationFactory,
+    EmployeeFactory,
+    EntitlementFactory,
+    RoleFactory,
+)
+from assets.models import RoleKitItem
+from assets.services import asset_check_out
+from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
+from portal.groups import PORTAL_APPS
+
+pytestmark = pytest.mark.django_db
+
+
+def portal_model_admins():
+    return sorted(
+        (
+            (model, model_admin)
+            for model, model_admin in admin.site._registry.items()
+            if model._meta.app_label in PORTAL_APPS
+        ),
+        key=lambda pair: pair[0]._meta.label,
+    )
+
+
+def url(model, view, *args):
+    return reverse(f"admin:{model._meta.app_label}_{model._meta.model_name}_{view}", args=args)
+
+
+def has_url(model, view, *args):
+    try:
+        url(model, view, *args)
+    except NoReverseMatch:
+        return False
+    return True
+
+
+@pytest.fixture
+def one_of_everything(it_admin):
+    """At least one row of every registered model, so change, history and delete pages have a target."""
+    manager = EmployeeFactory(role=RoleFactory())
+    employee = EmployeeFactory(manager=manager, role=manager.role)
+    application = ApplicationFactory(owner=manager)
+    manager.role.birthrights.create(application=application, access_level="user")
+    EntitlementFactory(employee=employee, application=application)
+    request = AccessRequestFactory(employee=employee, application=ApplicationFactory())
+    ApprovalStep.objects.create(request=request, order=1, kind=ApprovalStepKind.MANAGER, approver=manager)
+    asset = HardwareAssetFactory(location=employee.location)
+    asset_check_out(asset=asset, employee=employee, acting_user=it_admin)  # also writes an audit event
+    RoleKitItem.objects.create(role=manager.role, asset_model=AssetModelFactory())
+    LicenseFactory(application=application)
+    for model, _ in portal_model_admins():
+        assert model._default_manager.exists(), f"the fixture makes no {model._meta.label}"
+
+
+def test_every_model_is_registered():
+    """Every concrete Portal model (but history and object-permission tables) has an admin."""
+    expected = {
+        model
+        for label in PORTAL_APPS
+        for model in apps.get_app_config(label).get_models()
+        if not model.__name__.startswith("Historical") and not model.__name__.endswith("ObjectPermission")
+    }
+    registered = {model for model, _ in portal_model_admins()}
+    assert expected - registered == set()
+
+
+# --- Auditor: sees everything, changes nothing ------------------------------------------------------
+
+
+def test_auditor_views_every_changelist_change_page_and_history(client, auditor, one_of_everything):
+    client.force_login(auditor)
+    for model, _ in portal_model_admins():
+        obj = model._default_manager.first()
+        assert client.get(url(model, "changelist")).status_code == 200, model
+        assert client.get(url(model, "change", obj.pk)).status_code == 200, model
+        if has_url(model, "history", obj.pk):
+            assert client.get(url(model, "history", obj.pk)).status_code == 200, model
+
+
+def test_auditor_cannot_add_change_or_delete_anything(client, auditor, one_of_everything):
+    client.force_login(auditor)
+    for model, _ in portal_model_admins():
+        obj = model._default_manager.first()
+        count = model._default_manager.count()
+        assert client.post(url(model, "add"), {}).status_code == 403, model
+        assert client.post(url(model, "change", obj.pk), {}).status_code == 403, model
+        assert client.post(url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403, model
+        assert model._default_manager.count() == count
+
+
+def test_auditor_cannot_revert_from_history(client, auditor, one_of_everything):
+    client.force_login(auditor)
+    for model, _ in portal_model_admins():
+        obj = model._default_manager.first()
+        if not hasattr(model, "history"):
+            continue
+        version = obj.history.first()
+        history_form = url(model, "simple_history", obj.pk, version.history_id)
+        assert client.get(history_form).status_code == 200, model
+        assert client.post(history_form, {}).status_code == 403, model
+
+
+def test_auditor_is_offered_no_actions_and_no_import_but_can_export(client, auditor, one_of_everything):
+    client.force_login(auditor)
+    request = RequestFactory().get("/")
+    request.user = auditor
+    for model, model_admin in portal_model_admins():
+        assert model_admin.get_actions(request) == {}, model
+        response = client.get(url(model, "changelist"))
+        assert response.context["action_form"] is None, model
+        if hasattr(model_admin, "has_import_permission"):
+            assert not model_admin.has_import_permission(request), model
+            assert response.context["has_import_permission"] is False
+            assert client.get(url(model, "import")).status_code == 403, model
+            assert client.post(url(model, "process_import"), {}).status_code == 403, model
+        if hasattr(model_admin, "has_export_permission"):
+            assert model_admin.has_export_permission(request), model
+            assert client.get(url(model, "export")).status_code == 200, model
+
+
+def test_auditor_export_downloads_a_csv(client, auditor, one_of_everything):
+    client.force_login(auditor)
+    from accounts.resources import EmployeeResource
+
+    data = {"format": "0", "resource": "0"}
+    data.update({f"employeeresource_{name}": "on" for name in EmployeeResource.fields})
+    response = client.post(url(Employee, "export"), data)
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/csv")
+    body = response.content.decode()
+    assert body.splitlines()[0].startswith("employee_number,first_name")
+    assert Employee.objects.first().employee_number in body
+
+
+def test_auditor_cannot_run_an_action_by_posting_it(client, auditor, one_of_everything):
+    from assets.models import HardwareAsset
+
+    client.force_login(auditor)
+    asset = HardwareAsset.objects.get()
+    response = client.post(
+        url(HardwareAsset, "changelist"),
+        {"action": "check_in", "_selected_action": [asset.pk], "index": 0, "apply": "1", "condition": "ok"},
+    )
+    asset.refresh_from_db()
+    assert asset.status == "assigned"
+    assert response.status_code in (200, 302, 403)
+
+
+# --- Helpdesk: day-to-day changes, no deletes, no users or groups ------------------------------------------
+
+
+def test_helpdesk_cannot_delete_anything(client, helpdesk, one_of_everything):
+    client.force_login(helpdesk)
+    request = RequestFactory().get("/")
+    request.user = helpdesk
+    for model, model_admin in portal_model_admins():
+        obj = model._default_manager.first()
+        assert not model_admin.has_delete_permission(request, obj), model
+        assert "delete_selected" not in model_admin.get_actions(request), model
+        assert client.post(url(model, "delete", obj.pk), {"post": "yes"}).status_code == 403, model
+        assert model._default_manager.filter(pk=obj.pk).exists()
+
+
+def test_helpdesk_cannot_touch_users_or_groups(client, helpdesk):
+    client.force_login(helpdesk)
+    for model in (User, Group):
+        assert client.get(url(model, "changelist")).status_code == 403
+        assert client.post(url(model, "add"), {}).status_code == 403
+    assert client.get(url(User, "change", helpdesk.pk)).status_code == 403
+
+
+def test_helpdesk_changes_employees_but_only_views_settings(client, helpdesk, one_of_everything):
+    client.force_login(helpdesk)
+    employee = Employee.objects.filter(manager__isnull=False).get()
+    response = client.get(url(Employee, "change", employee.pk))
+    assert response.status_code == 200
+    assert response.context["has_change_permission"] is True
+    location = Location.objects.first()
+    assert client.post(url(Location, "change", location.pk), {"name": "Renamed"}).status_code == 403
+    location.refresh_from_db()
+    assert location.name != "Renamed"
+
+
+# --- IT admin: everything ---------------------------------------------------------------------------------
+
+
+def test_it_admin_reaches_every_page(client, it_admin, one_of_everything):
+    client.force_login(it_admin)
+    request = RequestFactory().get("/")
+    request.user = it_admin
+    for model, model_admin in portal_model_admins():
+        obj = model._default_manager.first()
+        assert client.get(url(model, "changelist")).status_code == 200, model
+        assert client.get(url(model, "change", obj.pk)).status_code == 200, model
+        if model_admin.has_add_permission(request):
+            assert client.get(url(model, "add")).status_code == 200, model
+        if hasattr(model_admin, "has_import_permission"):
+            assert model_admin.has_import_permission(request), model
+            assert client.get(url(model, "import")).status_code == 200, model
+            assert client.get(url(model, "export")).status_code == 200, model
+    assert client.get(url(User, "changelist")).status_code == 200
+    assert client.get(url(Group, "changelist")).status_code == 200
+
+
+def test_it_admin_may_change_and_delete_settings(client, it_admin, one_of_everything):
+    client.force_login(it_admin)
+    location = Location.objects.create(name="Spare", code="SPR", country="FR", region="emea")
+    response = client.post(
+        url(Location, "change", location.pk),
+        {"name": "Paris", "code": "PAR-1", "country": "FR", "region": "emea", "city": "Paris"},
+    )
+    assert response.status_code == 302
+    location.refresh_from_db()
+    assert location.name == "Paris"
+    assert location.history.first().history_user == it_admin
+    assert client.post(url(Location, "delete", location.pk), {"post": "yes"}).status_code == 302
+    assert not Location.objects.filter(pk=location.pk).exists()
