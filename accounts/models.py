@@ -415,7 +415,7 @@ class AccessRequest(models.Model):
                 violation_error_message="There is already a pending request for this application.",
             ),
             models.CheckConstraint(
-                condition=~Q(justification=""),
+                condition=Q(justification__regex=r"\S"),
                 name="accessrequest_justification_required",
                 violation_error_message="A justification is required.",
             ),

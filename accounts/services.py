@@ -3,7 +3,7 @@
 from collections import Counter
 
 from django.core.exceptions import ValidationError
-from django.db import router, transaction
+from django.db import IntegrityError, router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.utils import timezone
 
@@ -11,6 +11,7 @@ from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     Application,
     Employee,
+    EmployeeStatus,
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
@@ -32,8 +33,8 @@ def employee_deletion_blockers(*, employee: Employee) -> list[str]:
         collector.collect([employee])
     except (ProtectedError, RestrictedError) as exc:
         blocking = exc.protected_objects if isinstance(exc, ProtectedError) else exc.restricted_objects
-        counts = Counter(obj._meta.verbose_name_plural for obj in blocking)
-        return [f"{n} {name}" for name, n in sorted(counts.items())]
+        counts = Counter(obj._meta for obj in blocking)
+        return sorted(f"{n} {opts.verbose_name if n == 1 else opts.verbose_name_plural}" for opts, n in counts.items())
     return []
 
 
@@ -42,17 +43,46 @@ def employee_delete(*, employee: Employee, acting_user) -> None:
     """Delete an employee who never held access or hardware (e.g. a duplicate entered by mistake).
 
     Anyone who holds or held hardware or access is refused with the reason: terminate them instead,
-    so the audit trail of who had what stays whole.
+    so the audit trail of who had what stays whole. The row is locked first, so a check-out or grant
+    committed meanwhile is seen (and blocks), and one racing with the delete fails instead of
+    pointing at a deleted person.
     """
-    reasons = employee_deletion_blockers(employee=employee)
+    try:
+        locked = Employee.objects.select_for_update().get(pk=employee.pk)
+    except Employee.DoesNotExist:
+        raise ValidationError(f"{employee.full_name} no longer exists; nothing to delete.")
+    reasons = employee_deletion_blockers(employee=locked)
     if reasons:
         raise ValidationError(
-            f"{employee.full_name} cannot be deleted: these records still refer to them: "
+            f"{locked.full_name} cannot be deleted: these records still refer to them: "
             f"{', '.join(reasons)}. Set their status to terminated instead, so the audit trail stays whole."
         )
-    audit_record(action=AuditEvent.Action.DELETE, target=employee, acting_user=acting_user)
-    set_history_user(employee, acting_user)
-    employee.delete()
+    audit_record(action=AuditEvent.Action.DELETE, target=locked, acting_user=acting_user)
+    set_history_user(locked, acting_user)
+    locked.delete()
+
+
+def _live_entitlement(*, employee: Employee, application: Application) -> Entitlement | None:
+    return (
+        Entitlement.objects.select_for_update()
+        .filter(employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES)
+        .first()
+    )
+
+
+def _existing_grant_result(existing: Entitlement, *, employee: Employee, application: Application, level: str):
+    """What a repeated grant answers when a live entitlement already exists: the same row, or why not."""
+    if existing.status == EntitlementStatus.REVOKING:
+        raise ValidationError(
+            f"{employee.full_name}'s access to {application.name} is being revoked; "
+            "grant it again once the revocation has finished."
+        )
+    if existing.level != level:
+        raise ValidationError(
+            f"{employee.full_name} already holds {application.name} at level {existing.level!r}; "
+            "change the level instead of granting again."
+        )
+    return existing
 
 
 @transaction.atomic
@@ -67,23 +97,24 @@ def entitlement_grant(
 ) -> Entitlement:
     """Record that `employee` holds `application` at `level` (active now).
 
-    Idempotent: if the employee already holds a live entitlement to the application at the
-    same level it is returned unchanged; at another level, a clear error.
+    Idempotent: if the employee already holds a live (pending or active) entitlement to the
+    application at the same level it is returned unchanged, with no new history or audit row;
+    at another level, or while it is being revoked, a clear error. A terminated employee is refused.
+
+    The employee row is locked first, so concurrent grants for one person run one after the
+    other and a termination committed meanwhile is seen. Should a writer that bypasses this
+    service insert the same live entitlement concurrently, the unique constraint's error is
+    turned into the same idempotent answer.
     """
-    existing = (
-        Entitlement.objects.select_for_update()
-        .filter(employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES)
-        .first()
-    )
-    if existing is not None:
-        if existing.level == level:
-            return existing
-        raise ValidationError(
-            f"{employee.full_name} already holds {application.name} at level {existing.level!r}; "
-            "change the level instead of granting again."
-        )
-    if employee.status == "terminated":
+    try:
+        locked = Employee.objects.select_for_update(no_key=True).only("pk", "status").get(pk=employee.pk)
+    except Employee.DoesNotExist:
+        raise ValidationError(f"{employee.full_name} no longer exists.")
+    if locked.status == EmployeeStatus.TERMINATED:
         raise ValidationError(f"{employee.full_name} is terminated and cannot be granted access.")
+    existing = _live_entitlement(employee=employee, application=application)
+    if existing is not None:
+        return _existing_grant_result(existing, employee=employee, application=application, level=level)
     entitlement = Entitlement(
         employee=employee,
         application=application,
@@ -95,7 +126,14 @@ def entitlement_grant(
     )
     entitlement.full_clean()
     set_history_user(entitlement, acting_user)
-    entitlement.save()
+    try:
+        with transaction.atomic():
+            entitlement.save()
+    except IntegrityError:
+        existing = _live_entitlement(employee=employee, application=application)
+        if existing is None:
+            raise
+        return _existing_grant_result(existing, employee=employee, application=application, level=level)
     audit_record(
         action=AuditEvent.Action.GRANT,
         target=entitlement,

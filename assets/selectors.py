@@ -1,16 +1,45 @@
 """Reads of assets and licenses that lists and pages share."""
 
-from django.db.models import Count, Q, QuerySet
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
+from django.db.models.functions import Coalesce
 
-from accounts.models import EntitlementStatus
-from assets.models import License
+from accounts.models import Employee, Entitlement, EntitlementStatus
+from assets.models import HELD_STATUSES, AssetCheckout, HardwareAsset, License
 
 
 def licenses_with_usage() -> QuerySet[License]:
-    """Licenses annotated with `seats_used`: the application's active entitlements, counted, never stored."""
+    """Licenses annotated with `seats_used`: the application's active entitlements, counted, never stored.
+
+    A correlated subquery rather than a join, so further annotations or filters on the queryset
+    cannot multiply the count; one query however many licenses.
+    """
+    active = (
+        Entitlement.objects.filter(application=OuterRef("application"), status=EntitlementStatus.ACTIVE)
+        .order_by()
+        .values("application")
+        .annotate(n=Count("pk"))
+        .values("n")
+    )
     return License.objects.select_related("application").annotate(
-        seats_used=Count(
-            "application__entitlements",
-            filter=Q(application__entitlements__status=EntitlementStatus.ACTIVE),
+        seats_used=Coalesce(Subquery(active, output_field=IntegerField()), 0)
+    )
+
+
+def hardware_for_employee(employee: Employee) -> QuerySet[HardwareAsset]:
+    """The hardware `employee` holds (assigned or pending return), by asset tag.
+
+    Each asset carries `checked_out_at` and `terms_accepted_at` from its open check-out.
+    One query whatever their number: the model and the check-out come in the same query.
+    """
+    open_checkout = AssetCheckout.objects.filter(asset=OuterRef("pk"), checked_in_at__isnull=True).order_by(
+        "-checked_out_at"
+    )
+    return (
+        HardwareAsset.objects.filter(assigned_to=employee, status__in=HELD_STATUSES)
+        .select_related("model")
+        .annotate(
+            checked_out_at=Subquery(open_checkout.values("checked_out_at")[:1]),
+            terms_accepted_at=Subquery(open_checkout.values("terms_accepted_at")[:1]),
         )
+        .order_by("asset_tag")
     )

@@ -18,10 +18,22 @@ from portal.models import AuditEvent
 
 CHECKOUT_ALLOWED_FROM = (AssetStatus.IN_STOCK, AssetStatus.IN_TRANSIT)
 RETURN_STATUSES = (AssetStatus.IN_STOCK, AssetStatus.IN_REPAIR)
+RETIRE_ALLOWED_FROM = (AssetStatus.IN_STOCK, AssetStatus.IN_REPAIR, AssetStatus.LOST)
 
 
 def _lock(asset: HardwareAsset) -> HardwareAsset:
-    return HardwareAsset.objects.select_for_update().select_related("model").get(pk=asset.pk)
+    # of=("self",): lock only the asset row. Without it PostgreSQL also locks the joined AssetModel
+    # row, which serialises check-outs of every asset of the same model.
+    return HardwareAsset.objects.select_for_update(of=("self",)).select_related("model").get(pk=asset.pk)
+
+
+def _open_checkout(asset: HardwareAsset) -> AssetCheckout | None:
+    return (
+        AssetCheckout.objects.select_for_update(of=("self",))
+        .select_related("employee")
+        .filter(asset=asset, checked_in_at__isnull=True)
+        .first()
+    )
 
 
 def _save_asset(asset: HardwareAsset, acting_user, fields: list[str]) -> None:
@@ -34,7 +46,19 @@ def _save_asset(asset: HardwareAsset, acting_user, fields: list[str]) -> None:
 def asset_check_out(
     *, asset: HardwareAsset, employee: Employee, acting_user, terms_accepted: bool = False, note: str = ""
 ) -> AssetCheckout:
-    """Hand an in-stock asset to an employee. Terms may be accepted now or later by the employee."""
+    """Hand an in-stock asset to an employee. Terms may be accepted now or later by the employee.
+
+    Refused for an asset someone holds or whose last check-out is still open (e.g. on its way
+    back from a leaver), and for a terminated employee. The employee row is locked before the
+    asset (the order a leaver run uses), so a termination committed meanwhile is seen and
+    two check-outs of one asset run one after the other: the second is refused.
+    """
+    try:
+        fresh_employee = Employee.objects.select_for_update(no_key=True).only("pk", "status").get(pk=employee.pk)
+    except Employee.DoesNotExist:
+        raise ValidationError(f"{employee.full_name} no longer exists.")
+    if fresh_employee.status == EmployeeStatus.TERMINATED:
+        raise ValidationError(f"{employee.full_name} is terminated; hardware cannot be checked out to them.")
     asset = _lock(asset)
     if asset.status not in CHECKOUT_ALLOWED_FROM:
         holder = f" (held by {asset.assigned_to.full_name})" if asset.assigned_to_id else ""
@@ -42,8 +66,12 @@ def asset_check_out(
             f"{asset.asset_tag} is {asset.get_status_display().lower()}{holder}; only an asset in stock "
             "or in transit can be checked out."
         )
-    if employee.status == EmployeeStatus.TERMINATED:
-        raise ValidationError(f"{employee.full_name} is terminated; hardware cannot be checked out to them.")
+    open_checkout = _open_checkout(asset)
+    if open_checkout is not None:
+        raise ValidationError(
+            f"{asset.asset_tag} is still checked out to {open_checkout.employee.full_name}; "
+            "check it in before checking it out again."
+        )
     now = timezone.now()
     checkout = AssetCheckout(
         asset=asset,
@@ -53,6 +81,7 @@ def asset_check_out(
         terms_accepted_at=now if terms_accepted else None,
         note=note,
     )
+    checkout.full_clean()
     set_history_user(checkout, acting_user)
     checkout.save()
     asset.status = AssetStatus.ASSIGNED
@@ -68,7 +97,7 @@ def asset_check_out(
 
 
 def _close_open_checkout(asset: HardwareAsset, acting_user, condition: str, note: str) -> AssetCheckout | None:
-    checkout = AssetCheckout.objects.select_for_update().filter(asset=asset, checked_in_at__isnull=True).first()
+    checkout = _open_checkout(asset)
     if checkout is None:
         return None
     checkout.checked_in_at = timezone.now()
@@ -76,6 +105,8 @@ def _close_open_checkout(asset: HardwareAsset, acting_user, condition: str, note
     checkout.condition_on_return = condition
     if note:
         checkout.note = f"{checkout.note}\n{note}".strip()
+    # Validate (e.g. the length of `condition`) so SQLite and PostgreSQL refuse the same input.
+    checkout.full_clean()
     set_history_user(checkout, acting_user)
     checkout.save(update_fields=["checked_in_at", "checked_in_by", "condition_on_return", "note"])
     return checkout
@@ -135,7 +166,7 @@ def asset_mark_lost(*, asset: HardwareAsset, acting_user, note: str = "") -> Har
 
 @transaction.atomic
 def asset_retire(*, asset: HardwareAsset, acting_user, note: str = "") -> HardwareAsset:
-    """Retire an asset that nobody holds (in stock, in repair or lost)."""
+    """Retire an asset that nobody holds (in stock, in repair or lost) and that has no open check-out."""
     asset = _lock(asset)
     if asset.status == AssetStatus.RETIRED:
         raise ValidationError(f"{asset.asset_tag} is already retired.")
@@ -143,6 +174,13 @@ def asset_retire(*, asset: HardwareAsset, acting_user, note: str = "") -> Hardwa
         raise ValidationError(
             f"{asset.asset_tag} is held by {asset.assigned_to.full_name}; check it in before retiring it."
         )
+    if asset.status not in RETIRE_ALLOWED_FROM:
+        raise ValidationError(
+            f"{asset.asset_tag} is {asset.get_status_display().lower()}; only an asset in stock, "
+            "in repair or lost can be retired. Check it in first."
+        )
+    if _open_checkout(asset) is not None:
+        raise ValidationError(f"{asset.asset_tag} still has an open check-out; check it in before retiring it.")
     previous = asset.status
     asset.status = AssetStatus.RETIRED
     _save_asset(asset, acting_user, ["status"])
@@ -158,7 +196,9 @@ def asset_retire(*, asset: HardwareAsset, acting_user, note: str = "") -> Hardwa
 @transaction.atomic
 def checkout_accept_terms(*, checkout: AssetCheckout, acting_user) -> AssetCheckout:
     """The holder accepts the terms for a checked-out asset. Idempotent."""
-    checkout = AssetCheckout.objects.select_for_update().select_related("asset").get(pk=checkout.pk)
+    # Lock only the check-out row: check-in locks the asset and then its check-out, so locking both
+    # here in one statement could take them in the other order and deadlock.
+    checkout = AssetCheckout.objects.select_for_update(of=("self",)).select_related("asset").get(pk=checkout.pk)
     if checkout.checked_in_at is not None:
         raise ValidationError("This asset has been returned; there are no terms to accept.")
     if checkout.terms_accepted_at is not None:

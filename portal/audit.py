@@ -1,7 +1,9 @@
 """The audit log: services call `audit_record` for every security-relevant change."""
 
+import json
 from typing import Any
 
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
 from portal.models import AuditEvent
@@ -14,13 +16,22 @@ def audit_record(
     acting_user=None,
     detail: dict[str, Any] | None = None,
 ) -> AuditEvent:
-    """Append one event. Runs inside the caller's transaction, so it commits or rolls back with the change."""
+    """Append one event. Runs inside the caller's transaction, so it commits or rolls back with the change.
+
+    The target must be saved (its primary key is what the event points at). `detail` may hold
+    dates, decimals and UUIDs; they are stored as their JSON text form.
+    """
+    if target.pk is None:
+        raise ValueError(f"Save the {target._meta.verbose_name} before recording an audit event about it.")
+    if action not in AuditEvent.Action.values:
+        raise ValueError(f"Unknown audit action {action!r}.")
+    has_actor = bool(getattr(acting_user, "pk", None))
     return AuditEvent.objects.create(
         action=action,
-        actor=acting_user if getattr(acting_user, "pk", None) else None,
-        actor_repr=(acting_user.get_username() if getattr(acting_user, "pk", None) else "system")[:150],
+        actor=acting_user if has_actor else None,
+        actor_repr=(acting_user.get_username() if has_actor else "system")[:150],
         target_type=target._meta.label,
         target_id=str(target.pk),
         target_repr=str(target)[:255],
-        detail=detail or {},
+        detail=json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder)),
     )

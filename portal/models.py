@@ -5,6 +5,19 @@ from django.core.exceptions import PermissionDenied
 from django.db import models
 
 
+class AuditEventQuerySet(models.QuerySet):
+    """Bulk writes that would bypass AuditEvent.save()/delete() are refused too.
+
+    A retention purge that must remove events uses `AuditEvent._base_manager` on purpose.
+    """
+
+    def update(self, **kwargs):
+        raise PermissionDenied("Audit events are append-only.")
+
+    def delete(self):
+        raise PermissionDenied("Audit events are append-only.")
+
+
 class AuditEvent(models.Model):
     """One security-relevant event (grant, revoke, check-out, terminate, purge ...).
 
@@ -44,6 +57,8 @@ class AuditEvent(models.Model):
     target_id = models.CharField(max_length=64)
     target_repr = models.CharField(max_length=255)
     detail = models.JSONField(default=dict, blank=True)
+
+    objects = AuditEventQuerySet.as_manager()
 
     class Meta:
         ordering = ["-created_at", "-id"]

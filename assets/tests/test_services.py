@@ -1,0 +1,625 @@
+"""The write path for hardware (`assets.services`), the license usage selector, and the races
+that only PostgreSQL can show (check-outs and grants from two transactions at once).
+
+Every change is checked for its effect, its history rows (naming the acting user) and its
+audit event; every refusal for its message and for leaving nothing behind.
+"""
+
+import datetime
+import threading
+import time
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import connection, transaction
+from django.db.models import Count
+
+from accounts import services as account_services
+from accounts.models import Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.services import employee_delete, entitlement_grant
+from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from assets import services
+from assets.models import AssetCheckout, AssetStatus, HardwareAsset
+from assets.selectors import licenses_with_usage
+from assets.services import asset_check_in, asset_check_out, asset_mark_lost, asset_retire, checkout_accept_terms
+from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
+from portal.models import AuditEvent
+
+
+@pytest.fixture
+def admin_user(db):
+    return UserFactory(username="ada-admin")
+
+
+@pytest.fixture
+def alice(db):
+    return EmployeeFactory(first_name="Alice", last_name="Able", employee_number="E100")
+
+
+@pytest.fixture
+def bob(db):
+    return EmployeeFactory(first_name="Bob", last_name="Baker", employee_number="E200")
+
+
+@pytest.fixture
+def laptop(db):
+    return HardwareAssetFactory(asset_tag="LT-0001")
+
+
+def snapshot() -> dict[str, int]:
+    """Row counts that a refused call must leave unchanged."""
+    return {
+        "checkouts": AssetCheckout.objects.count(),
+        "open_checkouts": AssetCheckout.objects.filter(checked_in_at__isnull=True).count(),
+        "checkout_history": AssetCheckout.history.count(),
+        "asset_history": HardwareAsset.history.count(),
+        "employees": Employee.objects.count(),
+        "audit": AuditEvent.objects.count(),
+    }
+
+
+def refused(call, **kwargs) -> str:
+    """Run a call that must be refused; return its message after checking nothing was written."""
+    before = snapshot()
+    with pytest.raises(ValidationError) as exc:
+        call(**kwargs)
+    assert snapshot() == before
+    return " ".join(exc.value.messages)
+
+
+def set_status(asset, status, holder=None):
+    HardwareAsset.objects.filter(pk=asset.pk).update(status=status, assigned_to=holder)
+    asset.refresh_from_db()
+
+
+# --- asset_check_out --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_check_out_assigns_the_asset_and_opens_a_checkout(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user, note="Day one kit")
+
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.ASSIGNED, alice)
+    assert (checkout.asset, checkout.employee, checkout.checked_out_by) == (laptop, alice, admin_user)
+    assert checkout.checked_in_at is None
+    assert checkout.terms_accepted_at is None
+    assert checkout.note == "Day one kit"
+
+    latest_asset = laptop.history.first()
+    assert (latest_asset.history_type, latest_asset.status, latest_asset.history_user) == (
+        "~",
+        AssetStatus.ASSIGNED,
+        admin_user,
+    )
+    [checkout_history] = checkout.history.all()
+    assert (checkout_history.history_type, checkout_history.history_user) == ("+", admin_user)
+
+    [event] = AuditEvent.objects.all()
+    assert (event.action, event.actor) == (AuditEvent.Action.CHECK_OUT, admin_user)
+    assert (event.target_type, event.target_id) == ("assets.HardwareAsset", str(laptop.pk))
+    assert event.detail == {"employee": alice.pk, "terms_accepted": False}
+
+
+@pytest.mark.django_db
+def test_check_out_with_terms_accepted_records_the_time(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user, terms_accepted=True)
+
+    assert checkout.terms_accepted_at == checkout.checked_out_at
+    assert AuditEvent.objects.get().detail["terms_accepted"] is True
+
+
+@pytest.mark.django_db
+def test_check_out_of_an_assigned_asset_is_refused(laptop, alice, bob, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    # `laptop` is the caller's stale copy (still "in stock"): the service must read the row.
+    message = refused(asset_check_out, asset=laptop, employee=bob, acting_user=admin_user)
+
+    assert message == (
+        "LT-0001 is assigned (held by Alice Able); only an asset in stock or in transit can be checked out."
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [(AssetStatus.IN_REPAIR, "in repair"), (AssetStatus.RETIRED, "retired"), (AssetStatus.LOST, "lost")],
+)
+@pytest.mark.django_db
+def test_check_out_of_an_asset_not_in_stock_is_refused(laptop, alice, admin_user, status, shown):
+    set_status(laptop, status)
+
+    message = refused(asset_check_out, asset=laptop, employee=alice, acting_user=admin_user)
+
+    assert message == f"LT-0001 is {shown}; only an asset in stock or in transit can be checked out."
+
+
+@pytest.mark.django_db
+def test_check_out_to_a_terminated_employee_is_refused(laptop, admin_user):
+    leaver = EmployeeFactory(first_name="Lee", last_name="Leaver", status=EmployeeStatus.TERMINATED)
+
+    message = refused(asset_check_out, asset=laptop, employee=leaver, acting_user=admin_user)
+
+    assert message == "Lee Leaver is terminated; hardware cannot be checked out to them."
+
+
+@pytest.mark.django_db
+def test_check_out_reads_the_employee_status_from_the_database(laptop, alice, admin_user):
+    Employee.objects.filter(pk=alice.pk).update(status=EmployeeStatus.TERMINATED)
+
+    message = refused(asset_check_out, asset=laptop, employee=alice, acting_user=admin_user)
+
+    assert message == "Alice Able is terminated; hardware cannot be checked out to them."
+
+
+@pytest.mark.django_db
+def test_check_out_to_a_pre_hire_reserves_the_kit(laptop, admin_user):
+    joiner = EmployeeFactory(status=EmployeeStatus.PRE_HIRE)
+    asset_check_out(asset=laptop, employee=joiner, acting_user=admin_user)
+    laptop.refresh_from_db()
+    assert laptop.assigned_to == joiner
+
+
+@pytest.mark.django_db
+def test_check_out_of_an_asset_in_transit_from_the_warehouse_is_allowed(laptop, alice, admin_user):
+    set_status(laptop, AssetStatus.IN_TRANSIT)
+
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    laptop.refresh_from_db()
+    assert laptop.status == AssetStatus.ASSIGNED
+
+
+@pytest.mark.django_db
+def test_check_out_of_an_asset_on_its_way_back_from_a_leaver_is_refused(laptop, alice, bob, admin_user):
+    # A leaver shipped it: in transit, no holder, but the leaver's check-out stays open until it arrives.
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    set_status(laptop, AssetStatus.IN_TRANSIT)
+
+    message = refused(asset_check_out, asset=laptop, employee=bob, acting_user=admin_user)
+
+    assert message == "LT-0001 is still checked out to Alice Able; check it in before checking it out again."
+
+
+# --- asset_check_in ---------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_check_in_closes_the_checkout_and_returns_the_asset_to_stock(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=None)
+    clerk = UserFactory(username="clerk")
+
+    asset_check_in(asset=laptop, acting_user=clerk, condition="scratched lid", note="Returned at desk")
+
+    laptop.refresh_from_db()
+    checkout.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.IN_STOCK, None)
+    assert checkout.checked_in_at is not None
+    assert (checkout.checked_in_by, checkout.condition_on_return) == (clerk, "scratched lid")
+    assert checkout.note == "Returned at desk"
+    assert laptop.history.first().history_user == clerk
+    assert checkout.history.first().history_user == clerk
+    event = AuditEvent.objects.get(action=AuditEvent.Action.CHECK_IN)
+    assert event.actor == clerk
+    assert event.detail == {"employee": alice.pk, "condition": "scratched lid", "status": AssetStatus.IN_STOCK}
+
+
+@pytest.mark.django_db
+def test_check_in_of_a_damaged_asset_sends_it_to_repair(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    asset_check_in(asset=laptop, acting_user=admin_user, condition="cracked screen", to_status=AssetStatus.IN_REPAIR)
+
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.IN_REPAIR, None)
+    assert not AssetCheckout.objects.filter(asset=laptop, checked_in_at__isnull=True).exists()
+
+
+@pytest.mark.django_db
+def test_check_in_of_a_pending_return_asset(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    set_status(laptop, AssetStatus.PENDING_RETURN, holder=alice)
+
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    laptop.refresh_from_db()
+    assert laptop.status == AssetStatus.IN_STOCK
+
+
+@pytest.mark.django_db
+def test_check_in_of_an_asset_arriving_from_a_leaver_closes_their_checkout(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    set_status(laptop, AssetStatus.IN_TRANSIT)
+
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    checkout.refresh_from_db()
+    assert checkout.checked_in_at is not None
+    assert AuditEvent.objects.get(action=AuditEvent.Action.CHECK_IN).detail["employee"] is None
+
+
+@pytest.mark.django_db
+def test_check_in_to_a_status_other_than_stock_or_repair_is_refused(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    message = refused(asset_check_in, asset=laptop, acting_user=admin_user, to_status=AssetStatus.RETIRED)
+
+    assert message == "A returned asset goes back in stock or into repair."
+
+
+@pytest.mark.django_db
+def test_check_in_of_an_asset_in_stock_is_refused(laptop, admin_user):
+    message = refused(asset_check_in, asset=laptop, acting_user=admin_user)
+    assert message == "LT-0001 is in stock, not held by anyone; nothing to check in."
+
+
+@pytest.mark.django_db
+def test_check_in_twice_has_one_effect(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    refused(asset_check_in, asset=laptop, acting_user=admin_user)
+
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_IN).count() == 1
+
+
+@pytest.mark.django_db
+def test_check_in_with_a_condition_longer_than_the_column_is_refused_on_every_database(laptop, alice, admin_user):
+    # SQLite would store it and PostgreSQL raise a DataError; the service validates first.
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    message = refused(asset_check_in, asset=laptop, acting_user=admin_user, condition="x" * 101)
+
+    assert message == "Ensure this value has at most 100 characters (it has 101)."
+    laptop.refresh_from_db()
+    assert laptop.assigned_to == alice
+
+
+@pytest.mark.django_db
+def test_asset_can_be_checked_out_again_after_check_in(laptop, alice, bob, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    asset_check_out(asset=laptop, employee=bob, acting_user=admin_user)
+
+    assert [(c.employee.last_name, c.checked_in_at is None) for c in laptop.checkouts.order_by("id")] == [
+        ("Able", False),
+        ("Baker", True),
+    ]
+
+
+# --- asset_mark_lost --------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_mark_lost_closes_the_checkout_and_keeps_the_holder_in_the_record(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    asset_mark_lost(asset=laptop, acting_user=admin_user, note="Left on a train")
+
+    laptop.refresh_from_db()
+    checkout.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.LOST, None)
+    assert (checkout.condition_on_return, checkout.note) == ("lost", "Left on a train")
+    assert checkout.checked_in_at is not None
+    assert laptop.history.first().history_user == admin_user
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS)
+    assert event.detail == {
+        "from": AssetStatus.ASSIGNED,
+        "to": AssetStatus.LOST,
+        "employee": alice.pk,
+        "note": "Left on a train",
+    }
+
+
+@pytest.mark.django_db
+def test_mark_lost_of_an_asset_in_stock(laptop, admin_user):
+    asset_mark_lost(asset=laptop, acting_user=admin_user)
+
+    laptop.refresh_from_db()
+    assert laptop.status == AssetStatus.LOST
+    assert not laptop.checkouts.exists()
+
+
+@pytest.mark.parametrize(("status", "shown"), [(AssetStatus.LOST, "lost"), (AssetStatus.RETIRED, "retired")])
+@pytest.mark.django_db
+def test_mark_lost_twice_or_after_retirement_is_refused(laptop, admin_user, status, shown):
+    set_status(laptop, status)
+    assert refused(asset_mark_lost, asset=laptop, acting_user=admin_user) == f"LT-0001 is already {shown}."
+
+
+# --- asset_retire -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("status", [AssetStatus.IN_STOCK, AssetStatus.IN_REPAIR, AssetStatus.LOST])
+@pytest.mark.django_db
+def test_retire_an_asset_nobody_holds(laptop, admin_user, status):
+    set_status(laptop, status)
+
+    asset_retire(asset=laptop, acting_user=admin_user, note="End of life")
+
+    laptop.refresh_from_db()
+    assert laptop.status == AssetStatus.RETIRED
+    assert laptop.history.first().history_user == admin_user
+    event = AuditEvent.objects.get()
+    assert (event.action, event.actor) == (AuditEvent.Action.ASSET_STATUS, admin_user)
+    assert event.detail == {"from": status, "to": AssetStatus.RETIRED, "note": "End of life"}
+
+
+@pytest.mark.django_db
+def test_retire_is_refused_while_someone_holds_the_asset(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    message = refused(asset_retire, asset=laptop, acting_user=admin_user)
+
+    assert message == "LT-0001 is held by Alice Able; check it in before retiring it."
+
+
+@pytest.mark.django_db
+def test_retire_is_refused_while_the_asset_is_in_transit(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    set_status(laptop, AssetStatus.IN_TRANSIT)
+
+    message = refused(asset_retire, asset=laptop, acting_user=admin_user)
+
+    assert message == (
+        "LT-0001 is in transit; only an asset in stock, in repair or lost can be retired. Check it in first."
+    )
+
+
+@pytest.mark.django_db
+def test_retire_twice_is_refused(laptop, admin_user):
+    asset_retire(asset=laptop, acting_user=admin_user)
+    assert refused(asset_retire, asset=laptop, acting_user=admin_user) == "LT-0001 is already retired."
+
+
+# --- checkout_accept_terms --------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_accept_terms_records_the_time_with_history_and_audit(laptop, alice):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=None)
+    alice_user = UserFactory(username="alice")
+
+    result = checkout_accept_terms(checkout=checkout, acting_user=alice_user)
+
+    assert result.terms_accepted_at is not None
+    assert checkout.history.first().history_user == alice_user
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TERMS)
+    assert (event.actor, event.target_id) == (alice_user, str(laptop.pk))
+    assert event.detail == {"checkout": checkout.pk, "terms_version": "2026-01"}
+
+
+@pytest.mark.django_db
+def test_accept_terms_twice_records_one_event(laptop, alice):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=None)
+    first = checkout_accept_terms(checkout=checkout, acting_user=None)
+    before = snapshot()
+
+    second = checkout_accept_terms(checkout=checkout, acting_user=None)
+
+    assert second.terms_accepted_at == first.terms_accepted_at
+    assert snapshot() == before
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMS).count() == 1
+
+
+@pytest.mark.django_db
+def test_accept_terms_after_return_is_refused(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    message = refused(checkout_accept_terms, checkout=checkout, acting_user=admin_user)
+
+    assert message == "This asset has been returned; there are no terms to accept."
+
+
+# --- employee_delete and hardware (accounts does not know assets, so the test lives here) -----
+
+
+@pytest.mark.django_db
+def test_employee_delete_is_refused_naming_the_hardware_they_hold(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    EntitlementFactory(employee=alice)
+
+    message = refused(employee_delete, employee=alice, acting_user=admin_user)
+
+    assert message == (
+        "Alice Able cannot be deleted: these records still refer to them: 1 asset checkout, 1 entitlement, "
+        "1 hardware asset. Set their status to terminated instead, so the audit trail stays whole."
+    )
+
+
+@pytest.mark.django_db
+def test_employee_delete_is_refused_for_hardware_held_in_the_past(laptop, alice, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    asset_check_in(asset=laptop, acting_user=admin_user)
+
+    message = refused(employee_delete, employee=alice, acting_user=admin_user)
+
+    assert "these records still refer to them: 1 asset checkout." in message
+
+
+# --- licenses_with_usage ----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_seats_used_counts_only_the_applications_active_entitlements():
+    slack, zoom, unused = ApplicationFactory(name="Slack"), ApplicationFactory(name="Zoom"), ApplicationFactory()
+    for _ in range(2):
+        EntitlementFactory(application=slack)
+    EntitlementFactory(application=slack, status=EntitlementStatus.PENDING)
+    EntitlementFactory(application=slack, status=EntitlementStatus.REVOKING)
+    EntitlementFactory(
+        application=slack,
+        status=EntitlementStatus.REVOKED,
+        revoked_at=datetime.datetime(2025, 6, 1, tzinfo=datetime.UTC),
+    )
+    EntitlementFactory(application=zoom)
+    slack_main, slack_extra = LicenseFactory(application=slack), LicenseFactory(application=slack)
+    zoom_license, unused_license = LicenseFactory(application=zoom), LicenseFactory(application=unused)
+
+    usage = {license_.pk: license_.seats_used for license_ in licenses_with_usage()}
+
+    assert usage == {slack_main.pk: 2, slack_extra.pk: 2, zoom_license.pk: 1, unused_license.pk: 0}
+
+
+@pytest.mark.django_db
+def test_seats_used_is_not_multiplied_by_further_annotations():
+    slack = ApplicationFactory()
+    for _ in range(3):
+        EntitlementFactory(application=slack)
+    license_ = LicenseFactory(application=slack)
+    LicenseFactory(application=slack)
+
+    annotated = licenses_with_usage().annotate(licenses_of_app=Count("application__licenses")).get(pk=license_.pk)
+
+    assert (annotated.seats_used, annotated.licenses_of_app) == (3, 2)
+
+
+@pytest.mark.parametrize("licenses", [3, 30])
+@pytest.mark.django_db
+def test_licenses_with_usage_is_one_query_however_many_licenses(licenses, django_assert_num_queries):
+    for _ in range(licenses):
+        license_ = LicenseFactory()
+        EntitlementFactory(application=license_.application)
+
+    with django_assert_num_queries(1):
+        rows = [(lic.application.name, lic.seats_used, lic.annual_cost) for lic in licenses_with_usage()]
+
+    assert len(rows) == licenses
+    assert {seats for _, seats, _ in rows} == {1}
+
+
+# --- Concurrency (PostgreSQL) -----------------------------------------------------------
+
+needs_row_locks = pytest.mark.skipif(
+    connection.vendor == "sqlite",
+    reason="SQLite has no row locks (select_for_update is a no-op) and serialises whole write transactions; "
+    "these races are only meaningful on PostgreSQL.",
+)
+
+
+def run_at_once(*calls):
+    """Run each call in its own thread, released together; return ('ok', value) or ('error', exc) per call."""
+    barrier = threading.Barrier(len(calls))
+    results: list = [None] * len(calls)
+
+    def worker(index, call):
+        try:
+            barrier.wait(timeout=10)
+            results[index] = ("ok", call())
+        except Exception as exc:  # reported to the test
+            results[index] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=30)
+    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
+    return results
+
+
+@needs_row_locks
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_check_outs_of_one_asset_let_exactly_one_win(monkeypatch):
+    asset = HardwareAssetFactory(asset_tag="LT-RACE")
+    alice = EmployeeFactory(first_name="Alice", last_name="Able")
+    bob = EmployeeFactory(first_name="Bob", last_name="Baker")
+
+    # Hold the window between reading the asset's status and writing it open, so a service that
+    # did not lock the row would let both threads see "in stock".
+    real_lock = services._lock
+
+    def slow_lock(asset):
+        locked = real_lock(asset)
+        time.sleep(0.3)
+        return locked
+
+    monkeypatch.setattr(services, "_lock", slow_lock)
+
+    results = run_at_once(
+        lambda: asset_check_out(asset=asset, employee=alice, acting_user=None),
+        lambda: asset_check_out(asset=asset, employee=bob, acting_user=None),
+    )
+
+    outcomes = sorted(outcome for outcome, _ in results)
+    assert outcomes == ["error", "ok"], results
+    [(_, checkout)] = [r for r in results if r[0] == "ok"]
+    [(_, error)] = [r for r in results if r[0] == "error"]
+    assert isinstance(error, ValidationError)
+    assert error.messages == [
+        f"LT-RACE is assigned (held by {checkout.employee.full_name}); "
+        "only an asset in stock or in transit can be checked out."
+    ]
+    asset.refresh_from_db()
+    assert (asset.status, asset.assigned_to_id) == (AssetStatus.ASSIGNED, checkout.employee_id)
+    assert AssetCheckout.objects.filter(asset=asset, checked_in_at__isnull=True).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_OUT).count() == 1
+
+
+@needs_row_locks
+@pytest.mark.django_db(transaction=True)
+def test_check_outs_of_two_assets_of_one_model_do_not_wait_for_each_other():
+    model = AssetModelFactory()
+    first, second = HardwareAssetFactory(model=model), HardwareAssetFactory(model=model)
+    alice, bob = EmployeeFactory(), EmployeeFactory()
+    first_locked, release = threading.Event(), threading.Event()
+
+    def hold_first_asset():
+        with transaction.atomic():
+            services._lock(first)
+            first_locked.set()
+            release.wait(timeout=10)
+        return "held"
+
+    def check_out_second():
+        assert first_locked.wait(timeout=10)
+        try:
+            with transaction.atomic():
+                with connection.cursor() as cursor:
+                    cursor.execute("SET LOCAL lock_timeout = '2s'")
+                return asset_check_out(asset=second, employee=bob, acting_user=None)
+        finally:
+            release.set()
+
+    results = run_at_once(hold_first_asset, check_out_second)
+
+    assert [outcome for outcome, _ in results] == ["ok", "ok"], results
+    second.refresh_from_db()
+    assert second.assigned_to == bob
+    assert alice.hardware.count() == 0
+
+
+@needs_row_locks
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_grants_of_one_application_make_one_live_entitlement(monkeypatch):
+    alice = EmployeeFactory(first_name="Alice", last_name="Able")
+    slack = ApplicationFactory(name="Slack")
+    admins = [UserFactory(username="admin-1"), UserFactory(username="admin-2")]
+
+    # Hold the window between "is there a live entitlement?" and the insert, so an unserialised
+    # service would have both threads see none.
+    real_lookup = account_services._live_entitlement
+
+    def slow_lookup(**kwargs):
+        found = real_lookup(**kwargs)
+        time.sleep(0.3)
+        return found
+
+    monkeypatch.setattr(account_services, "_live_entitlement", slow_lookup)
+
+    results = run_at_once(
+        *(
+            lambda user=user: entitlement_grant(employee=alice, application=slack, level="user", acting_user=user)
+            for user in admins
+        )
+    )
+
+    assert [outcome for outcome, _ in results] == ["ok", "ok"], results
+    [live] = Entitlement.objects.filter(employee=alice, application=slack)
+    assert {value.pk for _, value in results} == {live.pk}
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.GRANT).count() == 1
+    assert live.history.count() == 1

@@ -1,0 +1,263 @@
+"""The audit trail: the append-only audit log, attributing history rows, and the staff groups
+that decide who may read or change it (IT admin, IT helpdesk, auditor).
+"""
+
+import datetime
+import uuid
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import AnonymousUser, Group, Permission
+from django.core.exceptions import PermissionDenied
+from django.db import transaction
+
+from accounts.models import Employee
+from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from portal.audit import audit_record
+from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, PORTAL_APPS, groups_sync
+from portal.history import set_history_user
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def actor():
+    return UserFactory(username="ada-admin")
+
+
+@pytest.fixture
+def event(actor):
+    return audit_record(action=AuditEvent.Action.TERMINATE, target=EmployeeFactory(), acting_user=actor)
+
+
+# --- audit_record -----------------------------------------------------------------------
+
+
+def test_audit_record_describes_actor_action_and_target(actor):
+    target = EmployeeFactory(first_name="Tess", last_name="Target", employee_number="E7")
+
+    event = audit_record(action=AuditEvent.Action.TERMINATE, target=target, acting_user=actor, detail={"why": "left"})
+
+    event.refresh_from_db()
+    assert (event.actor, event.actor_repr, event.action) == (actor, "ada-admin", "terminate")
+    assert (event.target_type, event.target_id, event.target_repr) == ("accounts.Employee", str(target.pk), str(target))
+    assert event.detail == {"why": "left"}
+    assert event.created_at is not None
+
+
+@pytest.mark.parametrize("acting_user", [None, AnonymousUser()], ids=["none", "anonymous"])
+def test_audit_record_without_a_user_is_the_system(acting_user):
+    event = audit_record(action=AuditEvent.Action.OTHER, target=EmployeeFactory(), acting_user=acting_user)
+    assert (event.actor, event.actor_repr, event.detail) == (None, "system", {})
+
+
+def test_audit_record_stores_dates_decimals_and_uuids_as_text():
+    key = uuid.uuid4()
+    detail = {"on": datetime.date(2026, 3, 1), "cost": Decimal("12.50"), "key": key, "n": 3}
+
+    event = audit_record(action=AuditEvent.Action.OTHER, target=EmployeeFactory(), detail=detail)
+
+    event.refresh_from_db()
+    assert event.detail == {"on": "2026-03-01", "cost": "12.50", "key": str(key), "n": 3}
+
+
+def test_audit_record_truncates_a_long_target_description():
+    target = EntitlementFactory(
+        employee=EmployeeFactory(first_name="X" * 100, last_name="Y" * 100),
+        application=ApplicationFactory(name="Z" * 100),
+    )
+    event = audit_record(action=AuditEvent.Action.OTHER, target=target)
+    assert event.target_repr == str(target)[:255]
+    assert len(event.target_repr) == 255
+
+
+def test_audit_record_refuses_an_unsaved_target():
+    with pytest.raises(ValueError, match="Save the employee before recording an audit event about it."):
+        audit_record(action=AuditEvent.Action.OTHER, target=Employee(first_name="Un", last_name="Saved"))
+    assert not AuditEvent.objects.exists()
+
+
+def test_audit_record_refuses_an_unknown_action():
+    with pytest.raises(ValueError, match="Unknown audit action 'teleport'."):
+        audit_record(action="teleport", target=EmployeeFactory())
+    assert not AuditEvent.objects.exists()
+
+
+def test_audit_event_rolls_back_with_the_change_it_records(actor):
+    target = EmployeeFactory()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        audit_record(action=AuditEvent.Action.TERMINATE, target=target, acting_user=actor)
+        raise RuntimeError("the change failed")
+
+    assert not AuditEvent.objects.exists()
+
+
+def test_audit_event_str_names_time_actor_action_and_target(event):
+    assert str(event) == f"{event.created_at:%Y-%m-%d %H:%M} ada-admin terminate {event.target_repr}"
+
+
+# --- Append-only ------------------------------------------------------------------------
+
+
+def test_saving_an_existing_event_is_refused(event):
+    event.action = AuditEvent.Action.OTHER
+
+    with pytest.raises(PermissionDenied, match="Audit events are append-only."):
+        event.save()
+
+    assert AuditEvent.objects.get(pk=event.pk).action == AuditEvent.Action.TERMINATE
+
+
+def test_overwriting_an_event_through_a_new_instance_is_refused(event):
+    forged = AuditEvent(pk=event.pk, action=AuditEvent.Action.OTHER, target_type="x", target_id="1", target_repr="x")
+
+    with pytest.raises(PermissionDenied):
+        forged.save()
+
+    assert AuditEvent.objects.get(pk=event.pk).action == AuditEvent.Action.TERMINATE
+
+
+def test_deleting_an_event_is_refused(event):
+    with pytest.raises(PermissionDenied, match="Audit events are append-only."):
+        event.delete()
+
+    assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_bulk_update_of_events_is_refused(event):
+    try:
+        with pytest.raises(PermissionDenied), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).update(action=AuditEvent.Action.OTHER)
+    finally:
+        assert AuditEvent.objects.get(pk=event.pk).action == AuditEvent.Action.TERMINATE
+
+
+def test_bulk_delete_of_events_is_refused(event):
+    try:
+        with pytest.raises(PermissionDenied), transaction.atomic():
+            AuditEvent.objects.filter(pk=event.pk).delete()
+    finally:
+        assert AuditEvent.objects.filter(pk=event.pk).exists()
+
+
+def test_deleting_the_actor_keeps_the_event_and_the_actors_name(event, actor):
+    # Deletion of a user clears the foreign key (SET NULL) through the base manager; that must keep
+    # working once AuditEvent's default queryset refuses bulk updates.
+    actor.delete()
+
+    event = AuditEvent.objects.get(pk=event.pk)
+    assert (event.actor, event.actor_repr) == (None, "ada-admin")
+
+
+def test_audit_events_are_view_only_in_model_permissions():
+    codenames = set(Permission.objects.filter(content_type__app_label="portal").values_list("codename", flat=True))
+    assert codenames >= {"view_auditevent"}
+    assert not codenames & {"add_auditevent", "change_auditevent", "delete_auditevent"}
+
+
+# --- History attribution ----------------------------------------------------------------
+
+
+def test_set_history_user_attributes_the_next_history_row(actor):
+    employee = EmployeeFactory()
+    employee.title = "Lead"
+
+    set_history_user(employee, actor).save()
+
+    latest = employee.history.first()
+    assert (latest.history_type, latest.title, latest.history_user) == ("~", "Lead", actor)
+
+
+@pytest.mark.parametrize("acting_user", [None, AnonymousUser()], ids=["none", "anonymous"])
+def test_set_history_user_without_a_user_records_the_system(acting_user):
+    employee = EmployeeFactory()
+    set_history_user(employee, acting_user).save()
+    assert employee.history.first().history_user is None
+
+
+# --- Staff groups -----------------------------------------------------------------------
+
+
+def perms_of(group: Group) -> set[str]:
+    return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
+
+
+def portal_perms() -> set[str]:
+    return {
+        f"{p.content_type.app_label}.{p.codename}"
+        for p in Permission.objects.filter(content_type__app_label__in=PORTAL_APPS).select_related("content_type")
+    }
+
+
+def test_groups_sync_is_idempotent(groups):
+    before = {name: (group.pk, perms_of(group)) for name, group in groups.items()}
+
+    again = groups_sync()
+
+    assert {name: (group.pk, perms_of(group)) for name, group in again.items()} == before
+    assert Group.objects.filter(name__in=[IT_ADMIN, IT_HELPDESK, AUDITOR]).count() == 3
+
+
+def test_groups_sync_removes_permissions_granted_by_hand(groups):
+    helpdesk = groups[IT_HELPDESK]
+    helpdesk.permissions.add(Permission.objects.get(codename="delete_employee"))
+
+    groups_sync()
+
+    assert "accounts.delete_employee" not in perms_of(helpdesk)
+
+
+def test_it_admin_has_every_portal_permission_and_manages_users_and_the_queue(groups):
+    admin = perms_of(groups[IT_ADMIN])
+
+    assert portal_perms() <= admin
+    assert {"auth.change_user", "auth.change_group", "django_q.delete_ormq"} <= admin
+    assert {"accounts.decide_approvalstep", "accounts.cancel_accessrequest", "portal.view_auditevent"} <= admin
+
+
+def test_helpdesk_changes_people_access_and_hardware_but_deletes_nothing(groups):
+    helpdesk = perms_of(groups[IT_HELPDESK])
+
+    assert not {perm for perm in helpdesk if ".delete_" in perm}
+    assert {
+        "accounts.add_employee",
+        "accounts.change_employee",
+        "accounts.change_entitlement",
+        "accounts.add_accessrequest",
+        "assets.change_hardwareasset",
+        "assets.add_assetcheckout",
+    } <= helpdesk
+    # Settings-like models are read-only for helpdesk.
+    assert {"accounts.view_application", "assets.view_license", "accounts.view_role"} <= helpdesk
+    assert not helpdesk & {
+        "accounts.change_application",
+        "accounts.add_role",
+        "assets.change_license",
+        "accounts.change_location",
+        "accounts.change_department",
+    }
+    # No users, groups or queue; no approving on others' behalf.
+    assert not {perm for perm in helpdesk if perm.startswith(("auth.", "django_q."))}
+    assert "accounts.decide_approvalstep" not in helpdesk
+
+
+def test_helpdesk_sees_everything_in_portal(groups):
+    helpdesk = perms_of(groups[IT_HELPDESK])
+    assert {perm for perm in portal_perms() if ".view_" in perm} <= helpdesk
+
+
+def test_auditor_only_views_but_views_everything(groups):
+    auditor = perms_of(groups[AUDITOR])
+
+    assert auditor, "the auditor group has no permissions at all"
+    assert all(perm.split(".", 1)[1].startswith("view_") for perm in auditor)
+    assert {perm for perm in portal_perms() if ".view_" in perm} <= auditor
+    assert {"portal.view_auditevent", "accounts.view_historicalemployee", "django_q.view_task"} <= auditor
+
+
+def test_a_user_in_the_auditor_group_cannot_change_anything(auditor):
+    assert auditor.has_perm("accounts.view_employee")
+    assert auditor.has_perm("portal.view_auditevent")
+    assert not auditor.has_perm("accounts.change_employee")
+    assert not auditor.has_perm("assets.add_hardwareasset")

@@ -1,0 +1,139 @@
+"""`portal.queue.enqueue_on_commit`: work reaches the queue only after commit, and only ids travel."""
+
+import pytest
+from django.db import transaction
+from django_q.conf import Conf
+from django_q.models import OrmQ
+from django_q.signing import SignedPackage
+
+from accounts.tests.factories import EmployeeFactory
+from portal import queue
+from portal.queue import enqueue_on_commit
+
+pytestmark = pytest.mark.django_db
+
+TASK = "portal.tests.test_queue.record_call"
+CALLS: list[tuple] = []
+
+
+def record_call(*args, **kwargs):
+    """The task the tests enqueue (run inline: the test settings put the queue in sync mode)."""
+    CALLS.append((args, kwargs))
+
+
+@pytest.fixture(autouse=True)
+def _clear_calls():
+    CALLS.clear()
+    yield
+    CALLS.clear()
+
+
+def test_task_runs_only_after_commit(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        enqueue_on_commit(TASK, 7, "abc")
+
+        assert CALLS == []  # nothing before commit
+
+    assert len(callbacks) == 1
+    callbacks[0]()  # what commit does
+    assert CALLS == [((7, "abc"), {})]
+
+
+def test_task_runs_once_the_transaction_commits(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 42)
+
+    assert CALLS == [((42,), {})]
+
+
+def test_nothing_is_enqueued_when_the_transaction_rolls_back(django_capture_on_commit_callbacks):
+    with (
+        django_capture_on_commit_callbacks(execute=True) as callbacks,
+        pytest.raises(RuntimeError),
+        transaction.atomic(),
+    ):
+        enqueue_on_commit(TASK, 1)
+        raise RuntimeError("the change failed")
+
+    assert callbacks == []
+    assert CALLS == []
+
+
+def test_inner_rollback_drops_only_its_own_work(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        enqueue_on_commit(TASK, 1)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            enqueue_on_commit(TASK, 2)
+            raise RuntimeError("inner step failed")
+
+    assert CALLS == [((1,), {})]
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [1.5, None, True, {"id": 1}, [1, 2], b"1"],
+    ids=["float", "none", "bool", "dict", "list", "bytes"],
+)
+def test_only_ids_may_be_enqueued(bad, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(TypeError, match="Only ids may be enqueued"):
+        enqueue_on_commit(TASK, 1, bad)
+    assert callbacks == []
+
+
+def test_a_model_instance_is_refused_give_its_id():
+    employee = EmployeeFactory()
+    with pytest.raises(TypeError, match="Only ids may be enqueued, not Employee."):
+        enqueue_on_commit(TASK, employee)
+
+
+def test_keyword_data_is_refused_because_it_would_travel_to_the_task(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(TypeError, match="employee would travel"):
+        enqueue_on_commit(TASK, 1, employee=EmployeeFactory())
+    assert callbacks == []
+
+
+def test_the_task_must_be_a_dotted_path():
+    with pytest.raises(TypeError, match="dotted path"):
+        enqueue_on_commit(record_call, 1)
+
+
+def test_queue_options_are_passed_to_the_queue_not_the_task(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 5, task_name="offboarding-5", group="leavers", timeout=30)
+
+    assert CALLS == [((5,), {})]
+
+
+def test_only_ids_reach_the_broker(django_capture_on_commit_callbacks, monkeypatch):
+    """With the real ORM broker (not sync mode), the queued package holds the path and the ids only."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", "default", raising=False)
+    OrmQ.objects.all().delete()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 9, "x-1", task_name="t-9")
+
+    [queued] = OrmQ.objects.all()
+    package = SignedPackage.loads(queued.payload)
+    assert (package["func"], package["args"], package["kwargs"], package["name"]) == (TASK, (9, "x-1"), {}, "t-9")
+    assert CALLS == []  # queued, not run
+
+
+def test_a_broker_failure_after_commit_does_not_break_the_caller_or_later_callbacks(
+    django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    real_async_task = queue.async_task
+
+    def broker_down_for_the_first_task(func, *args, **kwargs):
+        if args == (1,):
+            raise ConnectionError("broker unreachable")
+        return real_async_task(func, *args, **kwargs)
+
+    monkeypatch.setattr(queue, "async_task", broker_down_for_the_first_task)
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 1)
+        enqueue_on_commit(TASK, 2)
+
+    assert CALLS == [((2,), {})]
+    assert f"Error calling enqueue_on_commit({TASK}) in on_commit() (broker unreachable)" in caplog.text
