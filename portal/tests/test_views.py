@@ -271,11 +271,15 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
                     status = response.status
             except OSError:
                 time.sleep(0.3)
+        # runserver, qcluster and qcluster's own processes; the cluster forks its workers a moment later.
         children = _children_of({proc.pid})
+        while time.monotonic() < deadline and len(children) < 3:
+            time.sleep(0.3)
+            children = _children_of({proc.pid})
         log.seek(0)
         output = log.read()
         assert status == 200, output
-        assert len(children) >= 3, output  # runserver, qcluster and qcluster's own processes
+        assert len(children) >= 3, output
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to `make run`
         assert proc.wait(timeout=30) == 0
