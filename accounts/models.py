@@ -155,6 +155,9 @@ class Employee(models.Model):
         related_name="employee",
         help_text="The login this person uses for self-service.",
     )
+    anonymised_at = models.DateTimeField(
+        null=True, blank=True, help_text="When personal data was purged after the retention period."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()

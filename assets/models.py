@@ -76,6 +76,14 @@ class HardwareAsset(models.Model):
     status = models.CharField(max_length=20, choices=AssetStatus.choices, default=AssetStatus.IN_STOCK)
     assigned_to = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="hardware")
     location = models.ForeignKey(Location, null=True, blank=True, on_delete=models.PROTECT, related_name="assets")
+    reserved_for = models.ForeignKey(
+        Employee,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="reserved_hardware",
+        help_text="A joiner this in-stock asset is set aside for (from the role's kit).",
+    )
     purchase_date = models.DateField(null=True, blank=True)
     purchase_cost = models.DecimalField(
         max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
@@ -100,6 +108,11 @@ class HardwareAsset(models.Model):
                 violation_error_message=(
                     "An assigned or pending-return asset needs a holder, and any other status must have none."
                 ),
+            ),
+            models.CheckConstraint(
+                condition=Q(reserved_for__isnull=True) | Q(status="in_stock"),
+                name="asset_reserved_only_in_stock",
+                violation_error_message="Only an asset in stock can be reserved for a joiner.",
             ),
             models.CheckConstraint(
                 condition=Q(purchase_cost__isnull=True) | Q(purchase_cost__gte=0),

@@ -72,6 +72,10 @@ def asset_check_out(
             f"{asset.asset_tag} is still checked out to {open_checkout.employee.full_name}; "
             "check it in before checking it out again."
         )
+    if asset.reserved_for_id and asset.reserved_for_id != employee.pk:
+        raise ValidationError(
+            f"{asset.asset_tag} is reserved for {asset.reserved_for.full_name}; release the reservation first."
+        )
     now = timezone.now()
     checkout = AssetCheckout(
         asset=asset,
@@ -86,7 +90,8 @@ def asset_check_out(
     checkout.save()
     asset.status = AssetStatus.ASSIGNED
     asset.assigned_to = employee
-    _save_asset(asset, acting_user, ["status", "assigned_to"])
+    asset.reserved_for = None
+    _save_asset(asset, acting_user, ["status", "assigned_to", "reserved_for"])
     audit_record(
         action=AuditEvent.Action.CHECK_OUT,
         target=asset,
@@ -154,7 +159,8 @@ def asset_mark_lost(*, asset: HardwareAsset, acting_user, note: str = "") -> Har
     _close_open_checkout(asset, acting_user, "lost", note or "Marked lost.")
     asset.status = AssetStatus.LOST
     asset.assigned_to = None
-    _save_asset(asset, acting_user, ["status", "assigned_to"])
+    asset.reserved_for = None
+    _save_asset(asset, acting_user, ["status", "assigned_to", "reserved_for"])
     audit_record(
         action=AuditEvent.Action.ASSET_STATUS,
         target=asset,
@@ -183,7 +189,8 @@ def asset_retire(*, asset: HardwareAsset, acting_user, note: str = "") -> Hardwa
         raise ValidationError(f"{asset.asset_tag} still has an open check-out; check it in before retiring it.")
     previous = asset.status
     asset.status = AssetStatus.RETIRED
-    _save_asset(asset, acting_user, ["status"])
+    asset.reserved_for = None
+    _save_asset(asset, acting_user, ["status", "reserved_for"])
     audit_record(
         action=AuditEvent.Action.ASSET_STATUS,
         target=asset,

@@ -4,6 +4,8 @@ The models are read from `admin.site`, not listed by hand, so a newly registered
 model is covered (and one that is not registered fails `test_every_model_is_registered`).
 """
 
+import datetime
+
 import pytest
 from django.apps import apps
 from django.contrib import admin
@@ -22,6 +24,8 @@ from accounts.tests.factories import (
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
+from offboarding.models import ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
+from offboarding.services import run_start
 from portal.groups import PORTAL_APPS
 
 pytestmark = pytest.mark.django_db
@@ -64,6 +68,12 @@ def one_of_everything(it_admin):
     asset_check_out(asset=asset, employee=employee, acting_user=it_admin)  # also writes an audit event
     RoleKitItem.objects.create(role=manager.role, asset_model=AssetModelFactory())
     LicenseFactory(application=application)
+    template = ChecklistTemplate.objects.create(name="Leaver basics", kind=ChecklistKind.LEAVE)
+    TaskTemplate.objects.create(checklist=template, key="collect-badge", title="Collect the badge")
+    run = run_start(
+        employee=employee, kind=ChecklistKind.LEAVE, event_date=datetime.date(2030, 1, 31), acting_user=it_admin
+    )
+    HardwareReturn.objects.create(run=run, employee=employee, asset=asset, due_date=datetime.date(2030, 2, 7))
     for model, _ in portal_model_admins():
         assert model._default_manager.exists(), f"the fixture makes no {model._meta.label}"
 

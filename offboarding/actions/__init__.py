@@ -1,0 +1,52 @@
+"""Automated actions that checklist tasks run, by name.
+
+An action is a function `(task) -> dict | Handoff` registered with `@register(name, label)`.
+It must be idempotent: it looks at the target's state before acting and uses the task id as
+the idempotency key, so a second delivery, or a retry after a crash mid-way, has its effect
+once. It raises an exception to fail (the engine retries with backoff), returns a dict stored
+as the task's result, or returns `Handoff(...)` when a person must finish the work (a manual
+connector): the task is then reassigned to that person and completed by them.
+
+Modules defining actions are imported at the bottom so that `registry` is complete.
+"""
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+
+@dataclass(frozen=True)
+class Action:
+    name: str
+    label: str
+    func: Callable
+    # Called when a person completes a task this action handed off (e.g. IT confirms a manual revoke).
+    on_manual_complete: Callable | None = None
+
+
+@dataclass(frozen=True)
+class Handoff:
+    """The automated part is done; a person (IT by default) must finish it by hand."""
+
+    instructions: str
+    assignee_type: str = "it"
+    result: dict = field(default_factory=dict)
+
+
+registry: dict[str, Action] = {}
+
+
+def register(name: str, label: str, *, on_manual_complete: Callable | None = None):
+    def decorator(func: Callable) -> Callable:
+        if name in registry:
+            raise ValueError(f"Action {name!r} is registered twice.")
+        registry[name] = Action(name=name, label=label, func=func, on_manual_complete=on_manual_complete)
+        return func
+
+    return decorator
+
+
+def action_choices() -> list[tuple[str, str]]:
+    return [("", "— none (a person does it) —")] + sorted((a.name, a.label) for a in registry.values())
+
+
+from offboarding.actions import builtin  # noqa: E402,F401
