@@ -7,3 +7,6 @@ from portal.admin import PortalModelAdmin
 
 for model in (ChecklistTemplate, TaskTemplate, ChecklistRun, Task, HardwareReturn):
     admin.site.register(model, PortalModelAdmin)
+
+# Lifecycle actions on the Employee page live in their own module.
+from offboarding import employee_admin  # noqa: E402,F401

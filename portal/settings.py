@@ -151,6 +151,21 @@ else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
 
+# --- Lifecycle engine ---------------------------------------------------------------
+# Durations as whole numbers from the environment; the engine's deadlines derive from Q_CLUSTER.
+LIFECYCLE = {
+    # Revocations of a mover's old access wait this many days (a handover period).
+    "MOVER_GRACE_DAYS": env_int("PORTAL_MOVER_GRACE_DAYS", 7),
+    # A leaver's personal data is anonymised this many days after their last day.
+    "RETENTION_DAYS": env_int("PORTAL_RETENTION_DAYS", 365),
+    # A leaver has this many days after the cut-off to return hardware before it is overdue.
+    "RETURN_DAYS": env_int("PORTAL_RETURN_DAYS", 7),
+    # Reminders (overdue tasks, hardware returns, approvals) repeat at most this often, in days.
+    "REMINDER_INTERVAL_DAYS": env_int("PORTAL_REMINDER_INTERVAL_DAYS", 2),
+}
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")
+
 # --- Auth ----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",
