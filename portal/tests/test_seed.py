@@ -1,0 +1,252 @@
+"""The demo company (`seed_demo`) and the synthetic company for benchmarks (`seed_scale`)."""
+
+from io import StringIO
+
+import pytest
+from django.apps import apps
+from django.contrib.auth import get_user_model
+from django.core.management import CommandError, call_command
+from django.db.models import Count, F, Q
+from django.utils import timezone
+
+import accounts.connectors  # noqa: F401 - registers the connectors
+from accounts.connectors.base import connector_registry
+from accounts.models import (
+    AccessRequest,
+    Application,
+    ApprovalPolicy,
+    ApprovalStep,
+    ApprovalStepStatus,
+    Department,
+    Employee,
+    EmployeeStatus,
+    Entitlement,
+    EntitlementStatus,
+    Location,
+    Role,
+)
+from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, EntitlementFactory
+from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from portal.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
+from portal.seeding import count_rows
+
+pytestmark = pytest.mark.django_db
+
+
+def seed_demo() -> str:
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    return out.getvalue()
+
+
+def seed_scale(n, **kwargs) -> str:
+    out = StringIO()
+    call_command("seed_scale", employees=n, stdout=out, **kwargs)
+    return out.getvalue()
+
+
+def assert_checkouts_consistent():
+    """A held asset has exactly one open check-out, to its holder; any other asset has none."""
+    held = HardwareAsset.objects.filter(status__in=HELD_STATUSES).annotate(
+        open=Count("checkouts", filter=Q(checkouts__checked_in_at__isnull=True))
+    )
+    assert not held.exclude(open=1).exists()
+    open_checkouts = AssetCheckout.objects.filter(checked_in_at__isnull=True)
+    assert not open_checkouts.exclude(asset__status__in=HELD_STATUSES).exists()
+    assert not open_checkouts.exclude(employee=F("asset__assigned_to")).exists()
+
+
+def assert_steps_follow_policy():
+    """Manager steps wait on the requester's manager, owner steps on the application's owner, in policy order."""
+    assert not ApprovalStep.objects.filter(kind="manager").exclude(approver=F("request__employee__manager")).exists()
+    assert not ApprovalStep.objects.filter(kind="owner").exclude(approver=F("request__application__owner")).exists()
+    expected = {
+        ApprovalPolicy.MANAGER: ["manager"],
+        ApprovalPolicy.OWNER: ["owner"],
+        ApprovalPolicy.MANAGER_THEN_OWNER: ["manager", "owner"],
+    }
+    for request in (
+        AccessRequest.objects.filter(status="pending").select_related("application").prefetch_related("steps")
+    ):
+        steps = list(request.steps.all())
+        assert [s.kind for s in steps] == expected[request.application.approval_policy]
+        statuses = [s.status for s in steps]
+        assert statuses.count(ApprovalStepStatus.PENDING) == 1
+        current = statuses.index(ApprovalStepStatus.PENDING)
+        assert set(statuses[:current]) <= {ApprovalStepStatus.APPROVED}
+        assert set(statuses[current + 1 :]) <= {ApprovalStepStatus.WAITING}
+
+
+def all_row_counts() -> dict[str, int]:
+    """Rows of every model, history tables included."""
+    return count_rows(apps.get_models())
+
+
+class TestSeedDemo:
+    def test_creates_a_believable_consistent_company(self):
+        output = seed_demo()
+
+        assert 250 <= Employee.objects.count() <= 350
+        assert Department.objects.count() >= 10
+        assert not Department.objects.filter(head__isnull=True).exists()
+        assert Department.objects.filter(parent__isnull=True).count() == 1
+        assert Location.objects.values("region").distinct().count() == 3
+        assert Role.objects.count() >= 8
+        assert RoleKitItem.objects.count() >= 8
+        assert Employee.objects.filter(manager__isnull=True).count() == 1  # the CEO
+        assert set(Employee.objects.values_list("status", flat=True)) == set(EmployeeStatus.values)
+        assert not Employee.objects.filter(
+            status=EmployeeStatus.PRE_HIRE, start_date__lte=timezone.localdate()
+        ).exists()
+        assert Employee.objects.filter(status=EmployeeStatus.TERMINATED, end_date__isnull=True).count() == 0
+        # Applications: every approval policy, owners, licenses, some near renewal.
+        assert set(apps.get_model("accounts", "Application").objects.values_list("approval_policy", flat=True)) == set(
+            ApprovalPolicy.values
+        )
+        assert License.objects.count() >= 15
+        # Hardware: every status, and the check-out log agrees with the holder.
+        assert 350 <= HardwareAsset.objects.count() <= 450
+        assert set(HardwareAsset.objects.values_list("status", flat=True)) == set(AssetStatus.values)
+        assert_checkouts_consistent()
+        # Access: birthrights, unused ones, and no live access for leavers.
+        assert Entitlement.objects.filter(source="birthright").exists()
+        assert Entitlement.objects.filter(status=EntitlementStatus.ACTIVE, last_used_at__isnull=False).exists()
+        assert not Entitlement.objects.filter(
+            employee__status=EmployeeStatus.TERMINATED, status=EntitlementStatus.ACTIVE
+        ).exists()
+        assert AccessRequest.objects.filter(status="pending").count() >= 10
+        assert_steps_follow_policy()
+        # History rows exist for the bulk-written rows.
+        assert Employee.history.count() >= Employee.objects.count()
+        assert HardwareAsset.history.count() >= HardwareAsset.objects.count()
+        assert "portal-demo" in output
+
+    def test_logins_have_their_groups_and_links(self, client):
+        seed_demo()
+        users = {u.username: u for u in get_user_model().objects.filter(username__in=LOGINS)}
+        assert set(users) == set(LOGINS)
+        assert [g.name for g in users["itadmin"].groups.all()] == ["IT admin"]
+        assert [g.name for g in users["helpdesk"].groups.all()] == ["IT helpdesk"]
+        assert [g.name for g in users["auditor"].groups.all()] == ["Auditor"]
+        assert all(users[u].is_staff for u in ("itadmin", "helpdesk", "auditor"))
+        assert not any(u.is_superuser for u in users.values())
+        assert not any(users[u].is_staff for u in ("manager", "owner", "employee"))
+
+        manager = Employee.objects.get(user=users["manager"])
+        assert manager.reports.count() >= 5
+        assert ApprovalStep.objects.filter(approver=manager, status=ApprovalStepStatus.PENDING).count() >= 3
+        owner = Employee.objects.get(user=users["owner"])
+        assert owner.owned_applications.exists()
+        assert ApprovalStep.objects.filter(approver=owner, status=ApprovalStepStatus.PENDING, kind="owner").exists()
+        employee = Employee.objects.get(user=users["employee"])
+        assert employee.manager == manager
+        assert employee.hardware.filter(status=AssetStatus.ASSIGNED).count() >= 2
+        assert employee.entitlements.filter(status=EntitlementStatus.ACTIVE).count() >= 3
+        assert Employee.objects.get(user=users["itadmin"]).department.code == "IT"
+
+        for username in LOGINS:
+            assert client.login(username=username, password=DEMO_PASSWORD), username
+            client.logout()
+        assert users["manager"].has_perm(
+            "accounts.decide_approvalstep",
+            ApprovalStep.objects.filter(approver=manager, status=ApprovalStepStatus.PENDING).first(),
+        )
+
+    def test_connector_configs_are_valid(self):
+        """The demo's LDAP and webhook applications pass their connector's own validation."""
+        seed_demo()
+        kinds = set()
+        for application in Application.objects.all():
+            connector_registry[application.connector].validate_config(
+                application.connector_config, access_levels=application.access_levels
+            )
+            kinds.add(application.connector)
+        assert kinds == {"manual", "ldap", "webhook"}
+
+    def test_second_run_changes_nothing(self):
+        seed_demo()
+        before = all_row_counts()
+        assert before["accounts.HistoricalEmployee"] > 0
+
+        output = seed_demo()
+
+        assert all_row_counts() == before
+        assert "already loaded" in output
+        assert "itadmin" in output
+
+    def test_refuses_a_partly_deleted_demo(self):
+        seed_demo()
+        ceo = Employee.objects.get(employee_number="P10001")
+        Employee.objects.filter(manager=ceo).update(manager=None)
+        Department.objects.filter(head=ceo).update(head=None)
+        Employee.objects.filter(pk=ceo.pk).update(employee_number="X1")
+        before = all_row_counts()
+
+        with pytest.raises(CommandError, match="marker"):
+            seed_demo()
+        assert all_row_counts() == before
+
+
+class TestSeedScale:
+    def test_small_company_in_proportion(self):
+        output = seed_scale(50)
+
+        employees = Employee.objects.filter(employee_number__startswith="S")
+        assert employees.count() == 50
+        assert Employee.objects.filter(manager__isnull=True).count() == 1
+        assert set(employees.values_list("status", flat=True)) == set(EmployeeStatus.values)
+        assert Department.objects.count() >= 3
+        assert not Department.objects.filter(head__isnull=True).exists()
+        assets = HardwareAsset.objects.count()
+        assert 55 <= assets <= 80  # ~1.3 per employee
+        assert set(HardwareAsset.objects.values_list("status", flat=True)) == set(AssetStatus.values)
+        assert_checkouts_consistent()
+        assert 4.5 <= Entitlement.objects.count() / 50 <= 7.5  # ~6 per employee
+        assert not Entitlement.objects.filter(
+            employee__status=EmployeeStatus.TERMINATED, status=EntitlementStatus.ACTIVE
+        ).exists()
+        assert_steps_follow_policy()
+        assert Employee.history.count() == 50
+        assert HardwareAsset.history.count() == assets
+        assert Entitlement.history.count() == Entitlement.objects.count()
+        assert "50 employees" in output
+
+    def test_rows_written_afterwards_get_fresh_ids(self):
+        """seed_scale hands out ids itself; on PostgreSQL the sequences must have moved past them."""
+        seed_scale(20)
+        employee = EmployeeFactory()
+        asset = HardwareAssetFactory()
+        checkout = asset_check_out(asset=asset, employee=employee, acting_user=None)
+        entitlement = EntitlementFactory(employee=employee)
+        request = AccessRequestFactory(employee=employee)
+        step = ApprovalStep.objects.create(request=request, order=1, kind="manager", approver=employee)
+        for obj in (employee, asset, checkout, entitlement, request, step):
+            assert obj.pk > 0
+
+    def test_same_size_again_is_a_no_op_and_another_size_is_refused(self):
+        seed_scale(30)
+        before = all_row_counts()
+
+        assert "nothing to do" in seed_scale(30)
+        assert all_row_counts() == before
+        with pytest.raises(CommandError, match="already holds 30 synthetic employees"):
+            seed_scale(40)
+        assert all_row_counts() == before
+
+    def test_runs_next_to_the_demo_company(self):
+        seed_demo()
+        seed_scale(20)
+        assert Employee.objects.filter(employee_number__startswith="S").count() == 20
+        assert_checkouts_consistent()
+
+    @pytest.mark.parametrize("value", ["0", "-3", "abc", "1.5", ""])
+    def test_bad_input_is_refused(self, value):
+        with pytest.raises(CommandError, match="--employees"):
+            call_command("seed_scale", "--employees", value)
+        assert not Employee.objects.exists()
+
+    def test_employees_is_required(self):
+        with pytest.raises(CommandError, match="--employees"):
+            call_command("seed_scale")
