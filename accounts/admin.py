@@ -13,15 +13,28 @@
 (accounts does not import assets).
 """
 
+import json
+
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Count, OuterRef, Q, Subquery
+from django.db.models.functions import Coalesce
 from django.http import HttpResponseRedirect
 from django.urls import reverse
+from django.utils.html import format_html
 
+from accounts.connectors import (
+    ConnectorError,
+    connector_for,
+    connector_registry,
+    mask_secrets,
+    restore_secrets,
+)
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
@@ -52,6 +65,82 @@ from accounts.services import (
 )
 from portal.admin import PortalImportExportAdmin, PortalModelAdmin, ReadOnlyInline, report_action_results
 
+# --- Search ------------------------------------------------------------------------------------
+# Changelist search that stays fast at any company size: only lookups an index answers (exact
+# numbers and emails, name prefixes as ranges), never `icontains`, which reads every row twice
+# (count and page). Related lists (access, hardware, requests) first look up the matching people.
+
+EMPLOYEE_SEARCH_HELP = (
+    "Search by last or first name (or how it starts), “First Last” or “Last, First” (one of them in full), "
+    "employee number or work email (exactly, any case)."
+)
+SEARCH_MAX_EMPLOYEES = 1000  # people a related list (access, hardware, requests) searches among
+
+
+def _name_variants(text: str) -> list[str]:
+    """The text as typed and capitalised: names are stored capitalised ("ada" → "Ada", "LOVELACE" → "Lovelace")."""
+    return list(dict.fromkeys([text, text[:1].upper() + text[1:], text.capitalize()]))
+
+
+def _prefix_q(field: str, text: str) -> Q:
+    # A range, not `startswith`: SQLite's LIKE ignores case and cannot use the index; a range can.
+    return Q(**{f"{field}__gte": text, f"{field}__lt": text + "\U0010ffff"})
+
+
+def employee_search_q(term: str) -> Q:
+    """Employees matching a search term, with lookups that each use an index.
+
+    Matches an employee number (exactly, any case); a work email (exactly, any case) when the
+    term has an "@"; and, when it has no digit, the start of a last or first name, "First Last"
+    and "Last, First" with one of the two in full ("Ada Love", "Ad Lovelace"). Names are tried as
+    typed and capitalised. Preferred names, other fields and the middle of a name are not
+    searched: no index answers them, so they would read every row.
+    """
+    term = " ".join(term.split())
+    if "@" in term:
+        return Q(work_email=term.lower())
+    q = Q(employee_number__in=list(dict.fromkeys([term, term.upper()])))
+    if any(char.isdigit() for char in term):
+        return q
+    for variant in _name_variants(term):
+        q |= _prefix_q("last_name", variant) | _prefix_q("first_name", variant)
+    if "," in term:
+        last, _, first = (part.strip() for part in term.partition(","))
+    else:
+        first, _, last = term.partition(" ")
+    if first and last:
+        # One name in full and the other's start: a narrow range in (first_name, last_name) or
+        # (last_name, first_name). Both as prefixes would read everyone with either name.
+        for first_variant in _name_variants(first):
+            for last_variant in _name_variants(last):
+                q |= Q(first_name=first_variant) & _prefix_q("last_name", last_variant)
+                q |= Q(last_name=last_variant) & _prefix_q("first_name", first_variant)
+    return q
+
+
+def employee_ids_for_search(modeladmin, request, term: str) -> list[int]:
+    """Ids of the employees matching `term` (see `employee_search_q`), at most `SEARCH_MAX_EMPLOYEES`.
+
+    For lists of things that belong to people: filtering them by a short list of ids uses their
+    employee index. When more people match, the user is told to narrow the search.
+    """
+    # No ORDER BY: sorting would need every match (or a scan in id order) before the limit applies.
+    matches = Employee.objects.filter(employee_search_q(term)).order_by()
+    ids = list(matches.values_list("pk", flat=True)[: SEARCH_MAX_EMPLOYEES + 1])
+    if len(ids) > SEARCH_MAX_EMPLOYEES:
+        modeladmin.message_user(
+            request,
+            f"More than {SEARCH_MAX_EMPLOYEES} people match “{term}”; showing what the first "
+            f"{SEARCH_MAX_EMPLOYEES} of them hold. Narrow the search, e.g. “First Last”.",
+            messages.WARNING,
+        )
+    return ids[:SEARCH_MAX_EMPLOYEES]
+
+
+def application_ids_for_search(term: str) -> list[int]:
+    """Ids of the applications named `term` (exactly, any case); the table is small."""
+    return list(Application.objects.filter(name__iexact=term).values_list("pk", flat=True))
+
 
 def deletion_refusal(employee: Employee, reasons: list[str]) -> str:
     return (
@@ -74,12 +163,32 @@ class LocationAdmin(PortalImportExportAdmin):
 
 @admin.register(Department)
 class DepartmentAdmin(PortalImportExportAdmin):
+    """Departments; each row links to its people (the employee list filtered by the department)."""
+
     resource_classes = [DepartmentResource]
-    list_display = ("name", "code", "parent", "head", "cost_center")
+    list_display = ("name", "code", "parent", "head", "cost_center", "employees_link")
     list_select_related = ("parent", "head")
     search_fields = ("name", "code", "cost_center")
     autocomplete_fields = ("parent", "head")
     ordering = ("name",)
+
+    def get_queryset(self, request):
+        # One count per department shown (the employee index answers it), in the page's query.
+        headcount = (
+            Employee.objects.filter(department=OuterRef("pk"))
+            .order_by()
+            .values("department")
+            .annotate(n=Count("pk"))
+            .values("n")
+        )
+        return super().get_queryset(request).annotate(employee_count=Coalesce(Subquery(headcount), 0))
+
+    @admin.display(description="employees")
+    def employees_link(self, obj):
+        url = reverse("admin:accounts_employee_changelist", current_app=self.admin_site.name)
+        count = getattr(obj, "employee_count", None)
+        label = "View" if count is None else f"{count} employee{'' if count == 1 else 's'}"
+        return format_html('<a href="{}?department__id__exact={}">{}</a>', url, obj.pk, label)
 
 
 class RoleApplicationInline(admin.TabularInline):
@@ -102,8 +211,85 @@ class RoleAdmin(PortalImportExportAdmin):
     inlines = [RoleApplicationInline]  # assets.admin adds the hardware kit inline
 
 
+def connector_config_help() -> str:
+    examples = "; ".join(
+        f"{kind}: {json.dumps(cls.example_config)}" for kind, cls in sorted(connector_registry.items())
+    )
+    return (
+        f"Settings of the chosen connector, as a JSON object. Examples — {examples}. "
+        "Secrets show as ******** once saved (leave them so to keep them); give a secret as "
+        "<key>_env, the name of an environment variable, to keep it out of the database."
+    )
+
+
+class ApplicationAdminForm(forms.ModelForm):
+    """Checks the connector config with the connector itself: each bad or missing setting by name,
+    then a live connection (the system's own message). Nothing is saved while either fails.
+
+    Secret settings are shown masked; a masked value left as it is keeps the stored secret.
+    No Meta: the admin builds the form for `Application` with its fields.
+    """
+
+    skip_connection_check = forms.BooleanField(
+        required=False,
+        label="Save without testing the connection",
+        help_text="The settings are still checked; use when the system is down for now.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if "connector_config" in self.fields:
+            self.fields["connector_config"].help_text = connector_config_help()
+            if self.instance.pk:
+                self.initial["connector_config"] = mask_secrets(self.instance.connector, self.instance.connector_config)
+
+    def clean(self):
+        cleaned = super().clean()
+        kind, config = cleaned.get("connector"), cleaned.get("connector_config")
+        if not kind or "connector_config" in self._errors:
+            return cleaned
+        config = {} if config is None else config
+        stored = self.instance.connector_config if self.instance.pk and self.instance.connector == kind else {}
+        config, lost = restore_secrets(kind, config, stored)
+        for key in lost:
+            self.add_error("connector_config", f"“{key}” shows the mask but no secret is stored for it: enter it.")
+        cleaned["connector_config"] = config
+        connector_class = connector_registry.get(kind)
+        if connector_class is None:
+            self.add_error("connector", f"Portal has no {kind} connector yet; choose another.")
+            return cleaned
+        if lost:
+            return cleaned
+        levels = cleaned.get("access_levels")
+        levels = levels if isinstance(levels, list) and all(isinstance(x, str) for x in levels) else None
+        try:
+            connector_class.validate_config(config, access_levels=levels)
+        except ValidationError as exc:
+            for message in exc.messages:
+                self.add_error("connector_config", message)
+            return cleaned
+        unchanged = self.instance.pk and kind == self.instance.connector and config == self.instance.connector_config
+        if unchanged or cleaned.get("skip_connection_check"):
+            return cleaned
+        probe = Application(
+            name=cleaned.get("name") or "(new application)",
+            connector=kind,
+            connector_config=config,
+            access_levels=levels or [],
+        )
+        try:
+            connector_class(probe).check_connection()
+        except ConnectorError as exc:
+            self.add_error("connector_config", str(exc))
+        return cleaned
+
+
 @admin.register(Application)
 class ApplicationAdmin(PortalImportExportAdmin):
+    """Applications and their connectors: the form checks the connector config and the connection
+    before saving; "Test connection" checks saved ones. Secrets are never shown in clear."""
+
+    form = ApplicationAdminForm
     resource_classes = [ApplicationResource]
     list_display = ("name", "owner", "connector", "approval_policy", "sensitivity", "requestable")
     list_select_related = ("owner",)
@@ -111,6 +297,47 @@ class ApplicationAdmin(PortalImportExportAdmin):
     search_fields = ("name", "description")
     autocomplete_fields = ("owner",)
     ordering = ("name",)
+    actions = ["test_connection"]
+
+    def get_fields(self, request, obj=None):
+        fields = list(super().get_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            # Read-only viewers (auditors) see the config with its secrets masked.
+            fields = ["connector_config_masked" if f == "connector_config" else f for f in fields]
+            fields = [f for f in fields if f != "skip_connection_check"]
+        return fields
+
+    def get_readonly_fields(self, request, obj=None):
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is not None and not self.has_change_permission(request, obj):
+            readonly += ("connector_config_masked",)  # also in the history view, which builds its own form
+        return readonly
+
+    @admin.display(description="Connector config")
+    def connector_config_masked(self, obj):
+        masked = mask_secrets(obj.connector, obj.connector_config)
+        return format_html("<pre>{}</pre>", json.dumps(masked, indent=2, sort_keys=True))
+
+    @admin.action(description="Test the connection of the selected applications", permissions=["change"])
+    def test_connection(self, request, queryset):
+        done, manual, failed = [], [], []
+        for application in queryset:
+            if application.connector == "manual":
+                manual.append(application.name)
+                continue
+            try:
+                connector = connector_for(application)
+                connector.validate_config(application.connector_config, access_levels=application.access_levels)
+                connector.check_connection()
+            except ConnectorError as exc:
+                failed.append((application.name, str(exc)))
+            except ValidationError as exc:
+                failed.append((application.name, " ".join(exc.messages)))
+            else:
+                done.append(application.name)
+        report_action_results(self, request, done_message="Connection works", done=done, failed=failed)
+        if manual:
+            self.message_user(request, f"Nothing to test for manual applications: {', '.join(manual)}.", messages.INFO)
 
 
 @admin.register(RoleApplication)
@@ -139,6 +366,36 @@ class EntitlementInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("employee", "application")
 
 
+class DepartmentListFilter(admin.SimpleListFilter):
+    """By department, without listing a whole organisation on every page.
+
+    With up to `max_listed` departments the sidebar lists them all; with more it lists only the
+    chosen one (so it shows as selected and "All" clears it). A department is chosen from the
+    department list's "employees" link, which uses the same parameter as Django's own filter.
+    """
+
+    title = "department"
+    parameter_name = "department__id__exact"
+    max_listed = 50
+
+    def lookups(self, request, model_admin):
+        departments = list(Department.objects.order_by("name").values_list("pk", "name")[: self.max_listed + 1])
+        if len(departments) > self.max_listed:
+            departments = []
+        selected = self.value()
+        if selected and selected.isdigit() and not any(str(pk) == selected for pk, _ in departments):
+            departments += Department.objects.filter(pk=selected).values_list("pk", "name")
+        return departments
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if not value:
+            return queryset
+        if not value.isdigit():
+            raise IncorrectLookupParameters(f"Unknown department {value!r}.")
+        return queryset.filter(department_id=value)
+
+
 @admin.register(Employee)
 class EmployeeAdmin(PortalImportExportAdmin):
     resource_classes = [EmployeeResource]
@@ -156,8 +413,10 @@ class EmployeeAdmin(PortalImportExportAdmin):
     )
     list_display_links = ("employee_number", "name")
     list_select_related = ("department", "location", "manager", "role")
-    list_filter = ("status", "employment_type", "department", "location", "role", "start_date")
+    list_filter = ("status", "employment_type", DepartmentListFilter, "location", "role", "start_date")
+    # Shows the search box and serves the autocomplete pickers; `get_search_results` does the matching.
     search_fields = ("employee_number", "first_name", "last_name", "preferred_name", "work_email")
+    search_help_text = EMPLOYEE_SEARCH_HELP
     autocomplete_fields = ("department", "location", "manager", "role", "user")
     ordering = ("last_name", "first_name", "id")
     readonly_fields = ("created_at", "updated_at")
@@ -184,6 +443,12 @@ class EmployeeAdmin(PortalImportExportAdmin):
     @admin.display(description="name", ordering="last_name")
     def name(self, obj):
         return obj.full_name
+
+    def get_search_results(self, request, queryset, search_term):
+        # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).
+        if not search_term.strip():
+            return queryset, False
+        return queryset.filter(employee_search_q(search_term)), False
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))
@@ -270,17 +535,23 @@ class EntitlementAdmin(PortalModelAdmin):
     list_display_links = ("id", "employee")
     list_select_related = ("employee", "application")
     list_filter = ("status", "source", "application", "granted_at", "expires_at")
-    search_fields = (
-        "employee__employee_number",
-        "employee__first_name",
-        "employee__last_name",
-        "employee__work_email",
-        "application__name",
-        "external_id",
+    # Shows the search box; `get_search_results` does the matching.
+    search_fields = ("employee__last_name", "employee__employee_number", "employee__work_email", "application__name")
+    search_help_text = (
+        "Search by the holder: last or first name (or how it starts), “First Last”, employee number or "
+        "work email; or by an application's full name (any case)."
     )
     autocomplete_fields = ("employee", "application")
     ordering = ("-id",)
     actions = ["revoke"]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = " ".join(search_term.split())
+        if not term:
+            return queryset, False
+        employees = employee_ids_for_search(self, request, term)
+        applications = application_ids_for_search(term)
+        return queryset.filter(Q(employee_id__in=employees) | Q(application_id__in=applications)), False
 
     def get_form(self, request, obj=None, change=False, **kwargs):
         if obj is None:
@@ -371,16 +642,26 @@ class AccessRequestAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_display_links = ("id", "employee")
     list_select_related = ("employee", "application", "requested_by")
     list_filter = ("status", "application", "created_at")
-    search_fields = (
-        "=id",
-        "employee__employee_number",
-        "employee__first_name",
-        "employee__last_name",
-        "application__name",
+    # Shows the search box; `get_search_results` does the matching.
+    search_fields = ("=id", "employee__last_name", "employee__employee_number", "application__name")
+    search_help_text = (
+        "Search by the requester: last or first name (or how it starts), “First Last”, employee number or "
+        "work email; by an application's full name (any case); or by request number."
     )
     ordering = ("-created_at", "-id")
     date_hierarchy = "created_at"
     inlines = [ApprovalStepInline]
+
+    def get_search_results(self, request, queryset, search_term):
+        term = " ".join(search_term.split())
+        if not term:
+            return queryset, False
+        q = Q(employee_id__in=employee_ids_for_search(self, request, term))
+        q |= Q(application_id__in=application_ids_for_search(term))
+        number = term.removeprefix("#")
+        if number.isdigit() and len(number) < 10:
+            q |= Q(pk=int(number))
+        return queryset.filter(q), False
 
 
 @admin.register(ApprovalStep)

@@ -5,7 +5,11 @@ The lifecycle engine's actions call these; each is idempotent and takes the task
 directory must not block the database); state moves by conditional updates instead:
 `pending → active` on provisioning, `active → revoking → revoked` on revocation.
 A manual connector raises `ManualActionRequired`; the person who does the work confirms it
-with `entitlement_confirm_provisioned` / `entitlement_confirm_revoked`.
+with `entitlement_confirm_provisioned` / `entitlement_confirm_revoked` /
+`entitlement_confirm_level_changed`.
+
+A connector failure (`ConnectorError`, in the target system's words) leaves the entitlement
+where it was (`pending`, `revoking`, or at its old level) so that the task can be retried.
 """
 
 from django.core.exceptions import ValidationError
@@ -16,6 +20,7 @@ from accounts.connectors import connector_for
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     Application,
+    ConnectorType,
     Employee,
     Entitlement,
     EntitlementSource,
@@ -80,8 +85,9 @@ def _set_status(entitlement: Entitlement, acting_user, *, expected: tuple[str, .
 def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, acting_user=None) -> Entitlement:
     """Create the account in the target system and mark the entitlement active.
 
-    Already active: returns at once. Raises ConnectorError (retry later) or
-    ManualActionRequired (a person finishes it).
+    Already active: returns at once, with no call to the target. Raises ConnectorError (retry
+    later) or ManualActionRequired (a person finishes it). If the access was revoked while
+    the target was being called, the account just created is revoked again.
     """
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
     if entitlement.status == EntitlementStatus.ACTIVE:
@@ -90,10 +96,20 @@ def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, act
         raise ValidationError(
             f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be provisioned."
         )
-    state = connector_for(entitlement.application).provision(
-        employee=entitlement.employee, level=entitlement.level, idempotency_key=idempotency_key
-    )
-    return _mark_active(entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector)
+    connector = connector_for(entitlement.application)
+    state = connector.provision(employee=entitlement.employee, level=entitlement.level, idempotency_key=idempotency_key)
+    _mark_active(entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector)
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        # Not pending any more: a deprovisioning overtook this call, and its revoke may have
+        # run before our provision reached the target. Undo ours so no account outlives it.
+        entitlement.refresh_from_db()
+        if entitlement.status in (EntitlementStatus.REVOKING, EntitlementStatus.REVOKED):
+            connector.revoke(
+                employee=entitlement.employee,
+                external_id=state.external_id or entitlement.external_id,
+                idempotency_key=idempotency_key,
+            )
+    return entitlement
 
 
 def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via: str) -> Entitlement:
@@ -125,6 +141,10 @@ def entitlement_confirm_provisioned(*, entitlement: Entitlement, acting_user, ex
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
     if entitlement.status == EntitlementStatus.ACTIVE:
         return entitlement
+    if entitlement.status != EntitlementStatus.PENDING:
+        raise ValidationError(
+            f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be confirmed."
+        )
     return _mark_active(entitlement, acting_user, external_id=external_id, via="manual")
 
 
@@ -133,16 +153,26 @@ def entitlement_deprovision(
 ) -> Entitlement:
     """Remove the account in the target system and mark the entitlement revoked (its seat returns).
 
-    Already revoked: returns at once. A pending entitlement that was never provisioned is
-    revoked without calling the target.
+    Already revoked: returns at once. Access first moves to `revoking` (so a provisioning still
+    queued can no longer activate it), then the target is called, then it is `revoked`.
+    A pending entitlement of a manual application is revoked without a call (nobody created
+    the account yet); for an automated connector the target is still asked to revoke, as a
+    provisioning whose call succeeded but whose worker died before recording it may have
+    created the account (revoking an absent account is a no-op there).
     """
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
     if entitlement.status == EntitlementStatus.REVOKED:
         return entitlement
-    if entitlement.status == EntitlementStatus.PENDING:
+    connector = connector_for(entitlement.application)
+    if entitlement.status == EntitlementStatus.PENDING and connector.kind == ConnectorType.MANUAL:
         return _mark_revoked(entitlement, acting_user, reason=reason or "never provisioned", via="none")
-    _set_status(entitlement, acting_user, expected=(EntitlementStatus.ACTIVE,), status=EntitlementStatus.REVOKING)
-    connector_for(entitlement.application).revoke(
+    _set_status(
+        entitlement,
+        acting_user,
+        expected=(EntitlementStatus.PENDING, EntitlementStatus.ACTIVE),
+        status=EntitlementStatus.REVOKING,
+    )
+    connector.revoke(
         employee=entitlement.employee, external_id=entitlement.external_id, idempotency_key=idempotency_key
     )
     return _mark_revoked(entitlement, acting_user, reason=reason, via=entitlement.application.connector)
@@ -189,18 +219,43 @@ def entitlement_change_level(
         return entitlement
     if entitlement.status != EntitlementStatus.ACTIVE:
         raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
-    connector_for(entitlement.application).change_level(
+    state = connector_for(entitlement.application).change_level(
         employee=entitlement.employee,
         external_id=entitlement.external_id,
         level=level,
         idempotency_key=idempotency_key,
     )
+    return _mark_level(
+        entitlement,
+        acting_user,
+        level=level,
+        external_id=state.external_id if state is not None else "",
+        via=entitlement.application.connector,
+    )
+
+
+def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_id: str, via: str) -> Entitlement:
     previous = entitlement.level
-    if _set_status(entitlement, acting_user, expected=(EntitlementStatus.ACTIVE,), level=level):
+    fields = {"level": level}
+    if external_id and external_id != entitlement.external_id:
+        fields["external_id"] = external_id
+    if _set_status(entitlement, acting_user, expected=(EntitlementStatus.ACTIVE,), **fields):
         audit_record(
             action=AuditEvent.Action.GRANT,
             target=entitlement,
             acting_user=acting_user,
-            detail={"event": "level_changed", "from": previous, "to": level},
+            detail={"event": "level_changed", "from": previous, "to": level, "via": via},
         )
     return entitlement
+
+
+def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, acting_user) -> Entitlement:
+    """A person changed the level by hand (manual connector): record the new level. Idempotent."""
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if level not in entitlement.application.access_levels:
+        raise ValidationError(f"{entitlement.application} has no level {level!r}.")
+    if entitlement.level == level:
+        return entitlement
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
+    return _mark_level(entitlement, acting_user, level=level, external_id="", via="manual")

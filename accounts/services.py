@@ -160,3 +160,270 @@ def entitlement_revoke(*, entitlement: Entitlement, acting_user, reason: str = "
         detail={"employee": entitlement.employee_id, "application": entitlement.application_id, "reason": reason},
     )
     return entitlement
+
+
+# --- Lifecycle: changes the join, move and leave flows make to people and their access ---------
+
+EMPLOYEE_ORG_FIELDS = ("role", "department", "manager")
+
+
+@transaction.atomic
+def employee_update(*, employee: Employee, changes: dict, acting_user) -> Employee:
+    """Change some fields of an employee (e.g. a mover's role, department or manager), validated, with history.
+
+    Only `EMPLOYEE_ORG_FIELDS`, `end_date` and `title` may change here; the status changes through
+    `employee_set_status`. Returns the saved row; nothing is written when nothing changes.
+    """
+    allowed = {*EMPLOYEE_ORG_FIELDS, "end_date", "title"}
+    unknown = sorted(set(changes) - allowed)
+    if unknown:
+        raise ValidationError(f"These fields cannot be changed here: {', '.join(unknown)}.")
+    locked = Employee.objects.select_for_update().get(pk=employee.pk)
+    changed = [name for name, value in changes.items() if getattr(locked, name) != value]
+    if not changed:
+        return locked
+    for name in changed:
+        setattr(locked, name, changes[name])
+    locked.full_clean()
+    set_history_user(locked, acting_user)
+    locked.save(update_fields=[*changed, "updated_at"])
+    return locked
+
+
+@transaction.atomic
+def employee_set_status(*, employee: Employee, status: str, acting_user, reason: str = "") -> Employee:
+    """Set an employee's status (pre-hire → active on day one, → terminated at a leaver's cut-off).
+
+    Idempotent: the same status again writes nothing. A terminated employee stays terminated.
+    """
+    if status not in EmployeeStatus.values:
+        raise ValidationError(f"Unknown employee status {status!r}.")
+    locked = Employee.objects.select_for_update().get(pk=employee.pk)
+    if locked.status == status:
+        return locked
+    if locked.status == EmployeeStatus.TERMINATED:
+        raise ValidationError(f"{locked.full_name} is terminated; their status cannot change to {status}.")
+    previous = locked.status
+    locked.status = status
+    set_history_user(locked, acting_user)
+    locked.save(update_fields=["status", "updated_at"])
+    audit_record(
+        action=AuditEvent.Action.OTHER,
+        target=locked,
+        acting_user=acting_user,
+        detail={"event": "status_changed", "from": previous, "to": status, "reason": reason},
+    )
+    return locked
+
+
+def _sessions_of(user) -> list:
+    """The unexpired database sessions that belong to `user` (empty for a non-database session engine)."""
+    from importlib import import_module
+
+    from django.conf import settings
+
+    store = import_module(settings.SESSION_ENGINE).SessionStore
+    if getattr(user, "last_login", True) is None or not hasattr(store, "get_model_class"):
+        # Never logged in: no session to find. Each session must be decoded to know its user, so
+        # the scan is skipped when it cannot find anything.
+        return []
+    model = store.get_model_class()
+    owned = []
+    for session in model.objects.filter(expire_date__gt=timezone.now()).iterator(chunk_size=2000):
+        try:
+            data = store().decode(session.session_data)
+        except Exception:  # noqa: BLE001, S112 - a corrupt session belongs to nobody
+            continue
+        if str(data.get("_auth_user_id")) == str(user.pk):
+            owned.append(session)
+    return owned
+
+
+@transaction.atomic
+def employee_disable_login(*, employee: Employee, acting_user) -> dict:
+    """Cut a person's login now: their Django user becomes inactive and every session of theirs is deleted.
+
+    The first step of a leaver's cut-off (safest first). Idempotent: a second call finds nothing to
+    do and writes no audit event. An employee without a login has nothing to disable.
+    """
+    locked = Employee.objects.select_for_update(of=("self",)).select_related("user").get(pk=employee.pk)
+    user = locked.user
+    if user is None:
+        return {"user": None, "deactivated": False, "sessions_ended": 0}
+    deactivated = False
+    if user.is_active:
+        user.is_active = False
+        user.save(update_fields=["is_active"])
+        deactivated = True
+    sessions = _sessions_of(user)
+    for session in sessions:
+        session.delete()
+    if deactivated or sessions:
+        audit_record(
+            action=AuditEvent.Action.OTHER,
+            target=locked,
+            acting_user=acting_user,
+            detail={"event": "login_disabled", "user": user.pk, "sessions_ended": len(sessions)},
+        )
+    return {"user": user.pk, "deactivated": deactivated, "sessions_ended": len(sessions)}
+
+
+@transaction.atomic
+def approvals_hand_over(*, employee: Employee, acting_user) -> dict:
+    """Give a leaver's open approval steps and owned applications to their manager.
+
+    Pending and waiting steps where the leaver is the approver go to the manager (to the manager's
+    manager for a request the manager made for themselves); the object permission to decide moves
+    with them. Applications the leaver owns get the manager as owner. Whatever has nobody to go to
+    is listed under `unassigned` for IT. Idempotent: what was handed over is no longer the leaver's.
+    """
+    from guardian.shortcuts import assign_perm, remove_perm
+
+    from accounts.models import ApprovalStep, ApprovalStepStatus
+
+    locked = (
+        Employee.objects.select_for_update(of=("self",)).select_related("manager__manager", "user").get(pk=employee.pk)
+    )
+    manager = locked.manager
+    handed, unassigned = [], []
+    steps = (
+        ApprovalStep.objects.select_for_update(of=("self",))
+        .select_related("request__employee", "request__application")
+        .filter(approver=locked, status__in=[ApprovalStepStatus.PENDING, ApprovalStepStatus.WAITING])
+        .order_by("pk")
+    )
+    for step in steps:
+        target = manager
+        if target is not None and step.request.employee_id == target.pk:
+            target = target.manager  # nobody approves their own request
+        if target is None or target.pk == locked.pk:
+            unassigned.append(f"approval step {step.order} of request #{step.request_id} ({step.request.application})")
+            continue
+        step.approver = target
+        set_history_user(step, acting_user)
+        step.save(update_fields=["approver"])
+        if locked.user_id:
+            remove_perm("accounts.decide_approvalstep", locked.user, step)
+        if target.user_id:
+            assign_perm("accounts.decide_approvalstep", target.user, step)
+        audit_record(
+            action=AuditEvent.Action.OTHER,
+            target=step,
+            acting_user=acting_user,
+            detail={"event": "approval_handed_over", "from": locked.pk, "to": target.pk, "request": step.request_id},
+        )
+        handed.append(step.pk)
+    applications = []
+    for application in Application.objects.select_for_update().filter(owner=locked).order_by("name"):
+        if manager is None:
+            unassigned.append(f"ownership of {application.name}")
+            continue
+        application.owner = manager
+        set_history_user(application, acting_user)
+        application.save(update_fields=["owner"])
+        audit_record(
+            action=AuditEvent.Action.OTHER,
+            target=application,
+            acting_user=acting_user,
+            detail={"event": "owner_handed_over", "from": locked.pk, "to": manager.pk},
+        )
+        applications.append(application.pk)
+    return {
+        "manager": manager.pk if manager else None,
+        "approval_steps": handed,
+        "applications": applications,
+        "unassigned": unassigned,
+    }
+
+
+@transaction.atomic
+def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, acting_user) -> Entitlement:
+    """A person changed the access level by hand in the target system: record it here. Idempotent."""
+    entitlement = (
+        Entitlement.objects.select_for_update(of=("self",)).select_related("application").get(pk=entitlement.pk)
+    )
+    if entitlement.level == level:
+        return entitlement
+    if level not in entitlement.application.access_levels:
+        raise ValidationError(f"{entitlement.application} has no level {level!r}.")
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
+    previous = entitlement.level
+    entitlement.level = level
+    set_history_user(entitlement, acting_user)
+    entitlement.save(update_fields=["level"])
+    audit_record(
+        action=AuditEvent.Action.GRANT,
+        target=entitlement,
+        acting_user=acting_user,
+        detail={"event": "level_changed", "from": previous, "to": level, "via": "manual"},
+    )
+    return entitlement
+
+
+ANONYMISED_EMAIL_DOMAIN = "anonymised.invalid"
+PERSONAL_FIELDS = (
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "work_email",
+    "personal_email",
+    "personal_phone",
+    "home_address",
+)
+
+
+def employee_anonymised_values(employee: Employee) -> dict:
+    """What a purged employee's personal fields become: a placeholder name and a unique placeholder email."""
+    number = employee.employee_number
+    return {
+        "first_name": "Former employee",
+        "last_name": number,
+        "preferred_name": "",
+        "work_email": f"former-{number.lower()}-{employee.pk}@{ANONYMISED_EMAIL_DOMAIN}",
+        "personal_email": "",
+        "personal_phone": "",
+        "home_address": "",
+    }
+
+
+@transaction.atomic
+def employee_anonymise(*, employee: Employee, acting_user) -> dict:
+    """Replace a terminated employee's personal data by placeholders, in the row and every history row.
+
+    Names become "Former employee <number>", the work email a unique placeholder, personal email,
+    phone and address blank; the linked login loses its name and email. The employee number, role,
+    department and dates stay (records are kept, never deleted). Sets `anonymised_at`; a second
+    call does nothing. Refused for anyone not terminated. Returns the values replaced (for callers
+    that scrub copies kept elsewhere) and counts.
+    """
+    locked = Employee.objects.select_for_update(of=("self",)).select_related("user").get(pk=employee.pk)
+    if locked.anonymised_at is not None:
+        return {"already": True, "replaced": {}, "history_rows": 0}
+    if locked.status != EmployeeStatus.TERMINATED:
+        raise ValidationError(f"{locked.full_name} is not terminated; their personal data is not purged.")
+    replaced = {name: getattr(locked, name) for name in PERSONAL_FIELDS}
+    replaced["full_name"] = locked.full_name
+    values = employee_anonymised_values(locked)
+    for name, value in values.items():
+        setattr(locked, name, value)
+    locked.anonymised_at = timezone.now()
+    set_history_user(locked, acting_user)
+    locked._change_reason = "Retention purge"
+    locked.save(update_fields=[*values, "anonymised_at", "updated_at"])
+    history_rows = Employee.history.model.objects.filter(id=locked.pk).update(**values)
+    if locked.user is not None:
+        user = locked.user
+        user.first_name = user.last_name = user.email = ""
+        user.is_active = False
+        username = f"former-{locked.employee_number.lower()}"
+        if not type(user).objects.filter(username=username).exclude(pk=user.pk).exists():
+            user.username = username
+        user.save(update_fields=["first_name", "last_name", "email", "is_active", "username"])
+    audit_record(
+        action=AuditEvent.Action.PURGE,
+        target=locked,
+        acting_user=acting_user,
+        detail={"employee": locked.pk, "history_rows": history_rows},
+    )
+    return {"already": False, "replaced": replaced, "history_rows": history_rows}

@@ -12,7 +12,7 @@ from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
 from django.core.exceptions import ValidationError
-from django.db.models import F
+from django.db.models import F, Q
 from django.template.response import TemplateResponse
 from django.urls import reverse
 
@@ -157,14 +157,11 @@ class HardwareAssetAdmin(PortalImportExportAdmin):
     )
     list_select_related = ("model", "assigned_to", "location")
     list_filter = ("status", "model__category", "location", "warranty_end")
-    search_fields = (
-        "asset_tag",
-        "serial",
-        "model__manufacturer",
-        "model__name",
-        "assigned_to__employee_number",
-        "assigned_to__last_name",
-        "assigned_to__work_email",
+    # Shows the search box; `get_search_results` does the matching.
+    search_fields = ("asset_tag", "serial", "assigned_to__last_name", "assigned_to__employee_number")
+    search_help_text = (
+        "Search by asset tag or serial number (exactly, any case), or by the holder: last or first name "
+        "(or how it starts), “First Last”, employee number or work email."
     )
     autocomplete_fields = ("model", "location")
     # Status and holder change only through the actions below (the services keep the check-out log in step).
@@ -180,6 +177,15 @@ class HardwareAssetAdmin(PortalImportExportAdmin):
     ordering = ("asset_tag",)
     inlines = [CheckoutLogInline]
     actions = ["check_out", "check_in", "mark_lost", "retire"]
+
+    def get_search_results(self, request, queryset, search_term):
+        # Indexed lookups only: tag and serial are unique; the holder through the matching people's ids.
+        term = " ".join(search_term.split())
+        if not term:
+            return queryset, False
+        codes = list(dict.fromkeys([term, term.upper()]))
+        holders = accounts_admin.employee_ids_for_search(self, request, term)
+        return queryset.filter(Q(asset_tag__in=codes) | Q(serial__in=codes) | Q(assigned_to_id__in=holders)), False
 
     def save_model(self, request, obj, form, change):
         if not change:

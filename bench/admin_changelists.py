@@ -20,6 +20,8 @@ PAGES = {
             "first page": "",
             "search": "?q=s0000042",  # one person, by email / number
             "search surname": "?q=Garcia",  # a common surname: matches grow with the company
+            "search first name": "?q=anna",  # typed in lower case; names are stored capitalised
+            "search full name": "?q=Anna+Garcia",
             "filter": "?status__exact=terminated",
         },
     ),

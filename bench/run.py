@@ -6,7 +6,9 @@ and runs every selected benchmark in it. Then each benchmark's report is printed
 bench/results/<name>.json (<name>.postgresql.json on PostgreSQL).
 
 Options: --sizes (default 1000,100000), --only NAME[,NAME], --repeat (timed requests per page),
---keep-db DIR (reuse seeded SQLite files in DIR between runs; for working on a benchmark).
+--keep-db DIR (reuse seeded SQLite files in DIR between runs; for working on a benchmark),
+--try-sql SQL (run after seeding, e.g. a candidate CREATE INDEX: measure it before writing the
+migration; the results are then written as <name>.try.json so they do not pass for the real schema).
 """
 
 import argparse
@@ -80,6 +82,12 @@ def worker(args) -> None:
         seed_seconds = round(time.monotonic() - started, 1)
     from django.db import connection
 
+    for statement in args.try_sql:
+        with connection.cursor() as cursor:
+            cursor.execute(statement)
+            if connection.vendor == "postgresql":
+                cursor.execute("ANALYZE")
+
     ctx = Context(size=args.size, vendor=connection.vendor, repeat=args.repeat, seed_seconds=seed_seconds)
     registry = discover()
     out = {"size": args.size, "vendor": connection.vendor, "seed_seconds": seed_seconds, "benches": {}}
@@ -96,6 +104,13 @@ def main(argv=None) -> int:
     parser.add_argument("--only", default="", help="Benchmarks to run, comma-separated (default: all).")
     parser.add_argument("--repeat", type=int, default=5, help="Timed requests per page (after one warm-up).")
     parser.add_argument("--keep-db", default="", help="Directory to keep (and reuse) the seeded SQLite files.")
+    parser.add_argument(
+        "--try-sql",
+        action="append",
+        default=[],
+        metavar="SQL",
+        help="A statement to run after seeding, e.g. a candidate index (IF NOT EXISTS, with --keep-db). Repeatable.",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--size", type=int, help=argparse.SUPPRESS)
     parser.add_argument("--out", help=argparse.SUPPRESS)
@@ -140,7 +155,7 @@ def main(argv=None) -> int:
         started = time.monotonic()
         subprocess.run(
             [sys.executable, __file__, "--worker", "--size", str(size), "--out", str(out), "--repeat", str(args.repeat),
-             "--only", ",".join(args.only)],
+             "--only", ",".join(args.only), *(f"--try-sql={sql}" for sql in args.try_sql)],
             env=bench_env(database),
             cwd=ROOT,
             check=True,
@@ -161,12 +176,15 @@ def main(argv=None) -> int:
         doc, table = REGISTRY[name]().report({s: by_size[s]["benches"][name] for s in sizes})
         doc.update(
             database=vendor,
+            try_sql=args.try_sql,
             seed_seconds={s: by_size[s]["seed_seconds"] for s in sizes},
             python=sys.version.split()[0],
             run_at=time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         )
         # SQLite (the default stack) writes <name>.json; PostgreSQL <name>.postgresql.json beside it.
         path = RESULTS / (f"{name}.json" if vendor == "sqlite" else f"{name}.{vendor}.json")
+        if args.try_sql:
+            path = path.with_suffix(".try.json")
         path.write_text(json.dumps(doc, indent=2, default=str) + "\n")
         print(f"\n== {name} ({vendor}; sizes {', '.join(map(str, sizes))}) -> {path.relative_to(ROOT)}")
         print(table)

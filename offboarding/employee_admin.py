@@ -1,5 +1,304 @@
 """Lifecycle actions on the Employee admin (terminate, mover preview, joiner start, checklists inline).
 
-Re-registers the Employee admin as a subclass of the one `assets` registered, as `assets`
-does for `accounts`, so `accounts` never imports the lifecycle engine.
+Re-registers the Employee admin as a subclass of the one registered last (`assets` did the
+same for `accounts`), so `accounts` never imports the lifecycle engine.
+
+- Adding an employee starts their join run (`flows.joiner_start`).
+- Changing role, department or manager first shows a preview of the access change (add,
+  revoke, keep, with reasons); "Apply" saves the change and starts the move run
+  (`flows.mover_apply`). Other fields save as usual.
+- "Terminate…" (a button on the employee page, and an action on the list) asks for the last
+  day, immediate or at the end of the last day, and a reason, then calls
+  `flows.employee_terminate`. The status cannot be set to terminated by editing the form.
+- A read-only inline lists the person's checklist runs with their progress.
 """
+
+from django import forms
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.db.models import Count, Q
+from django.forms.models import BaseInlineFormSet
+from django.http import Http404, HttpResponseRedirect
+from django.template.response import TemplateResponse
+from django.urls import path, reverse
+from django.utils import timezone
+
+from accounts.models import Employee, EmployeeStatus
+from offboarding import flows
+from offboarding.models import FINISHED_TASK_STATUSES, ChecklistRun
+from portal.admin import ReadOnlyInline, report_action_results
+
+TERMINATE_TEMPLATE = "admin/offboarding/employee/terminate.html"
+MOVER_PREVIEW_TEMPLATE = "admin/offboarding/employee/mover_preview.html"
+CHANGE_FORM_TEMPLATE = "admin/offboarding/employee/change_form.html"
+MOVER_CONFIRM = "_mover_confirm"
+
+
+class DisplayOnlyFormSet(BaseInlineFormSet):
+    """A formset that only shows rows: it never validates nor saves anything, so a change form posted
+    without its management data (a form built before this inline existed) still saves."""
+
+    def full_clean(self):
+        self._errors = []
+        self._non_form_errors = self.error_class(renderer=self.renderer)
+
+
+class ChecklistRunInline(ReadOnlyInline):
+    """The person's join, move and leave runs, newest first, with how many tasks are finished."""
+
+    model = ChecklistRun
+    formset = DisplayOnlyFormSet
+    fk_name = "employee"
+    fields = ("kind", "event_date", "effective_at", "status", "progress", "time_to_provision", "time_to_deprovision")
+    ordering = ("-created_at", "-id")
+    verbose_name_plural = "Checklists (join, move, leave)"
+
+    def get_queryset(self, request):
+        return (
+            super()
+            .get_queryset(request)
+            .select_related("employee")
+            .annotate(
+                tasks_total=Count("tasks"),
+                tasks_finished=Count("tasks", filter=Q(tasks__status__in=FINISHED_TASK_STATUSES)),
+            )
+        )
+
+    @admin.display(description="progress")
+    def progress(self, obj):
+        total = getattr(obj, "tasks_total", None)
+        if total is None:
+            return "—"
+        return f"{obj.tasks_finished} of {total} tasks done"
+
+
+class TerminateForm(forms.Form):
+    last_day = forms.DateField(
+        widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
+        help_text="The last day of employment (becomes the end date). Not before the start date.",
+    )
+    when = forms.ChoiceField(
+        label="Cut-off",
+        widget=forms.RadioSelect,
+        choices=[
+            ("end_of_last_day", "At the end of the last day (future-dated)"),
+            ("now", "Immediately: disable the login and revoke access now"),
+        ],
+        initial="end_of_last_day",
+    )
+    reason = forms.CharField(
+        required=False,
+        max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Kept with the leave checklist and in the audit log.",
+    )
+
+
+base = type(admin.site.get_model_admin(Employee))
+
+
+class EmployeeAdmin(base):
+    inlines = [*base.inlines, ChecklistRunInline]
+    actions = [*base.actions, "terminate_selected", "start_join"]
+    change_form_template = CHANGE_FORM_TEMPLATE
+
+    # --- URLs and the terminate button -------------------------------------------------
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        custom = [
+            path(
+                "<path:object_id>/terminate/",
+                self.admin_site.admin_view(self.terminate_view),
+                name="%s_%s_terminate" % info,  # noqa: UP031 - the admin's own naming pattern
+            )
+        ]
+        return custom + super().get_urls()
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = dict(extra_context or {})
+        obj = self.get_object(request, unquote(object_id))
+        if (
+            obj is not None
+            and self.has_change_permission(request, obj)
+            and obj.status != EmployeeStatus.TERMINATED
+            and flows.open_leave_run(obj) is None
+        ):
+            extra_context["terminate_url"] = reverse("admin:accounts_employee_terminate", args=[obj.pk])
+        return super().change_view(request, object_id, form_url, extra_context)
+
+    # --- Form: the status is not set to terminated by hand --------------------------------
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if obj is None or "status" not in form_class.base_fields:
+            return form_class
+
+        class LifecycleEmployeeForm(form_class):
+            def clean_status(self):
+                status = self.cleaned_data.get("status")
+                if status == EmployeeStatus.TERMINATED and self.instance.status != EmployeeStatus.TERMINATED:
+                    raise forms.ValidationError(
+                        "Use “Terminate…” at the top of this page: it disables the login, revokes access "
+                        "and opens the hardware returns."
+                    )
+                return status
+
+        return LifecycleEmployeeForm
+
+    # --- Mover: preview before saving a change of role, department or manager --------------
+
+    def changeform_view(self, request, object_id=None, form_url="", extra_context=None):
+        if request.method == "POST" and object_id and MOVER_CONFIRM not in request.POST:
+            preview = self._mover_preview_response(request, object_id)
+            if preview is not None:
+                return preview
+        return super().changeform_view(request, object_id, form_url, extra_context)
+
+    def _mover_preview_response(self, request, object_id):
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None or obj.status == EmployeeStatus.TERMINATED or not self.has_change_permission(request, obj):
+            return None
+        form_class = self.get_form(request, obj, change=True)
+        form = form_class(request.POST, request.FILES, instance=obj)
+        if not form.is_valid():
+            return None  # the normal change form shows the errors
+        changed = [name for name in flows.MOVER_FIELDS if name in form.changed_data]
+        if not changed:
+            return None
+        original = Employee.objects.select_related("role", "department", "manager").get(pk=obj.pk)
+        preview = flows.mover_preview(employee=original, **{name: form.cleaned_data[name] for name in changed})
+        if not preview.has_changes:
+            return None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Preview the move of {original.full_name}",
+            "opts": self.opts,
+            "original": original,
+            "preview": preview,
+            "grace_days": flows.lifecycle_setting("MOVER_GRACE_DAYS"),
+            "post_items": [
+                (key, value)
+                for key, values in request.POST.lists()
+                if key not in ("csrfmiddlewaretoken", MOVER_CONFIRM)
+                for value in values
+            ],
+            "confirm_name": MOVER_CONFIRM,
+            "change_url": reverse("admin:accounts_employee_change", args=[original.pk]),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, MOVER_PREVIEW_TEMPLATE, context)
+
+    def save_model(self, request, obj, form, change):
+        if not change:
+            super().save_model(request, obj, form, change)
+            if obj.status != EmployeeStatus.TERMINATED:
+                try:
+                    run = flows.joiner_start(employee=obj, acting_user=request.user)
+                except ValidationError as exc:
+                    self.message_user(request, f"No join checklist: {' '.join(exc.messages)}", messages.WARNING)
+                else:
+                    self.message_user(
+                        request, f"Join checklist started for {obj.start_date:%Y-%m-%d} (run #{run.pk}).", messages.INFO
+                    )
+            return
+        changed = [name for name in flows.MOVER_FIELDS if name in form.changed_data]
+        if not changed or obj.status == EmployeeStatus.TERMINATED or MOVER_CONFIRM not in request.POST:
+            super().save_model(request, obj, form, change)
+            return
+        new_values = {name: getattr(obj, name) for name in changed}
+        original = Employee.objects.get(pk=obj.pk)
+        for name in changed:
+            setattr(obj, name, getattr(original, name))
+        super().save_model(request, obj, form, change)  # the other fields, as edited
+        try:
+            run = flows.mover_apply(employee=obj, changes=new_values, acting_user=request.user)
+        except ValidationError as exc:
+            self.message_user(request, f"The move was not applied: {' '.join(exc.messages)}", messages.ERROR)
+            return
+        obj.refresh_from_db()
+        self.message_user(request, f"Move applied; move checklist run #{run.pk} started.", messages.INFO)
+
+    # --- Joiner ------------------------------------------------------------------------------
+
+    @admin.action(permissions=["change"], description="Start the join checklist of selected employees")
+    def start_join(self, request, queryset):
+        done, failed = [], []
+        for employee in queryset:
+            try:
+                run = flows.joiner_start(employee=employee, acting_user=request.user)
+            except ValidationError as exc:
+                failed.append((str(employee), " ".join(exc.messages)))
+            else:
+                done.append(f"{employee} (run #{run.pk})")
+        report_action_results(self, request, done_message="Join checklist started", done=done, failed=failed)
+
+    # --- Leaver ------------------------------------------------------------------------------
+
+    def terminate_view(self, request, object_id):
+        employee = self.get_object(request, unquote(object_id))
+        if employee is None:
+            raise Http404("No such employee.")
+        if not self.has_change_permission(request, employee):
+            raise PermissionDenied
+        return self._terminate(request, [employee], action=None)
+
+    @admin.action(permissions=["change"], description="Terminate selected employees…")
+    def terminate_selected(self, request, queryset):
+        return self._terminate(request, list(queryset.select_related("role")), action="terminate_selected")
+
+    def _terminate(self, request, employees, *, action):
+        applying = request.method == "POST" and "apply" in request.POST
+        form = TerminateForm(request.POST if applying else None, initial={"last_day": timezone.localdate()})
+        if applying and form.is_valid():
+            data = form.cleaned_data
+            done, failed = [], []
+            for employee in employees:
+                already = flows.open_leave_run(employee)
+                try:
+                    run = flows.employee_terminate(
+                        employee=employee,
+                        last_day=data["last_day"],
+                        acting_user=request.user,
+                        immediate=data["when"] == "now",
+                        reason=data["reason"],
+                    )
+                except ValidationError as exc:
+                    if action is None:
+                        form.add_error(None, exc)  # a dict error lands on its field
+                    failed.append((str(employee), " ".join(exc.messages)))
+                    continue
+                cut_off = timezone.localtime(run.effective_at)
+                note = "already being terminated" if already else "cut-off"
+                done.append(f"{employee} ({note} {cut_off:%Y-%m-%d %H:%M})")
+            if action is None and failed:
+                return self._terminate_page(request, employees, form, action)
+            report_action_results(self, request, done_message="Termination started", done=done, failed=failed)
+            if action is None:
+                return HttpResponseRedirect(reverse("admin:accounts_employee_change", args=[employees[0].pk]))
+            return None
+        return self._terminate_page(request, employees, form, action)
+
+    def _terminate_page(self, request, employees, form, action):
+        single = action is None
+        context = {
+            **self.admin_site.each_context(request),
+            "title": f"Terminate {employees[0].full_name}" if single else "Terminate employees",
+            "opts": self.opts,
+            "form": form,
+            "employees": employees,
+            "action": action,
+            "single": single,
+            "cancel_url": (
+                reverse("admin:accounts_employee_change", args=[employees[0].pk])
+                if single
+                else reverse("admin:accounts_employee_changelist")
+            ),
+        }
+        request.current_app = self.admin_site.name
+        return TemplateResponse(request, TERMINATE_TEMPLATE, context)
+
+
+admin.site.unregister(Employee)
+admin.site.register(Employee, EmployeeAdmin)

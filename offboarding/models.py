@@ -8,8 +8,10 @@ A leaver gets one `HardwareReturn` per asset they hold.
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.db.models import Q
+from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
@@ -79,8 +81,22 @@ class TaskTemplate(models.Model):
     assignee = models.CharField(max_length=20, choices=Assignee.choices, default=Assignee.IT)
     action = models.CharField(max_length=50, blank=True, help_text="Automated action; empty for a manual task.")
     params = models.JSONField(default=dict, blank=True)
-    due_offset_days = models.IntegerField(default=0)
-    depends_on = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="dependents")
+    due_offset_days = models.IntegerField(
+        default=0, help_text="Days after the event date (negative: before it); an automated task runs from then."
+    )
+    max_attempts = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Tries of the automated action before the task fails; empty for the default.",
+    )
+    depends_on = models.ManyToManyField(
+        "self",
+        symmetrical=False,
+        blank=True,
+        related_name="dependents",
+        help_text="Steps of this checklist that must be done (or skipped) first.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -197,7 +213,7 @@ class Task(models.Model):
     status = models.CharField(max_length=10, choices=TaskStatus.choices, default=TaskStatus.PENDING)
     depends_on = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="dependents")
     attempts = models.PositiveSmallIntegerField(default=0)
-    max_attempts = models.PositiveSmallIntegerField(default=5)
+    max_attempts = models.PositiveSmallIntegerField(default=5, validators=[MinValueValidator(1)])
     not_before = models.DateTimeField(null=True, blank=True, help_text="Retry backoff: not run before this time.")
     queued_at = models.DateTimeField(null=True, blank=True)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -213,7 +229,8 @@ class Task(models.Model):
     history = HistoricalRecords()
 
     class Meta:
-        ordering = ["run", "due_at", "id"]
+        # run_id, not run: ordering by the relation would join the run table on every task query.
+        ordering = ["run_id", "due_at", "id"]
         indexes = [
             models.Index(fields=["status", "queued_at"], name="task_status_queued_idx"),
             models.Index(fields=["status", "started_at"], name="task_status_started_idx"),
@@ -234,6 +251,14 @@ class Task(models.Model):
     @property
     def is_automated(self) -> bool:
         return bool(self.action) and self.assignee_type == Assignee.SYSTEM
+
+    @property
+    def is_finished(self) -> bool:
+        return self.status in FINISHED_TASK_STATUSES
+
+    def is_overdue(self, now=None) -> bool:
+        """Not finished (done or skipped) and its due time has passed."""
+        return not self.is_finished and self.due_at < (now or timezone.now())
 
 
 class ReturnMethod(models.TextChoices):

@@ -4,8 +4,15 @@ from offboarding import services
 
 
 def task_execute(task_id: int) -> str:
+    """Run one checklist task (see `services.task_execute`); a second delivery does nothing."""
     return services.task_execute(task_id=task_id)
 
 
 def sweep() -> dict:
+    """Every minute: re-enqueue lost or stalled tasks, start due ones, close finished runs."""
     return services.sweep()
+
+
+def remind_overdue() -> dict:
+    """Every hour: email overdue manual tasks to their assignees or the IT team."""
+    return services.tasks_remind_overdue()

@@ -162,6 +162,8 @@ LIFECYCLE = {
     "RETURN_DAYS": env_int("PORTAL_RETURN_DAYS", 7),
     # Reminders (overdue tasks, hardware returns, approvals) repeat at most this often, in days.
     "REMINDER_INTERVAL_DAYS": env_int("PORTAL_REMINDER_INTERVAL_DAYS", 2),
+    # An automated task is tried this many times before it is failed for IT (a template may say otherwise).
+    "MAX_ATTEMPTS": env_int("PORTAL_TASK_MAX_ATTEMPTS", 5),
 }
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")

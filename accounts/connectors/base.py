@@ -1,12 +1,21 @@
 """The connector interface every target system implements."""
 
+import os
 from dataclasses import dataclass
 
 from django.core.exceptions import ValidationError
 
 
 class ConnectorError(Exception):
-    """The target system refused or could not be reached. The message is the system's own words."""
+    """The target system refused or could not be reached. The message is the system's own words.
+
+    `retryable` is False when trying again without a change (of config or data) cannot help,
+    e.g. the target rejected the request as malformed; True for outages and timeouts.
+    """
+
+    def __init__(self, message: str, *, retryable: bool = True):
+        super().__init__(message)
+        self.retryable = retryable
 
 
 class ManualActionRequired(Exception):  # noqa: N818 - a signal, not an error
@@ -32,6 +41,13 @@ class Connector:
     """
 
     kind: str = ""
+    # Config keys holding secrets: masked in the admin, never logged. Each may instead be given
+    # as `<key>_env`, the name of an environment variable holding it (kept out of the database).
+    secret_fields: tuple[str, ...] = ()
+    # False: `read_state` cannot ask the target and says only what it knows (see the subclass).
+    supports_read_state: bool = True
+    # Shown in the admin as an example of `connector_config`.
+    example_config: dict = {}
 
     def __init__(self, application):
         self.application = application
@@ -39,8 +55,35 @@ class Connector:
 
     # --- configuration -------------------------------------------------------------
     @classmethod
-    def validate_config(cls, config: dict) -> None:
-        """Raise ValidationError naming each missing or malformed setting."""
+    def validate_config(cls, config: dict, *, access_levels: list[str] | None = None) -> None:
+        """Raise ValidationError naming each missing or malformed setting.
+
+        `access_levels`, when given, are the application's levels, for connectors that map them.
+        """
+        if not isinstance(config, dict):
+            raise ValidationError("The connector configuration must be a JSON object.")
+
+    def require_valid_config(self) -> None:
+        """Raise ConnectorError (not retryable) naming each bad setting, before any call to the target."""
+        try:
+            self.validate_config(self.config)
+        except ValidationError as exc:
+            problems = " ".join(exc.messages)
+            raise ConnectorError(
+                f"{self.application.name}: the {self.kind} connector config is not valid: {problems}", retryable=False
+            ) from None
+
+    def secret(self, key: str) -> str:
+        """The secret setting `key`, from the config or from the environment variable `<key>_env` names."""
+        if self.config.get(key):
+            return str(self.config[key])
+        variable = self.config.get(f"{key}_env")
+        if variable:
+            value = os.environ.get(str(variable), "")
+            if not value:
+                raise ConnectorError(f"Environment variable {variable} (for {key}) is not set.", retryable=False)
+            return value
+        raise ConnectorError(f"{key} is not configured.", retryable=False)
 
     def check_connection(self) -> None:
         """Raise ConnectorError with the system's message if it cannot be reached with this config."""
@@ -78,3 +121,63 @@ def connector_for(application) -> Connector:
             f"{application.name} uses connector {application.connector!r}, which Portal does not have."
         ) from None
     return cls(application)
+
+
+# --- helpers for validate_config ------------------------------------------------------------
+def missing_setting(key: str, meaning: str) -> ValidationError:
+    return ValidationError(f"“{key}” is missing: {meaning}.", code="required")
+
+
+def bad_setting(key: str, reason: str) -> ValidationError:
+    return ValidationError(f"“{key}” {reason}", code="invalid")
+
+
+def check_secret_setting(config: dict, key: str, meaning: str) -> list[ValidationError]:
+    """Errors for a secret given as `key` (the value) or `<key>_env` (an environment variable's name)."""
+    value, variable = config.get(key), config.get(f"{key}_env")
+    if value and variable:
+        return [bad_setting(key, f"and “{key}_env” are both set; give one.")]
+    if value:
+        return [] if isinstance(value, str) else [bad_setting(key, "must be a string.")]
+    if variable:
+        if not isinstance(variable, str):
+            return [bad_setting(f"{key}_env", "must be the name of an environment variable.")]
+        return [] if os.environ.get(variable) else [bad_setting(f"{key}_env", f"names {variable}, which is not set.")]
+    return [missing_setting(key, f"{meaning} (or “{key}_env”, the environment variable holding it)")]
+
+
+def check_timeout_setting(config: dict) -> list[ValidationError]:
+    timeout = config.get("timeout")
+    if timeout is None:
+        return []
+    if isinstance(timeout, bool) or not isinstance(timeout, int | float) or not 0 < timeout <= 300:
+        return [bad_setting("timeout", "must be a number of seconds between 0 and 300.")]
+    return []
+
+
+# --- secrets in forms -----------------------------------------------------------------------
+SECRET_MASK = "********"
+
+
+def mask_secrets(kind: str, config) -> dict:
+    """`config` with the connector's secret settings replaced by SECRET_MASK, for display."""
+    if not isinstance(config, dict):
+        return config
+    secret_fields = getattr(connector_registry.get(kind), "secret_fields", ())
+    return {key: SECRET_MASK if key in secret_fields and value else value for key, value in config.items()}
+
+
+def restore_secrets(kind: str, config, stored) -> tuple[dict, list[str]]:
+    """`config` with each SECRET_MASK put back to the stored secret; also the keys that had none to restore."""
+    if not isinstance(config, dict):
+        return config, []
+    stored = stored if isinstance(stored, dict) else {}
+    secret_fields = getattr(connector_registry.get(kind), "secret_fields", ())
+    restored, lost = dict(config), []
+    for key in secret_fields:
+        if restored.get(key) == SECRET_MASK:
+            if stored.get(key):
+                restored[key] = stored[key]
+            else:
+                lost.append(key)
+    return restored, lost

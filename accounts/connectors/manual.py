@@ -6,6 +6,7 @@ from accounts.connectors.base import AccountState, Connector, ManualActionRequir
 @register_connector
 class ManualConnector(Connector):
     kind = "manual"
+    supports_read_state = False
 
     def _instructions(self, verb: str, employee, level: str | None = None) -> str:
         at = f" at level “{level}”" if level else ""

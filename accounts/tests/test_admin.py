@@ -4,7 +4,9 @@ import pytest
 from django.contrib.messages import get_messages
 from django.urls import reverse
 
-from accounts.models import Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts import admin as accounts_admin
+from accounts.admin import DepartmentListFilter
+from accounts.models import Department, Employee, EmployeeStatus, Entitlement, EntitlementStatus
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -59,7 +61,22 @@ def people():
 
 
 @pytest.mark.parametrize(
-    "term", ["Lovelace", "ada", "Ada Lovelace", "ada.lovelace@example.com", "E100001", "100001"], ids=str
+    "term",
+    [
+        "Lovelace",  # last name
+        "lovelace",  # typed in lower case: names are stored capitalised
+        "Love",  # the start of the last name
+        "ada",  # first name
+        "Ada Lovelace",  # "First Last"
+        "ada  love",  # one name in full, the other's start; any spacing
+        "Ad Lovelace",
+        "Lovelace, Ada",  # "Last, First"
+        "ada.lovelace@example.com",  # work email
+        "Ada.Lovelace@Example.COM",
+        "E100001",  # employee number
+        "e100001",
+    ],
+    ids=str,
 )
 def test_search_finds_employee_by_name_email_or_number(client, helpdesk, people, term):
     ada, _, _ = people
@@ -69,23 +86,126 @@ def test_search_finds_employee_by_name_email_or_number(client, helpdesk, people,
     assert listed(response) == {ada}
 
 
+@pytest.mark.parametrize(
+    "term",
+    [
+        "Nobody",
+        "velace",  # the middle of a name: not searched (it would read every row)
+        "100001",  # part of a number: numbers match exactly
+        "ada@example.com",
+        "Alan Lovelace",
+        "Ad Love",  # both only started: not searched (it would read everyone called Ad... or Love...)
+    ],
+    ids=str,
+)
+def test_search_without_a_match_lists_nobody(client, helpdesk, people, term):
+    client.force_login(helpdesk)
+    response = client.get(CHANGELIST, {"q": term})
+    assert response.status_code == 200
+    assert listed(response) == set()
+
+
+def test_search_finds_people_with_a_common_name_or_a_multi_word_last_name(client, helpdesk, people):
+    ada, _, _ = people
+    other_ada = EmployeeFactory(first_name="Ada", last_name="van der Berg")
+    client.force_login(helpdesk)
+    assert listed(client.get(CHANGELIST, {"q": "ada"})) == {ada, other_ada}
+    assert listed(client.get(CHANGELIST, {"q": "van der"})) == {other_ada}
+    assert listed(client.get(CHANGELIST, {"q": "Ada van der Berg"})) == {other_ada}
+
+
+def test_search_help_says_what_is_matched(client, helpdesk, people):
+    client.force_login(helpdesk)
+    html = client.get(CHANGELIST).content.decode()
+    assert "employee number or work email" in html
+
+
+def test_employee_autocomplete_uses_the_same_search(client, helpdesk, people):
+    ada, _, _ = people
+    client.force_login(helpdesk)
+    url = reverse("admin:autocomplete")
+    params = {"app_label": "accounts", "model_name": "department", "field_name": "head"}
+    found = client.get(url, {**params, "term": "ada lov"}).json()["results"]
+    assert [r["id"] for r in found] == [str(ada.pk)]
+
+
 def test_filters_by_status_and_department(client, helpdesk, people):
     ada, alan, grace = people
     client.force_login(helpdesk)
     assert listed(client.get(CHANGELIST, {"status__exact": "terminated"})) == {grace}
     assert listed(client.get(CHANGELIST, {"status__exact": "active"})) == {ada, alan}
     assert listed(client.get(CHANGELIST, {"department__id__exact": alan.department_id})) == {alan}
+    assert client.get(CHANGELIST, {"department__id__exact": "x"}).url.endswith("?e=1")
+
+
+def department_choices(response):
+    (spec,) = [f for f in response.context["cl"].filter_specs if f.title == "department"]
+    return [choice["display"] for choice in spec.choices(response.context["cl"])]
+
+
+def test_department_filter_lists_departments_only_while_there_are_few(client, helpdesk, people, monkeypatch):
+    ada, alan, _ = people
+    client.force_login(helpdesk)
+    everyone = sorted(d.name for d in Department.objects.all())
+    assert department_choices(client.get(CHANGELIST)) == ["All", *everyone]
+
+    monkeypatch.setattr(DepartmentListFilter, "max_listed", 2)  # three departments: too many to list
+    response = client.get(CHANGELIST)
+    assert "department" not in [f.title for f in response.context["cl"].filter_specs if f.has_output()]
+    response = client.get(CHANGELIST, {"department__id__exact": alan.department_id})
+    assert department_choices(response) == ["All", alan.department.name]
+    assert listed(response) == {alan}
+
+
+def test_department_list_links_to_its_employees(client, helpdesk, people):
+    ada, _, _ = people
+    client.force_login(helpdesk)
+    html = client.get(reverse("admin:accounts_department_changelist")).content.decode()
+    assert f'<a href="{CHANGELIST}?department__id__exact={ada.department_id}">1 employee</a>' in html
+    empty = DepartmentFactory()
+    html = client.get(reverse("admin:accounts_department_changelist")).content.decode()
+    assert f'<a href="{CHANGELIST}?department__id__exact={empty.pk}">0 employees</a>' in html
 
 
 def test_entitlement_search_and_filter(client, helpdesk, people):
     ada, alan, _ = people
     app = ApplicationFactory(name="Salesforce")
     mine = EntitlementFactory(employee=ada, application=app)
-    EntitlementFactory(employee=alan, application=app, status=EntitlementStatus.REVOKED, revoked_at=mine.granted_at)
+    theirs = EntitlementFactory(
+        employee=alan, application=app, status=EntitlementStatus.REVOKED, revoked_at=mine.granted_at
+    )
+    other = EntitlementFactory(employee=alan, application=ApplicationFactory(name="Slack"))
     client.force_login(helpdesk)
     url = reverse("admin:accounts_entitlement_changelist")
-    assert listed(client.get(url, {"q": "lovelace salesforce"})) == {mine}
+    for term in ("lovelace", "Ada Lovelace", "E100001", "ada.lovelace@example.com"):
+        assert listed(client.get(url, {"q": term})) == {mine}, term
+    assert listed(client.get(url, {"q": "salesforce"})) == {mine, theirs}
+    assert listed(client.get(url, {"q": "turing"})) == {theirs, other}
+    assert listed(client.get(url, {"q": "Sales"})) == set()  # application names match in full
+    assert listed(client.get(url, {"q": "Nobody"})) == set()
     assert listed(client.get(url, {"status__exact": "active", "application__id__exact": app.pk})) == {mine}
+
+
+def test_related_search_caps_the_people_it_looks_among(client, helpdesk, people, monkeypatch):
+    ada, alan, _ = people
+    monkeypatch.setattr(accounts_admin, "SEARCH_MAX_EMPLOYEES", 1)
+    EntitlementFactory(employee=ada)
+    EntitlementFactory(employee=alan)
+    client.force_login(helpdesk)
+    response = client.get(reverse("admin:accounts_entitlement_changelist"), {"q": "a"})  # Ada and Alan
+    assert len(listed(response)) == 1  # what one of them holds
+    assert any("More than 1 people match" in text for text in texts(response))
+
+
+def test_access_request_search(client, helpdesk, people):
+    ada, alan, _ = people
+    request = AccessRequestFactory(employee=ada, application=ApplicationFactory(name="Jira"))
+    AccessRequestFactory(employee=alan)
+    client.force_login(helpdesk)
+    url = reverse("admin:accounts_accessrequest_changelist")
+    for term in ("Lovelace", "ada lovelace", "jira", str(request.pk), f"#{request.pk}"):
+        assert listed(client.get(url, {"q": term})) == {request}, term
+    assert listed(client.get(url, {"q": "Nobody"})) == set()
 
 
 # --- The employee page ------------------------------------------------------------------------------

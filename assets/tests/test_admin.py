@@ -214,7 +214,10 @@ def test_reverting_from_history_is_refused(client, it_admin, held):
 def test_hardware_search_by_holder_and_filter_by_status(client, helpdesk, held):
     HardwareAssetFactory(asset_tag="SPARE-1")
     client.force_login(helpdesk)
-    assert list(client.get(CHANGELIST, {"q": "lovelace"}).context["cl"].result_list) == [held]
+    for term in ("lovelace", "Ada Lovelace", held.assigned_to.employee_number, "LAP-1", "lap-1", held.serial):
+        assert list(client.get(CHANGELIST, {"q": term}).context["cl"].result_list) == [held], term
+    for term in ("LAP", "Nobody"):  # tags and serials match in full
+        assert list(client.get(CHANGELIST, {"q": term}).context["cl"].result_list) == [], term
     assert [a.asset_tag for a in client.get(CHANGELIST, {"status__exact": "in_stock"}).context["cl"].result_list] == [
         "SPARE-1"
     ]

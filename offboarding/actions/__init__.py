@@ -7,9 +7,13 @@ once. It raises an exception to fail (the engine retries with backoff), returns 
 as the task's result, or returns `Handoff(...)` when a person must finish the work (a manual
 connector): the task is then reassigned to that person and completed by them.
 
-Modules defining actions are imported at the bottom so that `registry` is complete.
+Every module of this package is imported at the bottom (`builtin`, `lifecycle`, any later
+one), so that `registry` is complete wherever it is read: the engine, the template admin's
+action picker and `TaskTemplate.clean`.
 """
 
+import importlib
+import pkgutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -46,7 +50,13 @@ def register(name: str, label: str, *, on_manual_complete: Callable | None = Non
 
 
 def action_choices() -> list[tuple[str, str]]:
-    return [("", "— none (a person does it) —")] + sorted((a.name, a.label) for a in registry.values())
+    """Choices for a task's action: none (a person does it), then every registered action by name."""
+    return [("", "— none (a person does it) —")] + sorted((a.name, f"{a.label} ({a.name})") for a in registry.values())
 
 
-from offboarding.actions import builtin  # noqa: E402,F401
+def _import_action_modules() -> None:
+    for module in pkgutil.iter_modules(__path__):
+        importlib.import_module(f"{__name__}.{module.name}")
+
+
+_import_action_modules()

@@ -1,0 +1,321 @@
+"""Automated actions of the join, move and leave checklists.
+
+Each takes the Task, reads the target's state before acting, uses `str(task.pk)` as the
+idempotency key towards connectors, and returns a dict (stored as the task's result) or a
+`Handoff` when a person must finish (a manual connector): IT completing the handed-off task
+runs the action's `on_manual_complete`, which records the change (e.g. access confirmed).
+
+Fan-out actions (`provision_birthrights`, `revoke_all_access`) add one child task per
+entitlement (`offboarding.services.task_add`, idempotent on the key) and make every task that
+waited for them wait for the children too, so a downstream step starts only once each
+entitlement is done.
+
+Names used by templates:
+  joiner  reserve_kit, provision_birthrights (→ provision_entitlement), send_email, activate_employee
+  mover   provision_entitlement, change_entitlement_level, revoke_entitlement (with recheck)
+  leaver  disable_login, mark_terminated, revoke_all_access (→ revoke_entitlement), hand_over_approvals,
+          create_hardware_returns, remind_hardware_returns, schedule_purge (→ purge_personal_data)
+"""
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+
+from accounts import provisioning
+from accounts import services as account_services
+from accounts.connectors import ManualActionRequired
+from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from offboarding import flows
+from offboarding import services as engine
+from offboarding.actions import Handoff, register
+from offboarding.models import Assignee, ChecklistKind, Task
+
+
+def _employee(task) -> Employee:
+    return Employee.objects.select_related("role", "manager").get(pk=task.run.employee_id)
+
+
+def _entitlement(task) -> Entitlement:
+    return Entitlement.objects.select_related("employee", "application").get(pk=task.params["entitlement"])
+
+
+def _remember(task, **data) -> None:
+    """Keep progress on the task row at once (a second delivery reads it before acting again)."""
+    task.result = {**(task.result or {}), **data}
+    Task.objects.filter(pk=task.pk).update(result=task.result)
+
+
+def _wait_for_children(task, children: list) -> None:
+    """Tasks that wait for `task` wait for each of its children too."""
+    if not children:
+        return
+    with transaction.atomic():
+        for downstream in Task.objects.filter(depends_on=task):
+            downstream.depends_on.add(*children)
+
+
+def _record_revocation(task, entitlement: Entitlement) -> None:
+    if task.run.kind == ChecklistKind.LEAVE and entitlement.status == EntitlementStatus.REVOKED:
+        engine.run_record_revocation(run=task.run, at=entitlement.revoked_at)
+
+
+# --- Entitlements -------------------------------------------------------------------------
+
+
+def _confirm_provisioned(task, acting_user) -> None:
+    provisioning.entitlement_confirm_provisioned(entitlement=_entitlement(task), acting_user=acting_user)
+
+
+@register(
+    "provision_entitlement",
+    "Provision one entitlement through its connector",
+    on_manual_complete=_confirm_provisioned,
+)
+def provision_entitlement(task):
+    entitlement = _entitlement(task)
+    if entitlement.status == EntitlementStatus.ACTIVE:
+        return {"entitlement": entitlement.pk, "status": entitlement.status}
+    if entitlement.status != EntitlementStatus.PENDING:
+        note = "revoked before it was provisioned"
+        return {"entitlement": entitlement.pk, "status": entitlement.status, "note": note}
+    try:
+        entitlement = provisioning.entitlement_provision(entitlement=entitlement, idempotency_key=str(task.pk))
+    except ManualActionRequired as exc:
+        return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
+    return {"entitlement": entitlement.pk, "status": entitlement.status, "external_id": entitlement.external_id}
+
+
+def _confirm_revoked(task, acting_user) -> None:
+    entitlement = provisioning.entitlement_confirm_revoked(
+        entitlement=_entitlement(task), acting_user=acting_user, reason=task.params.get("reason", "")
+    )
+    _record_revocation(task, entitlement)
+
+
+@register(
+    "revoke_entitlement",
+    "Revoke one entitlement through its connector",
+    on_manual_complete=_confirm_revoked,
+)
+def revoke_entitlement(task):
+    """Params: `entitlement`, `reason`, and `recheck` (a mover's revocation: keep the access if
+    the person's role or an approved request justifies it by now)."""
+    entitlement = _entitlement(task)
+    if entitlement.status != EntitlementStatus.REVOKED and task.params.get("recheck"):
+        justification = flows.entitlement_justification(entitlement=entitlement)
+        if justification:
+            return {"entitlement": entitlement.pk, "kept": justification}
+    if entitlement.status != EntitlementStatus.REVOKED:
+        try:
+            entitlement = provisioning.entitlement_deprovision(
+                entitlement=entitlement, idempotency_key=str(task.pk), reason=task.params.get("reason", "")
+            )
+        except ManualActionRequired as exc:
+            return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
+    _record_revocation(task, entitlement)
+    return {"entitlement": entitlement.pk, "status": entitlement.status}
+
+
+def _confirm_level(task, acting_user) -> None:
+    account_services.entitlement_confirm_level_changed(
+        entitlement=_entitlement(task), level=task.params["level"], acting_user=acting_user
+    )
+
+
+@register(
+    "change_entitlement_level",
+    "Change the level of one entitlement through its connector",
+    on_manual_complete=_confirm_level,
+)
+def change_entitlement_level(task):
+    entitlement = _entitlement(task)
+    level = task.params["level"]
+    if entitlement.level == level or entitlement.status != EntitlementStatus.ACTIVE:
+        return {"entitlement": entitlement.pk, "level": entitlement.level, "status": entitlement.status}
+    try:
+        entitlement = provisioning.entitlement_change_level(
+            entitlement=entitlement, level=level, idempotency_key=str(task.pk)
+        )
+    except ManualActionRequired as exc:
+        return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
+    return {"entitlement": entitlement.pk, "level": entitlement.level}
+
+
+# --- Joiner -------------------------------------------------------------------------------
+
+
+@register("provision_birthrights", "Plan the role's birthright access and provision each (fan-out)")
+def provision_birthrights(task):
+    employee = _employee(task)
+    if employee.status == EmployeeStatus.TERMINATED:
+        return {"entitlements": [], "note": "employee terminated; nothing provisioned"}
+    children = []
+    if employee.role_id:
+        for birthright in employee.role.birthrights.select_related("application").order_by("application__name"):
+            entitlement = provisioning.entitlement_plan(
+                employee=employee, application=birthright.application, level=birthright.access_level
+            )
+            if entitlement.status != EntitlementStatus.PENDING:
+                continue  # already held (active), or being revoked
+            children.append(
+                engine.task_add(
+                    run=task.run,
+                    key=f"provision:{entitlement.pk}",
+                    title=f"Give access to {birthright.application} ({entitlement.level})",
+                    action="provision_entitlement",
+                    params={"entitlement": entitlement.pk},
+                    parent=task,
+                )
+            )
+    _wait_for_children(task, children)
+    return {"entitlements": [child.params["entitlement"] for child in children]}
+
+
+@register("reserve_kit", "Reserve the role's hardware kit from stock (a purchase task when none is left)")
+def reserve_kit(task):
+    employee = _employee(task)
+    if employee.status == EmployeeStatus.TERMINATED:
+        return {"reserved": [], "purchases": [], "note": "employee terminated; nothing reserved"}
+    return flows.kit_reserve(employee=employee, run=task.run, parent=task)
+
+
+@register("activate_employee", "Set a pre-hire employee active (day one)")
+def activate_employee(task):
+    employee = _employee(task)
+    if employee.status != EmployeeStatus.PRE_HIRE:
+        return {"status": employee.status, "changed": False}
+    account_services.employee_set_status(
+        employee=employee, status=EmployeeStatus.ACTIVE, acting_user=None, reason="day one"
+    )
+    return {"status": EmployeeStatus.ACTIVE, "changed": True}
+
+
+@register("send_email", "Send a lifecycle email (params: template, to, only_before_event)")
+def send_email(task):
+    """Params: `template` (a name under templates/emails/), `to` (list of personal, work, manager, it),
+    `only_before_event` (true: not sent once the event has passed, e.g. the before-day-one welcome)."""
+    if task.result.get("sent_at"):
+        return task.result
+    template = task.params.get("template")
+    if not template:
+        raise ValidationError("This task has no email template (params.template).")
+    employee = _employee(task)
+    if task.params.get("only_before_event") and timezone.now() >= task.run.effective_at:
+        return {"template": template, "sent_at": None, "note": "not sent: the event had already passed"}
+    kinds = task.params.get("to") or ["work"]
+    recipients = flows._addresses(employee, kinds)
+    if not recipients:
+        return Handoff(
+            instructions=(
+                f"No {' or '.join(kinds)} email address for {employee.full_name}: send the “{template}” "
+                "email by another way, then complete this task."
+            ),
+            result={"template": template},
+        )
+    flows.lifecycle_email_send(template=template, employee=employee, to=recipients, run=task.run)
+    _remember(task, template=template, to=recipients, sent_at=timezone.now().isoformat())
+    return task.result
+
+
+# --- Leaver -------------------------------------------------------------------------------
+
+
+@register("disable_login", "Disable the login and end every session")
+def disable_login(task):
+    return account_services.employee_disable_login(employee=_employee(task), acting_user=None)
+
+
+@register("mark_terminated", "Set the employee terminated; stop their other open checklists")
+def mark_terminated(task):
+    return flows.employee_cut_off(employee=_employee(task), run=task.run)
+
+
+@register("revoke_all_access", "Revoke every entitlement through its connector (fan-out)")
+def revoke_all_access(task):
+    employee = _employee(task)
+    live = (
+        Entitlement.objects.filter(employee=employee, status__in=LIVE_ENTITLEMENT_STATUSES)
+        .select_related("application")
+        .order_by("application__name", "pk")
+    )
+    children = [
+        engine.task_add(
+            run=task.run,
+            key=f"revoke:{entitlement.pk}",
+            title=f"Revoke {entitlement.application} ({entitlement.level})",
+            action="revoke_entitlement",
+            params={"entitlement": entitlement.pk, "reason": "Leaver"},
+            parent=task,
+        )
+        for entitlement in live
+    ]
+    _wait_for_children(task, children)
+    if not children and not Task.objects.filter(run=task.run, action="revoke_entitlement").exists():
+        engine.run_record_revocation(run=task.run)  # nothing to revoke: access is gone at this point
+    return {"revocations": [child.pk for child in children]}
+
+
+@register("hand_over_approvals", "Hand pending approvals and owned applications to the manager")
+def hand_over_approvals(task):
+    employee = _employee(task)
+    outcome = account_services.approvals_hand_over(employee=employee, acting_user=None)
+    if outcome["unassigned"]:
+        why = (
+            f"{employee.full_name} has no manager"
+            if outcome["manager"] is None
+            else f"{employee.full_name}'s manager cannot take over everything"
+        )
+        return Handoff(
+            instructions=f"{why}. Choose who takes over, and reassign by hand: " + "; ".join(outcome["unassigned"]),
+            result=outcome,
+        )
+    return outcome
+
+
+@register("create_hardware_returns", "Open one hardware return per asset held")
+def create_hardware_returns(task):
+    return flows.hardware_returns_open(run=task.run)
+
+
+@register("remind_hardware_returns", "Remind the leaver of open hardware returns (repeats until returned)")
+def remind_hardware_returns(task):
+    """Sends a reminder when one is due, then, while returns are open, adds the next reminder
+    `REMINDER_INTERVAL_DAYS` later (key `remind-returns:<n>`)."""
+    outcome = flows.hardware_returns_remind(run=task.run)
+    if outcome["open"]:
+        number = int(task.params.get("n", 0)) + 1
+        interval = datetime.timedelta(days=flows.lifecycle_setting("REMINDER_INTERVAL_DAYS"))
+        follow_up = engine.task_add(
+            run=task.run,
+            key=f"remind-returns:{number}",
+            title=f"Remind the leaver to return hardware (#{number + 1})",
+            action="remind_hardware_returns",
+            params={"n": number},
+            parent=task,
+            due_at=timezone.now() + interval,
+        )
+        outcome["next"] = follow_up.pk
+    return outcome
+
+
+@register("schedule_purge", "Schedule the anonymisation of personal data after the retention period")
+def schedule_purge(task):
+    run = task.run
+    due = flows.end_of_day(run.event_date) + datetime.timedelta(days=flows.lifecycle_setting("RETENTION_DAYS"))
+    purge = engine.task_add(
+        run=run,
+        key="purge-personal-data",
+        title="Anonymise personal data (retention period over)",
+        action="purge_personal_data",
+        assignee_type=Assignee.SYSTEM,
+        parent=task,
+        due_at=due,
+    )
+    return {"purge_task": purge.pk, "due_at": purge.due_at.isoformat()}
+
+
+@register("purge_personal_data", "Anonymise the employee's personal data, history included")
+def purge_personal_data(task):
+    return flows.retention_purge(employee=_employee(task), acting_user=None)

@@ -1,0 +1,412 @@
+"""Leaver: immediate and future-dated termination, the cut-off in order, returns and reminders,
+the retention purge scheduled, bad input refused, one run for concurrent terminations."""
+
+import datetime
+import threading
+
+import pytest
+from django.contrib.sessions.models import Session
+from django.core import mail
+from django.core.exceptions import ValidationError
+from django.db import connection
+from django.utils import timezone
+from guardian.shortcuts import assign_perm
+
+from accounts.connectors import AccountState, Connector, connector_registry, register_connector
+from accounts.models import (
+    ApprovalStep,
+    ApprovalStepKind,
+    ApprovalStepStatus,
+    ConnectorType,
+    EmployeeStatus,
+    EntitlementStatus,
+)
+from accounts.tests.factories import (
+    AccessRequestFactory,
+    ApplicationFactory,
+    EmployeeFactory,
+    EntitlementFactory,
+    UserFactory,
+)
+from assets.models import AssetStatus
+from assets.selectors import licenses_with_usage
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory, LicenseFactory
+from offboarding import flows, services
+from offboarding.actions import registry
+from offboarding.demo import demo_templates_sync
+from offboarding.models import (
+    Assignee,
+    ChecklistKind,
+    ChecklistRun,
+    ChecklistTemplate,
+    HardwareReturn,
+    ReturnStatus,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
+from portal.models import AuditEvent
+
+pytestmark = pytest.mark.django_db
+
+
+class AutoConnector(Connector):
+    kind = "test-auto-leaver"
+
+    def provision(self, *, employee, level, idempotency_key):
+        return AccountState(exists=True, active=True, level=level, external_id=f"acct-{employee.pk}")
+
+    def revoke(self, *, employee, external_id, idempotency_key):
+        return AccountState(exists=False)
+
+
+if AutoConnector.kind not in connector_registry:
+    register_connector(AutoConnector)
+
+
+@pytest.fixture
+def settle(django_capture_on_commit_callbacks):
+    def call(func, **kwargs):
+        with django_capture_on_commit_callbacks(execute=True):
+            return func(**kwargs)
+
+    return call
+
+
+@pytest.fixture
+def it_user(db):
+    return UserFactory(username="it-staff")
+
+
+@pytest.fixture
+def company(client):
+    """Lee (logged in) reports to Morgan; holds two applications, two devices; approves for Rae; owns Wiki."""
+    morgan = EmployeeFactory(first_name="Morgan", last_name="Manager", user=UserFactory(username="morgan"))
+    lee_user = UserFactory(username="lee")
+    lee = EmployeeFactory(
+        first_name="Lee",
+        last_name="Leaver",
+        manager=morgan,
+        user=lee_user,
+        personal_email="lee@home.example",
+    )
+    client.force_login(lee_user)  # a live session to end
+    chat = ApplicationFactory(name="Chat", connector=AutoConnector.kind)
+    legacy = ApplicationFactory(name="Legacy ERP", connector=ConnectorType.MANUAL)
+    license_ = LicenseFactory(application=chat, seats_purchased=10)
+    EntitlementFactory(employee=EmployeeFactory(), application=chat)  # a colleague's seat
+    chat_access = EntitlementFactory(employee=lee, application=chat, external_id="chat-lee")
+    legacy_access = EntitlementFactory(employee=lee, application=legacy)
+    wiki = ApplicationFactory(name="Wiki", owner=lee)
+    rae = EmployeeFactory(first_name="Rae", last_name="Report", manager=lee)
+    request = AccessRequestFactory(employee=rae, application=chat)
+    step = ApprovalStep.objects.create(
+        request=request, order=1, kind=ApprovalStepKind.MANAGER, approver=lee, status=ApprovalStepStatus.PENDING
+    )
+    assign_perm("accounts.decide_approvalstep", lee_user, step)
+    assets = [HardwareAssetFactory(asset_tag=f"LEE-{i}") for i in (1, 2)]
+    for asset in assets:
+        asset_check_out(asset=asset, employee=lee, acting_user=None, terms_accepted=True)
+    demo_templates_sync()
+    return {
+        "lee": lee,
+        "morgan": morgan,
+        "chat": chat_access,
+        "legacy": legacy_access,
+        "license": license_,
+        "wiki": wiki,
+        "step": step,
+        "assets": assets,
+    }
+
+
+def sweep_until_quiet(settle, now):
+    """Sweep as the periodic scheduler would at `now`, until nothing more starts (a chain of steps due then)."""
+    for _ in range(20):
+        if not settle(func=services.sweep, now=now)["started"]:
+            return
+    raise AssertionError("the sweeper kept starting tasks")
+
+
+def seats_used(license_):
+    return licenses_with_usage().get(pk=license_.pk).seats_used
+
+
+def user_sessions(user):
+    return [s for s in Session.objects.all() if s.get_decoded().get("_auth_user_id") == str(user.pk)]
+
+
+def core(run, key):
+    """The run's task for a cut-off step, from the template or added as a core step."""
+    return run.tasks.get(key__regex=rf"(^core|^\d+):{key}$")
+
+
+def test_immediate_termination_cuts_access_in_order(settle, company, it_user, settings):
+    lee, morgan = company["lee"], company["morgan"]
+    assert user_sessions(lee.user) and seats_used(company["license"]) == 2
+    first_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    today = timezone.localdate()
+
+    run = settle(
+        func=flows.employee_terminate,
+        employee=lee,
+        last_day=today,
+        acting_user=it_user,
+        immediate=True,
+        reason="Resigned",
+    )
+
+    lee.refresh_from_db()
+    lee.user.refresh_from_db()
+    assert run.kind == ChecklistKind.LEAVE and run.details["reason"] == "Resigned"
+    assert lee.end_date == today and lee.status == EmployeeStatus.TERMINATED
+    assert not lee.user.is_active and user_sessions(lee.user) == []
+    company["chat"].refresh_from_db()
+    assert company["chat"].status == EntitlementStatus.REVOKED
+    assert seats_used(company["license"]) == 1
+    # The manual application is handed to IT; everything after the revocations waits for it.
+    legacy_task = run.tasks.get(key=f"revoke:{company['legacy'].pk}")
+    assert legacy_task.status == TaskStatus.PENDING and legacy_task.assignee_type == Assignee.IT
+    assert "Remove the account of Lee Leaver" in legacy_task.instructions
+    company["step"].refresh_from_db()
+    assert company["step"].approver == lee
+    assert core(run, "hand-over").status == TaskStatus.PENDING
+
+    settle(func=services.task_complete, task=legacy_task, acting_user=it_user, note="Removed in the ERP.")
+
+    company["legacy"].refresh_from_db()
+    assert company["legacy"].status == EntitlementStatus.REVOKED
+    company["step"].refresh_from_db()
+    company["wiki"].refresh_from_db()
+    assert company["step"].approver == morgan and company["wiki"].owner == morgan
+    assert morgan.user.has_perm("accounts.decide_approvalstep", company["step"])
+    returns = list(HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag"))
+    assert [r.asset.asset_tag for r in returns] == ["LEE-1", "LEE-2"]
+    assert {r.status for r in returns} == {ReturnStatus.OPEN}
+    assert {r.due_date for r in returns} == {today + datetime.timedelta(days=settings.LIFECYCLE["RETURN_DAYS"])}
+    for asset in company["assets"]:
+        asset.refresh_from_db()
+        assert asset.status == AssetStatus.PENDING_RETURN and asset.assigned_to == lee
+    (reminder,) = mail.outbox
+    assert set(reminder.to) == {"lee@home.example", lee.work_email}
+    assert "LEE-1" in reminder.body and "LEE-2" in reminder.body
+    purge = run.tasks.get(key="purge-personal-data")
+    assert purge.status == TaskStatus.PENDING and purge.action == "purge_personal_data"
+    assert purge.due_at == flows.end_of_day(today) + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"])
+
+    run.refresh_from_db()
+    assert run.status == RunStatus.RUNNING  # returns and the purge are still ahead
+    assert run.last_revocation_at == company["legacy"].revoked_at
+    assert run.time_to_deprovision == run.last_revocation_at - run.effective_at
+
+    # Order at the cut-off, read from the audit log.
+    events = list(AuditEvent.objects.filter(pk__gt=first_event).order_by("pk"))
+
+    def first(predicate):
+        return next(i for i, e in enumerate(events) if predicate(e))
+
+    def last(predicate):
+        return max(i for i, e in enumerate(events) if predicate(e))
+
+    login = first(lambda e: e.detail.get("event") == "login_disabled")
+    status = first(lambda e: e.detail.get("event") == "status_changed")
+    revokes = last(lambda e: e.action == AuditEvent.Action.REVOKE)
+    first_revoke = first(lambda e: e.action == AuditEvent.Action.REVOKE)
+    handover = first(lambda e: e.detail.get("event") == "approval_handed_over")
+    returns_at = first(lambda e: e.action == AuditEvent.Action.ASSET_STATUS and e.detail.get("to") == "pending_return")
+    terminate = first(lambda e: e.action == AuditEvent.Action.TERMINATE)
+    assert terminate < login < status < first_revoke <= revokes < handover < returns_at
+
+
+def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user):
+    lee = company["lee"]
+    last_day = timezone.localdate() + datetime.timedelta(days=5)
+    run = settle(func=flows.employee_terminate, employee=lee, last_day=last_day, acting_user=it_user)
+    cut_off = flows.end_of_day(last_day)
+    assert run.effective_at == cut_off
+    lee.refresh_from_db()
+    lee.user.refresh_from_db()
+    assert lee.end_date == last_day and lee.status == EmployeeStatus.ACTIVE and lee.user.is_active
+    assert core(run, "disable-login").due_at == cut_off
+    assert set(run.tasks.filter(assignee_type=Assignee.SYSTEM).values_list("status", flat=True)) == {TaskStatus.PENDING}
+
+    settle(func=services.sweep, now=cut_off - datetime.timedelta(hours=1))
+    lee.user.refresh_from_db()
+    assert lee.user.is_active
+
+    sweep_until_quiet(settle, cut_off + datetime.timedelta(minutes=1))
+    lee.refresh_from_db()
+    lee.user.refresh_from_db()
+    assert not lee.user.is_active and lee.status == EmployeeStatus.TERMINATED
+    company["chat"].refresh_from_db()
+    assert company["chat"].status == EntitlementStatus.REVOKED
+
+
+def test_termination_before_the_start_date_is_refused_with_the_reason(company, it_user):
+    lee = company["lee"]
+    with pytest.raises(ValidationError) as exc:
+        flows.employee_terminate(
+            employee=lee, last_day=lee.start_date - datetime.timedelta(days=1), acting_user=it_user
+        )
+    assert "before the start date" in exc.value.message_dict["last_day"][0]
+    lee.refresh_from_db()
+    assert lee.end_date is None
+    assert not ChecklistRun.objects.filter(employee=lee).exists()
+    assert not AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE).exists()
+
+
+def test_terminating_twice_gives_one_run_and_a_terminated_person_is_refused(settle, company, it_user):
+    lee = company["lee"]
+    last_day = timezone.localdate() + datetime.timedelta(days=3)
+    run = flows.employee_terminate(employee=lee, last_day=last_day, acting_user=it_user)
+    again = flows.employee_terminate(employee=lee, last_day=last_day, acting_user=it_user, immediate=True)
+    assert again == run
+    assert ChecklistRun.objects.filter(employee=lee, kind=ChecklistKind.LEAVE).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE).count() == 1
+
+    other = EmployeeFactory(status=EmployeeStatus.TERMINATED)
+    with pytest.raises(ValidationError, match="already terminated"):
+        flows.employee_terminate(employee=other, last_day=timezone.localdate(), acting_user=it_user)
+
+
+def test_every_leaver_action_run_twice_has_its_effect_once(settle, company, it_user):
+    lee = company["lee"]
+    run = settle(
+        func=flows.employee_terminate, employee=lee, last_day=timezone.localdate(), acting_user=it_user, immediate=True
+    )
+    legacy_task = run.tasks.get(key=f"revoke:{company['legacy'].pk}")
+    settle(func=services.task_complete, task=legacy_task, acting_user=it_user)
+    counts = (AuditEvent.objects.count(), HardwareReturn.objects.count(), Task.objects.count(), len(mail.outbox))
+
+    for key in (
+        "disable-login",
+        "set-terminated",
+        "revoke-access",
+        "hand-over",
+        "hardware-returns",
+        "remind-returns",
+        "schedule-purge",
+    ):
+        task = Task.objects.select_related("run__employee").get(pk=core(run, key).pk)
+        registry[task.action].func(task)
+        registry[task.action].func(task)
+    for task in run.tasks.filter(action="revoke_entitlement"):
+        registry["revoke_entitlement"].func(task)
+
+    assert (
+        AuditEvent.objects.count(),
+        HardwareReturn.objects.count(),
+        Task.objects.count(),
+        len(mail.outbox),
+    ) == counts
+
+
+def test_reminders_repeat_until_everything_is_returned(settle, company, it_user, settings):
+    run = settle(
+        func=flows.employee_terminate,
+        employee=company["lee"],
+        last_day=timezone.localdate(),
+        acting_user=it_user,
+        immediate=True,
+    )
+    settle(func=services.task_complete, task=run.tasks.get(key=f"revoke:{company['legacy'].pk}"), acting_user=it_user)
+    assert len(mail.outbox) == 1
+    interval = datetime.timedelta(days=settings.LIFECYCLE["REMINDER_INTERVAL_DAYS"])
+    follow_up = run.tasks.get(key="remind-returns:1")
+    assert follow_up.status == TaskStatus.PENDING
+
+    def days_pass():  # the clock moves on by one interval
+        for item in HardwareReturn.objects.filter(run=run):
+            HardwareReturn.objects.filter(pk=item.pk).update(last_reminded_at=item.last_reminded_at - interval)
+
+    days_pass()
+    settle(func=services.sweep, now=follow_up.due_at + datetime.timedelta(minutes=1))
+    assert len(mail.outbox) == 2 and "LEE-1" in mail.outbox[1].body
+    assert set(HardwareReturn.objects.filter(run=run).values_list("reminders_sent", flat=True)) == {2}
+
+    HardwareReturn.objects.filter(run=run).update(status=ReturnStatus.RECEIVED, received_at=timezone.now())
+    days_pass()
+    second = run.tasks.get(key="remind-returns:2")
+    settle(func=services.sweep, now=second.due_at + datetime.timedelta(minutes=1))
+    assert len(mail.outbox) == 2
+    assert not run.tasks.filter(key="remind-returns:3").exists()
+
+
+def test_core_cut_off_steps_are_added_when_no_template_applies(settle, company, it_user):
+    ChecklistTemplate.objects.all().delete()
+    lee = company["lee"]
+    run = settle(
+        func=flows.employee_terminate, employee=lee, last_day=timezone.localdate(), acting_user=it_user, immediate=True
+    )
+    keys = [step.key for step in flows.LEAVER_STEPS]
+    tasks = [run.tasks.get(key=f"core:{key}") for key in keys]
+    for previous, task in zip(tasks, tasks[1:], strict=False):
+        assert previous in task.depends_on.all()
+    lee.refresh_from_db()
+    assert lee.status == EmployeeStatus.TERMINATED
+    company["chat"].refresh_from_db()
+    assert company["chat"].status == EntitlementStatus.REVOKED
+
+
+def test_cut_off_stops_an_open_join_run(settle, it_user):
+    joiner = EmployeeFactory(
+        status=EmployeeStatus.PRE_HIRE, start_date=timezone.localdate() + datetime.timedelta(days=20)
+    )
+    demo_templates_sync()
+    join = settle(func=flows.joiner_start, employee=joiner, acting_user=it_user)
+    assert join.tasks.filter(status=TaskStatus.PENDING).exists()
+    settle(
+        func=flows.employee_terminate,
+        employee=joiner,
+        last_day=joiner.start_date,
+        acting_user=it_user,
+        immediate=True,
+        reason="Offer withdrawn",
+    )
+    join.refresh_from_db()
+    assert not join.tasks.filter(status__in=[TaskStatus.PENDING, TaskStatus.FAILED]).exists()
+    assert join.status == RunStatus.CANCELLED
+
+
+def test_leaver_without_a_manager_hands_approvals_to_it(settle, it_user):
+    lee = EmployeeFactory()
+    ApplicationFactory(name="Orphan", owner=lee)
+    run = settle(
+        func=flows.employee_terminate, employee=lee, last_day=timezone.localdate(), acting_user=it_user, immediate=True
+    )
+    handover = run.tasks.get(action="hand_over_approvals")
+    assert handover.status == TaskStatus.PENDING and handover.assignee_type == Assignee.IT
+    assert "has no manager" in handover.instructions and "Orphan" in handover.instructions
+
+
+@pytest.mark.django_db(transaction=True)
+def test_concurrent_terminations_make_one_run():
+    if connection.vendor == "sqlite":
+        pytest.skip("SQLite serialises write transactions and has no row locks; the race needs PostgreSQL.")
+    lee = EmployeeFactory()
+    EntitlementFactory(employee=lee, application=ApplicationFactory(connector=AutoConnector.kind))
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def terminate(immediate):
+        try:
+            barrier.wait(timeout=10)
+            run = flows.employee_terminate(
+                employee=lee, last_day=timezone.localdate(), acting_user=None, immediate=immediate
+            )
+            results.append(run.pk)
+        except Exception as exc:  # noqa: BLE001
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=terminate, args=(flag,)) for flag in (True, False)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    assert len(results) == 2 and len(set(results)) == 1
+    assert ChecklistRun.objects.filter(employee=lee, kind=ChecklistKind.LEAVE).count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE, target_id=str(lee.pk)).count() == 1
