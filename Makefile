@@ -19,7 +19,7 @@ PG_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 PG_REDIS_URL    ?= redis://127.0.0.1:6379/0
 
 .DEFAULT_GOAL := help
-.PHONY: help install run test test-pg lint format bench migrations-check clean clean-db
+.PHONY: help install run test test-pg lint format bench bench-pg migrations-check clean clean-db
 
 help: ## List the commands
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-17s %s\n", $$1, $$2}'
@@ -40,7 +40,7 @@ run: $(STAMP) ## Migrate, load the demo company, serve web + worker on http://12
 	$(PY) manage.py serve $(HOST):$(PORT)
 
 test: $(STAMP) ## Run the whole test suite on SQLite with the ORM broker
-	DATABASE_URL= REDIS_URL= $(PYTEST) $(ARGS)
+	DATABASE_URL= REDIS_URL= SQLITE_TEST_PATH=$(CURDIR)/var/test.sqlite3 $(PYTEST) $(ARGS)
 
 test-pg: $(STAMP) ## Run the whole test suite on PostgreSQL with the Redis broker
 	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PYTEST) $(ARGS)
@@ -55,6 +55,9 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 
 bench: $(STAMP) ## Run the benchmarks; figures go to bench/results/ as JSON
 	$(PY) bench/run.py
+
+bench-pg: $(STAMP) ## Run the benchmarks on PostgreSQL + Redis (drops and recreates the database portal_bench)
+	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PY) bench/run.py
 
 migrations-check: $(STAMP) ## Fail if a model change has no migration
 	DATABASE_URL= $(PY) manage.py makemigrations --check --dry-run

@@ -112,6 +112,7 @@ def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, act
     return entitlement
 
 
+@transaction.atomic  # the status change and its audit event commit together, or neither
 def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via: str) -> Entitlement:
     if _set_status(
         entitlement,
@@ -178,6 +179,7 @@ def entitlement_deprovision(
     return _mark_revoked(entitlement, acting_user, reason=reason, via=entitlement.application.connector)
 
 
+@transaction.atomic  # the status change and its audit event commit together, or neither
 def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: str) -> Entitlement:
     if _set_status(
         entitlement,
@@ -234,6 +236,7 @@ def entitlement_change_level(
     )
 
 
+@transaction.atomic  # the status change and its audit event commit together, or neither
 def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_id: str, via: str) -> Entitlement:
     previous = entitlement.level
     fields = {"level": level}

@@ -8,20 +8,24 @@ from assets.models import HELD_STATUSES, AssetCheckout, HardwareAsset, License
 
 
 def licenses_with_usage() -> QuerySet[License]:
-    """Licenses annotated with `seats_used`: the application's active entitlements, counted, never stored.
+    """Licenses annotated with `seats_used`: the application's active (or still revoking) entitlements.
+
+    Counted, never stored. A revocation the vendor has not confirmed yet still holds its seat.
 
     A correlated subquery rather than a join, so further annotations or filters on the queryset
     cannot multiply the count; one query however many licenses.
     """
-    active = (
-        Entitlement.objects.filter(application=OuterRef("application"), status=EntitlementStatus.ACTIVE)
+    holding = (
+        Entitlement.objects.filter(
+            application=OuterRef("application"), status__in=[EntitlementStatus.ACTIVE, EntitlementStatus.REVOKING]
+        )
         .order_by()
         .values("application")
         .annotate(n=Count("pk"))
         .values("n")
     )
     return License.objects.select_related("application").annotate(
-        seats_used=Coalesce(Subquery(active, output_field=IntegerField()), 0)
+        seats_used=Coalesce(Subquery(holding, output_field=IntegerField()), 0)
     )
 
 

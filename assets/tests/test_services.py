@@ -443,7 +443,8 @@ def test_employee_delete_is_refused_for_hardware_held_in_the_past(laptop, alice,
 
 
 @pytest.mark.django_db
-def test_seats_used_counts_only_the_applications_active_entitlements():
+def test_seats_used_counts_the_applications_active_and_still_revoking_entitlements():
+    """A seat is free only once the vendor confirmed the revocation: `revoking` still holds one."""
     slack, zoom, unused = ApplicationFactory(name="Slack"), ApplicationFactory(name="Zoom"), ApplicationFactory()
     for _ in range(2):
         EntitlementFactory(application=slack)
@@ -460,7 +461,7 @@ def test_seats_used_counts_only_the_applications_active_entitlements():
 
     usage = {license_.pk: license_.seats_used for license_ in licenses_with_usage()}
 
-    assert usage == {slack_main.pk: 2, slack_extra.pk: 2, zoom_license.pk: 1, unused_license.pk: 0}
+    assert usage == {slack_main.pk: 3, slack_extra.pk: 3, zoom_license.pk: 1, unused_license.pk: 0}
 
 
 @pytest.mark.django_db
@@ -623,3 +624,123 @@ def test_concurrent_grants_of_one_application_make_one_live_entitlement(monkeypa
     assert {value.pk for _, value in results} == {live.pk}
     assert AuditEvent.objects.filter(action=AuditEvent.Action.GRANT).count() == 1
     assert live.history.count() == 1
+
+
+# --- asset_reserve, asset_release_reservation, asset_mark_pending_return ---------------------
+
+
+@pytest.mark.django_db
+def test_reserve_sets_an_in_stock_asset_aside_with_history_and_audit(laptop, alice, admin_user):
+    services.asset_reserve(asset=laptop, employee=alice, acting_user=admin_user, detail={"run": 7})
+
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.reserved_for, laptop.assigned_to) == (AssetStatus.IN_STOCK, alice, None)
+    assert laptop.history.first().history_user == admin_user
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS)
+    assert event.actor == admin_user
+    assert event.detail == {"run": 7, "event": "reserved", "employee": alice.pk}
+
+
+@pytest.mark.django_db
+def test_reserve_is_refused_for_an_asset_not_in_stock(laptop, alice, bob, admin_user):
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    message = refused(services.asset_reserve, asset=laptop, employee=bob, acting_user=admin_user)
+
+    assert message == "LT-0001 is assigned; only an asset in stock can be reserved."
+
+
+@pytest.mark.django_db
+def test_reserve_is_refused_for_an_asset_reserved_already(laptop, alice, bob, admin_user):
+    services.asset_reserve(asset=laptop, employee=alice, acting_user=admin_user)
+
+    assert (
+        refused(services.asset_reserve, asset=laptop, employee=bob, acting_user=admin_user)
+        == "LT-0001 is already reserved for Alice Able."
+    )
+    assert (
+        refused(services.asset_reserve, asset=laptop, employee=alice, acting_user=admin_user)
+        == "LT-0001 is already reserved for them."
+    )
+
+
+@pytest.mark.django_db
+def test_reserve_is_refused_for_a_terminated_employee(laptop, alice, admin_user):
+    Employee.objects.filter(pk=alice.pk).update(status=EmployeeStatus.TERMINATED)
+
+    message = refused(services.asset_reserve, asset=laptop, employee=alice, acting_user=admin_user)
+
+    assert message == "Alice Able is terminated; no hardware can be reserved for them."
+    laptop.refresh_from_db()
+    assert laptop.reserved_for is None
+
+
+@pytest.mark.django_db
+def test_a_reserved_asset_is_checked_out_to_its_joiner_only(laptop, alice, bob, admin_user):
+    services.asset_reserve(asset=laptop, employee=alice, acting_user=admin_user)
+
+    assert "reserved for Alice Able" in refused(asset_check_out, asset=laptop, employee=bob, acting_user=admin_user)
+    asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.reserved_for) == (AssetStatus.ASSIGNED, None)
+
+
+@pytest.mark.django_db
+def test_release_puts_a_reserved_asset_back_in_free_stock(laptop, alice, admin_user):
+    services.asset_reserve(asset=laptop, employee=alice, acting_user=admin_user)
+
+    services.asset_release_reservation(asset=laptop, employee=alice, acting_user=admin_user, detail={"run": 3})
+
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.reserved_for) == (AssetStatus.IN_STOCK, None)
+    assert laptop.history.first().history_user == admin_user
+    event = AuditEvent.objects.filter(action=AuditEvent.Action.ASSET_STATUS).latest("pk")
+    assert event.detail == {"run": 3, "event": "reservation_released", "employee": alice.pk}
+
+
+@pytest.mark.django_db
+def test_release_is_refused_when_nothing_or_someone_else_holds_the_reservation(laptop, alice, bob, admin_user):
+    assert (
+        refused(services.asset_release_reservation, asset=laptop, acting_user=admin_user)
+        == "LT-0001 is not reserved for anyone; nothing to release."
+    )
+    services.asset_reserve(asset=laptop, employee=alice, acting_user=admin_user)
+    assert (
+        refused(services.asset_release_reservation, asset=laptop, employee=bob, acting_user=admin_user)
+        == "LT-0001 is reserved for Alice Able, not for Bob Baker."
+    )
+    laptop.refresh_from_db()
+    assert laptop.reserved_for == alice
+
+
+@pytest.mark.django_db
+def test_mark_pending_return_keeps_the_holder_and_the_open_checkout(laptop, alice, admin_user):
+    checkout = asset_check_out(asset=laptop, employee=alice, acting_user=admin_user)
+
+    services.asset_mark_pending_return(asset=laptop, acting_user=admin_user, detail={"run": 9})
+
+    laptop.refresh_from_db()
+    checkout.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.PENDING_RETURN, alice)
+    assert checkout.checked_in_at is None
+    assert laptop.history.first().history_user == admin_user
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS)
+    assert event.actor == admin_user
+    assert event.detail == {"run": 9, "from": "assigned", "to": "pending_return", "employee": alice.pk}
+    # Checked in later as usual.
+    asset_check_in(asset=laptop, acting_user=admin_user)
+    laptop.refresh_from_db()
+    assert (laptop.status, laptop.assigned_to) == (AssetStatus.IN_STOCK, None)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("status", "shown"),
+    [(AssetStatus.IN_STOCK, "in stock"), (AssetStatus.PENDING_RETURN, "pending return"), (AssetStatus.LOST, "lost")],
+)
+def test_mark_pending_return_is_refused_unless_assigned(laptop, alice, admin_user, status, shown):
+    set_status(laptop, status, holder=alice if status == AssetStatus.PENDING_RETURN else None)
+
+    message = refused(services.asset_mark_pending_return, asset=laptop, acting_user=admin_user)
+
+    assert message == f"LT-0001 is {shown}; only an assigned asset can be marked pending return."
