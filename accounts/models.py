@@ -167,6 +167,8 @@ class Employee(models.Model):
         indexes = [
             models.Index(fields=["status", "last_name"], name="employee_status_name_idx"),
             models.Index(fields=["last_name", "first_name", "id"], name="employee_order_idx"),
+            # Admin search by first name (prefix range) and "First Last".
+            models.Index(fields=["first_name", "last_name", "id"], name="employee_first_name_idx"),
             models.Index(fields=["start_date"], name="employee_start_idx"),
         ]
         constraints = [

@@ -116,3 +116,53 @@ def test_employee_change_page_query_count_does_not_grow_with_holdings(client, it
     with django_assert_num_queries(at_2):
         response = client.get(url)
     assert response.status_code == 200
+
+
+def _searchable(manager=None):
+    return EmployeeFactory(manager=manager, role=RoleFactory(), last_name="Searchable")
+
+
+def search_employees(n, user):
+    boss = _searchable()
+    for _ in range(n - 1):
+        _searchable(manager=boss)
+
+
+def search_assets(n, user):
+    for _ in range(n):
+        asset_check_out(asset=HardwareAssetFactory(), employee=_searchable(manager=_employee()), acting_user=user)
+
+
+def search_entitlements(n, user):
+    for _ in range(n):
+        EntitlementFactory(employee=_searchable())
+
+
+def search_access_requests(n, user):
+    for _ in range(n):
+        AccessRequestFactory(employee=_searchable(manager=_employee()), requested_by=UserFactory())
+
+
+SEARCH_CASES = {
+    "accounts_employee": search_employees,
+    "assets_hardwareasset": search_assets,
+    "accounts_entitlement": search_entitlements,
+    "accounts_accessrequest": search_access_requests,
+}
+
+
+@pytest.mark.parametrize("changelist", list(SEARCH_CASES))
+def test_search_query_count_does_not_grow_with_matches(client, it_admin, changelist, django_assert_num_queries):
+    """Searching people (directly or as holders / requesters) looks them up once, however many match."""
+    url = f"{reverse(f'admin:{changelist}_changelist')}?q=searchable"
+    client.force_login(it_admin)
+    client.get(url)  # warm per-process caches
+
+    SEARCH_CASES[changelist](5, it_admin)
+    at_5, response = _get_and_count(client, url)
+    assert response.context["cl"].result_count == 5
+
+    SEARCH_CASES[changelist](25, it_admin)
+    with django_assert_num_queries(at_5):
+        response = client.get(url)
+    assert response.context["cl"].result_count == 30
