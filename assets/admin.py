@@ -24,7 +24,7 @@ from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_mark_lost, asset_retire
 from portal.admin import PortalImportExportAdmin, PortalModelAdmin, ReadOnlyInline, report_action_results
 
-ACTION_FORM_TEMPLATE = "admin/assets/hardwareasset/action_form.html"
+ACTION_FORM_TEMPLATE = "admin/portal/action_form.html"
 
 # --- Additions to the accounts admin --------------------------------------------------------
 
@@ -216,10 +216,14 @@ class HardwareAssetAdmin(PortalImportExportAdmin):
             "opts": self.opts,
             "form": form,
             "media": self.media + form.media,
-            "assets": assets,
+            "objects": [
+                f"{a} — {a.get_status_display()}{f', held by {a.assigned_to.full_name}' if a.assigned_to else ''}"
+                for a in assets
+            ],
+            "object_ids": [a.pk for a in assets],
             "action": action,
             "submit_label": submit_label,
-            "changelist_url": reverse("admin:assets_hardwareasset_changelist"),
+            "back_url": reverse("admin:assets_hardwareasset_changelist"),
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)

@@ -45,7 +45,7 @@ from offboarding.models import (
 )
 from portal.admin import PortalModelAdmin, ReadOnlyInline, report_action_results
 
-ACTION_FORM_TEMPLATE = "admin/offboarding/action_form.html"
+ACTION_FORM_TEMPLATE = "admin/portal/action_form.html"
 
 
 def format_duration(value: datetime.timedelta | None) -> str:

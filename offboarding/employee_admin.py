@@ -282,19 +282,22 @@ class EmployeeAdmin(base):
 
     def _terminate_page(self, request, employees, form, action):
         single = action is None
+        change_url = reverse("admin:accounts_employee_change", args=[employees[0].pk]) if single else None
         context = {
             **self.admin_site.each_context(request),
             "title": f"Terminate {employees[0].full_name}" if single else "Terminate employees",
             "opts": self.opts,
             "form": form,
-            "employees": employees,
+            "media": self.media + form.media,
+            "objects": [
+                f"{e} — {e.get_status_display()}, started {e.start_date:%Y-%m-%d}{f', {e.role}' if e.role else ''}"
+                for e in employees
+            ],
+            "object_ids": [e.pk for e in employees],
             "action": action,
-            "single": single,
-            "cancel_url": (
-                reverse("admin:accounts_employee_change", args=[employees[0].pk])
-                if single
-                else reverse("admin:accounts_employee_changelist")
-            ),
+            "submit_label": "Terminate",
+            "back_url": change_url or reverse("admin:accounts_employee_changelist"),
+            "back_label": str(employees[0]) if single else "",
         }
         request.current_app = self.admin_site.name
         return TemplateResponse(request, TERMINATE_TEMPLATE, context)

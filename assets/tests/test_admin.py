@@ -25,7 +25,7 @@ def run_action(client, action, assets, **form):
     selected = [a.pk for a in assets]
     first = client.post(CHANGELIST, {"action": action, "_selected_action": selected, "index": 0})
     assert first.status_code == 200
-    assert first.templates[0].name == "admin/assets/hardwareasset/action_form.html"
+    assert first.templates[0].name == "admin/portal/action_form.html"
     return client.post(CHANGELIST, {"action": action, "_selected_action": selected, "apply": "1", **form})
 
 

@@ -86,7 +86,7 @@ def run_action(client, url, action, objects, **form):
     selected = [o.pk for o in objects]
     first = client.post(url, {"action": action, "_selected_action": selected, "index": 0})
     assert first.status_code == 200
-    assert first.templates[0].name == "admin/offboarding/action_form.html"
+    assert first.templates[0].name == "admin/portal/action_form.html"
     return client.post(url, {"action": action, "_selected_action": selected, "apply": "1", **form})
 
 
