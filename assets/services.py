@@ -1,4 +1,5 @@
-"""Write path for hardware: check-out, check-in, lost, retired, terms accepted.
+"""Write path for hardware: check-out, check-in, lost, retired, terms accepted, and the
+lifecycle's changes: reserved for a joiner, reservation released, pending return for a leaver.
 
 Each service locks the asset row, checks its state, writes the asset, its
 check-out log, a history row naming the acting user and an audit event, all in
@@ -220,3 +221,98 @@ def checkout_accept_terms(*, checkout: AssetCheckout, acting_user) -> AssetCheck
         detail={"checkout": checkout.pk, "terms_version": checkout.terms_version},
     )
     return checkout
+
+
+# --- Lifecycle: a joiner's kit, a leaver's hardware ----------------------------------------
+
+
+@transaction.atomic
+def asset_reserve(
+    *, asset: HardwareAsset, employee: Employee, acting_user, detail: dict | None = None
+) -> HardwareAsset:
+    """Set an in-stock asset aside for a joiner (their role's kit); it stays in stock until checked out.
+
+    Refused for an asset not in stock, one already reserved (for anyone: release it first), and
+    for a terminated employee. The employee row is locked before the asset, as in a check-out.
+    `detail` adds the caller's context (e.g. the join run) to the audit event.
+    """
+    try:
+        fresh_employee = Employee.objects.select_for_update(no_key=True).only("pk", "status").get(pk=employee.pk)
+    except Employee.DoesNotExist:
+        raise ValidationError(f"{employee.full_name} no longer exists.")
+    if fresh_employee.status == EmployeeStatus.TERMINATED:
+        raise ValidationError(f"{employee.full_name} is terminated; no hardware can be reserved for them.")
+    asset = _lock(asset)
+    if asset.status != AssetStatus.IN_STOCK:
+        raise ValidationError(
+            f"{asset.asset_tag} is {asset.get_status_display().lower()}; only an asset in stock can be reserved."
+        )
+    if asset.reserved_for_id is not None:
+        whom = "them" if asset.reserved_for_id == employee.pk else asset.reserved_for.full_name
+        raise ValidationError(f"{asset.asset_tag} is already reserved for {whom}.")
+    asset.reserved_for = employee
+    _save_asset(asset, acting_user, ["reserved_for"])
+    audit_record(
+        action=AuditEvent.Action.ASSET_STATUS,
+        target=asset,
+        acting_user=acting_user,
+        detail={**(detail or {}), "event": "reserved", "employee": employee.pk},
+    )
+    return asset
+
+
+@transaction.atomic
+def asset_release_reservation(
+    *, asset: HardwareAsset, acting_user, employee: Employee | None = None, detail: dict | None = None
+) -> HardwareAsset:
+    """Put a reserved asset back into free stock (e.g. the joiner left before day one).
+
+    Refused for an asset that is not reserved, or (when `employee` is given) reserved for someone
+    else, so a caller working from a stale list never releases another joiner's kit.
+    """
+    asset = _lock(asset)
+    if asset.reserved_for_id is None:
+        raise ValidationError(f"{asset.asset_tag} is not reserved for anyone; nothing to release.")
+    if employee is not None and asset.reserved_for_id != employee.pk:
+        raise ValidationError(
+            f"{asset.asset_tag} is reserved for {asset.reserved_for.full_name}, not for {employee.full_name}."
+        )
+    previous = asset.reserved_for_id
+    asset.reserved_for = None
+    _save_asset(asset, acting_user, ["reserved_for"])
+    audit_record(
+        action=AuditEvent.Action.ASSET_STATUS,
+        target=asset,
+        acting_user=acting_user,
+        detail={**(detail or {}), "event": "reservation_released", "employee": previous},
+    )
+    return asset
+
+
+@transaction.atomic
+def asset_mark_pending_return(*, asset: HardwareAsset, acting_user, detail: dict | None = None) -> HardwareAsset:
+    """A leaver must give an assigned asset back: it becomes pending return.
+
+    The holder and the open check-out stay until the asset is checked in (`asset_check_in`).
+    Refused for an asset nobody holds, and for one already pending return.
+    """
+    asset = _lock(asset)
+    if asset.status != AssetStatus.ASSIGNED:
+        raise ValidationError(
+            f"{asset.asset_tag} is {asset.get_status_display().lower()}; only an assigned asset can be "
+            "marked pending return."
+        )
+    asset.status = AssetStatus.PENDING_RETURN
+    _save_asset(asset, acting_user, ["status"])
+    audit_record(
+        action=AuditEvent.Action.ASSET_STATUS,
+        target=asset,
+        acting_user=acting_user,
+        detail={
+            **(detail or {}),
+            "from": AssetStatus.ASSIGNED,
+            "to": AssetStatus.PENDING_RETURN,
+            "employee": asset.assigned_to_id,
+        },
+    )
+    return asset

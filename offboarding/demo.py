@@ -202,7 +202,8 @@ MOVER = Template(
 LEAVER = Template(
     "Leaver — everyone",
     ChecklistKind.LEAVE,
-    "The cut-off, in order: login, status, access, approvals, hardware, reminders, retention purge.",
+    "The cut-off, in order: login, status, access, approvals, hardware, reminders, the retention purge date. "
+    "The run closes once the hardware is back and the people's tasks are done.",
     (
         Step("disable-login", "Disable login and end sessions", action="disable_login"),
         Step("set-terminated", "Set the status to terminated", action="mark_terminated", after=("disable-login",)),
@@ -230,7 +231,12 @@ LEAVER = Template(
             action="remind_hardware_returns",
             after=("hardware-returns",),
         ),
-        Step("schedule-purge", "Schedule the retention purge", action="schedule_purge", after=("remind-returns",)),
+        Step(
+            "schedule-purge",
+            "Record the retention purge date",
+            action="schedule_purge",
+            after=("remind-returns",),
+        ),
         Step(
             "manager-handover",
             "Collect the leaver's handover notes and shared files",

@@ -21,13 +21,22 @@ Public API (keyword-only; every one takes `acting_user`, recorded in history and
       runs cancelled) → `revoke_all_access` (one `revoke_entitlement` child per live
       entitlement) → `hand_over_approvals` →
       `create_hardware_returns` → `remind_hardware_returns` (repeats every
-      `REMINDER_INTERVAL_DAYS` while a return is open) → `schedule_purge` (adds
-      `purge_personal_data`, due `RETENTION_DAYS` after the last day).
+      `REMINDER_INTERVAL_DAYS` while a return is open) → `schedule_purge` (records the purge
+      date, last day + `RETENTION_DAYS` + 1, in its result and `run.details["purge_due"]`,
+      and is done at once: the purge is not part of the run).
       These steps come from the leave templates; any a template lacks is added to the run
       (keys `core:<step>`), so no template can leave access in place;
-    * `time_to_deprovision` = cut-off → last revocation confirmed (automated or by IT).
+    * `time_to_deprovision` = cut-off → last revocation confirmed (automated or by IT);
+    * the run closes once its work is done: access revoked, approvals handed over, hardware
+      returned (`hardware_return_receive`) and the people's tasks completed.
+- `hardware_return_receive(item=, acting_user=, condition=, note="")`: IT has a leaver's asset
+  back; it is checked in and, once nothing of the run is out, the reminders stop.
 - `retention_purge(employee=, acting_user=)`: anonymise a terminated employee's personal data,
   in history rows, task texts and audit snapshots too. Idempotent.
+- `retention_purge_due(now=None)`: the daily schedule (`offboarding.tasks.purge_due`) purges
+  every terminated employee whose last day + `RETENTION_DAYS` has passed, in bounded batches.
+
+Hardware rows are written only by `assets.services` (reserve, release, pending return, check-in).
 
 The actions that run these steps live in `offboarding.actions.lifecycle`; they call the
 functions below, which read the target's state first so that running one twice has its
@@ -37,6 +46,8 @@ effect once.
 from __future__ import annotations
 
 import datetime
+import logging
+import time
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -62,6 +73,7 @@ from accounts.models import (
     Role,
 )
 from accounts.provisioning import entitlement_plan
+from assets import services as asset_services
 from assets.models import HELD_STATUSES, AssetStatus, HardwareAsset, RoleKitItem
 from offboarding import services as engine
 from offboarding.models import (
@@ -69,13 +81,17 @@ from offboarding.models import (
     ChecklistKind,
     ChecklistRun,
     HardwareReturn,
+    ReturnCondition,
     ReturnStatus,
     RunStatus,
     Task,
+    TaskStatus,
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
 from portal.models import AuditEvent
+
+logger = logging.getLogger(__name__)
 
 MOVER_FIELDS = ("role", "department", "manager")
 
@@ -128,7 +144,7 @@ LEAVER_STEPS = (
     CoreStep("hand-over", "Hand pending approvals and owned applications to the manager", "hand_over_approvals"),
     CoreStep("hardware-returns", "Open a hardware return per asset held", "create_hardware_returns"),
     CoreStep("remind-returns", "Remind the leaver to return hardware", "remind_hardware_returns"),
-    CoreStep("schedule-purge", "Schedule the retention purge", "schedule_purge"),
+    CoreStep("schedule-purge", "Record the retention purge date", "schedule_purge"),
 )
 
 
@@ -192,8 +208,9 @@ def kit_reserve(*, employee: Employee, run: ChecklistRun, parent: Task | None = 
     """Set aside in-stock assets for each item of the employee's role kit; a purchase task for IT for what is short.
 
     Counts what is already reserved for or held by the employee, so a second call reserves
-    nothing more. Rows are locked with SKIP LOCKED (PostgreSQL), so concurrent reservations for
-    two joiners never take the same asset. A shortage becomes one IT task per kit item
+    nothing more. Each asset is reserved through `assets.services.asset_reserve`. Rows are locked
+    with SKIP LOCKED (PostgreSQL), so concurrent reservations for two joiners never take the same
+    asset. A shortage becomes one IT task per kit item
     (key `purchase:<kit item>`).
     """
     employee = Employee.objects.select_related("role").get(pk=employee.pk)
@@ -202,6 +219,8 @@ def kit_reserve(*, employee: Employee, run: ChecklistRun, parent: Task | None = 
     reserved, purchases = [], []
     for item in RoleKitItem.objects.filter(role_id=employee.role_id).select_related("asset_model").order_by("pk"):
         with transaction.atomic():
+            # The employee before the assets, the order `asset_reserve` and check-outs lock them in.
+            Employee.objects.select_for_update(no_key=True).only("pk").get(pk=employee.pk)
             have = (
                 HardwareAsset.objects.filter(model_id=item.asset_model_id)
                 .filter(Q(reserved_for=employee) | held_by(employee))
@@ -216,15 +235,8 @@ def kit_reserve(*, employee: Employee, run: ChecklistRun, parent: Task | None = 
                 .order_by("purchase_date", "asset_tag")[:need]
             )
             for asset in candidates:
-                asset.reserved_for = employee
-                asset.full_clean(validate_unique=False)
-                set_history_user(asset, acting_user)
-                asset.save(update_fields=["reserved_for"])
-                audit_record(
-                    action=AuditEvent.Action.ASSET_STATUS,
-                    target=asset,
-                    acting_user=acting_user,
-                    detail={"event": "reserved", "employee": employee.pk, "run": run.pk},
+                asset_services.asset_reserve(
+                    asset=asset, employee=employee, acting_user=acting_user, detail={"run": run.pk}
                 )
                 reserved.append(asset.asset_tag)
             missing = need - len(candidates)
@@ -568,15 +580,16 @@ def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None)
 def hardware_returns_open(*, run: ChecklistRun, acting_user=None) -> dict:
     """One open `HardwareReturn` per asset the leaver holds, due `RETURN_DAYS` after the cut-off.
 
-    Each asset goes to pending return (its holder stays until it is checked in); assets only
-    reserved for the person are released back to stock. Idempotent: an asset with an open
-    return gets no second one.
+    Each asset goes to pending return (`assets.services.asset_mark_pending_return`; its holder
+    stays until it is checked in); assets only reserved for the person are released back to
+    stock. Idempotent: an asset with an open return gets no second one.
     """
     employee = run.employee
     due = timezone.localtime(run.effective_at).date() + datetime.timedelta(days=lifecycle_setting("RETURN_DAYS"))
     created, existing = [], []
     for asset_id in HardwareAsset.objects.filter(held_by(employee)).order_by("asset_tag").values_list("pk", flat=True):
         with transaction.atomic():
+            # Locked (a read) so the return and the asset's status change together.
             asset = HardwareAsset.objects.select_for_update(of=("self",)).get(pk=asset_id)
             if asset.assigned_to_id != employee.pk or asset.status not in HELD_STATUSES:
                 continue
@@ -591,33 +604,84 @@ def hardware_returns_open(*, run: ChecklistRun, acting_user=None) -> dict:
             else:
                 existing.append(open_return.pk)
             if asset.status == AssetStatus.ASSIGNED:
-                asset.status = AssetStatus.PENDING_RETURN
-                asset.full_clean(validate_unique=False)
-                set_history_user(asset, acting_user)
-                asset.save(update_fields=["status"])
-                audit_record(
-                    action=AuditEvent.Action.ASSET_STATUS,
-                    target=asset,
-                    acting_user=acting_user,
-                    detail={"from": AssetStatus.ASSIGNED, "to": AssetStatus.PENDING_RETURN, "employee": employee.pk},
-                )
+                asset_services.asset_mark_pending_return(asset=asset, acting_user=acting_user, detail={"run": run.pk})
     released = []
-    for asset_id in HardwareAsset.objects.filter(reserved_for=employee).values_list("pk", flat=True):
-        with transaction.atomic():
-            asset = HardwareAsset.objects.select_for_update(of=("self",)).get(pk=asset_id)
-            if asset.reserved_for_id != employee.pk:
-                continue
-            asset.reserved_for = None
-            set_history_user(asset, acting_user)
-            asset.save(update_fields=["reserved_for"])
-            audit_record(
-                action=AuditEvent.Action.ASSET_STATUS,
-                target=asset,
-                acting_user=acting_user,
-                detail={"event": "reservation_released", "employee": employee.pk},
+    for asset in HardwareAsset.objects.filter(reserved_for=employee).order_by("asset_tag"):
+        try:
+            asset_services.asset_release_reservation(
+                asset=asset, employee=employee, acting_user=acting_user, detail={"run": run.pk}
             )
-            released.append(asset.asset_tag)
+        except ValidationError:
+            continue  # released or handed to someone else meanwhile
+        released.append(asset.asset_tag)
     return {"created": created, "existing": existing, "released": released, "due_date": due.isoformat()}
+
+
+@transaction.atomic
+def hardware_return_receive(
+    *, item: HardwareReturn, acting_user, condition: str = ReturnCondition.GOOD, note: str = ""
+) -> HardwareReturn:
+    """IT has the asset back: the return is received and the asset checked in.
+
+    Good condition: back in stock; damaged or missing parts: into repair
+    (`assets.services.asset_check_in`). An asset IT already checked in through the hardware
+    admin is left as it is. Once nothing of the leave run is still out, its pending follow-up
+    reminders are skipped, so the run closes as soon as its other steps are done. Refused for a
+    return that is not open or shipped (received twice, or cancelled).
+    """
+    if condition not in ReturnCondition.values:
+        raise ValidationError(f"Unknown condition {condition!r}; choose one of {', '.join(ReturnCondition.values)}.")
+    item = HardwareReturn.objects.select_for_update(of=("self",)).select_related("asset").get(pk=item.pk)
+    if item.status not in (ReturnStatus.OPEN, ReturnStatus.SHIPPED):
+        state = "was received already" if item.status == ReturnStatus.RECEIVED else "was cancelled"
+        raise ValidationError(
+            f"The return of {item.asset.asset_tag} {state}; only an open or shipped return can be received."
+        )
+    asset = item.asset
+    checked_in = asset.assigned_to_id == item.employee_id and asset.status in HELD_STATUSES
+    if checked_in:
+        asset_services.asset_check_in(
+            asset=asset,
+            acting_user=acting_user,
+            condition=condition,
+            to_status=AssetStatus.IN_STOCK if condition == ReturnCondition.GOOD else AssetStatus.IN_REPAIR,
+            note=note or f"Returned by a leaver (return #{item.pk}).",
+        )
+    item.status = ReturnStatus.RECEIVED
+    item.received_at = timezone.now()
+    item.received_by = acting_user if getattr(acting_user, "pk", None) else None
+    item.condition = condition
+    set_history_user(item, acting_user)
+    item.save(update_fields=["status", "received_at", "received_by", "condition"])
+    audit_record(
+        action=AuditEvent.Action.OTHER,
+        target=item,
+        acting_user=acting_user,
+        detail={
+            "event": "hardware_return_received",
+            "asset": asset.pk,
+            "run": item.run_id,
+            "condition": condition,
+            "checked_in": checked_in,
+        },
+    )
+    if item.run_id is not None:
+        _stop_return_reminders(run=item.run, acting_user=acting_user)
+    return item
+
+
+def _stop_return_reminders(*, run: ChecklistRun, acting_user) -> None:
+    """Skip the run's pending follow-up reminders when no return of the run is still out."""
+    if HardwareReturn.objects.filter(run=run, status__in=[ReturnStatus.OPEN, ReturnStatus.SHIPPED]).exists():
+        return
+    follow_ups = Task.objects.filter(
+        run=run, action="remind_hardware_returns", parent__isnull=False, status=TaskStatus.PENDING
+    )
+    for task in follow_ups:
+        try:
+            engine.task_skip(task=task, acting_user=acting_user, reason="Every item is back; no more reminders.")
+        except ValidationError:
+            continue  # it started meanwhile: it finds nothing open and ends by itself
 
 
 def hardware_returns_remind(*, run: ChecklistRun, now: datetime.datetime | None = None) -> dict:
@@ -647,6 +711,78 @@ def hardware_returns_remind(*, run: ChecklistRun, now: datetime.datetime | None 
                     reminders_sent=F("reminders_sent") + 1, last_reminded_at=now
                 )
     return {"open": len(open_returns), "reminded": [r.pk for r in due_now], "sent": sent}
+
+
+def retention_purge_date(last_day: datetime.date) -> datetime.date:
+    """The day a leaver's personal data is purged: the first day after `last_day` + `RETENTION_DAYS`."""
+    return last_day + datetime.timedelta(days=lifecycle_setting("RETENTION_DAYS") + 1)
+
+
+def retention_purge_record(*, run: ChecklistRun) -> dict:
+    """Record on the leave run when the daily retention purge will anonymise the person.
+
+    The purge itself is not part of the run (`retention_purge_due` does it), so the run closes
+    once access, approvals and hardware are dealt with. Idempotent: writes only when the date
+    is new (e.g. the last day was changed).
+    """
+    due = retention_purge_date(run.event_date).isoformat()
+    with transaction.atomic():
+        locked = ChecklistRun.objects.select_for_update().get(pk=run.pk)
+        if locked.details.get("purge_due") != due:
+            locked.details = {**locked.details, "purge_due": due}
+            set_history_user(locked, None)
+            locked.save(update_fields=["details"])
+            run.details = locked.details
+    return {
+        "purge_due": due,
+        "retention_days": lifecycle_setting("RETENTION_DAYS"),
+        "note": "Anonymised on that day by the daily retention purge, outside this checklist.",
+    }
+
+
+PURGE_BATCH = 100
+
+
+def retention_purge_due(
+    *, now: datetime.datetime | None = None, batch_size: int = PURGE_BATCH, max_seconds: float | None = None
+) -> dict[str, int]:
+    """Anonymise every terminated employee whose last day + `RETENTION_DAYS` has passed. Runs daily.
+
+    Takes them `batch_size` at a time, oldest last day first, each in its own transaction through
+    `retention_purge` (acting user: none, i.e. the system; one PURGE audit event each). Stops
+    after `max_seconds` (default: half the queue's task timeout; at least one batch is done) and
+    leaves the rest to the next run. Idempotent and safe to run concurrently: a person already
+    anonymised is skipped, and the employee row lock in `employee_anonymise` makes a concurrent
+    purge of the same person a no-op. One failure is logged and counted; the others still go ahead.
+    """
+    now = now or timezone.now()
+    if max_seconds is None:
+        max_seconds = settings.Q_CLUSTER.get("timeout", 60) / 2
+    deadline = time.monotonic() + max_seconds
+    # Due: the purge date (last day + RETENTION_DAYS + 1) is today or earlier.
+    last_day_before = timezone.localdate(now) - datetime.timedelta(days=lifecycle_setting("RETENTION_DAYS"))
+    due = Employee.objects.filter(
+        status=EmployeeStatus.TERMINATED, anonymised_at__isnull=True, end_date__lt=last_day_before
+    ).order_by("end_date", "pk")
+    counts = {"purged": 0, "already": 0, "errors": 0, "left": 0}
+    failed: set[int] = set()
+    while True:
+        batch = list(due.exclude(pk__in=failed).values_list("pk", flat=True)[:batch_size])
+        if not batch:
+            break
+        for employee in Employee.objects.filter(pk__in=batch).order_by("end_date", "pk"):
+            try:
+                outcome = retention_purge(employee=employee, acting_user=None)
+            except Exception:  # noqa: BLE001 - one bad row must not stop the purge of the others
+                logger.exception("Retention purge of employee %s failed", employee.pk)
+                failed.add(employee.pk)
+                counts["errors"] += 1
+                continue
+            counts["already" if outcome["already"] else "purged"] += 1
+        if time.monotonic() > deadline:
+            counts["left"] = due.exclude(pk__in=failed).count()
+            break
+    return counts
 
 
 @transaction.atomic

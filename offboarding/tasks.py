@@ -1,6 +1,6 @@
 """Entry points the queue calls. They take ids only and call services."""
 
-from offboarding import services
+from offboarding import flows, services
 
 
 def task_execute(task_id: int) -> str:
@@ -16,3 +16,8 @@ def sweep() -> dict:
 def remind_overdue() -> dict:
     """Every hour: email overdue manual tasks to their assignees or the IT team."""
     return services.tasks_remind_overdue()
+
+
+def purge_due() -> dict:
+    """Every day: anonymise leavers whose retention period is over (`flows.retention_purge_due`)."""
+    return flows.retention_purge_due()

@@ -14,7 +14,8 @@ Names used by templates:
   joiner  reserve_kit, provision_birthrights (→ provision_entitlement), send_email, activate_employee
   mover   provision_entitlement, change_entitlement_level, revoke_entitlement (with recheck)
   leaver  disable_login, mark_terminated, revoke_all_access (→ revoke_entitlement), hand_over_approvals,
-          create_hardware_returns, remind_hardware_returns, schedule_purge (→ purge_personal_data)
+          create_hardware_returns, remind_hardware_returns, schedule_purge (records the purge date;
+          the daily `offboarding.tasks.purge_due` purges), purge_personal_data (older runs)
 """
 
 import datetime
@@ -30,7 +31,7 @@ from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus,
 from offboarding import flows
 from offboarding import services as engine
 from offboarding.actions import Handoff, register
-from offboarding.models import Assignee, ChecklistKind, Task
+from offboarding.models import ChecklistKind, Task
 
 
 def _employee(task) -> Employee:
@@ -300,22 +301,14 @@ def remind_hardware_returns(task):
     return outcome
 
 
-@register("schedule_purge", "Schedule the anonymisation of personal data after the retention period")
+@register("schedule_purge", "Record when the daily retention purge anonymises the leaver")
 def schedule_purge(task):
-    run = task.run
-    due = flows.end_of_day(run.event_date) + datetime.timedelta(days=flows.lifecycle_setting("RETENTION_DAYS"))
-    purge = engine.task_add(
-        run=run,
-        key="purge-personal-data",
-        title="Anonymise personal data (retention period over)",
-        action="purge_personal_data",
-        assignee_type=Assignee.SYSTEM,
-        parent=task,
-        due_at=due,
-    )
-    return {"purge_task": purge.pk, "due_at": purge.due_at.isoformat()}
+    """Done at once: the date goes into the result and `run.details["purge_due"]`; the daily
+    `offboarding.tasks.purge_due` anonymises the person then, so the run need not stay open."""
+    return flows.retention_purge_record(run=task.run)
 
 
 @register("purge_personal_data", "Anonymise the employee's personal data, history included")
 def purge_personal_data(task):
+    """Kept for templates and runs made before the daily purge; `schedule_purge` no longer adds it."""
     return flows.retention_purge(employee=_employee(task), acting_user=None)

@@ -22,6 +22,7 @@ from offboarding import flows, services
 from offboarding.actions import registry
 from offboarding.demo import demo_templates_sync
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
+from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -183,6 +184,19 @@ def test_kit_goes_to_the_first_joiner_and_the_second_gets_a_purchase_task(settle
     assert not first.tasks.filter(key__startswith="purchase:").exists()
     assert second.employee.reserved_hardware.count() == 0
     assert second.tasks.filter(key__startswith="purchase:", assignee_type=Assignee.IT).count() == 2
+
+
+def test_kit_is_reserved_through_the_asset_service_with_history_and_audit(settle, org):
+    laptop = HardwareAssetFactory(model=org["laptop"], asset_tag="LT-1")
+    employee = joiner(org)
+    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    laptop.refresh_from_db()
+    assert laptop.reserved_for == employee
+    latest = laptop.history.first()
+    assert (latest.history_type, latest.reserved_for_id, latest.history_user) == ("~", employee.pk, None)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS, target_id=str(laptop.pk))
+    assert event.detail == {"run": run.pk, "event": "reserved", "employee": employee.pk}
+    assert event.actor_repr == "system"
 
 
 def test_every_joiner_action_run_twice_has_its_effect_once(settle, org):

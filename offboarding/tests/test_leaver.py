@@ -30,7 +30,7 @@ from accounts.tests.factories import (
 )
 from assets.models import AssetStatus
 from assets.selectors import licenses_with_usage
-from assets.services import asset_check_out
+from assets.services import asset_check_in, asset_check_out, asset_reserve
 from assets.tests.factories import HardwareAssetFactory, LicenseFactory
 from offboarding import flows, services
 from offboarding.actions import registry
@@ -191,12 +191,15 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     (reminder,) = mail.outbox
     assert set(reminder.to) == {"lee@home.example", lee.work_email}
     assert "LEE-1" in reminder.body and "LEE-2" in reminder.body
-    purge = run.tasks.get(key="purge-personal-data")
-    assert purge.status == TaskStatus.PENDING and purge.action == "purge_personal_data"
-    assert purge.due_at == flows.end_of_day(today) + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"])
+    # The purge is not a task of the run: its date is recorded, and the daily purge does it.
+    purge_due = (today + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"] + 1)).isoformat()
+    schedule = core(run, "schedule-purge")
+    assert schedule.status == TaskStatus.DONE and schedule.result["purge_due"] == purge_due
+    assert not run.tasks.filter(action="purge_personal_data").exists()
 
     run.refresh_from_db()
-    assert run.status == RunStatus.RUNNING  # returns and the purge are still ahead
+    assert run.details["purge_due"] == purge_due
+    assert run.status == RunStatus.RUNNING  # the hardware is still out
     assert run.last_revocation_at == company["legacy"].revoked_at
     assert run.time_to_deprovision == run.last_revocation_at - run.effective_at
 
@@ -331,6 +334,100 @@ def test_reminders_repeat_until_everything_is_returned(settle, company, it_user,
     settle(func=services.sweep, now=second.due_at + datetime.timedelta(minutes=1))
     assert len(mail.outbox) == 2
     assert not run.tasks.filter(key="remind-returns:3").exists()
+
+
+def test_the_run_closes_once_the_hardware_is_back_not_after_the_retention_period(settle, company, it_user):
+    lee = company["lee"]
+    run = settle(
+        func=flows.employee_terminate, employee=lee, last_day=timezone.localdate(), acting_user=it_user, immediate=True
+    )
+    settle(func=services.task_complete, task=run.tasks.get(key=f"revoke:{company['legacy'].pk}"), acting_user=it_user)
+    first, second = HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag")
+    follow_up = run.tasks.get(key="remind-returns:1")
+
+    settle(func=flows.hardware_return_receive, item=first, acting_user=it_user)
+    follow_up.refresh_from_db()
+    assert follow_up.status == TaskStatus.PENDING  # LEE-2 is still out
+
+    settle(func=flows.hardware_return_receive, item=second, acting_user=it_user, condition="damaged", note="Dent.")
+
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.status, first.condition, first.received_by) == (ReturnStatus.RECEIVED, "good", it_user)
+    assert second.status == ReturnStatus.RECEIVED and second.received_at is not None
+    laptop_1, laptop_2 = company["assets"]
+    laptop_1.refresh_from_db()
+    laptop_2.refresh_from_db()
+    assert (laptop_1.status, laptop_1.assigned_to) == (AssetStatus.IN_STOCK, None)
+    assert (laptop_2.status, laptop_2.assigned_to) == (AssetStatus.IN_REPAIR, None)
+    assert not laptop_1.checkouts.filter(checked_in_at__isnull=True).exists()
+    assert laptop_2.checkouts.get().condition_on_return == "damaged"
+    follow_up.refresh_from_db()
+    assert follow_up.status == TaskStatus.SKIPPED and "Every item is back" in follow_up.note
+    received = AuditEvent.objects.filter(detail__event="hardware_return_received")
+    assert received.count() == 2 and {e.actor for e in received} == {it_user}
+
+    # What is left is the people's work from the template; once done, the run closes today.
+    for task in run.tasks.exclude(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED]):
+        assert task.assignee_type in (Assignee.IT, Assignee.MANAGER), task.key
+        settle(func=services.task_complete, task=task, acting_user=it_user)
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
+    assert run.completed_at - run.effective_at < datetime.timedelta(hours=1)
+    assert run.details["purge_due"] > timezone.localdate().isoformat()
+    lee.refresh_from_db()
+    assert lee.anonymised_at is None  # the daily purge does that, after the retention period
+
+
+def test_a_return_received_twice_is_refused_and_one_checked_in_already_is_kept(settle, company, it_user):
+    run = settle(
+        func=flows.employee_terminate,
+        employee=company["lee"],
+        last_day=timezone.localdate(),
+        acting_user=it_user,
+        immediate=True,
+    )
+    settle(func=services.task_complete, task=run.tasks.get(key=f"revoke:{company['legacy'].pk}"), acting_user=it_user)
+    first, second = HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag")
+    flows.hardware_return_receive(item=first, acting_user=it_user)
+    with pytest.raises(ValidationError, match="LEE-1 was received already; only an open or shipped"):
+        flows.hardware_return_receive(item=first, acting_user=it_user)
+    with pytest.raises(ValidationError, match="Unknown condition"):
+        flows.hardware_return_receive(item=second, acting_user=it_user, condition="soggy")
+
+    # IT checked LEE-2 in from the hardware admin first; receiving the return leaves the asset alone.
+    asset_check_in(asset=company["assets"][1], acting_user=it_user)
+    check_ins = AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_IN).count()
+    flows.hardware_return_receive(item=second, acting_user=it_user)
+    second.refresh_from_db()
+    assert second.status == ReturnStatus.RECEIVED
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_IN).count() == check_ins
+    assert (
+        AuditEvent.objects.get(detail__event="hardware_return_received", target_id=str(second.pk)).detail["checked_in"]
+        is False
+    )
+
+
+def test_a_leavers_reserved_kit_goes_back_to_stock_through_the_asset_service(settle, it_user):
+    joiner = EmployeeFactory(
+        status=EmployeeStatus.PRE_HIRE, start_date=timezone.localdate() + datetime.timedelta(days=20)
+    )
+    kept = HardwareAssetFactory(asset_tag="KIT-1")
+    asset_reserve(asset=kept, employee=joiner, acting_user=it_user)
+    run = settle(
+        func=flows.employee_terminate,
+        employee=joiner,
+        last_day=joiner.start_date,
+        acting_user=it_user,
+        immediate=True,
+        reason="Offer withdrawn",
+    )
+    kept.refresh_from_db()
+    assert kept.reserved_for is None and kept.status == AssetStatus.IN_STOCK
+    assert core(run, "hardware-returns").result["released"] == ["KIT-1"]
+    event = AuditEvent.objects.get(detail__event="reservation_released")
+    assert event.detail == {"event": "reservation_released", "employee": joiner.pk, "run": run.pk}
+    assert event.actor is None  # the system, at the cut-off
 
 
 def test_core_cut_off_steps_are_added_when_no_template_applies(settle, company, it_user):

@@ -49,32 +49,33 @@ def leaks(text: str) -> list[str]:
     return [secret for secret in SECRETS if secret in (text or "")]
 
 
-def test_scheduled_purge_anonymises_everywhere_and_keeps_the_record(settle, petra, settings):
+def test_daily_purge_anonymises_everywhere_and_keeps_the_record(settle, petra, settings):
     demo_templates_sync()
     EntitlementFactory(employee=petra, application=ApplicationFactory(name="Old ERP", connector=ConnectorType.MANUAL))
     it_user = UserFactory(username="it")
-    run = settle(
-        func=flows.employee_terminate,
-        employee=petra,
-        last_day=timezone.localdate(),
-        acting_user=it_user,
-        immediate=True,
-    )
+    last_day = timezone.localdate()
+    run = settle(func=flows.employee_terminate, employee=petra, last_day=last_day, acting_user=it_user, immediate=True)
     manual = run.tasks.get(action="revoke_entitlement")
     assert "Petra Private" in manual.instructions and "petra@example.com" in manual.instructions
     settle(func=services.task_complete, task=manual, acting_user=it_user)
-    purge = run.tasks.get(key="purge-personal-data")
-    assert purge.due_at.date() == timezone.localdate() + datetime.timedelta(
-        days=settings.LIFECYCLE["RETENTION_DAYS"] + 1
-    )
+    purge_day = last_day + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"] + 1)
+    run.refresh_from_db()
+    assert run.details["purge_due"] == purge_day.isoformat()
+    assert not run.tasks.filter(action="purge_personal_data").exists()
 
-    settle(func=services.sweep, now=purge.due_at - datetime.timedelta(days=1))
+    # The run does not wait for the purge: once the people's tasks are done, it closes.
+    for task in run.tasks.exclude(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED]):
+        assert task.assignee_type in ("it", "manager"), task.key
+        settle(func=services.task_complete, task=task, acting_user=it_user)
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
+
+    day_before = flows._aware(purge_day - datetime.timedelta(days=1), datetime.time(23, 59))
+    assert flows.retention_purge_due(now=day_before) == {"purged": 0, "already": 0, "errors": 0, "left": 0}
     petra.refresh_from_db()
     assert petra.anonymised_at is None
 
-    settle(func=services.sweep, now=purge.due_at + datetime.timedelta(minutes=1))
-    purge.refresh_from_db()
-    assert purge.status == TaskStatus.DONE
+    assert flows.retention_purge_due(now=flows._aware(purge_day, datetime.time(3, 0)))["purged"] == 1
 
     petra.refresh_from_db()
     assert petra.full_name == "Former employee P-0042"
@@ -108,11 +109,117 @@ def test_scheduled_purge_anonymises_everywhere_and_keeps_the_record(settle, petr
     assert (petra.user.first_name, petra.user.email, petra.user.is_active) == ("", "", False)
     assert petra.user.username == "former-p-0042"
 
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.PURGE, target_id=str(petra.pk)).count() == 1
-    unfinished = run.tasks.exclude(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED])
-    assert {t.assignee_type for t in unfinished} <= {"it", "manager"}  # people's tasks of the template
-    for task in unfinished:
-        settle(func=services.task_complete, task=task, acting_user=it_user)
+    purge = AuditEvent.objects.get(action=AuditEvent.Action.PURGE, target_id=str(petra.pk))
+    assert purge.actor is None and purge.actor_repr == "system"
+    # Every day after: nothing more to do.
+    assert flows.retention_purge_due(now=flows._aware(purge_day + datetime.timedelta(days=1)))["purged"] == 0
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.PURGE).count() == 1
+
+
+def terminated(number: str, last_day: datetime.date, **kwargs) -> Employee:
+    return EmployeeFactory(employee_number=number, status=EmployeeStatus.TERMINATED, end_date=last_day, **kwargs)
+
+
+def test_daily_purge_takes_only_those_due_in_bounded_batches(settings):
+    settings.LIFECYCLE = {**settings.LIFECYCLE, "RETENTION_DAYS": 30}
+    today = timezone.localdate()
+    due = [terminated(f"D-{n}", today - datetime.timedelta(days=31 + n)) for n in range(5)]
+    last_day_today = terminated("EDGE", today - datetime.timedelta(days=30))  # purged tomorrow
+    recent = terminated("RECENT", today - datetime.timedelta(days=3))
+    active = EmployeeFactory(employee_number="ACTIVE", end_date=today - datetime.timedelta(days=60))
+    flows.retention_purge(employee=due[0], acting_user=None)  # already anonymised: left alone
+
+    calls = []
+    real = flows.retention_purge
+
+    def spy(**kwargs):
+        calls.append(kwargs["employee"].employee_number)
+        return real(**kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flows, "retention_purge", spy)
+        counts = flows.retention_purge_due(batch_size=2)
+
+    assert counts == {"purged": 4, "already": 0, "errors": 0, "left": 0}
+    assert calls == ["D-4", "D-3", "D-2", "D-1"]  # oldest last day first
+    assert Employee.objects.filter(pk__in=[e.pk for e in due], anonymised_at__isnull=False).count() == 5
+    for other in (last_day_today, recent, active):
+        other.refresh_from_db()
+        assert other.anonymised_at is None, other.employee_number
+    assert flows.retention_purge_due() == {"purged": 0, "already": 0, "errors": 0, "left": 0}
+    tomorrow = timezone.now() + datetime.timedelta(days=1)
+    assert flows.retention_purge_due(now=tomorrow)["purged"] == 1
+
+
+def test_daily_purge_stops_at_its_time_budget_and_the_next_run_goes_on(settings):
+    settings.LIFECYCLE = {**settings.LIFECYCLE, "RETENTION_DAYS": 30}
+    old = timezone.localdate() - datetime.timedelta(days=400)
+    for n in range(3):
+        terminated(f"T-{n}", old)
+    assert flows.retention_purge_due(batch_size=1, max_seconds=0) == {"purged": 1, "already": 0, "errors": 0, "left": 2}
+    assert flows.retention_purge_due(batch_size=1)["purged"] == 2
+    assert not Employee.objects.filter(anonymised_at__isnull=True).exists()
+
+
+def test_one_failing_purge_does_not_stop_the_others(settings, caplog):
+    settings.LIFECYCLE = {**settings.LIFECYCLE, "RETENTION_DAYS": 30}
+    old = timezone.localdate() - datetime.timedelta(days=400)
+    broken, fine = terminated("BROKEN", old), terminated("FINE", old)
+    real = flows.retention_purge
+
+    def flaky(**kwargs):
+        if kwargs["employee"].pk == broken.pk:
+            raise RuntimeError("disk full")
+        return real(**kwargs)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(flows, "retention_purge", flaky)
+        counts = flows.retention_purge_due(batch_size=1)
+    assert counts == {"purged": 1, "already": 0, "errors": 1, "left": 0}
+    fine.refresh_from_db()
+    broken.refresh_from_db()
+    assert fine.anonymised_at is not None and broken.anonymised_at is None
+    assert "Retention purge of employee" in caplog.text
+    assert flows.retention_purge_due()["purged"] == 1  # the next day tries again
+
+
+def test_the_daily_schedule_calls_the_purge():
+    from django_q.models import Schedule
+
+    from offboarding import tasks
+
+    schedule = Schedule.objects.get(func="offboarding.tasks.purge_due")
+    assert (schedule.schedule_type, schedule.repeats) == (Schedule.DAILY, -1)
+    assert timezone.localtime(schedule.next_run).hour == 3
+    assert tasks.purge_due() == {"purged": 0, "already": 0, "errors": 0, "left": 0}
+
+
+def test_migration_lets_older_leave_runs_close(petra):
+    """Runs made before the daily purge held a purge task due a year later; the migration skips it."""
+    import importlib
+
+    from django.apps import apps
+
+    migration = importlib.import_module("offboarding.migrations.0005_purge_schedule")
+    petra.status = EmployeeStatus.TERMINATED
+    petra.save()
+    run = ChecklistRun.objects.create(
+        employee=petra, kind="leave", event_date=timezone.localdate(), effective_at=timezone.now()
+    )
+    due = flows.end_of_day(run.event_date) + datetime.timedelta(days=365)
+    legacy = services.task_add(
+        run=run, key="purge-personal-data", title="Purge", action="purge_personal_data", due_at=due
+    )
+    done = services.task_add(run=run, key="other", title="Other", action="noop")
+    Task.objects.filter(pk=done.pk).update(status=TaskStatus.DONE)
+
+    migration.skip_legacy_purge_tasks(apps, None)
+
+    legacy.refresh_from_db()
+    run.refresh_from_db()
+    assert legacy.status == TaskStatus.SKIPPED and "daily retention purge" in legacy.note
+    assert run.details["purge_due"] == timezone.localtime(due).date().isoformat()
+    assert services.sweep()["closed"] == 1
     run.refresh_from_db()
     assert run.status == RunStatus.DONE
 

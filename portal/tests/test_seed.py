@@ -1,5 +1,6 @@
 """The demo company (`seed_demo`) and the synthetic company for benchmarks (`seed_scale`)."""
 
+import datetime
 from io import StringIO
 
 import pytest
@@ -29,6 +30,16 @@ from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, Enti
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
+from offboarding.models import (
+    ChecklistKind,
+    ChecklistRun,
+    ChecklistTemplate,
+    HardwareReturn,
+    ReturnStatus,
+    RunStatus,
+    Task,
+    TaskStatus,
+)
 from portal.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 from portal.seeding import count_rows
 
@@ -122,6 +133,61 @@ class TestSeedDemo:
         assert Employee.history.count() >= Employee.objects.count()
         assert HardwareAsset.history.count() >= HardwareAsset.objects.count()
         assert "portal-demo" in output
+
+    def test_checklists_show_the_lifecycle_through_the_real_flows(self):
+        output = seed_demo()
+        now = timezone.now()
+        assert {t.kind for t in ChecklistTemplate.objects.all()} == {"join", "move", "leave"}
+        assert not Task.objects.filter(status__in=[TaskStatus.FAILED, TaskStatus.QUEUED, TaskStatus.RUNNING]).exists()
+        assert not Task.objects.filter(action="purge_personal_data").exists()
+
+        joins = list(ChecklistRun.objects.filter(kind=ChecklistKind.JOIN).select_related("employee"))
+        assert len(joins) == 3
+        for run in joins:
+            assert run.status == RunStatus.RUNNING and run.effective_at > now
+            assert run.employee.status == EmployeeStatus.PRE_HIRE
+            assert run.tasks.get(key__endswith=":reserve-kit").status == TaskStatus.DONE
+        assert HardwareAsset.objects.filter(reserved_for__in=[r.employee for r in joins]).exists()
+
+        move = ChecklistRun.objects.select_related("employee__role").get(kind=ChecklistKind.MOVE)
+        assert move.status == RunStatus.RUNNING and move.event_date < timezone.localdate()
+        assert move.employee.role.code == "customer-success"
+        revocations = move.tasks.filter(action="revoke_entitlement")
+        assert revocations.exists() and not revocations.exclude(status=TaskStatus.PENDING).exists()
+        assert not revocations.filter(due_at__lte=now).exists()  # the grace period
+        assert move.tasks.filter(action="provision_entitlement", status=TaskStatus.DONE).exists()
+
+        leaves = ChecklistRun.objects.filter(kind=ChecklistKind.LEAVE).select_related("employee")
+        (past,) = [r for r in leaves if r.effective_at < now]
+        assert past.status == RunStatus.RUNNING and past.effective_at < now - datetime.timedelta(days=2)
+        assert past.employee.status == EmployeeStatus.TERMINATED
+        assert not past.employee.entitlements.exclude(status=EntitlementStatus.REVOKED).exists()
+        assert past.time_to_deprovision is not None
+        assert past.tasks.get(key__endswith=":schedule-purge").status == TaskStatus.DONE
+        assert past.details["purge_due"] > timezone.localdate().isoformat()
+        returns = HardwareReturn.objects.filter(run=past)
+        assert sorted(returns.values_list("status", flat=True)) == [ReturnStatus.OPEN, ReturnStatus.RECEIVED]
+        assert returns.get(status=ReturnStatus.RECEIVED).asset.status == AssetStatus.IN_STOCK
+        assert returns.get(status=ReturnStatus.OPEN).asset.status == AssetStatus.PENDING_RETURN
+        future = [r for r in leaves if r.effective_at > now]
+        assert future
+        for run in future:
+            assert run.status == RunStatus.RUNNING and run.employee.status == EmployeeStatus.ACTIVE
+            assert not run.tasks.filter(assignee_type="system").exclude(status=TaskStatus.PENDING).exists()
+        assert_checkouts_consistent()
+        assert "Checklists: 3 joiners" in output and "LDAP" in output
+
+    def test_a_failure_while_loading_leaves_nothing_behind(self, monkeypatch):
+        from portal.management.commands import seed_demo as command
+
+        def broken(self, itadmin):
+            raise RuntimeError("the checklists could not be made")
+
+        before = all_row_counts()
+        monkeypatch.setattr(command.DemoBuilder, "demo_future_leavers", broken)
+        with pytest.raises(RuntimeError, match="checklists"):
+            seed_demo()
+        assert all_row_counts() == before
 
     def test_logins_have_their_groups_and_links(self, client):
         seed_demo()

@@ -12,11 +12,16 @@ already there (its CEO's employee number is the marker) nothing is written and t
 printed. Everything is written in one transaction, so an interrupted run leaves nothing behind.
 Rows are written in bulk with one history row each; a handful of recent changes go through the real
 services (as `itadmin` / `helpdesk`) so the audit log and history show named people at work.
+The lifecycle checklists come last, through the real flows: the demo checklist templates, join runs
+for the first pre-hires, a mover in their grace period, a leaver whose cut-off was a few days ago
+with one device back and one still out, and the people who resigned and leave in the coming weeks.
 
 The password of every demo login is `portal-demo`. It is for a laptop demo only.
 """
 
+import contextlib
 import datetime
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -26,10 +31,12 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
     AccessRequestStatus,
     Application,
@@ -51,9 +58,13 @@ from accounts.models import (
     RoleApplication,
     Sensitivity,
 )
-from accounts.services import entitlement_grant, entitlement_revoke
+from accounts.services import employee_update, entitlement_grant, entitlement_revoke
 from assets.models import AssetCategory, AssetCheckout, AssetModel, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_in, asset_check_out, asset_mark_lost
+from offboarding import flows
+from offboarding import services as lifecycle
+from offboarding.demo import demo_templates_sync
+from offboarding.models import Assignee, ChecklistRun, HardwareReturn, Task, TaskStatus
 from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, groups_sync
 from portal.seeding import ascii_slug, aware, bulk_change, bulk_insert, explicit_timestamps
 
@@ -61,6 +72,7 @@ SEED = 20260101
 MARKER_EMPLOYEE_NUMBER = "P10001"  # the CEO; present ⇔ the demo company is loaded
 DEMO_PASSWORD = "portal-demo"
 DOMAIN = "helix.example"
+LEAVER_CUT_OFF_DAYS_AGO = 3  # the demo leaver's cut-off: the end of their last day, this many days ago
 REASON = "Demo data (seed_demo)"
 
 # --- Reference data -------------------------------------------------------------------------
@@ -424,6 +436,18 @@ class Person:
         return self.status in (EmployeeStatus.ACTIVE, EmployeeStatus.LEAVE_OF_ABSENCE)
 
 
+@contextlib.contextmanager
+def queue_log_quiet():
+    """No queue log line per delivery enqueued on commit: the demo runs' tasks were run already."""
+    queue_logger = logging.getLogger("django-q")
+    level = queue_logger.level
+    queue_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        queue_logger.setLevel(level)
+
+
 class Command(BaseCommand):
     help = "Load the Helix Logistics demo company with known logins (idempotent; password: portal-demo)."
 
@@ -442,11 +466,14 @@ class Command(BaseCommand):
                     f"({leftovers}). Someone edited or partly deleted the demo data; load it into a fresh database "
                     "(e.g. `make clean-db`)."
                 )
-            with transaction.atomic():
-                counts = DemoBuilder(stdout=self.stdout).build()
+            builder = DemoBuilder(stdout=self.stdout)
+            with queue_log_quiet(), transaction.atomic():
+                counts = builder.build()
             summary = ", ".join(f"{n} {label}" for label, n in counts.items())
             self.stdout.write(self.style.SUCCESS(f"Loaded the demo company in {time.monotonic() - started:.1f}s: "))
             self.stdout.write(f"  {summary}")
+            for note in builder.notes:
+                self.stdout.write(f"  {note}")
         if not options["quiet_logins"]:
             self._print_logins()
 
@@ -489,6 +516,7 @@ class DemoBuilder:
         self.keyed: dict[str, Person] = {}
         self.used_emails: set[str] = set()
         self.used_names: set[tuple[str, str]] = set()
+        self.notes: list[str] = []  # printed after the summary
 
     # --- helpers -------------------------------------------------------------------------
 
@@ -622,6 +650,7 @@ class DemoBuilder:
         self.write_assets()
         self.write_requests()
         self.recent_activity()
+        runs = self.checklists()
         return {
             "employees": len(self.people),
             "departments": len(self.departments),
@@ -630,6 +659,7 @@ class DemoBuilder:
             "entitlements": Entitlement.objects.count(),
             "hardware assets": HardwareAsset.objects.count(),
             "access requests": AccessRequest.objects.count(),
+            "checklist runs": len(runs),
         }
 
     def write_reference_data(self):
@@ -1255,3 +1285,183 @@ class DemoBuilder:
             if p.role == "sales" and p.status == EmployeeStatus.ACTIVE and "Tableau" not in self.held[p.index]
         )
         entitlement_grant(employee=seller.obj, application=self.apps["Tableau"], level="viewer", acting_user=itadmin)
+
+    # --- checklists: join, move and leave runs through the lifecycle services ---------------------
+
+    def checklists(self) -> list[ChecklistRun]:
+        """The demo checklist templates, and runs IT can watch in the admin, made by the real flows.
+
+        - join: the three pre-hires who start first (kit reserved from stock now; access is
+          provisioned from three days before day one);
+        - move: an account executive moved to Customer Success two days ago, in the grace period
+          before their sales access is revoked; IT has created one of the new accounts;
+        - leave: someone whose cut-off was `LEAVER_CUT_OFF_DAYS_AGO` days ago: access revoked,
+          approvals handed over, one device back and one still out (so the run is still open);
+        - future leave: everyone who resigned and leaves in the coming weeks.
+
+        No worker runs during the command, so the runs' due automated tasks are run here, as the
+        worker would (`drive`). Demo emails are not sent. The demo's LDAP and webhook applications
+        have no server: the leaver's accounts there were removed by IT by hand, and later automated
+        tasks for them will fail visibly (noted in the command's output).
+        """
+        itadmin, helpdesk = self.users["itadmin"], self.users["helpdesk"]
+        demo_templates_sync()
+        with override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"):
+            joins = self.demo_joiners(itadmin)
+            move = self.demo_mover(itadmin)
+            leave = self.demo_leaver(itadmin, helpdesk)
+            future = self.demo_future_leavers(itadmin)
+        self.notes.append(
+            f"Checklists: {len(joins)} joiners, 1 mover in the grace period, 1 leaver with hardware still out, "
+            f"{len(future)} future leavers (admin: Offboarding → Checklist runs)."
+        )
+        self.notes.append(
+            "Note: the demo's LDAP directory and webhook target have no server, so automated tasks on "
+            "Corporate Directory or Helix Ops Console (joiners' access from 3 days before day one, future "
+            "leavers at their cut-off) will fail after their retries, for IT to retry or skip in the admin."
+        )
+        return [*joins, move, leave, *future]
+
+    def drive(self, runs: list[ChecklistRun]) -> None:
+        """Run the runs' queued automated tasks now, as the worker would (the command runs without one)."""
+        for _ in range(50):
+            queued = list(
+                Task.objects.filter(run__in=runs, status=TaskStatus.QUEUED).order_by("pk").values_list("pk", flat=True)
+            )
+            if not queued:
+                return
+            for task_id in queued:
+                lifecycle.task_execute(task_id=task_id)
+
+    def _candidates(self, **where) -> list[Person]:
+        """Active individual contributors without a login, an end date, an owned application or any
+        access request (a change of manager would leave their requests' approvers behind)."""
+        managers = {p.manager.index for p in self.people if p.manager}
+        owners = {a.owner_id for a in self.apps.values()}
+        requesters = set(AccessRequest.objects.values_list("employee_id", flat=True))
+        return [
+            p
+            for p in self.people
+            if p.status == EmployeeStatus.ACTIVE
+            and p.employment_type == EmploymentType.FULL_TIME
+            and p.end is None
+            and p.key is None
+            and p.index not in managers
+            and p.obj.pk not in owners
+            and p.obj.pk not in requesters
+            and all(getattr(p, name) == value for name, value in where.items())
+        ]
+
+    def demo_joiners(self, itadmin) -> list[ChecklistRun]:
+        pre_hires = sorted(
+            (p for p in self.people if p.status == EmployeeStatus.PRE_HIRE), key=lambda p: (p.start, p.index)
+        )
+        runs = [flows.joiner_start(employee=p.obj, acting_user=itadmin) for p in pre_hires[:3]]
+        self.drive(runs)
+        return runs
+
+    def demo_mover(self, itadmin) -> ChecklistRun:
+        mover = self._candidates(role="sales", title="Account Executive")[0]
+        lead = next(p for p in self.people if p.title == "Customer Success Lead, EMEA")
+        employee_update(employee=mover.obj, changes={"title": "Customer Success Manager"}, acting_user=itadmin)
+        run = flows.mover_apply(
+            employee=mover.obj,
+            changes={"role": self.roles["customer-success"], "department": self.departments["CS"], "manager": lead.obj},
+            acting_user=itadmin,
+            effective_date=self.today - datetime.timedelta(days=2),
+        )
+        self.drive([run])
+        created = (
+            run.tasks.filter(action="provision_entitlement", status=TaskStatus.PENDING, assignee_type=Assignee.IT)
+            .order_by("pk")
+            .first()
+        )
+        if created is not None:
+            lifecycle.task_complete(task=created, acting_user=itadmin, note="Account created by hand.")
+        return run
+
+    def demo_leaver(self, itadmin, helpdesk) -> ChecklistRun:
+        held = {}
+        for holder_id in HardwareAsset.objects.filter(status=AssetStatus.ASSIGNED).values_list(
+            "assigned_to", flat=True
+        ):
+            held[holder_id] = held.get(holder_id, 0) + 1
+        leaver = next(p for p in self._candidates() if held.get(p.obj.pk, 0) >= 2 and p.role != "sales")
+        last_day = self.today - datetime.timedelta(days=LEAVER_CUT_OFF_DAYS_AGO + 1)
+        run = flows.employee_terminate(
+            employee=leaver.obj, last_day=last_day, acting_user=itadmin, reason="Resigned: moving abroad."
+        )
+        # No LDAP or webhook server in the demo: IT removed those accounts by hand at the exit interview.
+        automated = Entitlement.objects.filter(employee=leaver.obj, status__in=LIVE_ENTITLEMENT_STATUSES).exclude(
+            application__connector=ConnectorType.MANUAL
+        )
+        for entitlement in automated:
+            entitlement_revoke(
+                entitlement=entitlement, acting_user=itadmin, reason="Removed by hand at the exit interview."
+            )
+        self.drive([run])
+        # Manual applications are handed to IT; the helpdesk removes the accounts, the cut-off goes on.
+        for _ in range(20):
+            pending = run.tasks.filter(status=TaskStatus.PENDING, assignee_type=Assignee.IT).exclude(action="")
+            if not pending.exists():
+                break
+            for task in pending.order_by("pk"):
+                lifecycle.task_complete(task=task, acting_user=helpdesk, note="Done by hand.")
+            self.drive([run])
+        mailbox = run.tasks.filter(key__endswith=":archive-mailbox", status=TaskStatus.PENDING).first()
+        if mailbox is not None:
+            lifecycle.task_complete(task=mailbox, acting_user=helpdesk, note="Archived; auto-reply on for 90 days.")
+        returned = HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag").first()
+        flows.hardware_return_receive(item=returned, acting_user=helpdesk, note="Dropped off at the front desk.")
+        self.backdate(run, run.effective_at - flows.end_of_day(last_day))
+        return run
+
+    def backdate(self, run: ChecklistRun, delta: datetime.timedelta) -> None:
+        """Move a run's clock back by `delta` (its cut-off may not be in the past in the services).
+
+        The run, its tasks and its hardware returns (due dates included) are shifted; a return
+        received today stays received today. History rows and the audit log keep the real times.
+        """
+
+        def shifted(obj, names):
+            for name in names:
+                value = getattr(obj, name)
+                if value is not None:
+                    setattr(obj, name, value - delta)
+            return obj
+
+        run_fields = ["effective_at", "created_at", "completed_at", "last_revocation_at"]
+        run = shifted(ChecklistRun.objects.get(pk=run.pk), run_fields)
+        run.details = {**run.details, "cut_off": run.effective_at.isoformat()}
+        ChecklistRun.objects.bulk_update([run], [*run_fields, "details"])
+        task_fields = [
+            "due_at",
+            "created_at",
+            "queued_at",
+            "started_at",
+            "completed_at",
+            "not_before",
+            "last_reminded_at",
+        ]
+        Task.objects.bulk_update([shifted(t, task_fields) for t in run.tasks.all()], task_fields)
+        return_fields = ["due_date", "created_at", "shipped_at", "last_reminded_at"]
+        HardwareReturn.objects.bulk_update(
+            [shifted(r, return_fields) for r in HardwareReturn.objects.filter(run=run)], return_fields
+        )
+
+    def demo_future_leavers(self, itadmin) -> list[ChecklistRun]:
+        """Everyone who resigned and leaves in the coming weeks (their hardware is already pending return)."""
+        leaving = [
+            p
+            for p in self.people
+            if p.status == EmployeeStatus.ACTIVE
+            and p.end is not None
+            and p.end > self.today
+            and p.employment_type != EmploymentType.INTERN
+        ]
+        runs = [
+            flows.employee_terminate(employee=p.obj, last_day=p.end, acting_user=itadmin, reason="Resigned.")
+            for p in leaving
+        ]
+        self.drive(runs)
+        return runs
