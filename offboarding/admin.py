@@ -28,7 +28,7 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import EmploymentType
-from offboarding import selectors, services
+from offboarding import flows, selectors, services
 from offboarding.actions import action_choices, registry
 from offboarding.models import (
     FINISHED_TASK_STATUSES,
@@ -37,6 +37,7 @@ from offboarding.models import (
     ChecklistRun,
     ChecklistTemplate,
     HardwareReturn,
+    ReturnCondition,
     ReturnStatus,
     RunStatus,
     Task,
@@ -737,8 +738,17 @@ class ReturnOverdueFilter(YesNoFilter):
         return Q(status=ReturnStatus.OPEN, due_date__lt=timezone.localdate())
 
 
+class ReceiveReturnForm(forms.Form):
+    condition = forms.ChoiceField(
+        choices=ReturnCondition.choices,
+        initial=ReturnCondition.GOOD,
+        help_text="Good: back in stock. Damaged or missing parts: into repair.",
+    )
+    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+
+
 @admin.register(HardwareReturn)
-class HardwareReturnAdmin(ServiceOnlyMixin, PortalModelAdmin):
+class HardwareReturnAdmin(ServiceActionMixin, ServiceOnlyMixin, PortalModelAdmin):
     list_display = (
         "asset",
         "employee_name",
@@ -763,6 +773,7 @@ class HardwareReturnAdmin(ServiceOnlyMixin, PortalModelAdmin):
     )
     ordering = ("due_date", "id")
     date_hierarchy = "due_date"
+    actions = ["receive_returns"]
     fields = (
         ("asset", "employee_name", "run"),
         ("status", "due_date", "overdue"),
@@ -786,6 +797,22 @@ class HardwareReturnAdmin(ServiceOnlyMixin, PortalModelAdmin):
     @admin.display(description="overdue", boolean=True)
     def overdue(self, obj):
         return obj.status == ReturnStatus.OPEN and obj.due_date < timezone.localdate()
+
+    @admin.action(permissions=["change"], description="Mark selected returns received (condition)")
+    def receive_returns(self, request, queryset):
+        items = list(queryset.select_related("asset__model", "employee").order_by("pk"))
+        return self._with_form(
+            request,
+            items,
+            form_class=ReceiveReturnForm,
+            title="Received",
+            submit_label="Mark received",
+            action="receive_returns",
+            describe=str,
+            apply=lambda item, data: flows.hardware_return_receive(
+                item=item, acting_user=request.user, condition=data["condition"], note=data["note"]
+            ),
+        )
 
 
 # Lifecycle actions on the Employee page live in their own module.

@@ -24,6 +24,7 @@ from offboarding.models import (
     ChecklistRun,
     ChecklistTemplate,
     HardwareReturn,
+    ReturnStatus,
     RunStatus,
     Task,
     TaskStatus,
@@ -398,3 +399,51 @@ def test_hardware_return_list_and_page(client, helpdesk):
     assert list(client.get(f"{RETURNS}?overdue=yes").context["cl"].result_list) == []
     page = client.get(reverse("admin:offboarding_hardwarereturn_change", args=[hardware_return.pk]))
     assert page.status_code == 200
+
+
+def _open_return(it_admin):
+    employee = EmployeeFactory()
+    asset = HardwareAssetFactory()
+    asset_check_out(asset=asset, employee=employee, acting_user=it_admin)
+    asset.refresh_from_db()
+    item = HardwareReturn.objects.create(employee=employee, asset=asset, due_date=timezone.localdate())
+    return item, asset
+
+
+def test_it_marks_a_return_received_and_a_damaged_asset_goes_to_repair(client, it_admin):
+    item, asset = _open_return(it_admin)
+    client.force_login(it_admin)
+    changelist = reverse("admin:offboarding_hardwarereturn_changelist")
+    form = client.post(changelist, {"action": "receive_returns", "_selected_action": [item.pk]})
+    assert form.status_code == 200 and "Mark received" in form.content.decode()
+
+    done = client.post(
+        changelist,
+        {"action": "receive_returns", "_selected_action": [item.pk], "apply": "1", "condition": "damaged", "note": ""},
+    )
+
+    assert done.status_code == 302
+    item.refresh_from_db()
+    asset.refresh_from_db()
+    assert (item.status, item.condition, item.received_by) == (ReturnStatus.RECEIVED, "damaged", it_admin)
+    assert (asset.status, asset.assigned_to) == ("in_repair", None)
+    again = client.post(
+        changelist,
+        {"action": "receive_returns", "_selected_action": [item.pk], "apply": "1", "condition": "good"},
+        follow=True,
+    )
+    assert any(str(item) in m and "received" in m.lower() for m in texts(again))
+    asset.refresh_from_db()
+    assert asset.status == "in_repair"  # the second receive changed nothing
+
+
+def test_auditor_cannot_mark_a_return_received(client, auditor, it_admin):
+    item, _ = _open_return(it_admin)
+    client.force_login(auditor)
+    response = client.post(
+        reverse("admin:offboarding_hardwarereturn_changelist"),
+        {"action": "receive_returns", "_selected_action": [item.pk], "apply": "1", "condition": "good"},
+    )
+    item.refresh_from_db()
+    assert item.status == ReturnStatus.OPEN
+    assert response.status_code in (200, 302, 403)
