@@ -29,11 +29,12 @@ from collections import defaultdict
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, Q
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
 
 from accounts.models import Employee, EmployeeStatus
 from offboarding import selectors
@@ -291,6 +292,36 @@ def task_add(
     without an action, or a parent or dependency from another run. The task is not queued
     here: the run's next `run_advance` does it (the parent's completion, or the sweeper).
     """
+    _task_add_check(run=run, action=action, assignee_type=assignee_type, parent=parent, depends_on=depends_on)
+    existing = Task.objects.filter(run=run, key=key).first()
+    if existing is not None:
+        return existing
+    if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        raise ValidationError(f"{run} is not open; no task can be added to it.")
+    task, created = Task.objects.get_or_create(
+        run=run,
+        key=key,
+        defaults=_task_fields(
+            run=run,
+            title=title,
+            action=action,
+            params=params,
+            assignee_type=assignee_type,
+            assignee=assignee,
+            due_at=due_at,
+            parent=parent,
+            instructions=instructions,
+            knowledge_url=knowledge_url,
+            max_attempts=max_attempts,
+        ),
+    )
+    if created and depends_on:
+        task.depends_on.add(*depends_on)
+    return task
+
+
+def _task_add_check(*, run: ChecklistRun, action: str, assignee_type: str, parent, depends_on) -> None:
+    """The refusals of `task_add` (ValidationError), checked without a query."""
     if action and action not in _registry():
         raise ValidationError(f"Unknown action {action!r}; choose one of {', '.join(sorted(_registry()))}.")
     if assignee_type == Assignee.SYSTEM and not action:
@@ -300,30 +331,89 @@ def task_add(
     others = [t for t in [parent, *(depends_on or [])] if t is not None and t.run_id != run.pk]
     if others:
         raise ValidationError(f"Tasks of another run cannot be parent or dependency: {', '.join(map(str, others))}.")
-    existing = Task.objects.filter(run=run, key=key).first()
-    if existing is not None:
-        return existing
-    if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
-        raise ValidationError(f"{run} is not open; no task can be added to it.")
-    task, created = Task.objects.get_or_create(
-        run=run,
-        key=key,
-        defaults={
-            "title": title[:200],
-            "action": action,
-            "params": params or {},
-            "assignee_type": assignee_type,
-            "assignee": assignee if assignee is not None else _assignee_for(assignee_type, run.employee),
-            "due_at": due_at or timezone.now(),
-            "parent": parent,
-            "instructions": instructions,
-            "knowledge_url": knowledge_url,
-            "max_attempts": max_attempts or _max_attempts(),
-        },
-    )
-    if created and depends_on:
-        task.depends_on.add(*depends_on)
-    return task
+
+
+def _task_fields(
+    *,
+    run: ChecklistRun,
+    title: str,
+    action: str = "",
+    params: dict | None = None,
+    assignee_type: str = Assignee.SYSTEM,
+    assignee: Employee | None = None,
+    due_at: datetime.datetime | None = None,
+    parent: Task | None = None,
+    instructions: str = "",
+    knowledge_url: str = "",
+    max_attempts: int | None = None,
+) -> dict:
+    """The field values of a new task added with `task_add`'s arguments (its defaults applied)."""
+    return {
+        "title": title[:200],
+        "action": action,
+        "params": params or {},
+        "assignee_type": assignee_type,
+        "assignee": assignee if assignee is not None else _assignee_for(assignee_type, run.employee),
+        "due_at": due_at or timezone.now(),
+        "parent": parent,
+        "instructions": instructions,
+        "knowledge_url": knowledge_url,
+        "max_attempts": max_attempts or _max_attempts(),
+    }
+
+
+def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
+    """Add several tasks to an open run at once (a fan-out); each item holds `task_add`'s arguments.
+
+    Same rules and guarantees as calling `task_add` for each item, in order (idempotent on
+    `(run, key)`; the first of two items with one key wins; history rows written; refused as
+    `task_add` refuses), but in a constant number of queries however many tasks: one read of
+    the keys already there, one check that the run is open, one insert of the tasks, one of
+    their history rows and one of their dependencies. Returns the tasks in the order given.
+    If a concurrent caller adds one of the keys meanwhile, falls back to `task_add` per item.
+    """
+    for item in tasks:
+        _task_add_check(
+            run=run,
+            action=item.get("action", ""),
+            assignee_type=item.get("assignee_type", Assignee.SYSTEM),
+            parent=item.get("parent"),
+            depends_on=item.get("depends_on"),
+        )
+    if not tasks:
+        return []
+    by_key = {task.key: task for task in Task.objects.filter(run=run, key__in={item["key"] for item in tasks})}
+    new_items: dict[str, dict] = {}
+    for item in tasks:
+        if item["key"] not in by_key:
+            new_items.setdefault(item["key"], item)
+    if new_items:
+        if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+            raise ValidationError(f"{run} is not open; no task can be added to it.")
+        fresh = [
+            Task(
+                run=run,
+                key=key,
+                **_task_fields(run=run, **{k: v for k, v in item.items() if k not in ("key", "depends_on")}),
+            )
+            for key, item in new_items.items()
+        ]
+        try:
+            with transaction.atomic():
+                created = bulk_create_with_history(fresh, Task)
+                Through = Task.depends_on.through
+                Through.objects.bulk_create(
+                    [
+                        Through(from_task_id=task.pk, to_task_id=dep.pk)
+                        for task in created
+                        for dep in {d.pk: d for d in new_items[task.key].get("depends_on") or []}.values()
+                    ]
+                )
+        except IntegrityError:
+            # A concurrent caller added one of these keys: one by one, each returns what is there.
+            return [task_add(run=run, **item) for item in tasks]
+        by_key.update((task.key, task) for task in created)
+    return [by_key[item["key"]] for item in tasks]
 
 
 # --- Advancing --------------------------------------------------------------------------
@@ -350,24 +440,67 @@ def run_advance(*, run: ChecklistRun, now: datetime.datetime | None = None) -> i
     if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
         return 0
     queued = _queue_runnable(run, now)
-    run_close_if_finished(run=run)
+    if not queued:  # a task just queued is unfinished: the run cannot be
+        run_close_if_finished(run=run)
     return queued
 
 
 def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:
     """Move the run's runnable automated tasks `pending → queued` and enqueue them after commit."""
-    queued = 0
     ids = list(
         runnable_tasks(run=run, now=now)
         .filter(assignee_type=Assignee.SYSTEM)
         .exclude(action="")
         .values_list("pk", flat=True)
     )
-    for task_id in ids:
-        if Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(status=TaskStatus.QUEUED, queued_at=now):
-            enqueue_on_commit(EXECUTE_TASK, task_id)
-            queued += 1
-    return queued
+    queued = _mark_queued(ids, now)
+    for task_id in queued:
+        enqueue_on_commit(EXECUTE_TASK, task_id)
+    return len(queued)
+
+
+def _mark_queued(ids: list[int], now: datetime.datetime) -> list[int]:
+    """Move the tasks `ids` that are still pending to queued; returns the ids this call moved.
+
+    Each task moves once however many callers race (the update is conditional on `pending`).
+    One `UPDATE ... RETURNING` per 500 tasks where the database has it (PostgreSQL, SQLite),
+    else one conditional update per task.
+    """
+    if not ids:
+        return []
+    if connection.vendor not in ("postgresql", "sqlite") or not connection.features.can_return_columns_from_insert:
+        return [
+            task_id
+            for task_id in ids
+            if Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(
+                status=TaskStatus.QUEUED, queued_at=now
+            )
+        ]
+    quote = connection.ops.quote_name
+    field = Task._meta.get_field
+    moved: list[int] = []
+    ids = sorted(ids)
+    table, status, queued_at, pk = (
+        quote(name)
+        for name in (Task._meta.db_table, field("status").column, field("queued_at").column, field("id").column)
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            # Names come from the model, values are parameters; the ORM's update() cannot say which rows it moved.
+            sql = (
+                f"UPDATE {table} SET {status} = %s, {queued_at} = %s "  # noqa: S608
+                f"WHERE {pk} IN ({', '.join(['%s'] * len(batch))}) AND {status} = %s RETURNING {pk}"
+            )
+            params = [
+                TaskStatus.QUEUED,
+                field("queued_at").get_db_prep_save(now, connection),
+                *batch,
+                TaskStatus.PENDING,
+            ]
+            cursor.execute(sql, params)
+            moved.extend(row[0] for row in cursor.fetchall())
+    return sorted(moved)
 
 
 @transaction.atomic

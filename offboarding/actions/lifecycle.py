@@ -6,7 +6,7 @@ idempotency key towards connectors, and returns a dict (stored as the task's res
 runs the action's `on_manual_complete`, which records the change (e.g. access confirmed).
 
 Fan-out actions (`provision_birthrights`, `revoke_all_access`) add one child task per
-entitlement (`offboarding.services.task_add`, idempotent on the key) and make every task that
+entitlement (`offboarding.services.task_add_many`, idempotent on the key) and make every task that
 waited for them wait for the children too, so a downstream step starts only once each
 entitlement is done.
 
@@ -21,7 +21,6 @@ Names used by templates:
 import datetime
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
 from django.utils import timezone
 
 from accounts import provisioning
@@ -52,9 +51,13 @@ def _wait_for_children(task, children: list) -> None:
     """Tasks that wait for `task` wait for each of its children too."""
     if not children:
         return
-    with transaction.atomic():
-        for downstream in Task.objects.filter(depends_on=task):
-            downstream.depends_on.add(*children)
+    Through = Task.depends_on.through
+    downstream = Through.objects.filter(to_task=task).values_list("from_task_id", flat=True)
+    # One insert however many children; a pair already there (a second delivery) is kept as is.
+    Through.objects.bulk_create(
+        [Through(from_task_id=waiting, to_task_id=child.pk) for waiting in downstream for child in children],
+        ignore_conflicts=True,
+    )
 
 
 def _record_revocation(task, entitlement: Entitlement) -> None:
@@ -152,7 +155,7 @@ def provision_birthrights(task):
     employee = _employee(task)
     if employee.status == EmployeeStatus.TERMINATED:
         return {"entitlements": [], "note": "employee terminated; nothing provisioned"}
-    children = []
+    planned = []
     if employee.role_id:
         for birthright in employee.role.birthrights.select_related("application").order_by("application__name"):
             entitlement = provisioning.entitlement_plan(
@@ -160,16 +163,16 @@ def provision_birthrights(task):
             )
             if entitlement.status != EntitlementStatus.PENDING:
                 continue  # already held (active), or being revoked
-            children.append(
-                engine.task_add(
-                    run=task.run,
-                    key=f"provision:{entitlement.pk}",
-                    title=f"Give access to {birthright.application} ({entitlement.level})",
-                    action="provision_entitlement",
-                    params={"entitlement": entitlement.pk},
-                    parent=task,
-                )
+            planned.append(
+                {
+                    "key": f"provision:{entitlement.pk}",
+                    "title": f"Give access to {birthright.application} ({entitlement.level})",
+                    "action": "provision_entitlement",
+                    "params": {"entitlement": entitlement.pk},
+                    "parent": task,
+                }
             )
+    children = engine.task_add_many(run=task.run, tasks=planned)
     _wait_for_children(task, children)
     return {"entitlements": [child.params["entitlement"] for child in children]}
 
@@ -241,17 +244,19 @@ def revoke_all_access(task):
         .select_related("application")
         .order_by("application__name", "pk")
     )
-    children = [
-        engine.task_add(
-            run=task.run,
-            key=f"revoke:{entitlement.pk}",
-            title=f"Revoke {entitlement.application} ({entitlement.level})",
-            action="revoke_entitlement",
-            params={"entitlement": entitlement.pk, "reason": "Leaver"},
-            parent=task,
-        )
-        for entitlement in live
-    ]
+    children = engine.task_add_many(
+        run=task.run,
+        tasks=[
+            {
+                "key": f"revoke:{entitlement.pk}",
+                "title": f"Revoke {entitlement.application} ({entitlement.level})",
+                "action": "revoke_entitlement",
+                "params": {"entitlement": entitlement.pk, "reason": "Leaver"},
+                "parent": task,
+            }
+            for entitlement in live
+        ],
+    )
     _wait_for_children(task, children)
     if not children and not Task.objects.filter(run=task.run, action="revoke_entitlement").exists():
         engine.run_record_revocation(run=task.run)  # nothing to revoke: access is gone at this point

@@ -10,10 +10,18 @@ import threading
 import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, connections
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.models import EmploymentType
-from accounts.tests.factories import DepartmentFactory, EmployeeFactory, LocationFactory, RoleFactory, UserFactory
+from accounts.tests.factories import (
+    DepartmentFactory,
+    EmployeeFactory,
+    EntitlementFactory,
+    LocationFactory,
+    RoleFactory,
+    UserFactory,
+)
 from offboarding import services
 from offboarding.actions import Handoff, register, registry
 from offboarding.models import (
@@ -479,6 +487,60 @@ def test_task_add_is_idempotent_and_refuses_bad_input():
     with pytest.raises(ValidationError, match="not open"):
         services.task_add(run=run, key="late", title="Late", action="test_count")
     assert not Task.objects.filter(key__in=["bad", "x", "late"]).exists()
+
+
+def test_task_add_many_is_idempotent_keeps_order_and_dependencies():
+    run = start(EmployeeFactory())
+    parent = services.task_add(run=run, key="parent", title="Parent", action="test_count")
+    first = services.task_add(run=run, key="a", title="A", action="test_count")
+    items = [
+        {"key": "a", "title": "A again", "action": "test_count"},
+        {"key": "b", "title": "B", "action": "test_count", "parent": parent, "depends_on": [first]},
+        {"key": "b", "title": "B twice", "action": "test_count"},
+    ]
+
+    tasks = services.task_add_many(run=run, tasks=items)
+
+    assert [t.key for t in tasks] == ["a", "b", "b"] and tasks[0].pk == first.pk and tasks[1].pk == tasks[2].pk
+    b = Task.objects.get(run=run, key="b")
+    assert b.title == "B" and b.parent == parent and list(b.depends_on.all()) == [first]
+    assert b.history.count() == 1  # created with its history row, like task_add
+    assert [t.pk for t in services.task_add_many(run=run, tasks=items)] == [t.pk for t in tasks]
+    assert Task.objects.filter(run=run).count() == 3
+    with pytest.raises(ValidationError):
+        services.task_add_many(run=run, tasks=[{"key": "c", "title": "C", "action": "no_such_action"}])
+    services.run_cancel(run=run, acting_user=None, reason="test")
+    with pytest.raises(ValidationError):
+        services.task_add_many(run=run, tasks=[{"key": "d", "title": "D", "action": "test_count"}])
+
+
+def test_a_leavers_revoke_fan_out_takes_the_same_queries_for_3_or_10_entitlements():
+    """The fan-out parent adds its children, their history and dependencies, and queues them in
+    a constant number of queries; each child then revokes one entitlement on its own."""
+    template = ChecklistTemplate.objects.create(name="Revoke fan-out", kind=ChecklistKind.LEAVE)
+    revoke = TaskTemplate.objects.create(
+        checklist=template, key="revoke", title="Revoke", assignee=Assignee.SYSTEM, action="revoke_all_access"
+    )
+    after = TaskTemplate.objects.create(
+        checklist=template, key="after", title="After", assignee=Assignee.SYSTEM, action="test_count", position=1
+    )
+    after.depends_on.add(revoke)
+
+    def fan_out(size):
+        employee = EmployeeFactory()
+        for _ in range(size):
+            EntitlementFactory(employee=employee)
+        run = start(employee)  # the parent is queued; nothing runs (no commit in the test)
+        parent = run.tasks.get(key__endswith=":revoke")
+        with CaptureQueriesContext(connection) as queries:
+            assert services.task_execute(task_id=parent.pk) == "done"
+        children = run.tasks.filter(parent=parent)
+        assert children.count() == size
+        assert {t.status for t in children} == {TaskStatus.QUEUED}
+        assert set(run.tasks.get(key__endswith=":after").depends_on.all()) == {parent, *children}
+        return len(queries)
+
+    assert fan_out(3) == fan_out(10)
 
 
 def test_cancelling_a_run_skips_its_open_tasks_and_starts_nothing(it_admin, django_capture_on_commit_callbacks):
