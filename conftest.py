@@ -84,3 +84,75 @@ def webhook_server():
 
     with WebhookServer() as server:
         yield server
+
+
+# --- Self-service: a small company with every audience ---------------------------------------------
+
+
+@pytest.fixture
+def cast(db, groups):
+    """Everyone the self-service boundaries are about, each with a login (password: `password` fixture).
+
+    - `manager` (login "manager") manages `employee` ("employee") and `teammate` ("teammate").
+    - `other_manager` ("other-manager") manages `other_employee` ("other-employee").
+    - `owner` ("owner") owns `app` (GitHub: manager, then owner) and `owner_app` (Figma: owner only).
+    - `other_owner` ("other-owner") owns `other_app` (Payroll: owner only).
+    - `free_app` (Slack) needs no approval; `capped_app` (Prod DB) grants at most 30 days.
+    - `helpdesk` and `auditor` are IT staff logins without an employee record.
+    Returns a namespace; `.users[name]` gives the login of each audience.
+    """
+    from types import SimpleNamespace
+
+    from accounts.models import ApprovalPolicy
+    from accounts.tests.factories import ApplicationFactory, DepartmentFactory
+
+    def person(username, first, last, **extra):
+        user = UserFactory(username=username, first_name=first, last_name=last)
+        return EmployeeFactory(
+            user=user, first_name=first, last_name=last, work_email=f"{username}@example.com", **extra
+        )
+
+    engineering = DepartmentFactory(name="Engineering")
+    finance = DepartmentFactory(name="Finance")
+    head = person("head", "Hana", "Head", department=engineering)
+    manager = person("manager", "Morgan", "Manager", department=engineering, manager=head)
+    employee = person("employee", "Erin", "Employee", department=engineering, manager=manager)
+    teammate = person("teammate", "Tom", "Teammate", department=engineering, manager=manager)
+    other_manager = person("other-manager", "Olga", "Othermanager", department=finance, manager=head)
+    other_employee = person("other-employee", "Oscar", "Otheremployee", department=finance, manager=other_manager)
+    owner = person("owner", "Owen", "Owner", department=engineering, manager=head)
+    other_owner = person("other-owner", "Orla", "Otherowner", department=finance, manager=head)
+    app = ApplicationFactory(
+        name="GitHub", owner=owner, approval_policy=ApprovalPolicy.MANAGER_THEN_OWNER, access_levels=["read", "write"]
+    )
+    owner_app = ApplicationFactory(name="Figma", owner=owner, approval_policy=ApprovalPolicy.OWNER)
+    other_app = ApplicationFactory(name="Payroll", owner=other_owner, approval_policy=ApprovalPolicy.OWNER)
+    free_app = ApplicationFactory(name="Slack", approval_policy=ApprovalPolicy.NONE)
+    capped_app = ApplicationFactory(
+        name="Prod DB", owner=owner, approval_policy=ApprovalPolicy.MANAGER, max_access_days=30
+    )
+    helpdesk = _staff("helpdesk", "IT helpdesk", groups)
+    auditor = _staff("auditor", "Auditor", groups)
+    people = {
+        "head": head,
+        "manager": manager,
+        "employee": employee,
+        "teammate": teammate,
+        "other_manager": other_manager,
+        "other_employee": other_employee,
+        "owner": owner,
+        "other_owner": other_owner,
+    }
+    users = {name: e.user for name, e in people.items()}
+    users.update(helpdesk=helpdesk, auditor=auditor)
+    return SimpleNamespace(
+        **people,
+        app=app,
+        owner_app=owner_app,
+        other_app=other_app,
+        free_app=free_app,
+        capped_app=capped_app,
+        helpdesk=helpdesk,
+        auditor=auditor,
+        users=users,
+    )

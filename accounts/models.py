@@ -343,6 +343,9 @@ class Entitlement(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     external_id = models.CharField(max_length=255, blank=True, help_text="Account id in the target system.")
+    expiry_notified_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the holder was told that this time-bound access ends soon."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -460,12 +463,19 @@ class ApprovalStep(models.Model):
     )
     decided_at = models.DateTimeField(null=True, blank=True)
     comment = models.TextField(blank=True)
+    activated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the step started waiting on its approver."
+    )
+    last_reminded_at = models.DateTimeField(null=True, blank=True)
     history = HistoricalRecords()
 
     class Meta:
         ordering = ["request", "order"]
         permissions = [("decide_approvalstep", "Can decide this approval step")]
-        indexes = [models.Index(fields=["approver", "status"], name="approvalstep_inbox_idx")]
+        indexes = [
+            models.Index(fields=["approver", "status"], name="approvalstep_inbox_idx"),
+            models.Index(fields=["status", "activated_at"], name="approvalstep_status_since_idx"),
+        ]
         constraints = [
             models.UniqueConstraint(
                 fields=["request", "order"],
@@ -476,6 +486,54 @@ class ApprovalStep(models.Model):
 
     def __str__(self) -> str:
         return f"Step {self.order} ({self.get_kind_display()}) of request #{self.request_id}"
+
+
+class ApprovalDelegation(models.Model):
+    """An approver away (out of office) lets a colleague decide their approval steps for a date range.
+
+    Both days are inclusive. While it is in force the delegate holds the object permission to decide
+    each of the delegator's pending steps; cancelling it (or its end) takes that away again.
+    """
+
+    delegator = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="delegations_given")
+    delegate = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="delegations_received")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    reason = models.CharField(max_length=200, blank=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        indexes = [
+            models.Index(fields=["delegator", "ends_on"], name="delegation_delegator_idx"),
+            models.Index(fields=["delegate", "ends_on"], name="delegation_delegate_idx"),
+        ]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=models.F("starts_on")),
+                name="delegation_ends_after_start",
+                violation_error_message="The delegation cannot end before it starts.",
+            ),
+            models.CheckConstraint(
+                condition=~Q(delegate=models.F("delegator")),
+                name="delegation_not_to_self",
+                violation_error_message="You cannot delegate approvals to yourself.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.delegator.full_name} → {self.delegate.full_name} ({self.starts_on} – {self.ends_on})"
+
+    def is_in_force(self, day=None) -> bool:
+        from django.utils import timezone
+
+        day = day or timezone.localdate()
+        return self.cancelled_at is None and self.starts_on <= day <= self.ends_on
 
 
 # django-guardian object permissions with direct foreign keys (fast joins, real FK integrity).

@@ -42,8 +42,37 @@ def hardware_for_employee(employee: Employee) -> QuerySet[HardwareAsset]:
         HardwareAsset.objects.filter(assigned_to=employee, status__in=HELD_STATUSES)
         .select_related("model")
         .annotate(
+            checkout_id=Subquery(open_checkout.values("pk")[:1]),
             checked_out_at=Subquery(open_checkout.values("checked_out_at")[:1]),
             terms_accepted_at=Subquery(open_checkout.values("terms_accepted_at")[:1]),
         )
         .order_by("asset_tag")
     )
+
+
+def hardware_for_employees(employee_ids) -> QuerySet[HardwareAsset]:
+    """The hardware a set of employees holds (a manager's team), with model; one query for all of them."""
+    return (
+        HardwareAsset.objects.filter(assigned_to_id__in=employee_ids, status__in=HELD_STATUSES)
+        .select_related("model")
+        .order_by("assigned_to_id", "asset_tag")
+    )
+
+
+def checkout_for_holder(user, pk: int) -> AssetCheckout:
+    """The open check-out `pk` if the signed-in person holds its asset; `Http404` otherwise."""
+    from django.http import Http404
+
+    from accounts.selectors import employee_for_user
+
+    employee = employee_for_user(user)
+    checkout = (
+        AssetCheckout.objects.filter(pk=pk, employee=employee, checked_in_at__isnull=True)
+        .select_related("asset__model")
+        .first()
+        if employee is not None
+        else None
+    )
+    if checkout is None:
+        raise Http404("No such hardware check-out.")
+    return checkout

@@ -104,7 +104,13 @@ class _Unchanged:
 UNCHANGED = _Unchanged()
 
 
-LIFECYCLE_DEFAULTS = {"MOVER_GRACE_DAYS": 7, "RETENTION_DAYS": 365, "RETURN_DAYS": 7, "REMINDER_INTERVAL_DAYS": 2}
+LIFECYCLE_DEFAULTS = {
+    "MOVER_GRACE_DAYS": 7,
+    "RETENTION_DAYS": 365,
+    "RETURN_DAYS": 7,
+    "REMINDER_INTERVAL_DAYS": 2,
+    "RETURN_LINK_DAYS": 60,
+}
 
 
 def lifecycle_setting(name: str) -> int:
@@ -687,6 +693,8 @@ def _stop_return_reminders(*, run: ChecklistRun, acting_user) -> None:
 def hardware_returns_remind(*, run: ChecklistRun, now: datetime.datetime | None = None) -> dict:
     """Email the leaver (personal and work address) about their open returns, at most every
     `REMINDER_INTERVAL_DAYS`. Returns how many are still open and whether a mail went out."""
+    from offboarding.returns import return_link_url  # returns.py builds on this module
+
     now = now or timezone.now()
     interval = datetime.timedelta(days=lifecycle_setting("REMINDER_INTERVAL_DAYS"))
     open_returns = list(
@@ -702,7 +710,11 @@ def hardware_returns_remind(*, run: ChecklistRun, now: datetime.datetime | None 
                 template="hardware_return_reminder",
                 employee=employee,
                 to=recipients,
-                context={"returns": open_returns, "overdue": [r for r in open_returns if r.due_date < now.date()]},
+                context={
+                    "returns": open_returns,
+                    "overdue": [r for r in open_returns if r.due_date < now.date()],
+                    "return_url": return_link_url(employee),
+                },
             )
             sent = True
         with transaction.atomic():

@@ -23,6 +23,7 @@ class ChecklistKind(models.TextChoices):
     JOIN = "join", "Join"
     MOVE = "move", "Move"
     LEAVE = "leave", "Leave"
+    ACCESS = "access", "Access change"
 
 
 class Assignee(models.TextChoices):
@@ -337,6 +338,64 @@ class HardwareReturn(models.Model):
 
     def __str__(self) -> str:
         return f"Return of {self.asset.asset_tag} by {self.employee.full_name}"
+
+
+class ChangeRequestKind(models.TextChoices):
+    MOVE = "move", "Move (new role, department or manager)"
+    LEAVE = "leave", "Leave"
+
+
+class ChangeRequestStatus(models.TextChoices):
+    PENDING = "pending", "Waiting for IT"
+    CONFIRMED = "confirmed", "Confirmed by IT"
+    DECLINED = "declined", "Declined by IT"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ChangeRequest(models.Model):
+    """A manager asks IT to move or off-board one of their reports; IT confirms it (starting the run) or declines.
+
+    At most one pending request of each kind per employee. A move names at least one of the new
+    role, department or manager; a leave names the last day.
+    """
+
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="change_requests")
+    kind = models.CharField(max_length=10, choices=ChangeRequestKind.choices)
+    status = models.CharField(max_length=10, choices=ChangeRequestStatus.choices, default=ChangeRequestStatus.PENDING)
+    requested_by = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="change_requests_made")
+    new_role = models.ForeignKey(Role, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    new_department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    new_manager = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    effective_date = models.DateField(help_text="The move's first day in the new position, or the leaver's last day.")
+    reason = models.TextField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decision_note = models.TextField(blank=True)
+    run = models.ForeignKey(ChecklistRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "-created_at"], name="changerequest_status_idx")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["employee", "kind"],
+                condition=Q(status="pending"),
+                name="changerequest_one_pending_per_kind",
+                violation_error_message="There is already a request of this kind waiting for IT for this person.",
+            ),
+            models.CheckConstraint(
+                condition=Q(reason__regex=r"\S"),
+                name="changerequest_reason_required",
+                violation_error_message="Give a reason.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display().split(' (')[0]} request for {self.employee.full_name}"
 
 
 # django-guardian object permissions with direct foreign keys.

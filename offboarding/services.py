@@ -516,6 +516,9 @@ def run_close_if_finished(*, run: ChecklistRun) -> bool:
     locked = ChecklistRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING).first()
     if locked is None:
         return False
+    # Checked again under the lock: a flow that adds a task to an open run locks it first.
+    if Task.objects.filter(run=run).exclude(status__in=FINISHED_TASK_STATUSES).exists():
+        return False
     now = timezone.now()
     locked.status = RunStatus.DONE
     locked.completed_at = now

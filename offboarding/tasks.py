@@ -1,6 +1,7 @@
 """Entry points the queue calls. They take ids only and call services."""
 
-from offboarding import flows, services
+from accounts import approvals
+from offboarding import access_changes, flows, services
 
 
 def task_execute(task_id: int) -> str:
@@ -21,3 +22,17 @@ def remind_overdue() -> dict:
 def purge_due() -> dict:
     """Every day: anonymise leavers whose retention period is over (`flows.retention_purge_due`)."""
     return flows.retention_purge_due()
+
+
+def access_request_fulfil(request_id: int) -> dict:
+    """After a final approval: provision the request's entitlement through the engine (idempotent)."""
+    return access_changes.access_request_fulfil(request_id=request_id)
+
+
+def access_hourly() -> dict:
+    """Every hour: revoke time-bound access that ended, tell holders whose access ends soon, remind approvers."""
+    return {
+        "expired": access_changes.access_expire_due(),
+        "notices": approvals.entitlements_notify_expiry(),
+        "reminders": approvals.approval_steps_remind(),
+    }

@@ -164,6 +164,15 @@ LIFECYCLE = {
     "REMINDER_INTERVAL_DAYS": env_int("PORTAL_REMINDER_INTERVAL_DAYS", 2),
     # An automated task is tried this many times before it is failed for IT (a template may say otherwise).
     "MAX_ATTEMPTS": env_int("PORTAL_TASK_MAX_ATTEMPTS", 5),
+    # A return link in a leaver's reminder emails (they cannot sign in after the cut-off) works this long.
+    "RETURN_LINK_DAYS": env_int("PORTAL_RETURN_LINK_DAYS", 60),
+}
+# --- Access requests -----------------------------------------------------------------
+ACCESS_REQUESTS = {
+    # An approval step waiting this many days gets a reminder to its approver, repeated as often.
+    "APPROVAL_REMINDER_DAYS": env_int("PORTAL_APPROVAL_REMINDER_DAYS", 2),
+    # Holders of time-bound access are told this many days before it ends.
+    "EXPIRY_NOTICE_DAYS": env_int("PORTAL_EXPIRY_NOTICE_DAYS", 3),
 }
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")

@@ -1157,6 +1157,8 @@ class DemoBuilder:
                     step.decided_by = approver.user
                     if step.status == ApprovalStepStatus.REJECTED:
                         step.comment = "Not needed for this role; the read-only dashboards cover it."
+                if step.status == ApprovalStepStatus.PENDING:
+                    step.activated_at = created
                 step._history_date = step.decided_at or created
                 steps.append((req, step))
 

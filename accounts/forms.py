@@ -1,0 +1,79 @@
+"""Self-service forms for access requests, decisions and delegations. Services validate the rules."""
+
+from django import forms
+
+from accounts.models import Application, Employee, EmployeeStatus
+from portal.forms import DateInput
+
+
+class ApplicationChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Application) -> str:
+        extra = f"levels: {', '.join(obj.access_levels)}"
+        if obj.max_access_days:
+            extra += f"; at most {obj.max_access_days} days"
+        return f"{obj.name} ({extra})"
+
+
+class AccessRequestForm(forms.Form):
+    application = ApplicationChoiceField(
+        queryset=Application.objects.none(), empty_label="Choose an application", help_text="Requestable applications."
+    )
+    level = forms.ChoiceField(choices=(), help_text="The access level you need in that application.")
+    justification = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 4}),
+        help_text="Why you need it; your approvers read this.",
+        error_messages={"required": "Say why you need this access: a justification is required."},
+    )
+    end_date = forms.DateField(
+        required=False,
+        widget=DateInput,
+        help_text="Last day you need it; leave empty for no end (some applications require one).",
+    )
+
+    def __init__(self, *args, applications=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        apps = list(applications if applications is not None else Application.objects.filter(requestable=True))
+        self.fields["application"].queryset = Application.objects.filter(pk__in=[a.pk for a in apps]).order_by("name")
+        levels = []
+        for app in apps:
+            levels.extend(level for level in app.access_levels if level not in levels)
+        self.fields["level"].choices = [(level, level) for level in levels or ["user"]]
+
+    def clean_justification(self):
+        value = self.cleaned_data["justification"].strip()
+        if not value:
+            raise forms.ValidationError("Say why you need this access: a justification is required.")
+        return value
+
+
+class DecisionForm(forms.Form):
+    decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.HiddenInput)
+    comment = forms.CharField(
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required when you reject: the requester reads it.",
+    )
+
+
+class DelegateChoiceField(forms.ModelChoiceField):
+    def label_from_instance(self, obj: Employee) -> str:
+        return f"{obj.full_name} — {obj.title or 'no title'} ({obj.work_email})"
+
+
+class DelegationForm(forms.Form):
+    delegate = forms.CharField(
+        label="Colleague (work email)",
+        max_length=254,
+        help_text="The work email of the colleague who decides for you.",
+        widget=forms.EmailInput(attrs={"autocomplete": "off"}),
+    )
+    starts_on = forms.DateField(label="First day", widget=DateInput)
+    ends_on = forms.DateField(label="Last day", widget=DateInput)
+    reason = forms.CharField(required=False, max_length=200, help_text="Optional, e.g. “Holiday”.")
+
+    def clean_delegate(self):
+        email = self.cleaned_data["delegate"].strip().lower()
+        employee = Employee.objects.filter(work_email__iexact=email).exclude(status=EmployeeStatus.TERMINATED).first()
+        if employee is None:
+            raise forms.ValidationError(f"Nobody working here has the work email {email}.")
+        return employee

@@ -1,0 +1,41 @@
+"""Plain-text emails rendered from `templates/emails/<name>.txt` (first line: the subject).
+
+Any app may send through here; it imports no app. Links in emails are absolute, built from
+`settings.PORTAL_BASE_URL`, so they work from a mail client.
+"""
+
+from django.conf import settings
+from django.core.mail import EmailMessage
+from django.template.loader import render_to_string
+from django.urls import reverse
+
+
+def portal_url(name: str, *args) -> str:
+    """The absolute address of the named page, e.g. `portal_url("access:approvals")`."""
+    return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=args)
+
+
+def email_send(*, template: str, to: list[str], context: dict | None = None) -> EmailMessage | None:
+    """Render and send one email to `to` (empty addresses dropped). Returns None when nobody is left to tell.
+
+    Replies go to the IT team.
+    """
+    recipients = []
+    for address in to:
+        if address and address.lower() not in {a.lower() for a in recipients}:
+            recipients.append(address)
+    if not recipients:
+        return None
+    ctx = {"portal_url": settings.PORTAL_BASE_URL.rstrip("/") + "/", "it_email": settings.IT_TEAM_EMAIL}
+    ctx.update(context or {})
+    text = render_to_string(f"emails/{template}.txt", ctx).lstrip()
+    subject, _, body = text.partition("\n")
+    message = EmailMessage(
+        subject=subject.removeprefix("Subject:").strip(),
+        body=body.strip() + "\n",
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        to=recipients,
+        reply_to=[settings.IT_TEAM_EMAIL],
+    )
+    message.send()
+    return message
