@@ -39,6 +39,7 @@ from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
     Application,
+    ApprovalDelegation,
     ApprovalStep,
     Department,
     Employee,
@@ -636,7 +637,7 @@ class ReadOnlyRecordMixin:
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     """Requests are created and decided through the access-request services and self-service
-    pages; approve/reject admin actions will call those services when they exist."""
+    pages (`accounts.approvals`); IT watches them here."""
 
     list_display = ("id", "employee", "application", "level", "status", "requested_by", "created_at", "decided_at")
     list_display_links = ("id", "employee")
@@ -675,6 +676,17 @@ class ApprovalStepAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     @admin.display(description="requested for", ordering="request__employee__last_name")
     def request_employee(self, obj):
         return obj.request.employee.full_name
+
+
+@admin.register(ApprovalDelegation)
+class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
+    """Out-of-office delegations, made and cancelled by managers in self-service; here to watch and audit."""
+
+    list_display = ("delegator", "delegate", "starts_on", "ends_on", "reason", "cancelled_at", "created_at")
+    list_select_related = ("delegator", "delegate")
+    list_filter = ("starts_on", "ends_on")
+    search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
+    ordering = ("-starts_on", "-id")
 
 
 # Employees that can still be given things (used by pickers in other admins).

@@ -28,11 +28,14 @@ from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
 from accounts.models import EmploymentType
-from offboarding import flows, selectors, services
+from assets import admin as assets_admin
+from assets.models import HardwareAsset
+from offboarding import change_requests, flows, returns, selectors, services
 from offboarding.actions import action_choices, registry
 from offboarding.models import (
     FINISHED_TASK_STATUSES,
     Assignee,
+    ChangeRequest,
     ChecklistKind,
     ChecklistRun,
     ChecklistTemplate,
@@ -813,6 +816,131 @@ class HardwareReturnAdmin(ServiceActionMixin, ServiceOnlyMixin, PortalModelAdmin
                 item=item, acting_user=request.user, condition=data["condition"], note=data["note"]
             ),
         )
+
+
+# --- Managers' move and leave requests ----------------------------------------------------------
+
+
+class DecisionNoteForm(forms.Form):
+    note = forms.CharField(
+        label="Reason for the manager", widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=True
+    )
+
+
+class ConfirmForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="Start the checklist for each request (a move applies the change now; a leave schedules the cut-off)",
+        required=True,
+    )
+
+
+@admin.register(ChangeRequest)
+class ChangeRequestAdmin(ServiceActionMixin, ServiceOnlyMixin, PortalModelAdmin):
+    """A manager's request to move or off-board a report. IT confirms it (the move or leave run starts,
+    through `offboarding.change_requests`) or declines it with a reason the manager reads."""
+
+    list_display = (
+        "__str__",
+        "kind",
+        "status",
+        "effective_date",
+        "requested_by",
+        "proposed",
+        "created_at",
+        "decided_by",
+    )
+    list_select_related = ("employee", "requested_by", "new_role", "new_department", "new_manager", "decided_by")
+    list_filter = ("status", "kind", "effective_date")
+    search_fields = ("employee__employee_number", "employee__last_name", "requested_by__last_name")
+    ordering = ("-created_at", "-id")
+    actions = ["confirm_requests", "decline_requests"]
+    fields = (
+        ("employee", "kind", "status"),
+        ("requested_by", "effective_date"),
+        ("new_role", "new_department", "new_manager"),
+        "reason",
+        ("decided_by", "decided_at", "run"),
+        "decision_note",
+        "created_at",
+    )
+
+    @admin.display(description="change")
+    def proposed(self, obj):
+        if obj.kind == "leave":
+            return f"Last day {obj.effective_date:%d %b %Y}"
+        parts = []
+        if obj.new_role_id:
+            parts.append(f"role → {obj.new_role}")
+        if obj.new_department_id:
+            parts.append(f"department → {obj.new_department}")
+        if obj.new_manager_id:
+            parts.append(f"manager → {obj.new_manager.full_name}")
+        return ", ".join(parts) or "—"
+
+    @admin.action(permissions=["change"], description="Confirm selected requests (start their checklists)")
+    def confirm_requests(self, request, queryset):
+        return self._with_form(
+            request,
+            list(queryset.select_related("employee").order_by("pk")),
+            form_class=ConfirmForm,
+            title="Confirmed",
+            submit_label="Confirm",
+            action="confirm_requests",
+            describe=str,
+            apply=lambda item, data: change_requests.change_request_confirm(request=item, acting_user=request.user),
+        )
+
+    @admin.action(permissions=["change"], description="Decline selected requests (with a reason)")
+    def decline_requests(self, request, queryset):
+        return self._with_form(
+            request,
+            list(queryset.select_related("employee").order_by("pk")),
+            form_class=DecisionNoteForm,
+            title="Declined",
+            submit_label="Decline",
+            action="decline_requests",
+            describe=str,
+            apply=lambda item, data: change_requests.change_request_decline(
+                request=item, note=data["note"], acting_user=request.user
+            ),
+        )
+
+
+# --- Asking anyone to return a device ---------------------------------------------------------
+
+
+class AskReturnForm(forms.Form):
+    due_date = forms.DateField(
+        required=False,
+        widget=forms.DateInput(attrs={"type": "date"}),
+        help_text="Leave empty for the default return period.",
+    )
+
+
+class HardwareAssetAdmin(assets_admin.HardwareAssetAdmin):
+    """The hardware admin with one more action: ask the holder to return the asset (their self-service
+    return checklist, an email, the asset pending return)."""
+
+    actions = [*assets_admin.HardwareAssetAdmin.actions, "ask_to_return"]
+
+    @admin.action(permissions=["change"], description="Ask the holder to return selected assets")
+    def ask_to_return(self, request, queryset):
+        def apply(asset, data):
+            returns.hardware_return_request(asset=asset, acting_user=request.user, due_date=data["due_date"])
+
+        return self._action_with_form(
+            request,
+            queryset,
+            action="ask_to_return",
+            form_class=AskReturnForm,
+            title="Return asked",
+            submit_label="Ask to return",
+            apply=apply,
+        )
+
+
+admin.site.unregister(HardwareAsset)
+admin.site.register(HardwareAsset, HardwareAssetAdmin)
 
 
 # Lifecycle actions on the Employee page live in their own module.

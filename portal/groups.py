@@ -23,7 +23,7 @@ ADMIN_EXTRA_APPS = ("auth", "django_q")
 HELPDESK_CHANGES = {
     "accounts": {"employee", "entitlement", "accessrequest", "approvalstep"},
     "assets": {"hardwareasset", "assetcheckout"},
-    "offboarding": {"checklistrun", "task", "hardwarereturn"},
+    "offboarding": {"checklistrun", "task", "hardwarereturn", "changerequest"},
 }
 
 

@@ -13,7 +13,7 @@ from django.contrib.auth.models import Group, User
 from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 
-from accounts.models import ApprovalStep, ApprovalStepKind, Employee, Location
+from accounts.models import ApprovalDelegation, ApprovalStep, ApprovalStepKind, Employee, Location
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -24,7 +24,7 @@ from accounts.tests.factories import (
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
-from offboarding.models import ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
+from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from offboarding.services import run_start
 from portal.groups import PORTAL_APPS
 
@@ -74,6 +74,16 @@ def one_of_everything(it_admin):
         employee=employee, kind=ChecklistKind.LEAVE, event_date=datetime.date(2030, 1, 31), acting_user=it_admin
     )
     HardwareReturn.objects.create(run=run, employee=employee, asset=asset, due_date=datetime.date(2030, 2, 7))
+    ApprovalDelegation.objects.create(
+        delegator=manager, delegate=employee, starts_on=datetime.date(2030, 1, 1), ends_on=datetime.date(2030, 1, 5)
+    )
+    ChangeRequest.objects.create(
+        employee=employee,
+        kind="leave",
+        requested_by=manager,
+        effective_date=datetime.date(2030, 1, 31),
+        reason="Resigned.",
+    )
     for model, _ in portal_model_admins():
         assert model._default_manager.exists(), f"the fixture makes no {model._meta.label}"
 
