@@ -58,6 +58,8 @@ def can_decide_step(user, step: ApprovalStep, *, day: datetime.date | None = Non
         return False
     if step.approver_id == employee.pk:
         return True
+    if step.request.employee_id == employee.pk:
+        return False  # a delegate never decides their own request
     day = day or timezone.localdate()
     return _delegators_of(employee, day).filter(delegator_id=step.approver_id).exists()
 
@@ -86,7 +88,9 @@ def steps_for_decider(user, *, day: datetime.date | None = None) -> QuerySet[App
     )
     return (
         ApprovalStep.objects.filter(status=ApprovalStepStatus.PENDING, pk__in=permitted)
-        .filter(Q(approver=employee) | Q(approver_id__in=_delegators_of(employee, day)))
+        .filter(
+            Q(approver=employee) | (Q(approver_id__in=_delegators_of(employee, day)) & ~Q(request__employee=employee))
+        )
         .select_related("request__employee__department", "request__application", "approver")
         .order_by("activated_at", "pk")
     )

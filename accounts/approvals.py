@@ -265,6 +265,8 @@ def _decider_users(step: ApprovalStep, today: datetime.date) -> list:
     )
     for delegation in delegations:
         user = delegation.delegate.user
+        if delegation.delegate_id == step.request.employee_id:
+            continue  # nobody decides their own request, not even as a delegate
         if user is not None and user.pk not in {u.pk for u in users}:
             users.append(user)
     return users
@@ -476,7 +478,9 @@ def delegation_create(
     delegation.full_clean()
     set_history_user(delegation, acting_user)
     delegation.save()
-    pending = ApprovalStep.objects.filter(approver=delegator, status=ApprovalStepStatus.PENDING)
+    pending = ApprovalStep.objects.filter(approver=delegator, status=ApprovalStepStatus.PENDING).exclude(
+        request__employee=delegate
+    )
     _grant_many(delegate.user, pending)
     audit_record(
         action=AuditEvent.Action.OTHER,

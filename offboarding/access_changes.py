@@ -117,7 +117,7 @@ def access_expire_due(*, now=None, limit: int = 500) -> dict:
                 action="revoke_entitlement",
                 params={"entitlement": entitlement.pk, "reason": "time-bound access ended"},
                 assignee_type=Assignee.SYSTEM,
-                due_at=now,
+                due_at=min(now, timezone.now()),
             )
             engine.run_advance(run=run)
             queued.append(entitlement.pk)
