@@ -1,0 +1,338 @@
+"""Self-service of the lifecycle: hardware returns (signed in and by signed link), IT asking for a
+return, managers' move and leave requests confirmed or declined by IT, and people's own tasks."""
+
+import datetime
+
+import pytest
+from django.core import signing
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts.models import EmployeeStatus
+from accounts.tests.factories import LocationFactory, RoleFactory
+from assets.models import AssetStatus
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from offboarding import change_requests, returns
+from offboarding.models import (
+    ChangeRequest,
+    ChangeRequestStatus,
+    ChecklistKind,
+    ChecklistRun,
+    HardwareReturn,
+    ReturnStatus,
+    TaskStatus,
+)
+from offboarding.services import run_start, task_add
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def laptop(cast):
+    asset = HardwareAssetFactory(asset_tag="LT-1001")
+    asset_check_out(asset=asset, employee=cast.employee, acting_user=None, terms_accepted=True)
+    return asset
+
+
+@pytest.fixture
+def item(laptop, mailoutbox):
+    return returns.hardware_return_request(asset=laptop, acting_user=None)
+
+
+# --- IT asks for a return ------------------------------------------------------------------------
+
+
+def test_it_asks_the_holder_to_return_an_asset(cast, laptop, mailoutbox):
+    item = returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk)
+    laptop.refresh_from_db()
+    assert (item.employee, item.status, item.run) == (cast.employee, ReturnStatus.OPEN, None)
+    assert laptop.status == AssetStatus.PENDING_RETURN and laptop.assigned_to == cast.employee
+    assert mailoutbox[-1].to == ["employee@example.com"] and "/returns/" in mailoutbox[-1].body
+    assert returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk) == item  # idempotent
+    assert HardwareReturn.objects.count() == 1
+
+
+def test_an_asset_nobody_holds_cannot_be_asked_back(cast):
+    with pytest.raises(ValidationError, match="only an assigned asset can be asked back"):
+        returns.hardware_return_request(asset=HardwareAssetFactory(), acting_user=cast.helpdesk)
+    assert not HardwareReturn.objects.exists()
+
+
+# --- Shipping ------------------------------------------------------------------------------------
+
+
+def test_courier_return_is_confirmed_with_carrier_and_tracking(cast, item):
+    returns.hardware_return_ship(
+        item=item, method="courier", carrier="DHL", tracking_number="JD0142", acting_user=cast.employee.user
+    )
+    item.refresh_from_db()
+    assert (item.status, item.carrier, item.tracking_number) == (ReturnStatus.SHIPPED, "DHL", "JD0142")
+    assert item.shipped_at is not None
+
+
+@pytest.mark.parametrize(
+    ("data", "field", "message"),
+    [
+        ({"method": "drop_off", "tracking_number": "JD1", "drop_off_date": "today"}, "tracking_number", "courier"),
+        ({"method": "drop_off", "drop_off_date": "today", "no_office": True}, "drop_off_location", "Choose the office"),
+        ({"method": "drop_off", "drop_off_date": "tomorrow"}, "drop_off_date", "cannot be in the future"),
+        ({"method": "courier", "carrier": "DHL"}, "tracking_number", "tracking number"),
+        ({"method": "courier", "tracking_number": "JD1"}, "carrier", "Name the courier"),
+        ({"method": "pigeon"}, "method", "Choose drop-off or courier"),
+    ],
+)
+def test_bad_shipping_details_are_refused_and_change_nothing(cast, item, data, field, message):
+    today = timezone.localdate()
+    days = {"today": today, "tomorrow": today + datetime.timedelta(days=1)}
+    kwargs = {
+        "method": data["method"],
+        "carrier": data.get("carrier", ""),
+        "tracking_number": data.get("tracking_number", ""),
+    }
+    if data["method"] == "drop_off":
+        kwargs["drop_off_date"] = days[data["drop_off_date"]]
+        kwargs["drop_off_location"] = None if data.get("no_office") else LocationFactory()
+    with pytest.raises(ValidationError) as exc:
+        returns.hardware_return_ship(item=item, acting_user=cast.employee.user, **kwargs)
+    assert message in " ".join(exc.value.message_dict[field])
+    item.refresh_from_db()
+    assert item.status == ReturnStatus.OPEN and item.method == "" and item.tracking_number == ""
+
+
+def test_a_shipped_return_cannot_be_shipped_again(cast, item):
+    office = LocationFactory()
+    returns.hardware_return_ship(
+        item=item,
+        method="drop_off",
+        drop_off_location=office,
+        drop_off_date=timezone.localdate(),
+        acting_user=cast.employee.user,
+    )
+    with pytest.raises(ValidationError, match="nothing more to confirm"):
+        returns.hardware_return_ship(
+            item=item, method="courier", carrier="UPS", tracking_number="1Z", acting_user=cast.employee.user
+        )
+
+
+def test_the_returns_page_shows_progress_and_a_tracking_number_on_a_drop_off_is_explained(cast, client, item):
+    office = LocationFactory(name="Berlin HQ")
+    client.force_login(cast.employee.user)
+    page = client.get(reverse("offboarding:my_returns")).content.decode()
+    assert "0 of 1 item on the way or back" in page and 'max="1" value="0"' in page
+    prefix = f"r{item.pk}"
+    response = client.post(
+        reverse("offboarding:return_ship", args=[item.pk]),
+        {
+            f"{prefix}-method": "drop_off",
+            f"{prefix}-drop_off_location": office.pk,
+            f"{prefix}-drop_off_date": timezone.localdate().isoformat(),
+            f"{prefix}-tracking_number": "JD0142",
+        },
+    )
+    assert response.status_code == 400
+    assert "A tracking number belongs to a courier return" in response.content.decode()
+    item.refresh_from_db()
+    assert item.status == ReturnStatus.OPEN
+    response = client.post(
+        reverse("offboarding:return_ship", args=[item.pk]),
+        {
+            f"{prefix}-method": "drop_off",
+            f"{prefix}-drop_off_location": office.pk,
+            f"{prefix}-drop_off_date": timezone.localdate().isoformat(),
+        },
+        follow=True,
+    )
+    assert "is marked dropped off" in response.content.decode()
+    assert "1 of 1 item on the way or back" in response.content.decode()
+
+
+def test_the_signed_link_shows_only_its_owner_returns_and_works_without_login(cast, client, item):
+    other_asset = HardwareAssetFactory(asset_tag="LT-2002")
+    asset_check_out(asset=other_asset, employee=cast.other_employee, acting_user=None, terms_accepted=True)
+    other_item = returns.hardware_return_request(asset=other_asset, acting_user=None)
+    token = returns.return_link_token(cast.employee)
+    page = client.get(reverse("offboarding:return_link", args=[token]))
+    assert page.status_code == 200
+    html = page.content.decode()
+    assert "LT-1001" in html and "LT-2002" not in html
+    # Someone else's return through this link: not found, and unchanged.
+    response = client.post(
+        reverse("offboarding:return_link_ship", args=[token, other_item.pk]),
+        {
+            f"r{other_item.pk}-method": "courier",
+            f"r{other_item.pk}-carrier": "DHL",
+            f"r{other_item.pk}-tracking_number": "X",
+        },
+    )
+    assert response.status_code == 404
+    other_item.refresh_from_db()
+    assert other_item.status == ReturnStatus.OPEN
+    # A forged or mangled token: not found.
+    forged = signing.dumps({"e": cast.other_employee.pk}, salt="another-salt", compress=True)
+    assert client.get(reverse("offboarding:return_link", args=[forged])).status_code == 404
+    assert client.get(reverse("offboarding:return_link", args=[token[:-3] + "abc"])).status_code == 404
+
+
+def test_an_expired_link_is_refused(cast, client, settings):
+    token = returns.return_link_token(cast.employee)
+    assert returns.employee_for_return_token(token) == cast.employee
+    settings.LIFECYCLE = {**settings.LIFECYCLE, "RETURN_LINK_DAYS": -1}
+    assert returns.employee_for_return_token(token) is None
+    assert client.get(reverse("offboarding:return_link", args=[token])).status_code == 404
+
+
+def test_leaver_reminder_email_carries_a_working_return_link(
+    cast, laptop, client, django_capture_on_commit_callbacks, mailoutbox
+):
+    from offboarding.flows import employee_terminate
+
+    cast.employee.personal_email = "erin@home.example"
+    cast.employee.save()
+    with django_capture_on_commit_callbacks(execute=True):
+        employee_terminate(
+            employee=cast.employee, last_day=timezone.localdate(), acting_user=cast.helpdesk, immediate=True
+        )
+    reminder = next(m for m in mailoutbox if "return your company hardware" in m.subject)
+    link = next(line.strip() for line in reminder.body.splitlines() if "/returns/link/" in line)
+    path = link.split("127.0.0.1:8000", 1)[1]
+    cast.employee.refresh_from_db()
+    assert cast.employee.status == EmployeeStatus.TERMINATED
+    assert "LT-1001" in client.get(path).content.decode()
+
+
+# --- Managers' move and leave requests ----------------------------------------------------------
+
+
+def test_a_manager_asks_for_a_leave_and_it_confirms_it(cast, mailoutbox, django_capture_on_commit_callbacks):
+    last_day = timezone.localdate() + datetime.timedelta(days=14)
+    request = change_requests.change_request_create(
+        manager=cast.manager,
+        employee=cast.employee,
+        kind="leave",
+        effective_date=last_day,
+        reason="Resigned",
+        acting_user=cast.manager.user,
+    )
+    assert mailoutbox[-1].to == ["it@example.com"]
+    cast.employee.refresh_from_db()
+    assert cast.employee.end_date is None  # nothing changes until IT confirms
+    with django_capture_on_commit_callbacks(execute=True):
+        confirmed = change_requests.change_request_confirm(request=request, acting_user=cast.helpdesk)
+    assert confirmed.status == ChangeRequestStatus.CONFIRMED
+    assert confirmed.run.kind == ChecklistKind.LEAVE and confirmed.run.event_date == last_day
+    assert mailoutbox[-1].to == ["manager@example.com"]
+    with pytest.raises(ValidationError, match="cannot be decided again"):
+        change_requests.change_request_decline(request=request, note="no", acting_user=cast.helpdesk)
+
+
+def test_a_move_request_is_applied_by_it_with_the_new_role(cast, django_capture_on_commit_callbacks):
+    role = RoleFactory(name="Data Engineer")
+    request = change_requests.change_request_create(
+        manager=cast.manager,
+        employee=cast.employee,
+        kind="move",
+        effective_date=timezone.localdate(),
+        reason="Joins the data team",
+        new_role=role,
+        acting_user=cast.manager.user,
+    )
+    with django_capture_on_commit_callbacks(execute=True):
+        change_requests.change_request_confirm(request=request, acting_user=cast.helpdesk)
+    cast.employee.refresh_from_db()
+    assert cast.employee.role == role
+    assert ChecklistRun.objects.filter(employee=cast.employee, kind=ChecklistKind.MOVE).exists()
+
+
+def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
+    today = timezone.localdate()
+    with pytest.raises(PermissionDenied):
+        change_requests.change_request_create(
+            manager=cast.other_manager,
+            employee=cast.employee,
+            kind="leave",
+            effective_date=today,
+            reason="x",
+            acting_user=cast.other_manager.user,
+        )
+    with pytest.raises(ValidationError) as exc:
+        change_requests.change_request_create(
+            manager=cast.manager,
+            employee=cast.employee,
+            kind="move",
+            effective_date=today - datetime.timedelta(days=1),
+            reason=" ",
+            acting_user=cast.manager.user,
+        )
+    assert set(exc.value.message_dict) == {"effective_date", "reason", "new_role"}
+    change_requests.change_request_create(
+        manager=cast.manager, employee=cast.employee, kind="leave", effective_date=today, reason="x", acting_user=None
+    )
+    with pytest.raises(ValidationError, match="already waiting for IT"):
+        change_requests.change_request_create(
+            manager=cast.manager,
+            employee=cast.employee,
+            kind="leave",
+            effective_date=today,
+            reason="y",
+            acting_user=None,
+        )
+    assert ChangeRequest.objects.count() == 1
+
+
+def test_it_declines_with_a_reason(cast, mailoutbox):
+    request = change_requests.change_request_create(
+        manager=cast.manager,
+        employee=cast.employee,
+        kind="leave",
+        effective_date=timezone.localdate(),
+        reason="Resigned",
+        acting_user=None,
+    )
+    with pytest.raises(ValidationError):
+        change_requests.change_request_decline(request=request, note=" ", acting_user=cast.helpdesk)
+    change_requests.change_request_decline(request=request, note="HR has not confirmed", acting_user=cast.helpdesk)
+    request.refresh_from_db()
+    assert request.status == ChangeRequestStatus.DECLINED
+    assert "HR has not confirmed" in mailoutbox[-1].body
+    assert not ChecklistRun.objects.filter(employee=cast.employee, kind=ChecklistKind.LEAVE).exists()
+
+
+def test_the_manager_requests_a_leave_through_the_team_page(cast, client):
+    client.force_login(cast.manager.user)
+    page = client.get(reverse("offboarding:team")).content.decode()
+    assert "Erin Employee" in page and "Oscar" not in page
+    url = reverse("offboarding:change_request", args=[cast.employee.pk, "leave"])
+    response = client.post(url, {"effective_date": "2001-01-01", "reason": "Resigned"})
+    assert "is in the past" in response.content.decode()
+    assert not ChangeRequest.objects.exists()
+    day = (timezone.localdate() + datetime.timedelta(days=10)).isoformat()
+    response = client.post(url, {"effective_date": day, "reason": "Resigned"}, follow=True)
+    assert "is with IT" in response.content.decode()
+    assert ChangeRequest.objects.get().status == ChangeRequestStatus.PENDING
+
+
+# --- My tasks ------------------------------------------------------------------------------------
+
+
+def test_an_employee_completes_their_own_onboarding_task(cast, client):
+    run = run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
+    task = task_add(
+        run=run,
+        key="handbook",
+        title="Read the handbook",
+        assignee_type="employee",
+        assignee=cast.employee,
+        knowledge_url="https://kb.example.com/handbook",
+    )
+    client.force_login(cast.employee.user)
+    page = client.get(reverse("offboarding:my_tasks")).content.decode()
+    assert "Read the handbook" in page and "https://kb.example.com/handbook" in page
+    client.force_login(cast.teammate.user)
+    assert client.post(reverse("offboarding:task_done", args=[task.pk])).status_code == 404
+    client.force_login(cast.employee.user)
+    response = client.post(reverse("offboarding:task_done", args=[task.pk]), {"note": "Read it"}, follow=True)
+    assert "Done: “Read the handbook”" in response.content.decode()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.DONE and task.completed_by == cast.employee.user
