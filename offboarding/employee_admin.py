@@ -11,6 +11,8 @@ same for `accounts`), so `accounts` never imports the lifecycle engine.
   day, immediate or at the end of the last day, and a reason, then calls
   `flows.employee_terminate`. The status cannot be set to terminated by editing the form.
 - A read-only inline lists the person's checklist runs with their progress.
+- The HR file import does the same: new rows start their join run, changed role, department or
+  manager is applied as a move (`LifecycleEmployeeResource`).
 """
 
 from django import forms
@@ -25,6 +27,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 
 from accounts.models import Employee, EmployeeStatus
+from accounts.resources import EmployeeResource
 from offboarding import flows
 from offboarding.models import FINISHED_TASK_STATUSES, ChecklistRun
 from portal.admin import ReadOnlyInline, report_action_results
@@ -95,10 +98,41 @@ class TerminateForm(forms.Form):
     )
 
 
+class LifecycleEmployeeResource(EmployeeResource):
+    """The HR file import, with the lifecycle: a new person (not terminated) gets their join run, and
+    a changed role, department or manager is applied as a move (`flows.mover_apply`: provisioning
+    now, revocations after the grace period) rather than saved bare, so an HR file can never leave
+    someone with the old team's access. Inside the import's transaction: a dry run (the preview)
+    starts nothing, and a row the lifecycle refuses fails the whole import with its reason."""
+
+    def before_save_instance(self, instance, row, **kwargs):
+        super().before_save_instance(instance, row, **kwargs)
+        instance._import_moves = {}
+        if instance.pk is None or instance.status == EmployeeStatus.TERMINATED:
+            return
+        original = Employee.objects.select_related(*flows.MOVER_FIELDS).get(pk=instance.pk)
+        for name in flows.MOVER_FIELDS:
+            if getattr(instance, f"{name}_id") != getattr(original, f"{name}_id"):
+                instance._import_moves[name] = getattr(instance, name)
+                setattr(instance, name, getattr(original, name))  # the move saves it, with its checklist
+
+    def after_save_instance(self, instance, row, **kwargs):
+        super().after_save_instance(instance, row, **kwargs)
+        user = kwargs.get("user")
+        if getattr(instance, "_import_created", False) and instance.status != EmployeeStatus.TERMINATED:
+            flows.joiner_start(employee=instance, acting_user=user)
+        moves = getattr(instance, "_import_moves", {})
+        if moves:
+            flows.mover_apply(employee=instance, changes=moves, acting_user=user)
+            for name, value in moves.items():
+                setattr(instance, name, value)
+
+
 base = type(admin.site.get_model_admin(Employee))
 
 
 class EmployeeAdmin(base):
+    resource_classes = [LifecycleEmployeeResource]
     inlines = [*base.inlines, ChecklistRunInline]
     actions = [*base.actions, "terminate_selected", "start_join"]
     change_form_template = CHANGE_FORM_TEMPLATE

@@ -344,7 +344,12 @@ def test_admin_xlsx_export(client, auditor, org):
     form = client.get(url).context["form"]
     xlsx = next(value for value, label in form.fields["format"].choices if label.lower() == "xlsx")
     data = {"format": xlsx, "resource": "0"}
-    data.update({f"employeeresource_{name}": "on" for name in EmployeeResource.fields})
+    # The registered admin's resource (the lifecycle app extends EmployeeResource); its fields are prefixed by its name.
+    from django.contrib import admin
+
+    resource_class = admin.site.get_model_admin(Employee).resource_classes[0]
+    assert issubclass(resource_class, EmployeeResource)
+    data.update({f"{resource_class.__name__.lower()}_{name}": "on" for name in resource_class.fields})
     response = client.post(url, data)
     assert response.status_code == 200
     book = tablib.Dataset().load(response.content, format="xlsx")

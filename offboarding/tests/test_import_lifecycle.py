@@ -1,0 +1,69 @@
+"""The HR file import runs the lifecycle: joiners get their join run, movers their move run."""
+
+import pytest
+import tablib
+
+from accounts.models import Employee
+from accounts.tests.factories import (
+    ApplicationFactory,
+    DepartmentFactory,
+    EmployeeFactory,
+    LocationFactory,
+    RoleFactory,
+)
+from offboarding.employee_admin import LifecycleEmployeeResource
+from offboarding.models import ChecklistKind, ChecklistRun
+
+pytestmark = pytest.mark.django_db
+
+HEADER = "employee_number,first_name,last_name,work_email,title,department,location,manager,role,status,start_date"
+
+
+@pytest.fixture
+def org():
+    DepartmentFactory(code="ENG", name="Engineering")
+    DepartmentFactory(code="FIN", name="Finance")
+    LocationFactory(code="BER-1", name="Berlin")
+    dev = RoleFactory(code="dev", name="Developer")
+    RoleFactory(code="analyst", name="Analyst")
+    dev.birthrights.create(application=ApplicationFactory(name="GitHub"), access_level="user")
+    EmployeeFactory(employee_number="M001", first_name="Mia", last_name="Manager", work_email="mia@example.com")
+
+
+def load(*lines):
+    dataset = tablib.Dataset().load("\n".join([HEADER, *lines]) + "\n", format="csv")
+    return dataset
+
+
+def test_an_imported_joiner_gets_a_join_run_and_a_dry_run_starts_nothing(org, it_admin):
+    row = "E001,Ada,Lovelace,ada@example.com,Engineer,ENG,BER-1,M001,dev,pre_hire,2030-02-01"
+    preview = LifecycleEmployeeResource().import_data(load(row), dry_run=True, user=it_admin)
+    assert not preview.has_errors() and not preview.has_validation_errors()
+    assert not Employee.objects.filter(employee_number="E001").exists()
+    assert not ChecklistRun.objects.exists()
+    result = LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
+    assert not result.has_errors() and not result.has_validation_errors()
+    ada = Employee.objects.get(employee_number="E001")
+    run = ChecklistRun.objects.get(employee=ada)
+    assert (run.kind, run.event_date.isoformat(), run.started_by) == (ChecklistKind.JOIN, "2030-02-01", it_admin)
+
+
+def test_an_imported_change_of_role_or_manager_is_a_move(org, it_admin):
+    ada = EmployeeFactory(
+        employee_number="E001",
+        work_email="ada@example.com",
+        department=DepartmentFactory(code="OLD"),
+        role=RoleFactory(code="old"),
+    )
+    row = "E001,Ada,Lovelace,ada@example.com,Engineer,FIN,BER-1,M001,analyst,active,2024-01-15"
+    result = LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
+    assert not result.has_errors() and not result.has_validation_errors(), result.invalid_rows
+    ada.refresh_from_db()
+    assert (ada.role.code, ada.department.code, ada.manager.employee_number) == ("analyst", "FIN", "M001")
+    run = ChecklistRun.objects.get(employee=ada, kind=ChecklistKind.MOVE)
+    (move,) = run.details["moves"]
+    assert set(move["changes"]) == {"role", "department", "manager"}
+    assert move["changes"]["role"][1]["name"] == "Analyst"
+    # The same file again changes nothing and starts nothing.
+    LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
+    assert ChecklistRun.objects.filter(employee=ada).count() == 1
