@@ -74,12 +74,13 @@ def can_cancel_request(user, request: AccessRequest) -> bool:
     return "cancel_accessrequest" in ObjectPermissionChecker(user).get_user_perms(request)
 
 
-def steps_for_decider(user, *, day: datetime.date | None = None) -> QuerySet[ApprovalStep]:
+def steps_for_decider(user, *, day: datetime.date | None = None, employee=None) -> QuerySet[ApprovalStep]:
     """The pending steps `user` may decide now (their own and those delegated to them), oldest first.
 
-    One query whatever their number, requester and application included.
+    One query whatever their number, requester and application included. `employee` is the user's
+    employee record when the caller has it already.
     """
-    employee = employee_for_user(user)
+    employee = employee if employee is not None else employee_for_user(user)
     if employee is None:
         return ApprovalStep.objects.none()
     day = day or timezone.localdate()

@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from accounts.models import Location
 from accounts.selectors import employee_for_user
 from offboarding import access, change_requests, returns, services
 from offboarding.forms import CompleteTaskForm, LeaveRequestForm, MoveRequestForm, ReturnShipForm
@@ -62,6 +63,11 @@ def _returns_page(request, employee, *, token: str | None = None, failed=None):
                 if failed is not None and failed.prefix == f"r{item.pk}"
                 else ReturnShipForm(prefix=f"r{item.pk}")
             )
+    if forms:
+        # One query for the offices, shared by every item's form (each would otherwise load them again).
+        offices = [("", "Choose"), *((loc.pk, str(loc)) for loc in Location.objects.order_by("name"))]
+        for form in forms.values():
+            form.fields["drop_off_location"].choices = offices
     rows = [{"item": item, "form": forms.get(item.pk)} for item in items]
     on_the_way = sum(1 for i in items if i.status in (ReturnStatus.SHIPPED, ReturnStatus.RECEIVED))
     received = sum(1 for i in items if i.status == ReturnStatus.RECEIVED)

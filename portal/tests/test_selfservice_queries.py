@@ -1,0 +1,91 @@
+"""Self-service pages issue the same number of queries whatever the size of what they list."""
+
+import datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+from django.utils import timezone
+
+from accounts import approvals
+from accounts.models import ApprovalPolicy
+from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from offboarding.returns import hardware_return_request
+from offboarding.services import run_start, task_add
+
+pytestmark = pytest.mark.django_db
+
+
+def build(size: int) -> dict:
+    """A manager with `size` reports; each report holds `size` entitlements and devices and asks the manager
+    for `size` applications; the manager owns an application `size` people hold; the first report has
+    `size` tasks and returns."""
+    manager = EmployeeFactory(user=UserFactory(username=f"mgr{size}"))
+    owned = ApplicationFactory(name=f"Owned {size}", owner=manager)
+    reports = []
+    for r in range(size):
+        report = EmployeeFactory(user=UserFactory(username=f"rep{size}-{r}"), manager=manager)
+        reports.append(report)
+        EntitlementFactory(employee=report, application=owned)
+        for i in range(size):
+            EntitlementFactory(employee=report, application=ApplicationFactory(name=f"Held {size}-{r}-{i}"))
+            asset = HardwareAssetFactory(asset_tag=f"Q-{size}-{r}-{i}")
+            asset_check_out(asset=asset, employee=report, acting_user=None, terms_accepted=i % 2 == 0)
+            app = ApplicationFactory(name=f"Asked {size}-{r}-{i}", approval_policy=ApprovalPolicy.MANAGER)
+            approvals.access_request_create(
+                employee=report, application=app, level="user", justification="x", acting_user=report.user
+            )
+    first = reports[0]
+    run = run_start(employee=first, kind="join", event_date=timezone.localdate(), acting_user=None)
+    for i in range(size):
+        task_add(run=run, key=f"t{i}", title=f"Task {i}", assignee_type="employee", assignee=first)
+    for asset in first.hardware.all():
+        hardware_return_request(asset=asset, acting_user=None)
+    today = timezone.localdate()
+    approvals.delegation_create(
+        delegator=reports[-1] if size > 1 else EmployeeFactory(user=UserFactory(username=f"d{size}")),
+        delegate=manager,
+        starts_on=today,
+        ends_on=today + datetime.timedelta(days=1),
+        acting_user=None,
+    )
+    return {"manager": manager, "first": first, "owned": owned}
+
+
+PAGES = [
+    ("manager", "access:approvals", None),
+    ("manager", "offboarding:team", None),
+    ("manager", "offboarding:team_member", "first"),
+    ("manager", "access:owned_applications", None),
+    ("manager", "access:owned_application", "owned"),
+    ("manager", "access:delegations", None),
+    ("manager", "home", None),
+    ("first", "access:my_access", None),
+    ("first", "access:my_requests", None),
+    ("first", "access:request", None),
+    ("first", "assets:my_hardware", None),
+    ("first", "offboarding:my_tasks", None),
+    ("first", "offboarding:my_returns", None),
+]
+
+
+def queries_for(client, world, who, name, arg) -> int:
+    client.force_login(world[who].user)
+    args = [world[arg].pk] if arg else []
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get(reverse(name, args=args))
+    assert response.status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_each_self_service_page_costs_the_same_at_two_sizes(client):
+    small, large = build(2), build(5)
+    counts = {
+        name: (queries_for(client, small, who, name, arg), queries_for(client, large, who, name, arg))
+        for who, name, arg in PAGES
+    }
+    grew = {name: pair for name, pair in counts.items() if pair[0] != pair[1]}
+    assert not grew, f"queries grew with the data (small, large): {grew}"
