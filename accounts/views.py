@@ -164,7 +164,7 @@ def step_decide(request, pk: int):
                 f"You {verb} {step.request.employee.full_name}'s request for {step.request.application.name}.",
             )
             return redirect("access:approvals")
-    step.refresh_from_db()
+    step = access.step_for_decider(request.user, pk)  # as it is now (a failed POST may have raced a decision)
     chain = list(step.request.steps.select_related("approver", "decided_by").order_by("order"))
     return render(
         request,
