@@ -341,7 +341,7 @@ def test_replay_of_every_action_of_a_finished_leaver_run_changes_nothing(hook, l
 def test_worker_killed_mid_leaver_run_completes_with_each_effect_once(cluster, hook, ldap):
     _leaver_template()
     employee, entitlements = _leaver(hook=hook, ldap=ldap, webhook_apps=6, ldap_apps=4)
-    hook.delay = 0.4  # a slow target: a wide window to kill the worker while a call is in flight
+    hook.delay = 1.0  # a slow target: a wide window to kill the worker while a call is in flight
     run = _start_leave(employee)
 
     def mid_run():
@@ -463,7 +463,7 @@ def test_worker_killed_mid_employee_terminate_completes_with_each_effect_once(cl
     from offboarding.flows import employee_terminate
 
     employee, entitlements = _leaver(hook=hook, ldap=ldap, webhook_apps=6, ldap_apps=4)
-    hook.delay = 0.4
+    hook.delay = 1.0  # a wide window: on a loaded machine a 0.4 s call could finish between check and kill
     run = employee_terminate(employee=employee, last_day=timezone.localdate(), acting_user=None, immediate=True)
 
     def mid_run():
