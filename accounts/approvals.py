@@ -250,6 +250,31 @@ def access_request_cancel(*, request: AccessRequest, acting_user) -> AccessReque
     return locked
 
 
+@transaction.atomic
+def access_requests_close_for_leaver(*, employee: Employee, acting_user) -> list[int]:
+    """At a leaver's cut-off their own pending requests are cancelled (nobody is left to use the access),
+    so approvers are not asked about them any more. Idempotent: returns the ids it cancelled now."""
+    closed = []
+    pending = AccessRequest.objects.select_for_update(of=("self",)).filter(
+        employee=employee, status=AccessRequestStatus.PENDING
+    )
+    for request in pending.order_by("pk"):
+        request.status = AccessRequestStatus.CANCELLED
+        request.decided_at = timezone.now()
+        set_history_user(request, acting_user)
+        request.save(update_fields=["status", "decided_at"])
+        _skip_open_steps(request, acting_user, comment="Cancelled: the requester has left.")
+        _revoke_cancel_perms(request)
+        audit_record(
+            action=AuditEvent.Action.OTHER,
+            target=request,
+            acting_user=acting_user,
+            detail={"event": "access_request_cancelled", "reason": "leaver", "application": request.application_id},
+        )
+        closed.append(request.pk)
+    return closed
+
+
 # --- Deciding steps ----------------------------------------------------------------------------
 
 
@@ -283,9 +308,10 @@ def _activate(step: ApprovalStep, acting_user) -> None:
     for user in deciders:
         assign_perm(f"accounts.{DECIDE}", user, step)
     request = step.request
+    in_force = [d.delegate.work_email for d in delegations_in_force(delegator=step.approver)]
     email_send(
         template="approval_needed",
-        to=[step.approver.work_email],
+        to=[step.approver.work_email, *(e for e in in_force if e != request.employee.work_email)],
         context={
             "step": step,
             "request": request,

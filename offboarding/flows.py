@@ -59,6 +59,7 @@ from django.db.models.functions import Replace
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from accounts import approvals
 from accounts import services as account_services
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
@@ -565,7 +566,8 @@ def employee_terminate(
 
 
 def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None) -> dict:
-    """At the cut-off: status terminated; the person's other open runs (join, move) are cancelled.
+    """At the cut-off: status terminated; the person's own pending access requests and other open runs
+    (join, move, access change) are cancelled.
 
     Their unfinished tasks are skipped with the reason (`services.run_cancel`); a task running
     right now finishes. Idempotent: a second call finds the status set and nothing open.
@@ -573,6 +575,7 @@ def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None)
     account_services.employee_set_status(
         employee=employee, status=EmployeeStatus.TERMINATED, acting_user=acting_user, reason="leaver cut-off"
     )
+    withdrawn = approvals.access_requests_close_for_leaver(employee=employee, acting_user=acting_user)
     cancelled = []
     for other in ChecklistRun.objects.filter(employee_id=employee.pk, status=RunStatus.RUNNING).exclude(pk=run.pk):
         try:
@@ -580,7 +583,7 @@ def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None)
         except ValidationError:
             continue  # it closed meanwhile
         cancelled.append(other.pk)
-    return {"status": EmployeeStatus.TERMINATED, "cancelled_runs": cancelled}
+    return {"status": EmployeeStatus.TERMINATED, "cancelled_runs": cancelled, "withdrawn_requests": withdrawn}
 
 
 def hardware_returns_open(*, run: ChecklistRun, acting_user=None) -> dict:

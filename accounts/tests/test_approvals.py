@@ -433,3 +433,18 @@ def test_two_deciders_at_once_make_one_decision(cast):
     step.refresh_from_db()
     assert step.status in (ApprovalStepStatus.APPROVED, ApprovalStepStatus.REJECTED)
     assert AuditEvent.objects.filter(action__in=["approve", "reject"]).count() == 1
+
+
+def test_a_leavers_own_pending_requests_are_cancelled_at_the_cut_off(cast, django_capture_on_commit_callbacks):
+    from offboarding.flows import employee_terminate
+
+    request = ask(cast)
+    step = request.steps.get(order=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        employee_terminate(
+            employee=cast.employee, last_day=timezone.localdate(), acting_user=cast.helpdesk, immediate=True
+        )
+    request.refresh_from_db()
+    assert request.status == AccessRequestStatus.CANCELLED
+    assert list(access.steps_for_decider(cast.manager.user)) == []
+    assert perms_on(step) == set()
