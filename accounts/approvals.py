@@ -206,8 +206,8 @@ def access_request_create(
         acting_user=acting_user,
         detail={"employee": employee.pk, "application": application.pk, "level": level, "end_date": end_date},
     )
-    if getattr(acting_user, "pk", None):
-        assign_perm(f"accounts.{CANCEL}", acting_user, request)
+    if employee.user_id:  # the requester may withdraw it, also when IT filed it for them
+        assign_perm(f"accounts.{CANCEL}", employee.user, request)
     steps = []
     for order, (kind, approver) in enumerate(chain, start=1):
         step = ApprovalStep(request=request, order=order, kind=kind, approver=approver)
