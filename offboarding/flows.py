@@ -56,7 +56,6 @@ from django.core.mail import EmailMessage
 from django.db import transaction
 from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts import approvals
@@ -90,6 +89,7 @@ from offboarding.models import (
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
+from portal.mail import email_send
 from portal.models import AuditEvent
 
 logger = logging.getLogger(__name__)
@@ -909,18 +909,7 @@ def lifecycle_email_send(
 
     Replies go to the IT team.
     """
-    ctx = {**email_context(employee, run), **(context or {})}
-    text = render_to_string(f"emails/{template}.txt", ctx).lstrip()
-    subject, _, body = text.partition("\n")
-    message = EmailMessage(
-        subject=subject.removeprefix("Subject:").strip(),
-        body=body.strip() + "\n",
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        to=to,
-        reply_to=[settings.IT_TEAM_EMAIL],
-    )
-    message.send()
-    return message
+    return email_send(template=template, to=to, context={**email_context(employee, run), **(context or {})})
 
 
 # Helpers the admin and the actions share.
