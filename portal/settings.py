@@ -145,6 +145,13 @@ Q_CLUSTER = {
     "sync": env_bool("Q_SYNC", False),
     "label": "Task queue",
 }
+if Q_CLUSTER["timeout"] >= Q_CLUSTER["retry"]:
+    raise ImproperlyConfigured(
+        f"Q_TIMEOUT ({Q_CLUSTER['timeout']} s) must be below Q_RETRY ({Q_CLUSTER['retry']} s): otherwise a task "
+        "still running is handed to a second worker."
+    )
+if Q_CLUSTER["max_attempts"] < 1:
+    raise ImproperlyConfigured(f"Q_MAX_ATTEMPTS must be at least 1, not {Q_CLUSTER['max_attempts']}.")
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
 else:

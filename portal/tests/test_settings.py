@@ -82,6 +82,12 @@ def test_default_broker_is_the_orm_with_timeout_below_retry(tmp_path):
     assert q["sync"] is False
 
 
+def test_a_queue_timeout_not_below_retry_is_refused(tmp_path):
+    result = run_python("import portal.settings", tmp_path, Q_TIMEOUT="120", Q_RETRY="90")
+    assert result.returncode != 0
+    assert "Q_TIMEOUT (120 s) must be below Q_RETRY (90 s)" in result.stderr
+
+
 def test_redis_url_switches_the_broker_to_redis(tmp_path):
     q = settings_value("s.Q_CLUSTER", tmp_path, REDIS_URL="redis://cache.internal:6379/3")
     assert q["redis"] == "redis://cache.internal:6379/3"
