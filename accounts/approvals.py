@@ -275,6 +275,50 @@ def access_requests_close_for_leaver(*, employee: Employee, acting_user) -> list
     return closed
 
 
+@transaction.atomic
+def approval_steps_follow_manager(*, employee: Employee, acting_user) -> list[int]:
+    """A mover has a new manager: the manager steps of their pending requests go to that manager.
+
+    A pending step's permission moves with it (removed from the old manager and their delegates,
+    granted to the new one and theirs); a waiting step simply waits on the new manager. Without a
+    new manager, or one who cannot sign in, the steps stay where they are. Idempotent.
+    """
+    employee = Employee.objects.select_related("manager__user").get(pk=employee.pk)
+    manager = employee.manager
+    if manager is None or manager.user_id is None or manager.status == EmployeeStatus.TERMINATED:
+        return []
+    steps = (
+        ApprovalStep.objects.select_for_update(of=("self",))
+        .select_related("request__employee", "approver__user")
+        .filter(
+            request__employee=employee,
+            request__status=AccessRequestStatus.PENDING,
+            kind=ApprovalStepKind.MANAGER,
+            status__in=[ApprovalStepStatus.PENDING, ApprovalStepStatus.WAITING],
+        )
+        .exclude(approver=manager)
+        .order_by("pk")
+    )
+    moved = []
+    for step in steps:
+        previous = step.approver_id
+        step.approver = manager
+        set_history_user(step, acting_user)
+        step.save(update_fields=["approver"])
+        if step.status == ApprovalStepStatus.PENDING:
+            _revoke_decide_perms(step)
+            for user in _decider_users(step, timezone.localdate()):
+                assign_perm(f"accounts.{DECIDE}", user, step)
+        audit_record(
+            action=AuditEvent.Action.OTHER,
+            target=step,
+            acting_user=acting_user,
+            detail={"event": "approval_moved_to_new_manager", "from": previous, "to": manager.pk},
+        )
+        moved.append(step.pk)
+    return moved
+
+
 # --- Deciding steps ----------------------------------------------------------------------------
 
 

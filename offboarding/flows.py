@@ -440,6 +440,8 @@ def mover_apply(
         acting_user=acting_user,
         effective_at=effective_at,
     )
+    if "manager" in preview.changes:
+        approvals.approval_steps_follow_manager(employee=locked, acting_user=acting_user)
     grace = datetime.timedelta(days=lifecycle_setting("MOVER_GRACE_DAYS"))
     record = {
         "at": now.isoformat(),

@@ -448,3 +448,18 @@ def test_a_leavers_own_pending_requests_are_cancelled_at_the_cut_off(cast, djang
     assert request.status == AccessRequestStatus.CANCELLED
     assert list(access.steps_for_decider(cast.manager.user)) == []
     assert perms_on(step) == set()
+
+
+def test_a_movers_manager_steps_follow_them_to_the_new_manager(cast, django_capture_on_commit_callbacks):
+    from offboarding.flows import mover_apply
+
+    request = ask(cast)
+    step = request.steps.get(order=1)
+    with django_capture_on_commit_callbacks(execute=True):
+        mover_apply(employee=cast.employee, changes={"manager": cast.other_manager}, acting_user=cast.helpdesk)
+    step.refresh_from_db()
+    assert step.approver == cast.other_manager
+    assert perms_on(step) == {"other-manager"}
+    assert list(access.steps_for_decider(cast.manager.user)) == []
+    approvals.approval_step_decide(step=step, acting_user=cast.other_manager.user, approve=True)
+    assert request.steps.get(order=2).status == ApprovalStepStatus.PENDING
