@@ -56,12 +56,28 @@ def can_decide_step(user, step: ApprovalStep, *, day: datetime.date | None = Non
     employee = employee_for_user(user)
     if employee is None:
         return False
+    if decides_twice(employee, user, step):
+        return False
     if step.approver_id == employee.pk:
         return True
     if step.request.employee_id == employee.pk:
         return False  # a delegate never decides their own request
     day = day or timezone.localdate()
     return _delegators_of(employee, day).filter(delegator_id=step.approver_id).exists()
+
+
+def decides_twice(employee: Employee, user, step: ApprovalStep) -> bool:
+    """True when deciding `step` would let one person give two approvals of one request: they approve
+    another of its steps, or already decided one (as a delegate, say). Separation of duties."""
+    return (
+        ApprovalStep.objects.filter(request_id=step.request_id)
+        .exclude(pk=step.pk)
+        .filter(
+            Q(approver=employee, status__in=[ApprovalStepStatus.WAITING, ApprovalStepStatus.PENDING])
+            | Q(decided_by=user)
+        )
+        .exists()
+    )
 
 
 def can_cancel_request(user, request: AccessRequest) -> bool:
@@ -98,9 +114,9 @@ def steps_for_decider(user, *, day: datetime.date | None = None, employee=None) 
 
 
 def step_for_decider(user, pk: int) -> ApprovalStep:
-    """The step `pk` if `user` is (or was) the one to decide it: its approver, a delegate in force, or
-    the person who decided it. Anyone else gets `Http404`. Whether they may decide it *now* is
-    `can_decide_step`'s answer (a decided step is shown, not decidable)."""
+    """The step `pk` if `user` is (or was) the one to decide it: its approver once it is their turn, a
+    delegate in force while it is pending, or the person who decided it. Anyone else gets `Http404`.
+    Whether they may decide it *now* is `can_decide_step`'s answer (a decided step is shown, not decidable)."""
     employee = employee_for_user(user)
     if employee is None:
         raise Http404("No such approval step.")
@@ -111,10 +127,20 @@ def step_for_decider(user, pk: int) -> ApprovalStep:
     )
     if step is None:
         raise Http404("No such approval step.")
-    if step.approver_id == employee.pk or step.decided_by_id == user.pk:
+    if step.decided_by_id == user.pk:
         return step
-    if _delegators_of(employee, timezone.localdate()).filter(delegator_id=step.approver_id).exists():
-        return step
+    if step.approver_id == employee.pk and step.status in (
+        ApprovalStepStatus.PENDING,
+        ApprovalStepStatus.APPROVED,
+        ApprovalStepStatus.REJECTED,
+    ):
+        return step  # not before it is their turn, nor a step skipped without them
+    if (
+        step.status == ApprovalStepStatus.PENDING
+        and step.request.employee_id != employee.pk
+        and _delegators_of(employee, timezone.localdate()).filter(delegator_id=step.approver_id).exists()
+    ):
+        return step  # a delegate sees what is waiting now, not the delegator's history
     raise Http404("No such approval step.")
 
 

@@ -48,7 +48,7 @@ from accounts.models import (
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
-from portal.mail import email_send, portal_url
+from portal.mail import email_send, email_send_on_commit, portal_url
 from portal.models import AuditEvent
 from portal.queue import enqueue_on_commit
 
@@ -287,6 +287,13 @@ def approval_steps_follow_manager(*, employee: Employee, acting_user) -> list[in
     manager = employee.manager
     if manager is None or manager.user_id is None or manager.status == EmployeeStatus.TERMINATED:
         return []
+    # Requests before their steps, the order every decision locks them in.
+    list(
+        AccessRequest.objects.select_for_update(of=("self",))
+        .filter(employee=employee, status=AccessRequestStatus.PENDING)
+        .order_by("pk")
+        .values_list("pk", flat=True)
+    )
     steps = (
         ApprovalStep.objects.select_for_update(of=("self",))
         .select_related("request__employee", "approver__user")
@@ -336,6 +343,8 @@ def _decider_users(step: ApprovalStep, today: datetime.date) -> list:
         user = delegation.delegate.user
         if delegation.delegate_id == step.request.employee_id:
             continue  # nobody decides their own request, not even as a delegate
+        if ApprovalStep.objects.filter(request_id=step.request_id, approver_id=delegation.delegate_id).exists():
+            continue  # nor approves one request twice (their own step of it, and this one)
         if user is not None and user.pk not in {u.pk for u in users}:
             users.append(user)
     return users
@@ -353,7 +362,7 @@ def _activate(step: ApprovalStep, acting_user) -> None:
         assign_perm(f"accounts.{DECIDE}", user, step)
     request = step.request
     in_force = [d.delegate.work_email for d in delegations_in_force(delegator=step.approver)]
-    email_send(
+    email_send_on_commit(
         template="approval_needed",
         to=[step.approver.work_email, *(e for e in in_force if e != request.employee.work_email)],
         context={
@@ -393,7 +402,7 @@ def _finish(request: AccessRequest, acting_user, *, approved: bool, comment: str
     _revoke_cancel_perms(request)
     if approved:
         enqueue_on_commit("offboarding.tasks.access_request_fulfil", request.pk)
-    email_send(
+    email_send_on_commit(
         template="access_request_approved" if approved else "access_request_rejected",
         to=[request.employee.work_email],
         context={
@@ -509,7 +518,7 @@ def delegation_create(
     elif delegate.pk == delegator.pk:
         errors["delegate"] = "You cannot delegate approvals to yourself."
     elif delegate.user_id is None or delegate.status == EmployeeStatus.TERMINATED:
-        errors["delegate"] = f"{delegate.full_name} cannot sign in to Portal; choose someone who can."
+        errors["delegate"] = "Choose a colleague who can sign in to Portal."
     if starts_on is None:
         errors["starts_on"] = "Give the first day of the delegation."
     elif starts_on < today:
@@ -548,8 +557,10 @@ def delegation_create(
     delegation.full_clean()
     set_history_user(delegation, acting_user)
     delegation.save()
-    pending = ApprovalStep.objects.filter(approver=delegator, status=ApprovalStepStatus.PENDING).exclude(
-        request__employee=delegate
+    pending = (
+        ApprovalStep.objects.filter(approver=delegator, status=ApprovalStepStatus.PENDING)
+        .exclude(request__employee=delegate)
+        .exclude(request__steps__approver=delegate)
     )
     _grant_many(delegate.user, pending)
     audit_record(
@@ -564,7 +575,7 @@ def delegation_create(
             "ends_on": ends_on,
         },
     )
-    email_send(
+    email_send_on_commit(
         template="delegation_created",
         to=[delegate.work_email],
         context={"delegation": delegation, "url": portal_url("access:approvals")},
@@ -646,7 +657,12 @@ def approval_steps_remind(*, now: datetime.datetime | None = None) -> dict:
     sent = 0
     for steps in by_approver.values():
         approver = steps[0].approver
-        delegates = [d.delegate.work_email for d in delegations_in_force(delegator=approver, day=today)]
+        requesters = {s.request.employee.work_email for s in steps}
+        delegates = [
+            d.delegate.work_email
+            for d in delegations_in_force(delegator=approver, day=today)
+            if d.delegate.work_email not in requesters
+        ]
         items = [
             {"step": s, "days": (now - s.activated_at).days, "url": portal_url("access:step_decide", s.pk)}
             for s in steps
@@ -686,7 +702,7 @@ def entitlements_notify_expiry(*, now: datetime.datetime | None = None) -> dict:
             expiry_notified_at=now
         ):
             continue
-        email_send(
+        email_send_on_commit(
             template="access_expiring",
             to=[entitlement.employee.work_email],
             context={

@@ -75,5 +75,5 @@ class DelegationForm(forms.Form):
         email = self.cleaned_data["delegate"].strip().lower()
         employee = Employee.objects.filter(work_email__iexact=email).exclude(status=EmployeeStatus.TERMINATED).first()
         if employee is None:
-            raise forms.ValidationError(f"Nobody working here has the work email {email}.")
+            raise forms.ValidationError("Enter the work email of a colleague who can sign in to Portal.")
         return employee

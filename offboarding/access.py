@@ -101,7 +101,7 @@ def report_for_manager(user, pk: int) -> Employee:
     return report
 
 
-def report_detail(report: Employee) -> dict:
+def report_detail(report: Employee, manager: Employee | None = None) -> dict:
     """What the team page shows of one report, in a constant number of queries."""
     from assets.selectors import hardware_for_employee
 
@@ -122,9 +122,9 @@ def report_detail(report: Employee) -> dict:
         "hardware": list(hardware_for_employee(report)),
         "runs": list(open_runs),
         "change_requests": list(
-            ChangeRequest.objects.filter(employee=report).select_related("new_role", "new_department", "new_manager")[
-                :10
-            ]
+            ChangeRequest.objects.filter(employee=report, requested_by=manager or report.manager).select_related(
+                "new_role", "new_department", "new_manager"
+            )[:10]
         ),
         "can_request": report.status != EmployeeStatus.TERMINATED,
         "pending_kinds": set(

@@ -20,7 +20,7 @@ from offboarding import flows
 from offboarding.models import ChangeRequest, ChangeRequestKind, ChangeRequestStatus
 from portal.audit import audit_record
 from portal.history import set_history_user
-from portal.mail import email_send, portal_url
+from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
 
 
@@ -101,7 +101,7 @@ def change_request_create(
     )
     from django.conf import settings
 
-    email_send(
+    email_send_on_commit(
         template="change_request_created",
         to=[settings.IT_TEAM_EMAIL],
         context={
@@ -124,7 +124,7 @@ def _lock_pending(request: ChangeRequest) -> ChangeRequest:
 
 
 def _tell_manager(request: ChangeRequest) -> None:
-    email_send(
+    email_send_on_commit(
         template="change_request_decided",
         to=[request.requested_by.work_email],
         context={"request": request, "url": portal_url("offboarding:team_member", request.employee_id)},

@@ -42,7 +42,7 @@ class MoveRequestForm(forms.Form):
             return None
         employee = Employee.objects.filter(work_email__iexact=email).exclude(status=EmployeeStatus.TERMINATED).first()
         if employee is None:
-            raise forms.ValidationError(f"Nobody working here has the work email {email}.")
+            raise forms.ValidationError("Enter the work email of a current colleague.")
         return employee
 
 

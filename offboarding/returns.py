@@ -25,7 +25,7 @@ from offboarding.flows import lifecycle_setting
 from offboarding.models import HardwareReturn, ReturnMethod, ReturnStatus
 from portal.audit import audit_record
 from portal.history import set_history_user
-from portal.mail import email_send, portal_url
+from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
 
 TOKEN_SALT = "portal.offboarding.hardware-return"
@@ -45,7 +45,7 @@ def employee_for_return_token(token: str) -> Employee | None:
     pk = data.get("e") if isinstance(data, dict) else None
     if not isinstance(pk, int):
         return None
-    return Employee.objects.filter(pk=pk).first()
+    return Employee.objects.filter(pk=pk, anonymised_at__isnull=True).first()
 
 
 def return_link_url(employee: Employee) -> str:
@@ -171,7 +171,7 @@ def hardware_return_request(
         acting_user=acting_user,
         detail={"event": "hardware_return_requested", "asset": locked.pk, "employee": holder.pk},
     )
-    email_send(
+    email_send_on_commit(
         template="hardware_return_requested",
         to=[holder.work_email],
         context={"employee": holder, "item": item, "asset": locked, "url": portal_url("offboarding:my_returns")},

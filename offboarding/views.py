@@ -106,7 +106,8 @@ def _ship(request, employee, pk: int, *, token: str | None = None):
                 drop_off_date=data["drop_off_date"],
                 carrier=data["carrier"],
                 tracking_number=data["tracking_number"],
-                acting_user=request.user if request.user.is_authenticated else None,
+                # Through a return link the actor is the link's owner, whoever else is signed in here.
+                acting_user=None if token else request.user,
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
@@ -171,7 +172,8 @@ def team(request):
 @login_required
 def team_member(request, pk: int):
     report = access.report_for_manager(request.user, pk)
-    return render(request, "offboarding/team_member.html", {"report": report, **access.report_detail(report)})
+    detail = access.report_detail(report, manager=employee_for_user(request.user))
+    return render(request, "offboarding/team_member.html", {"report": report, **detail})
 
 
 @login_required

@@ -6,6 +6,7 @@ Any app may send through here; it imports no app. Links in emails are absolute, 
 
 from django.conf import settings
 from django.core.mail import EmailMessage
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 
@@ -39,3 +40,14 @@ def email_send(*, template: str, to: list[str], context: dict | None = None) -> 
     )
     message.send()
     return message
+
+
+def email_send_on_commit(*, template: str, to: list[str], context: dict | None = None) -> None:
+    """`email_send` once the surrounding transaction commits: nobody is told of a change that rolled
+    back, and a mail server that fails does not undo the change (the error is logged)."""
+
+    def send() -> None:
+        email_send(template=template, to=to, context=context)
+
+    send.__qualname__ = f"email_send_on_commit({template})"
+    transaction.on_commit(send, robust=True)

@@ -55,8 +55,12 @@ def perms_on(step) -> set[str]:
 # --- Creating a request ---------------------------------------------------------------------------
 
 
-def test_manager_then_owner_policy_opens_the_manager_step_and_tells_the_manager(cast, mailoutbox):
-    request = ask(cast)
+def test_manager_then_owner_policy_opens_the_manager_step_and_tells_the_manager(
+    cast, mailoutbox, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True):
+        request = ask(cast)
+        assert mailoutbox == []  # told once the request is committed, not before
     first, second = request.steps.order_by("order")
     assert (first.kind, first.approver, first.status) == ("manager", cast.manager, ApprovalStepStatus.PENDING)
     assert (second.kind, second.approver, second.status) == ("owner", cast.owner, ApprovalStepStatus.WAITING)
@@ -193,7 +197,9 @@ def test_fulfilling_twice_provisions_once(cast, webhook_server, django_capture_o
     assert len(webhook_server.calls_for("provision")) == 1
 
 
-def test_a_rejection_needs_a_comment_ends_the_request_and_tells_the_requester(cast, mailoutbox):
+def test_a_rejection_needs_a_comment_ends_the_request_and_tells_the_requester(
+    cast, mailoutbox, django_capture_on_commit_callbacks
+):
     request = ask(cast)
     first = request.steps.get(order=1)
     with pytest.raises(ValidationError) as exc:
@@ -201,7 +207,8 @@ def test_a_rejection_needs_a_comment_ends_the_request_and_tells_the_requester(ca
     assert "comment" in exc.value.message_dict
     first.refresh_from_db()
     assert first.status == ApprovalStepStatus.PENDING
-    approvals.approval_step_decide(step=first, acting_user=cast.manager.user, approve=False, comment="Use Jira.")
+    with django_capture_on_commit_callbacks(execute=True):
+        approvals.approval_step_decide(step=first, acting_user=cast.manager.user, approve=False, comment="Use Jira.")
     request.refresh_from_db()
     assert request.status == AccessRequestStatus.REJECTED
     assert request.steps.get(order=2).status == ApprovalStepStatus.SKIPPED
@@ -255,18 +262,19 @@ def test_the_requester_cancels_a_pending_request_and_nobody_can_decide_it_any_mo
 # --- Delegation ----------------------------------------------------------------------------------
 
 
-def test_a_delegate_decides_while_the_delegation_is_in_force(cast, mailoutbox):
+def test_a_delegate_decides_while_the_delegation_is_in_force(cast, mailoutbox, django_capture_on_commit_callbacks):
     request = ask(cast)
     step = request.steps.get(order=1)
     today = timezone.localdate()
-    delegation = approvals.delegation_create(
-        delegator=cast.manager,
-        delegate=cast.teammate,
-        starts_on=today,
-        ends_on=today + datetime.timedelta(days=5),
-        reason="Holiday",
-        acting_user=cast.manager.user,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        delegation = approvals.delegation_create(
+            delegator=cast.manager,
+            delegate=cast.teammate,
+            starts_on=today,
+            ends_on=today + datetime.timedelta(days=5),
+            reason="Holiday",
+            acting_user=cast.manager.user,
+        )
     assert perms_on(step) == {"manager", "teammate"}
     assert mailoutbox[-1].to == ["teammate@example.com"]
     assert list(access.steps_for_decider(cast.teammate.user)) == [step]
@@ -375,8 +383,9 @@ def test_time_bound_access_gets_a_notice_then_is_revoked_once(
     entitlement = EntitlementFactory(
         employee=cast.employee, application=cast.capped_app, expires_at=now + datetime.timedelta(days=2)
     )
-    assert approvals.entitlements_notify_expiry(now=now)["notified"] == [entitlement.pk]
-    assert approvals.entitlements_notify_expiry(now=now)["notified"] == []
+    with django_capture_on_commit_callbacks(execute=True):
+        assert approvals.entitlements_notify_expiry(now=now)["notified"] == [entitlement.pk]
+        assert approvals.entitlements_notify_expiry(now=now)["notified"] == []
     assert "ends soon" in mailoutbox[-1].subject
     later = now + datetime.timedelta(days=2, minutes=1)
     with django_capture_on_commit_callbacks(execute=True):
@@ -463,3 +472,36 @@ def test_a_movers_manager_steps_follow_them_to_the_new_manager(cast, django_capt
     assert list(access.steps_for_decider(cast.manager.user)) == []
     approvals.approval_step_decide(step=step, acting_user=cast.other_manager.user, approve=True)
     assert request.steps.get(order=2).status == ApprovalStepStatus.PENDING
+
+
+def test_one_person_never_gives_two_approvals_of_one_request_even_as_a_delegate(cast):
+    request = ask(cast)  # GitHub: the manager, then the owner
+    first = request.steps.get(order=1)
+    today = timezone.localdate()
+    approvals.delegation_create(
+        delegator=cast.manager, delegate=cast.owner, starts_on=today, ends_on=today, acting_user=cast.manager.user
+    )
+    assert perms_on(first) == {"manager"}
+    assert not access.can_decide_step(cast.owner.user, first)
+    assert list(access.steps_for_decider(cast.owner.user)) == []
+    with pytest.raises(PermissionDenied):
+        approvals.approval_step_decide(step=first, acting_user=cast.owner.user, approve=True)
+
+
+def test_a_delegate_sees_what_waits_now_not_the_delegators_history(cast):
+    from django.http import Http404
+
+    old = ask(cast, cast.capped_app, end_date=timezone.localdate())
+    decided = old.steps.get()
+    approvals.approval_step_decide(step=decided, acting_user=cast.manager.user, approve=False, comment="No")
+    waiting = ask(cast).steps.get(order=1)
+    today = timezone.localdate()
+    approvals.delegation_create(
+        delegator=cast.manager, delegate=cast.teammate, starts_on=today, ends_on=today, acting_user=cast.manager.user
+    )
+    assert access.step_for_decider(cast.teammate.user, waiting.pk) == waiting
+    with pytest.raises(Http404):
+        access.step_for_decider(cast.teammate.user, decided.pk)
+    # The owner's step of that request is not the owner's to read before the manager has decided.
+    with pytest.raises(Http404):
+        access.step_for_decider(cast.owner.user, waiting.request.steps.get(order=2).pk)

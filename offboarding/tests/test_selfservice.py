@@ -44,8 +44,9 @@ def item(laptop, mailoutbox):
 # --- IT asks for a return ------------------------------------------------------------------------
 
 
-def test_it_asks_the_holder_to_return_an_asset(cast, laptop, mailoutbox):
-    item = returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk)
+def test_it_asks_the_holder_to_return_an_asset(cast, laptop, mailoutbox, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        item = returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk)
     laptop.refresh_from_db()
     assert (item.employee, item.status, item.run) == (cast.employee, ReturnStatus.OPEN, None)
     assert laptop.status == AssetStatus.PENDING_RETURN and laptop.assigned_to == cast.employee
@@ -207,14 +208,15 @@ def test_leaver_reminder_email_carries_a_working_return_link(
 
 def test_a_manager_asks_for_a_leave_and_it_confirms_it(cast, mailoutbox, django_capture_on_commit_callbacks):
     last_day = timezone.localdate() + datetime.timedelta(days=14)
-    request = change_requests.change_request_create(
-        manager=cast.manager,
-        employee=cast.employee,
-        kind="leave",
-        effective_date=last_day,
-        reason="Resigned",
-        acting_user=cast.manager.user,
-    )
+    with django_capture_on_commit_callbacks(execute=True):
+        request = change_requests.change_request_create(
+            manager=cast.manager,
+            employee=cast.employee,
+            kind="leave",
+            effective_date=last_day,
+            reason="Resigned",
+            acting_user=cast.manager.user,
+        )
     assert mailoutbox[-1].to == ["it@example.com"]
     cast.employee.refresh_from_db()
     assert cast.employee.end_date is None  # nothing changes until IT confirms
@@ -281,7 +283,7 @@ def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
     assert ChangeRequest.objects.count() == 1
 
 
-def test_it_declines_with_a_reason(cast, mailoutbox):
+def test_it_declines_with_a_reason(cast, mailoutbox, django_capture_on_commit_callbacks):
     request = change_requests.change_request_create(
         manager=cast.manager,
         employee=cast.employee,
@@ -292,7 +294,8 @@ def test_it_declines_with_a_reason(cast, mailoutbox):
     )
     with pytest.raises(ValidationError):
         change_requests.change_request_decline(request=request, note=" ", acting_user=cast.helpdesk)
-    change_requests.change_request_decline(request=request, note="HR has not confirmed", acting_user=cast.helpdesk)
+    with django_capture_on_commit_callbacks(execute=True):
+        change_requests.change_request_decline(request=request, note="HR has not confirmed", acting_user=cast.helpdesk)
     request.refresh_from_db()
     assert request.status == ChangeRequestStatus.DECLINED
     assert "HR has not confirmed" in mailoutbox[-1].body

@@ -277,31 +277,31 @@ ROWS = [
         acts=frozenset({"employee"}),
     ),
     Row("access:approvals", "GET", LIST, cells(200), no_record=True),
-    # The manager's pending step: the manager decides; the employee, their delegate, sees it (it is
-    # their own request) but may not decide it: 403 from `approval_step_decide`'s PermissionDenied.
+    # The manager's pending step: the manager decides. The employee is the manager's delegate but the
+    # requester: a delegate never sees nor decides their own request (404, like anyone else).
     Row(
         "access:step_decide",
         "GET",
         lambda w: [w.step_mgr.pk],
-        cells(404, manager=200, employee=200),
+        cells(404, manager=200),
         state=lambda w: _request_state(w.req.pk),
     ),
     Row(
         "access:step_decide",
         "POST",
         lambda w: [w.step_mgr.pk],
-        cells(404, manager=302, employee=403),
+        cells(404, manager=302),
         data=_approve,
         state=lambda w: _request_state(w.req.pk),
         acts=frozenset({"manager"}),
     ),
-    # The owner's step of the same request, still waiting for the manager: shown to the owner, and a
-    # decision is refused on the page (200, form error); nobody else sees it.
+    # The owner's step of the same request, still waiting for the manager: not the owner's to see
+    # before their turn (the manager vets the request first), nor anyone else's.
     Row(
         "access:step_decide",
         "GET",
         lambda w: [w.step_waiting.pk],
-        cells(404, owner=200),
+        cells(404),
         label="waiting",
         state=lambda w: _request_state(w.req.pk),
     ),
@@ -309,7 +309,7 @@ ROWS = [
         "access:step_decide",
         "POST",
         lambda w: [w.step_waiting.pk],
-        cells(404, owner=200),
+        cells(404),
         data=_approve,
         label="waiting",
         state=lambda w: _request_state(w.req.pk),
