@@ -339,3 +339,15 @@ def test_an_employee_completes_their_own_onboarding_task(cast, client):
     assert "Done: “Read the handbook”" in response.content.decode()
     task.refresh_from_db()
     assert task.status == TaskStatus.DONE and task.completed_by == cast.employee.user
+
+
+def test_the_team_list_counts_each_reports_access_hardware_and_open_checklists(cast, laptop):
+    from accounts.tests.factories import EntitlementFactory
+    from offboarding.access import reports_for_manager
+
+    EntitlementFactory(employee=cast.employee, application=cast.app)
+    EntitlementFactory(employee=cast.employee, application=cast.owner_app)
+    EntitlementFactory(employee=cast.employee, application=cast.other_app, status="revoked", revoked_at=timezone.now())
+    run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
+    rows = {e.pk: (e.access_count, e.hardware_count, e.open_runs) for e in reports_for_manager(cast.manager.user)}
+    assert rows == {cast.employee.pk: (2, 1, 1), cast.teammate.pk: (0, 0, 0)}
