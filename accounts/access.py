@@ -18,6 +18,7 @@ from guardian.core import ObjectPermissionChecker
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
+    AccessRequestStatus,
     Application,
     ApprovalDelegation,
     ApprovalStep,
@@ -31,17 +32,19 @@ from accounts.selectors import employee_for_user
 DECIDE = "decide_approvalstep"
 
 
+def _in_force(day: datetime.date) -> Q:
+    """Delegations not cancelled whose date range holds `day` (both days included)."""
+    return Q(cancelled_at__isnull=True, starts_on__lte=day, ends_on__gte=day)
+
+
 def delegations_in_force(*, delegator: Employee, day: datetime.date | None = None) -> QuerySet[ApprovalDelegation]:
-    day = day or timezone.localdate()
     return ApprovalDelegation.objects.filter(
-        delegator=delegator, cancelled_at__isnull=True, starts_on__lte=day, ends_on__gte=day
+        _in_force(day or timezone.localdate()), delegator=delegator
     ).select_related("delegate")
 
 
 def _delegators_of(employee: Employee, day: datetime.date) -> QuerySet:
-    return ApprovalDelegation.objects.filter(
-        delegate=employee, cancelled_at__isnull=True, starts_on__lte=day, ends_on__gte=day
-    ).values("delegator_id")
+    return ApprovalDelegation.objects.filter(_in_force(day), delegate=employee).values("delegator_id")
 
 
 def can_decide_step(user, step: ApprovalStep, *, day: datetime.date | None = None) -> bool:
@@ -85,7 +88,7 @@ def can_cancel_request(user, request: AccessRequest) -> bool:
     permission `accounts.cancel_accessrequest` on it (granted when they sent it, removed once it is decided)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
-    if request.status != "pending" or request.employee.user_id != user.pk:
+    if request.status != AccessRequestStatus.PENDING or request.employee.user_id != user.pk:
         return False
     return "cancel_accessrequest" in ObjectPermissionChecker(user).get_user_perms(request)
 

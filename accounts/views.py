@@ -26,8 +26,9 @@ from accounts.selectors import employee_for_user, entitlements_for_employee
 from portal.forms import add_service_errors
 
 
-def _no_record(request, title: str):
-    return render(request, "accounts/no_record.html", {"title": title}, status=200)
+def no_record_page(request, title: str):
+    """The page a login without an employee record gets on a self-service page (IT service accounts)."""
+    return render(request, "accounts/no_record.html", {"title": title})
 
 
 @login_required
@@ -35,7 +36,7 @@ def my_access(request):
     """Each live entitlement: application, level, since when, until when, status."""
     employee = employee_for_user(request.user)
     if employee is None:
-        return _no_record(request, "My access")
+        return no_record_page(request, "My access")
     return render(
         request,
         "accounts/my_access.html",
@@ -48,7 +49,7 @@ def request_access(request):
     """Ask for access to a requestable application; the policy decides who approves."""
     employee = employee_for_user(request.user)
     if employee is None:
-        return _no_record(request, "Request access")
+        return no_record_page(request, "Request access")
     applications = list(access.requestable_applications())
     initial = {}
     if request.method == "GET" and request.GET.get("application", "").isdigit():
@@ -93,7 +94,7 @@ def _steps_prefetch():
 def my_requests(request):
     """The signed-in person's requests with the state of each approval step."""
     if employee_for_user(request.user) is None:
-        return _no_record(request, "My requests")
+        return no_record_page(request, "My requests")
     requests = list(access.requests_for_requester(request.user).prefetch_related(_steps_prefetch())[:200])
     return render(request, "accounts/my_requests.html", {"requests": requests})
 
@@ -123,7 +124,7 @@ def approvals_inbox(request):
     """Steps waiting on the signed-in person (their own and delegated to them), and what they decided lately."""
     employee = employee_for_user(request.user)
     if employee is None:
-        return _no_record(request, "Approvals")
+        return no_record_page(request, "Approvals")
     waiting = list(access.steps_for_decider(request.user))
     decided = list(
         ApprovalStep.objects.filter(decided_by=request.user)
@@ -185,7 +186,7 @@ def delegations(request):
     """Delegate approvals to a colleague for a date range; see and cancel what you delegated."""
     employee = employee_for_user(request.user)
     if employee is None:
-        return _no_record(request, "Delegate approvals")
+        return no_record_page(request, "Delegate approvals")
     today = timezone.localdate()
     form = DelegationForm(request.POST or None, initial={"starts_on": today})
     if request.method == "POST" and form.is_valid():
@@ -229,7 +230,7 @@ def delegation_cancel(request, pk: int):
 def owned_applications(request):
     """The applications the signed-in person owns, with how many people hold each."""
     if employee_for_user(request.user) is None:
-        return _no_record(request, "My applications")
+        return no_record_page(request, "My applications")
     apps = list(
         access.applications_owned_by(request.user)
         .annotate(

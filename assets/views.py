@@ -7,6 +7,7 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import employee_for_user
+from accounts.views import no_record_page
 from assets.selectors import checkout_for_holder, hardware_for_employee
 from assets.services import checkout_accept_terms
 
@@ -15,7 +16,7 @@ from assets.services import checkout_accept_terms
 def my_hardware(request):
     employee = employee_for_user(request.user)
     if employee is None:
-        return render(request, "accounts/no_record.html", {"title": "My hardware"})
+        return no_record_page(request, "My hardware")
     return render(request, "assets/my_hardware.html", {"hardware": list(hardware_for_employee(employee))})
 
 

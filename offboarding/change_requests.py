@@ -11,6 +11,7 @@ Nothing about the person changes until IT confirms: the request is a proposal, w
 
 import datetime
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -99,15 +100,10 @@ def change_request_create(
         acting_user=acting_user,
         detail={"event": "change_requested", "kind": kind, "employee": employee.pk, "effective_date": effective_date},
     )
-    from django.conf import settings
-
     email_send_on_commit(
         template="change_request_created",
         to=[settings.IT_TEAM_EMAIL],
-        context={
-            "request": request,
-            "url": settings.PORTAL_BASE_URL.rstrip("/") + f"/admin/offboarding/changerequest/{request.pk}/change/",
-        },
+        context={"request": request, "url": portal_url("admin:offboarding_changerequest_change", request.pk)},
     )
     return request
 

@@ -58,6 +58,7 @@ def hardware_return_ship(
     item: HardwareReturn,
     method: str,
     acting_user,
+    via_link: bool = False,
     drop_off_location: Location | None = None,
     drop_off_date: datetime.date | None = None,
     carrier: str = "",
@@ -136,6 +137,8 @@ def hardware_return_ship(
             "carrier": carrier,
             "tracking_number": tracking_number,
             "drop_off_location": drop_off_location.pk if drop_off_location else None,
+            "via": "return link" if via_link else "signed in",
+            "employee": locked.employee_id,
         },
     )
     return locked

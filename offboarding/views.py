@@ -8,6 +8,7 @@ the page and changes nothing.
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
+from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
@@ -15,22 +16,19 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Location
 from accounts.selectors import employee_for_user
+from accounts.views import no_record_page
 from offboarding import access, change_requests, returns, services
 from offboarding.forms import CompleteTaskForm, LeaveRequestForm, MoveRequestForm, ReturnShipForm
 from offboarding.models import ChangeRequestKind, ReturnStatus
 from portal.forms import add_service_errors
 
 
-def _no_record(request, title: str):
-    return render(request, "accounts/no_record.html", {"title": title})
-
-
 @login_required
 def my_tasks(request):
     """Onboarding (and other) tasks assigned to me, with their knowledge-base links."""
     if employee_for_user(request.user) is None:
-        return _no_record(request, "My tasks")
-    tasks = list(access.tasks_for_user(request.user).prefetch_related("depends_on"))
+        return no_record_page(request, "My tasks")
+    tasks = list(access.tasks_for_user(request.user))
     return render(request, "offboarding/my_tasks.html", {"tasks": tasks, "now": timezone.now()})
 
 
@@ -39,9 +37,11 @@ def my_tasks(request):
 def task_done(request, pk: int):
     task = access.task_for_assignee(request.user, pk)
     form = CompleteTaskForm(request.POST)
-    note = form.cleaned_data["note"] if form.is_valid() else ""
+    if not form.is_valid():
+        messages.error(request, f"“{task.title}” is not marked done: {' '.join(form.errors['note'])}")
+        return redirect("offboarding:my_tasks")
     try:
-        services.task_complete(task=task, acting_user=request.user, note=note)
+        services.task_complete(task=task, acting_user=request.user, note=form.cleaned_data["note"])
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -108,6 +108,7 @@ def _ship(request, employee, pk: int, *, token: str | None = None):
                 tracking_number=data["tracking_number"],
                 # Through a return link the actor is the link's owner, whoever else is signed in here.
                 acting_user=None if token else request.user,
+                via_link=token is not None,
             )
         except ValidationError as exc:
             add_service_errors(form, exc)
@@ -127,7 +128,7 @@ def _ship(request, employee, pk: int, *, token: str | None = None):
 def my_returns(request):
     employee = employee_for_user(request.user)
     if employee is None:
-        return _no_record(request, "Hardware returns")
+        return no_record_page(request, "Hardware returns")
     return _returns_page(request, employee)
 
 
@@ -164,7 +165,7 @@ def return_link_ship(request, token: str, pk: int):
 def team(request):
     """The signed-in manager's direct reports, with counts of access, hardware and open checklists."""
     if employee_for_user(request.user) is None:
-        return _no_record(request, "My team")
+        return no_record_page(request, "My team")
     reports = list(access.reports_for_manager(request.user))
     return render(request, "offboarding/team.html", {"reports": reports})
 
@@ -181,8 +182,6 @@ def change_request(request, pk: int, kind: str):
     """Ask IT to move (new role, department or manager) or off-board one of my reports."""
     report = access.report_for_manager(request.user, pk)
     if kind not in ChangeRequestKind.values:
-        from django.http import Http404
-
         raise Http404("No such kind of request.")
     form_class = MoveRequestForm if kind == ChangeRequestKind.MOVE else LeaveRequestForm
     form = form_class(request.POST or None)

@@ -351,3 +351,25 @@ def test_the_team_list_counts_each_reports_access_hardware_and_open_checklists(c
     run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
     rows = {e.pk: (e.access_count, e.hardware_count, e.open_runs) for e in reports_for_manager(cast.manager.user)}
     assert rows == {cast.employee.pk: (2, 1, 1), cast.teammate.pk: (0, 0, 0)}
+
+
+def test_a_task_note_that_is_too_long_is_refused_and_the_task_stays_open(cast, client):
+    run = run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
+    task = task_add(run=run, key="badge", title="Collect your badge", assignee_type="employee", assignee=cast.employee)
+    client.force_login(cast.employee.user)
+    response = client.post(reverse("offboarding:task_done", args=[task.pk]), {"note": "x" * 1001}, follow=True)
+    assert "is not marked done" in response.content.decode()
+    task.refresh_from_db()
+    assert task.status == TaskStatus.PENDING and task.note == ""
+
+
+def test_a_shipment_through_the_link_is_audited_as_the_links_owner_not_whoever_is_signed_in(cast, client, item):
+    from portal.models import AuditEvent
+
+    client.force_login(cast.teammate.user)  # someone else signed in on the same browser
+    token = returns.return_link_token(cast.employee)
+    prefix = f"r{item.pk}"
+    data = {f"{prefix}-method": "courier", f"{prefix}-carrier": "DHL", f"{prefix}-tracking_number": "JD7"}
+    client.post(reverse("offboarding:return_link_ship", args=[token, item.pk]), data)
+    event = AuditEvent.objects.get(target_id=str(item.pk), detail__event="hardware_return_shipped")
+    assert (event.actor, event.detail["via"], event.detail["employee"]) == (None, "return link", cast.employee.pk)

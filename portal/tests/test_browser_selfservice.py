@@ -270,3 +270,73 @@ def test_manager_delegates_and_delegate_approves(live_server, new_page, cast, pa
     step.refresh_from_db()
     assert (step.status, step.decided_by) == ("approved", cast.teammate.user)
     assert request.steps.get(order=2).status == "pending"  # the owner's step comes next
+
+
+# --- The other pages: hardware terms, own tasks, the team and the owner's view ------------------
+
+
+def test_employee_accepts_terms_and_completes_a_task_manager_asks_it_to_offboard_owner_sees_holders(
+    live_server, new_page, cast, password
+):
+    from accounts.tests.factories import EntitlementFactory
+    from assets.models import AssetCheckout
+    from assets.services import asset_check_out
+    from assets.tests.factories import HardwareAssetFactory
+    from offboarding.models import ChangeRequest, Task, TaskStatus
+    from offboarding.services import run_start, task_add
+
+    laptop = HardwareAssetFactory(asset_tag="LT-7001")
+    asset_check_out(asset=laptop, employee=cast.employee, acting_user=None, terms_accepted=False)
+    run = run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
+    task_add(
+        run=run,
+        key="handbook",
+        title="Read the handbook",
+        assignee_type="employee",
+        assignee=cast.employee,
+        knowledge_url="https://kb.example.com/handbook",
+    )
+    EntitlementFactory(employee=cast.employee, application=cast.app, level="write")
+
+    # The employee accepts the terms of the new laptop and marks the onboarding task done, on a phone.
+    page = new_page(PHONE)
+    _sign_in_to(page, live_server, "/hardware/", cast.employee.user, password)
+    page.get_by_role("button", name=re.compile("Accept the terms")).click()
+    assert "you accepted the terms for LT-7001" in _status_message(page).inner_text()
+    assert AssetCheckout.objects.get(asset=laptop).terms_accepted_at is not None
+    page.goto(f"{live_server.url}/tasks/")
+    assert page.get_by_role("link", name="How to do it (knowledge base)").get_attribute("href") == (
+        "https://kb.example.com/handbook"
+    )
+    page.get_by_label("Note (optional)").fill("Read it twice.")
+    page.get_by_role("button", name=re.compile("Mark done")).click()
+    assert "Done: “Read the handbook”" in _status_message(page).inner_text()
+    assert Task.objects.get(run=run, key="handbook").status == TaskStatus.DONE
+    assert page.get_by_text("No tasks are waiting for you.").is_visible()
+
+    # The manager finds Erin on the team page and asks IT to off-board her; a past day is refused first.
+    manager_page = new_page(PHONE)
+    _sign_in_to(manager_page, live_server, "/team/", cast.manager.user, password)
+    scroll_width, inner_width = no_horizontal_overflow(manager_page)
+    assert scroll_width <= inner_width, f"the team page scrolls sideways at {inner_width}px: {scroll_width}px"
+    manager_page.get_by_role("link", name="Erin Employee").click()
+    assert manager_page.get_by_role("region", name="Hardware").get_by_text("LT-7001").is_visible()
+    manager_page.get_by_role("link", name="Ask IT to off-board").click()
+    manager_page.get_by_label("Last day of work").fill("2001-01-01")
+    manager_page.get_by_label("Reason").fill("Resigned; last day agreed with HR.")
+    manager_page.get_by_role("button", name="Send to IT").click()
+    assert manager_page.get_by_role("alert").is_visible()
+    assert "is in the past" in manager_page.content()
+    assert not ChangeRequest.objects.exists()
+    last_day = timezone.localdate() + datetime.timedelta(days=14)
+    manager_page.get_by_label("Last day of work").fill(last_day.isoformat())
+    manager_page.get_by_role("button", name="Send to IT").click()
+    assert "is with IT" in _status_message(manager_page).inner_text()
+    assert ChangeRequest.objects.get().effective_date == last_day
+
+    # The owner sees who holds GitHub, with level and source.
+    owner_page = new_page()
+    _sign_in_to(owner_page, live_server, "/owner/", cast.owner.user, password)
+    owner_page.get_by_role("link", name="GitHub").click()
+    holders = owner_page.get_by_role("table")
+    assert "Erin Employee" in holders.inner_text() and "write" in holders.inner_text()
