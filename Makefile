@@ -45,9 +45,10 @@ test: $(STAMP) ## Run the whole test suite on SQLite with the ORM broker
 test-pg: $(STAMP) ## Run the whole test suite on PostgreSQL with the Redis broker
 	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PYTEST) $(ARGS)
 
-lint: $(STAMP) ## ruff check and ruff format --check
+lint: $(STAMP) ## ruff check, ruff format --check and the layer contracts (lint-imports, see pyproject.toml)
 	$(RUFF) check .
 	$(RUFF) format --check .
+	$(VENV)/bin/lint-imports
 
 format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(RUFF) check --fix .

@@ -24,11 +24,7 @@ from accounts.models import (
 )
 from accounts.selectors import employee_for_user, entitlements_for_employee
 from portal.forms import add_service_errors
-
-
-def no_record_page(request, title: str):
-    """The page a login without an employee record gets on a self-service page (IT service accounts)."""
-    return render(request, "accounts/no_record.html", {"title": title})
+from portal.views import no_record_page
 
 
 @login_required

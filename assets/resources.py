@@ -1,6 +1,6 @@
 """Import and export of hardware and licenses (django-import-export 4.x).
 
-Same rules as `accounts.resources`: natural keys in files, re-import updates,
+Same rules as `portal.resources.PortalResource`: natural keys in files, re-import updates,
 all-or-nothing with row, column and reason for every bad row.
 
 - An asset's model is written "Manufacturer|Model name"; its location by code.
@@ -15,11 +15,11 @@ from django.core.exceptions import ValidationError
 from import_export.fields import Field
 
 from accounts.models import Application, Location
-from accounts.resources import NaturalKeyWidget, PortalResource
 from assets.models import HELD_STATUSES, AssetModel, AssetStatus, HardwareAsset, License
 from assets.selectors import licenses_with_usage
 from portal.audit import audit_record
 from portal.models import AuditEvent
+from portal.resources import NaturalKeyWidget, PortalResource
 
 MODEL_SEPARATOR = "|"
 

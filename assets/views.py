@@ -7,9 +7,9 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from accounts.selectors import employee_for_user
-from accounts.views import no_record_page
 from assets.selectors import checkout_for_holder, hardware_for_employee
 from assets.services import checkout_accept_terms
+from portal.views import no_record_page
 
 
 @login_required

@@ -32,7 +32,7 @@ def bench_env(database: str) -> dict[str, str]:
     """Environment of a worker: production-like settings (DEBUG off) on the given database."""
     env = dict(os.environ)
     env.update(
-        DJANGO_SETTINGS_MODULE="portal.settings",
+        DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
         SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
         ALLOWED_HOSTS="testserver,localhost,127.0.0.1",

@@ -201,7 +201,7 @@ def _create():
         EmployeeStatus,
         Sensitivity,
     )
-    from portal.seeding import bulk_insert
+    from demo.seeding import bulk_insert
 
     now = timezone.now()
     today = timezone.localdate()

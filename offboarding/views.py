@@ -16,11 +16,11 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Location
 from accounts.selectors import employee_for_user
-from accounts.views import no_record_page
 from offboarding import access, change_requests, returns, services
 from offboarding.forms import CompleteTaskForm, LeaveRequestForm, MoveRequestForm, ReturnShipForm
 from offboarding.models import ChangeRequestKind, ReturnStatus
 from portal.forms import add_service_errors
+from portal.views import no_record_page
 
 
 @login_required

@@ -108,7 +108,7 @@ class PortalImportExportAdmin(ImportExportMixin, PortalModelAdmin):
     MRO: the import-export mixin comes first so its changelist template, URLs and
     context wrap simple-history's, which in turn wraps `ModelAdmin`; both call
     `super()` throughout, so the history, import and export URLs all exist.
-    Imports are all-or-nothing (see `accounts.resources.PortalResource`).
+    Imports are all-or-nothing (see `portal.resources.PortalResource`).
     """
 
     formats = [CSV, XLSX]

@@ -15,7 +15,10 @@ def _sync_groups(sender, **kwargs):
 
 
 class PortalConfig(AppConfig):
-    """Project package: settings, urls, home, dashboards and shared helpers (audit log, queue)."""
+    """The ground every app builds on: audit log, queue, mail, history, base admin and import classes.
+
+    It imports no Portal app; the project itself (settings, urls) is `config`.
+    """
 
     name = "portal"
     verbose_name = "Portal"

@@ -15,7 +15,7 @@ from accounts.tests.factories import (
     EntitlementFactory,
     RoleFactory,
 )
-from offboarding.demo import demo_templates_sync
+from demo.checklists import demo_templates_sync
 from offboarding.models import ChecklistKind, ChecklistRun
 
 pytestmark = pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The lifecycle engine: materialising, claiming, dependencies, retries, people acting, figures.
 
-The queue runs in sync mode (portal.test_settings); `django_capture_on_commit_callbacks(execute=True)`
+The queue runs in sync mode (config.test_settings); `django_capture_on_commit_callbacks(execute=True)`
 runs what was enqueued after commit, as a worker would. Throwaway actions are registered here.
 """
 

@@ -18,9 +18,9 @@ from accounts.tests.factories import (
 )
 from assets.models import AssetCategory, AssetStatus, RoleKitItem
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
+from demo.checklists import demo_templates_sync
 from offboarding import flows, services
 from offboarding.actions import registry
-from offboarding.demo import demo_templates_sync
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
 from portal.models import AuditEvent
 

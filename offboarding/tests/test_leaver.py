@@ -32,9 +32,9 @@ from assets.models import AssetStatus
 from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_reserve
 from assets.tests.factories import HardwareAssetFactory, LicenseFactory
+from demo.checklists import demo_templates_sync
 from offboarding import flows, services
 from offboarding.actions import registry
-from offboarding.demo import demo_templates_sync
 from offboarding.models import (
     Assignee,
     ChecklistKind,

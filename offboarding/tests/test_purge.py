@@ -8,9 +8,9 @@ from django.utils import timezone
 
 from accounts.models import ConnectorType, Employee, EmployeeStatus
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from demo.checklists import demo_templates_sync
 from offboarding import flows, services
 from offboarding.actions import registry
-from offboarding.demo import demo_templates_sync
 from offboarding.models import ChecklistRun, RunStatus, Task, TaskStatus
 from portal.models import AuditEvent
 

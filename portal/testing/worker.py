@@ -34,7 +34,7 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SETTINGS_MODULE = "portal.testing.worker_settings"
+SETTINGS_MODULE = "config.worker_settings"
 
 
 class WorkerError(RuntimeError):
@@ -71,7 +71,7 @@ class Deadlines:
 
 
 def database_env(settings_dict: dict) -> dict[str, str]:
-    """Environment that points `portal.settings` at the database of `settings_dict`.
+    """Environment that points `config.settings` at the database of `settings_dict`.
 
     Raises WorkerError for an in-memory SQLite database, which no other process can open.
     """

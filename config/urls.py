@@ -4,7 +4,7 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
-from portal import views
+from config import views
 
 admin.site.site_header = "Portal administration"
 admin.site.site_title = "Portal admin"

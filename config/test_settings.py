@@ -4,8 +4,8 @@ DATABASE_URL still chooses the database, so the same suite runs on SQLite and Po
 Tests that are about the queue itself switch `Q_CLUSTER["sync"]` off for themselves.
 """
 
-from portal.settings import *  # noqa: F401,F403
-from portal.settings import Q_CLUSTER
+from config.settings import *  # noqa: F401,F403
+from config.settings import Q_CLUSTER
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

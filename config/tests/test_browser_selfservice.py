@@ -2,7 +2,7 @@
 provisioned account, a leaver returning hardware through the emailed link and IT receiving it,
 and a manager delegating approvals to a colleague who then decides.
 
-Reuses the Chromium, page and sign-in helpers of `portal.tests.test_browser` (skipped when
+Reuses the Chromium, page and sign-in helpers of `config.tests.test_browser` (skipped when
 Chromium is missing, unless PORTAL_REQUIRE_BROWSER=1).
 """
 
@@ -11,9 +11,9 @@ import re
 
 import pytest
 from django.utils import timezone
+from config.tests.test_browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
 
-from portal.tests import test_browser
-from portal.tests.test_browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
+from config.tests import test_browser
 
 # The Chromium and page fixtures of test_browser, made available here (bound by assignment rather
 # than imported, so linters do not take the tests' fixture arguments for redefinitions).

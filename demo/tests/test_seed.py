@@ -9,6 +9,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q
 from django.utils import timezone
+from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 
 import accounts.connectors  # noqa: F401 - registers the connectors
 from accounts.connectors.base import connector_registry
@@ -30,6 +31,7 @@ from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, Enti
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
+from demo.seeding import count_rows
 from offboarding.models import (
     ChecklistKind,
     ChecklistRun,
@@ -40,8 +42,6 @@ from offboarding.models import (
     Task,
     TaskStatus,
 )
-from portal.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
-from portal.seeding import count_rows
 
 pytestmark = pytest.mark.django_db
 
@@ -178,7 +178,7 @@ class TestSeedDemo:
         assert "Checklists: 3 joiners" in output and "LDAP" in output
 
     def test_a_failure_while_loading_leaves_nothing_behind(self, monkeypatch):
-        from portal.management.commands import seed_demo as command
+        from demo.management.commands import seed_demo as command
 
         def broken(self, itadmin):
             raise RuntimeError("the checklists could not be made")

@@ -1,6 +1,6 @@
 """Settings for a task worker started by tests and benchmarks (`portal.testing.worker`).
 
-Exactly `portal.settings` (database, broker and Q_CLUSTER from the same environment variables:
+Exactly `config.settings` (database, broker and Q_CLUSTER from the same environment variables:
 DATABASE_URL or SQLITE_PATH, REDIS_URL, Q_CLUSTER_NAME, Q_WORKERS, Q_TIMEOUT, Q_RETRY), plus
 what a test must shorten and production never sets, all from the environment, in seconds
 (decimals allowed):
@@ -19,8 +19,8 @@ The engine reads its deadlines through `offboarding.services.engine_setting`, i.
 import datetime
 import os
 
-from portal.settings import *  # noqa: F401,F403
-from portal.settings import LIFECYCLE, Q_CLUSTER, env_int
+from config.settings import *  # noqa: F401,F403
+from config.settings import LIFECYCLE, Q_CLUSTER, env_int
 
 
 def _seconds(name: str) -> datetime.timedelta | None:

@@ -48,7 +48,7 @@ from accounts.models import (
     Sensitivity,
 )
 from assets.models import AssetCategory, AssetCheckout, AssetModel, AssetStatus, HardwareAsset, License, RoleKitItem
-from portal.seeding import DEFAULT_BATCH_SIZE, RawInserter, aware, bulk_change, bulk_insert
+from demo.seeding import DEFAULT_BATCH_SIZE, RawInserter, aware, bulk_change, bulk_insert
 
 PREFIX = "S"
 DOMAIN = "scale.example"

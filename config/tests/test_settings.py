@@ -1,6 +1,6 @@
 """Settings come from the environment: safe laptop defaults, and refusals for what production must set.
 
-Each case imports `portal.settings` in a fresh interpreter with a controlled environment,
+Each case imports `config.settings` in a fresh interpreter with a controlled environment,
 so nothing from the test process (or the developer's shell) leaks in.
 """
 
@@ -28,7 +28,7 @@ def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedPro
 
 
 def settings_value(expression: str, tmp_path: Path, **env: str):
-    code = f"import json, portal.settings as s; print(json.dumps({expression}, default=str))"
+    code = f"import json, config.settings as s; print(json.dumps({expression}, default=str))"
     result = run_python(code, tmp_path, **env)
     assert result.returncode == 0, result.stderr
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -43,14 +43,14 @@ def test_laptop_defaults_need_no_environment(tmp_path):
 
 
 def test_debug_off_without_secret_key_is_refused(tmp_path):
-    result = run_python("import portal.settings", tmp_path, DEBUG="false", ALLOWED_HOSTS="portal.example.com")
+    result = run_python("import config.settings", tmp_path, DEBUG="false", ALLOWED_HOSTS="portal.example.com")
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "SECRET_KEY must be set" in result.stderr
 
 
 def test_debug_off_without_allowed_hosts_is_refused(tmp_path):
-    result = run_python("import portal.settings", tmp_path, DEBUG="false", SECRET_KEY="x" * 50)
+    result = run_python("import config.settings", tmp_path, DEBUG="false", SECRET_KEY="x" * 50)
     assert result.returncode != 0
     assert "ImproperlyConfigured" in result.stderr
     assert "ALLOWED_HOSTS must be set" in result.stderr
@@ -68,7 +68,7 @@ def test_production_settings_start_with_both_set(tmp_path):
 
 
 def test_unreadable_boolean_is_refused(tmp_path):
-    result = run_python("import portal.settings", tmp_path, DEBUG="maybe")
+    result = run_python("import config.settings", tmp_path, DEBUG="maybe")
     assert result.returncode != 0
     assert "DEBUG must be true or false" in result.stderr
 
@@ -83,7 +83,7 @@ def test_default_broker_is_the_orm_with_timeout_below_retry(tmp_path):
 
 
 def test_a_queue_timeout_not_below_retry_is_refused(tmp_path):
-    result = run_python("import portal.settings", tmp_path, Q_TIMEOUT="120", Q_RETRY="90")
+    result = run_python("import config.settings", tmp_path, Q_TIMEOUT="120", Q_RETRY="90")
     assert result.returncode != 0
     assert "Q_TIMEOUT (120 s) must be below Q_RETRY (90 s)" in result.stderr
 
@@ -128,7 +128,7 @@ with connection.cursor() as cursor:
         pragmas[name] = cursor.fetchone()[0]
 print(json.dumps({"pragmas": pragmas, "transaction_mode": connection.transaction_mode}))
 """
-    result = run_python(code, tmp_path, DJANGO_SETTINGS_MODULE="portal.settings")
+    result = run_python(code, tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
     assert result.returncode == 0, result.stderr
     found = json.loads(result.stdout.strip().splitlines()[-1])
     assert found["pragmas"] == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1, "busy_timeout": 20000}
@@ -137,13 +137,13 @@ print(json.dumps({"pragmas": pragmas, "transaction_mode": connection.transaction
 
 @pytest.mark.parametrize("name", ["Q_TIMEOUT", "Q_WORKERS"])
 def test_unreadable_number_is_refused(tmp_path, name):
-    result = run_python("import portal.settings", tmp_path, **{name: "lots"})
+    result = run_python("import config.settings", tmp_path, **{name: "lots"})
     assert result.returncode != 0
     assert f"{name} must be a whole number" in result.stderr
 
 
 def test_env_example_documents_every_variable_settings_reads():
-    source = (BASE_DIR / "portal" / "settings.py").read_text()
+    source = (BASE_DIR / "config" / "settings.py").read_text()
     read = set(
         re.findall(r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\()\s*["']([A-Z][A-Z0-9_]*)["']""", source)
     )

@@ -61,12 +61,12 @@ from accounts.models import (
 from accounts.services import employee_update, entitlement_grant, entitlement_revoke
 from assets.models import AssetCategory, AssetCheckout, AssetModel, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_in, asset_check_out, asset_mark_lost
+from demo.checklists import demo_templates_sync
+from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert, explicit_timestamps
 from offboarding import flows
 from offboarding import services as lifecycle
-from offboarding.demo import demo_templates_sync
 from offboarding.models import Assignee, ChecklistRun, HardwareReturn, Task, TaskStatus
 from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, groups_sync
-from portal.seeding import ascii_slug, aware, bulk_change, bulk_insert, explicit_timestamps
 
 SEED = 20260101
 MARKER_EMPLOYEE_NUMBER = "P10001"  # the CEO; present ⇔ the demo company is loaded

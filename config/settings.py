@@ -67,6 +67,7 @@ INSTALLED_APPS = [
     "accounts",
     "assets",
     "offboarding",
+    "demo",
 ]
 
 MIDDLEWARE = [
@@ -80,7 +81,7 @@ MIDDLEWARE = [
     "simple_history.middleware.HistoryRequestMiddleware",
 ]
 
-ROOT_URLCONF = "portal.urls"
+ROOT_URLCONF = "config.urls"
 
 TEMPLATES = [
     {
@@ -97,7 +98,7 @@ TEMPLATES = [
     },
 ]
 
-WSGI_APPLICATION = "portal.wsgi.application"
+WSGI_APPLICATION = "config.wsgi.application"
 
 # --- Database -------------------------------------------------------------
 # DATABASE_URL selects the database (postgres://..., sqlite:///path). The default

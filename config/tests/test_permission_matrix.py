@@ -512,7 +512,7 @@ def test_permission_cell(client, world, row, audience):
     else:
         assert response.status_code == expected, f"{row.key} as {audience}"
     if row.no_record and audience in STAFF:
-        assert "accounts/no_record.html" in [t.name for t in response.templates]
+        assert "portal/no_record.html" in [t.name for t in response.templates]
     if row.state is not None:
         after = row.state(world)
         if audience in row.acts:
