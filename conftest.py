@@ -156,3 +156,13 @@ def cast(db, groups):
         auditor=auditor,
         users=users,
     )
+
+
+@pytest.fixture
+def recording():
+    """The recording fake connector, emptied before and after the test (see `accounts.tests.fakes`)."""
+    from accounts.tests.fakes import RecordingConnector
+
+    RecordingConnector.reset()
+    yield RecordingConnector
+    RecordingConnector.reset()
