@@ -14,6 +14,10 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 # Extra arguments for pytest, e.g. `make test ARGS="-k login -x"`.
 ARGS ?=
+# Test processes (pytest-xdist). Each test file stays in one process (--dist loadfile): the reliability
+# tests start qcluster workers whose queue names are per file. JOBS=0 runs in this process only.
+JOBS ?= 2
+XDIST := -n $(JOBS) --dist loadfile
 # The PostgreSQL + Redis stack for `make test-pg` (pytest-django creates test_<name>).
 PG_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 PG_REDIS_URL    ?= redis://127.0.0.1:6379/0
@@ -40,10 +44,10 @@ run: $(STAMP) ## Migrate, load the demo company, serve web + worker on http://12
 	$(PY) manage.py serve $(HOST):$(PORT)
 
 test: $(STAMP) ## Run the whole test suite on SQLite with the ORM broker
-	DATABASE_URL= REDIS_URL= SQLITE_TEST_PATH=$(CURDIR)/var/test.sqlite3 $(PYTEST) $(ARGS)
+	DATABASE_URL= REDIS_URL= SQLITE_TEST_PATH=$(CURDIR)/var/test.sqlite3 $(PYTEST) $(XDIST) $(ARGS)
 
 test-pg: $(STAMP) ## Run the whole test suite on PostgreSQL with the Redis broker
-	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PYTEST) $(ARGS)
+	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PYTEST) $(XDIST) $(ARGS)
 
 lint: $(STAMP) ## ruff check, ruff format --check and the layer contracts (lint-imports, see pyproject.toml)
 	$(RUFF) check .
