@@ -15,7 +15,7 @@ from django.urls import reverse
 
 from accounts.tests.factories import EmployeeFactory, UserFactory
 from assets.services import asset_check_in
-from config.tests.conftest import give_access, give_hardware
+from config.tests.builders import give_access, give_hardware
 
 HOME = "/"
 LOGIN = "/login/"
