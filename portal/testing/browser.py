@@ -1,7 +1,7 @@
 """A real headless Chromium for end-to-end tests (Debian's /usr/bin/chromium, driven by Playwright's sync API).
 
 `chromium_browser()` skips with the reason when Chromium is missing, unless PORTAL_REQUIRE_BROWSER=1
-(CI): then a missing browser is a failure. the conftest in `config/tests/` wraps it and `page_opener` as
+(CI): then a missing browser is a failure. The conftest in `config/tests/` wraps it and `page_opener` as the
 `browser` and `new_page` fixtures. Screenshots go to `ARTIFACTS` (test-artifacts/, gitignored).
 """
 
