@@ -65,31 +65,31 @@ def _employee(manager=None):
     return EmployeeFactory(manager=manager, role=RoleFactory())
 
 
-def make_employees(n):
+def make_employees(n, user):
     boss = _employee()
     for _ in range(n - 1):
         _employee(manager=boss)
 
 
-def make_assets(n, acting_user):
+def make_assets(n, user):
     for _ in range(n):
         employee = _employee(manager=_employee())
         asset = HardwareAssetFactory(location=employee.location)
-        asset_check_out(asset=asset, employee=employee, acting_user=acting_user)
+        asset_check_out(asset=asset, employee=employee, acting_user=user)
 
 
-def make_entitlements(n):
+def make_entitlements(n, user):
     for _ in range(n):
         EntitlementFactory()
 
 
-def make_licenses(n):
+def make_licenses(n, user):
     for _ in range(n):
         license_ = LicenseFactory()
         EntitlementFactory(application=license_.application)
 
 
-def make_access_requests(n):
+def make_access_requests(n, user):
     for _ in range(n):
         employee = _employee(manager=_employee())
         request = AccessRequestFactory(employee=employee, requested_by=UserFactory())
@@ -175,7 +175,7 @@ def _queue_task(success: bool) -> None:
     Task.objects.create(
         id=uuid.uuid4().hex,
         name=f"task-{next(_counter)}",
-        func="portal.tests.test_queue.record_call",
+        func="math.floor",
         group="listed",
         started=now,
         stopped=now,
@@ -197,17 +197,13 @@ def make_successes(n, user):
 def make_queued(n, user):
     for _ in range(n):
         name = f"queued-{next(_counter)}"
-        payload = SignedPackage.dumps(
-            {"id": uuid.uuid4().hex, "name": name, "func": "portal.tests.test_queue.record_call", "args": (1,)}
-        )
+        payload = SignedPackage.dumps({"id": uuid.uuid4().hex, "name": name, "func": "math.floor", "args": (1,)})
         OrmQ.objects.create(key="default", payload=payload, lock=timezone.now())
 
 
 def make_schedules(n, user):
     for _ in range(n):
-        Schedule.objects.create(
-            name=f"schedule-{next(_counter)}", func="portal.tests.test_queue.record_call", schedule_type=Schedule.HOURLY
-        )
+        Schedule.objects.create(name=f"schedule-{next(_counter)}", func="math.floor", schedule_type=Schedule.HOURLY)
 
 
 def make_change_requests(n, user):
@@ -279,20 +275,20 @@ def make_audit_events(n, user):
 
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
-    "accounts.AccessRequest": lambda n, user: make_access_requests(n),
+    "accounts.AccessRequest": make_access_requests,
     "accounts.Application": make_applications,
     "accounts.ApprovalDelegation": make_delegations,
     "accounts.ApprovalStep": make_approval_steps,
     "accounts.Department": make_departments,
-    "accounts.Employee": lambda n, user: make_employees(n),
-    "accounts.Entitlement": lambda n, user: make_entitlements(n),
+    "accounts.Employee": make_employees,
+    "accounts.Entitlement": make_entitlements,
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,
     "accounts.RoleApplication": make_role_applications,
     "assets.AssetCheckout": make_checkouts,
     "assets.AssetModel": make_asset_models,
     "assets.HardwareAsset": make_assets,
-    "assets.License": lambda n, user: make_licenses(n),
+    "assets.License": make_licenses,
     "assets.RoleKitItem": make_kit_items,
     "auth.Group": make_groups,
     "auth.User": make_users,
@@ -339,7 +335,7 @@ def test_every_changelist_has_a_baseline_and_every_baseline_a_changelist():
 
 
 @pytest.mark.parametrize("label", REGISTERED)
-def test_changelist_query_count_does_not_grow_with_rows(client, superuser, label, django_assert_num_queries):
+def test_changelist_query_count_does_not_grow_with_rows(client, superuser, label):
     """The count at 5 and at 30 rows is the same, and each equals the recorded baseline."""
     if label not in ROW_BUILDERS:
         pytest.fail(f"no row builder for {label}: add one to ROW_BUILDERS")

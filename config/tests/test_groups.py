@@ -172,7 +172,7 @@ def test_auditor_is_offered_no_actions_and_no_import_but_can_export(client, audi
 
 def test_auditor_export_downloads_a_csv(client, auditor, one_of_everything):
     client.force_login(auditor)
-    # The registered resource (the lifecycle app's subclass of EmployeeResource) prefixes the field names.
+    # The export form names each field after the registered resource class: `<resource>_<field>`.
     resource_class = admin.site.get_model_admin(Employee).resource_classes[0]
     data = {"format": "0", "resource": "0"}
     data.update({f"{resource_class.__name__.lower()}_{name}": "on" for name in resource_class.fields})

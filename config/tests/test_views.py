@@ -1,4 +1,5 @@
-"""Self-service shell: sign in and out, the home page scoped to the signed-in person, admin kept to staff."""
+"""Self-service shell: sign in and out, the home page scoped to the signed-in person (at a constant query
+count), the error pages, the admin kept to staff, and `manage.py serve` starting and stopping web and worker."""
 
 import os
 import signal
