@@ -1,4 +1,5 @@
-"""Fixtures for the self-service pages: an employee who holds access and hardware, and a stranger who does too."""
+"""Fixtures of the cross-app tests: a real Chromium and its pages (`browser`, `new_page`), and for the
+self-service pages an employee who holds access and hardware, and a stranger who does too."""
 
 import datetime
 
@@ -16,24 +17,21 @@ from accounts.tests.factories import (
 from assets.models import AssetCategory
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
+from portal.testing.browser import chromium_browser, page_opener
 
 
-def give_access(employee, *, count: int, prefix: str = "App") -> list:
-    """`count` active entitlements for `employee`, to applications named `<prefix> 1..count`."""
-    return [
-        EntitlementFactory(employee=employee, application=ApplicationFactory(name=f"{prefix} {employee.pk}-{i}"))
-        for i in range(1, count + 1)
-    ]
+@pytest.fixture(scope="module")
+def browser():
+    """One headless Chromium per test module (see `portal.testing.browser`: skipped when Chromium is missing)."""
+    with chromium_browser() as chromium:
+        yield chromium
 
 
-def give_hardware(employee, *, count: int, terms_accepted: bool = True, tag_prefix: str = "HW") -> list:
-    """`count` assets checked out to `employee` through the service, as IT would."""
-    assets = []
-    for i in range(1, count + 1):
-        asset = HardwareAssetFactory(asset_tag=f"{tag_prefix}-{employee.pk}-{i:03d}")
-        asset_check_out(asset=asset, employee=employee, acting_user=None, terms_accepted=terms_accepted)
-        assets.append(asset)
-    return assets
+@pytest.fixture
+def new_page(browser):
+    """`new_page(viewport=DESKTOP)` opens a page in a fresh browser context (own cookies); closed after the test."""
+    with page_opener(browser) as open_page:
+        yield open_page
 
 
 @pytest.fixture

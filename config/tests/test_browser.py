@@ -1,91 +1,15 @@
-"""End to end in a real Chromium (Debian's /usr/bin/chromium, driven by Playwright's sync API).
+"""End to end in a real Chromium: IT finds an employee in the admin, an employee signs in and sees their
+hardware and access, a wrong password is explained, and home and login fit a phone and a desktop.
 
-Skipped with a reason when Chromium is missing, unless PORTAL_REQUIRE_BROWSER=1 (CI), where
-a missing browser is a failure. Screenshots go to test-artifacts/ (gitignored).
+The browser comes from `portal.testing.browser` (skipped when Chromium is missing, unless
+PORTAL_REQUIRE_BROWSER=1); screenshots go to test-artifacts/.
 """
-
-import os
-from pathlib import Path
 
 import pytest
 
+from portal.testing.browser import ARTIFACTS, DESKTOP, PHONE, no_horizontal_overflow, sign_in
+
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path(os.environ.get("PORTAL_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
-PHONE = {"width": 390, "height": 844}
-DESKTOP = {"width": 1280, "height": 900}
-
-
-def _browser_required() -> bool:
-    return os.environ.get("PORTAL_REQUIRE_BROWSER", "").lower() in {"1", "true", "yes"}
-
-
-@pytest.fixture(scope="module")
-def browser():
-    """One headless Chromium for the module.
-
-    Playwright's sync API keeps an asyncio loop running in this thread, which makes Django
-    refuse ORM calls here as "async unsafe"; the tests' own ORM calls are plain synchronous
-    setup, so the check is switched off while the browser runs, and restored afterwards.
-    """
-    if not CHROMIUM.exists():
-        message = f"Chromium not found at {CHROMIUM}; install Debian's chromium package (apt-get install chromium)."
-        if _browser_required():
-            pytest.fail(f"{message} PORTAL_REQUIRE_BROWSER=1, so this is a failure, not a skip.")
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
-    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
-    try:
-        with sync_playwright() as playwright:
-            chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True)
-            yield chromium
-            chromium.close()
-    finally:
-        if previous is None:
-            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
-        else:
-            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
-
-
-@pytest.fixture
-def new_page(browser):
-    """Open a page in a fresh browser context (own cookies) with the given viewport."""
-    contexts = []
-
-    def open_page(viewport=DESKTOP):
-        context = browser.new_context(viewport=viewport)
-        context.set_default_timeout(15_000)
-        contexts.append(context)
-        return context.new_page()
-
-    yield open_page
-    for context in contexts:
-        context.close()
-
-
-def sign_in(page, url: str, username: str, password: str) -> None:
-    page.goto(url)
-    page.get_by_label("Username").fill(username)
-    page.get_by_label("Password").fill(password)
-    page.get_by_role("button", name="Sign in").or_(page.get_by_role("button", name="Log in")).click()
-    page.wait_for_load_state()
-
-
-def no_horizontal_overflow(page) -> tuple[int, int]:
-    return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")
 
 
 def test_it_admin_finds_an_employee_in_the_admin(live_server, new_page, it_admin, erin, stranger, password):

@@ -2,8 +2,8 @@
 provisioned account, a leaver returning hardware through the emailed link and IT receiving it,
 and a manager delegating approvals to a colleague who then decides.
 
-Reuses the Chromium, page and sign-in helpers of `config.tests.test_browser` (skipped when
-Chromium is missing, unless PORTAL_REQUIRE_BROWSER=1).
+The browser comes from `portal.testing.browser` (skipped when Chromium is missing, unless
+PORTAL_REQUIRE_BROWSER=1).
 """
 
 import datetime
@@ -11,14 +11,8 @@ import re
 
 import pytest
 from django.utils import timezone
-from config.tests.test_browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
 
-from config.tests import test_browser
-
-# The Chromium and page fixtures of test_browser, made available here (bound by assignment rather
-# than imported, so linters do not take the tests' fixture arguments for redefinitions).
-browser = test_browser.browser
-new_page = test_browser.new_page
+from portal.testing.browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
 
 pytestmark = pytest.mark.browser
 

@@ -1,6 +1,16 @@
-"""Self-service pages issue the same number of queries whatever the size of what they list."""
+"""Self-service pages issue the same number of queries whatever the size of what they list, pinned in
+`query_counts.json`.
+
+Each page in `PAGES` is measured in a small and a large company (`build(2)`, `build(5)`): the two
+counts must be equal, and each must equal its baseline in `config/tests/query_counts.json` (section
+"self_service"), above (a query added) or below (lower the baseline, keep it tight). A page without a
+baseline fails, and so does a baseline naming no page. Regenerate on purpose, and review the diff:
+
+    PORTAL_UPDATE_QUERY_COUNTS=1 pytest config/tests/test_admin_queries.py config/tests/test_selfservice_queries.py
+"""
 
 import datetime
+from pathlib import Path
 
 import pytest
 from django.db import connection
@@ -15,8 +25,15 @@ from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
 from offboarding.returns import hardware_return_request
 from offboarding.services import run_start, task_add
+from portal.testing.query_counts import QueryCountBaselines
 
 pytestmark = pytest.mark.django_db
+
+REGENERATE = (
+    "PORTAL_UPDATE_QUERY_COUNTS=1 pytest config/tests/test_admin_queries.py config/tests/test_selfservice_queries.py"
+)
+BASELINES = QueryCountBaselines(Path(__file__).with_name("query_counts.json"), "self_service", regenerate=REGENERATE)
+SIZES = {"small": 2, "large": 5}
 
 
 def build(size: int) -> dict:
@@ -81,11 +98,24 @@ def queries_for(client, world, who, name, arg) -> int:
     return len(ctx.captured_queries)
 
 
+def test_every_page_has_a_baseline_and_every_baseline_a_page():
+    BASELINES.check_complete(name for _, name, _ in PAGES)
+
+
 def test_each_self_service_page_costs_the_same_at_two_sizes(client):
-    small, large = build(2), build(5)
+    """Each page's count equals its baseline at both sizes. The two companies are built once and every page
+    measured in each; every page off its baseline is reported, not only the first."""
+    small, large = build(SIZES["small"]), build(SIZES["large"])
     counts = {
         name: (queries_for(client, small, who, name, arg), queries_for(client, large, who, name, arg))
         for who, name, arg in PAGES
     }
+    problems = []
+    for page, (at_small, at_large) in counts.items():
+        try:
+            BASELINES.check(page, {str(SIZES["small"]): at_small, str(SIZES["large"]): at_large})
+        except pytest.fail.Exception as failure:
+            problems.append(str(failure))
     grew = {name: pair for name, pair in counts.items() if pair[0] != pair[1]}
     assert not grew, f"queries grew with the data (small, large): {grew}"
+    assert not problems, "\n".join(problems)

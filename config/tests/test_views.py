@@ -1,4 +1,5 @@
-"""Self-service shell: sign in and out, the home page scoped to the signed-in person, admin kept to staff."""
+"""Self-service shell: sign in and out, the home page scoped to the signed-in person (at a constant query
+count), the error pages, the admin kept to staff, and `manage.py serve` starting and stopping web and worker."""
 
 import os
 import signal
@@ -15,7 +16,7 @@ from django.urls import reverse
 
 from accounts.tests.factories import EmployeeFactory, UserFactory
 from assets.services import asset_check_in
-from config.tests.conftest import give_access, give_hardware
+from config.tests.builders import give_access, give_hardware
 
 HOME = "/"
 LOGIN = "/login/"

@@ -4,7 +4,10 @@
 - `portal.testing.webhook_server.WebhookServer`: a webhook receiver that checks Portal's
   signature, dedupes by idempotency key, records calls and effects, and fails on request.
 - `portal.testing.worker`: a real django-q2 worker in a subprocess (see its docstring).
+- `portal.testing.browser`: a real headless Chromium and page helpers for end-to-end tests.
+- `portal.testing.concurrency` and `portal.testing.assertions`: races, and "refused, nothing written".
 
-The root `conftest.py` wraps them as the `ldap_server` / `ldap_directory` and `webhook_server`
-fixtures. Nothing here is imported by the running application.
+The root `conftest.py` wraps the servers as the `ldap_server` / `ldap_directory` and `webhook_server`
+fixtures, the conftest in `config/tests/` the browser as `browser` / `new_page`. Nothing here is imported
+by the running application.
 """

@@ -1,12 +1,12 @@
 """`portal.queue.enqueue_on_commit`: work reaches the queue only after commit, and only ids travel."""
 
 import pytest
+from django.contrib.auth.models import Group
 from django.db import transaction
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
 
-from accounts.tests.factories import EmployeeFactory
 from portal import queue
 from portal.queue import enqueue_on_commit
 
@@ -81,14 +81,14 @@ def test_only_ids_may_be_enqueued(bad, django_capture_on_commit_callbacks):
 
 
 def test_a_model_instance_is_refused_give_its_id():
-    employee = EmployeeFactory()
-    with pytest.raises(TypeError, match="Only ids may be enqueued, not Employee."):
-        enqueue_on_commit(TASK, employee)
+    group = Group.objects.create(name="Enqueued")
+    with pytest.raises(TypeError, match="Only ids may be enqueued, not Group."):
+        enqueue_on_commit(TASK, group)
 
 
 def test_keyword_data_is_refused_because_it_would_travel_to_the_task(django_capture_on_commit_callbacks):
-    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(TypeError, match="employee would travel"):
-        enqueue_on_commit(TASK, 1, employee=EmployeeFactory())
+    with django_capture_on_commit_callbacks() as callbacks, pytest.raises(TypeError, match="member would travel"):
+        enqueue_on_commit(TASK, 1, member=Group.objects.create(name="Travelling"))
     assert callbacks == []
 
 
