@@ -9,7 +9,6 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q
 from django.utils import timezone
-from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 
 import accounts.connectors  # noqa: F401 - registers the connectors
 from accounts.connectors.base import connector_registry
@@ -31,6 +30,7 @@ from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, Enti
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
+from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 from demo.seeding import count_rows
 from offboarding.models import (
     ChecklistKind,
