@@ -454,7 +454,10 @@ class AccessMixin:
                 ask(p, app, created, approve=rng.randint(1, steps) - 1, reject=True)
             else:
                 ask(p, app, created, cancel=True)
-        ask(self.keyed["employee"], "Figma", self.at(self.days_ago(20, 40)), cancel=True)
+        employee = self.keyed["employee"]
+        withdrawn = [a for a in candidates(employee) if (employee.index, a) not in asked]
+        if withdrawn:
+            ask(employee, withdrawn[0], self.at(self.days_ago(20, 40)), cancel=True)
 
     def write_delegation(self):
         """`manager` goes on holiday in two weeks; `owner` decides their approvals meanwhile."""
