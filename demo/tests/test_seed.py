@@ -354,8 +354,16 @@ class TestSeedDemoGoesThroughTheProduct:
 
         def snapshot():
             return (
-                decide_permission_holders(),
-                set(AccessRequestUserObjectPermission.objects.values_list("content_object_id", "user_id")),
+                list(
+                    ApprovalStepUserObjectPermission.objects.order_by("pk").values_list(
+                        "pk", "content_object_id", "user_id"
+                    )
+                ),
+                list(
+                    AccessRequestUserObjectPermission.objects.order_by("pk").values_list(
+                        "pk", "content_object_id", "user_id"
+                    )
+                ),
                 list(ApprovalStep.objects.order_by("pk").values_list("pk", "status", "approver_id", "decided_at")),
                 list(ApprovalDelegation.objects.values_list("pk", "delegator_id", "delegate_id", "starts_on")),
             )
