@@ -1,13 +1,17 @@
 """The demo company's access: applications, entitlements, licenses, and access requests.
 
 Applications with owners, every approval policy and licenses; about 3,000 entitlements (birthright,
-requested, manual; some unused for months), written in bulk with their historical times like the
-rest of the company's past. Everything that decides who may approve what goes through the product's
-own services in `accounts.approvals`, as a person would click it: requests are opened by
-`access_request_create` (which builds the steps from the policy and grants the permissions),
-decided by their approvers through `approval_step_decide`, withdrawn by their requesters through
-`access_request_cancel`, and the `manager` login's holiday cover is a `delegation_create`. A
-request the product refuses is not shown: the demo only holds what the product allows.
+requested, manual; some unused for months). Those are the company's past and are written in bulk
+with their historical times (one history row each): the services stamp the current time, in history
+and in the hash-chained audit log, which cannot be backdated. Today's two changes by `itadmin` go
+through the entitlement services.
+
+Whatever decides who may approve what goes through `accounts.approvals`, as people would click it:
+`access_request_create` opens a request (it builds the steps from the policy and grants the object
+permissions), the approvers decide with `approval_step_decide`, requesters withdraw with
+`access_request_cancel`, and the `manager` login's holiday cover is a `delegation_create`. Only
+their times are moved back afterwards (`backdate_request`). A request the product refuses is not
+shown. No request is approved to the end: that would provision access the plan already holds.
 """
 
 import datetime
@@ -50,7 +54,7 @@ from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert
 class AppSpec:
     name: str
     description: str
-    owner: str  # a key of `Plan.keyed`
+    owner: str  # a key of `DemoBuilder.keyed`
     policy: str
     levels: list[str]
     sensitivity: str

@@ -3,9 +3,8 @@
 Plans about 300 employees of Helix Logistics in memory (deterministically, from the builder's seeded
 random generator; dates relative to today) and writes them in bulk with one history row each:
 locations, the department tree with its heads, roles, employees (pre-hires, leavers, people on
-leave, contractors and interns among them) and the logins. The six known logins share the demo
-password; every other person who approves access (a manager or an application owner) gets a login
-without a password, because the product only routes approvals to people who can sign in.
+leave, contractors and interns among them) and the six known logins, which share the demo
+password (the approvers' logins without a password are `demo.access`'s).
 
 Also holds the constants every demo module shares (the marker, the password, the change reason).
 """

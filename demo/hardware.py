@@ -3,8 +3,10 @@
 Every status appears (assigned, pending return, in transit, in repair, retired, lost, in stock),
 and the check-out log agrees with the holder: a held device has exactly one open check-out, to
 its holder. The years of past hand-overs are written in bulk with their historical times (one
-history row each), like the rest of the company's past; the recent changes IT makes in the demo
-(a badge handed out, a courier return, a lost phone) go through the asset services.
+history row each), like the rest of the company's past: the asset services stamp the current time
+in history and in the audit log, which cannot be backdated, and refuse hand-overs to people who
+have left since. Today's changes (a badge handed out, a courier return, a lost phone) go through
+the asset services, as the helpdesk.
 """
 
 import datetime
