@@ -2,7 +2,8 @@
 
 It plans the company in memory from a fixed random seed (dates relative to today), writes the
 company's past in bulk and today's changes through the services (see each part: `demo.company`,
-`demo.access`, `demo.hardware`, `demo.lifecycle`). `demo_load` is the one entry point: it does
+`demo.access`, `demo.hardware`, `demo.lifecycle`: mixins sharing the builder's plan, such as its
+people, logins and applications). `demo_load` is the one entry point: it does
 nothing when the company is there already, refuses a partly deleted one, and sends no email.
 """
 
