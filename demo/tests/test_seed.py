@@ -1,7 +1,9 @@
 """The demo company (`seed_demo`) and the synthetic company for benchmarks (`seed_scale`)."""
 
 import datetime
+import re
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.apps import apps
@@ -9,16 +11,20 @@ from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 from django.db.models import Count, F, Q
 from django.utils import timezone
-from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 
 import accounts.connectors  # noqa: F401 - registers the connectors
+from accounts.access import decides_twice
+from accounts.approvals import _approver_chain
 from accounts.connectors.base import connector_registry
 from accounts.models import (
     AccessRequest,
+    AccessRequestUserObjectPermission,
     Application,
+    ApprovalDelegation,
     ApprovalPolicy,
     ApprovalStep,
     ApprovalStepStatus,
+    ApprovalStepUserObjectPermission,
     Department,
     Employee,
     EmployeeStatus,
@@ -31,6 +37,7 @@ from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, Enti
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
+from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
 from demo.seeding import count_rows
 from offboarding.models import (
     ChecklistKind,
@@ -42,6 +49,7 @@ from offboarding.models import (
     Task,
     TaskStatus,
 )
+from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -255,6 +263,136 @@ class TestSeedDemo:
         assert all_row_counts() == before
 
 
+def decide_permission_holders() -> dict[int, set[int]]:
+    """Step id → ids of the users holding `accounts.decide_approvalstep` on it."""
+    holders: dict[int, set[int]] = {}
+    rows = ApprovalStepUserObjectPermission.objects.filter(permission__codename="decide_approvalstep")
+    for step_id, user_id in rows.values_list("content_object_id", "user_id"):
+        holders.setdefault(step_id, set()).add(user_id)
+    return holders
+
+
+class TestSeedDemoGoesThroughTheProduct:
+    """The demo holds only what `accounts.approvals` makes: its chains, its grants, its audit trail."""
+
+    def test_only_the_approver_and_their_delegates_may_decide_a_pending_step(self):
+        seed_demo()
+        today = timezone.localdate()
+        holders = decide_permission_holders()
+        delegate_grants = 0
+        steps = ApprovalStep.objects.select_related("approver__user", "request__employee")
+        for step in steps:
+            if step.status != ApprovalStepStatus.PENDING:
+                assert step.pk not in holders, f"{step} is {step.status}, yet someone may decide it"
+                continue
+            # The product routes a step only to an approver who can sign in.
+            assert step.approver.user_id is not None and step.approver.status != EmployeeStatus.TERMINATED
+            expected = {step.approver.user_id}
+            delegations = ApprovalDelegation.objects.filter(
+                delegator=step.approver, cancelled_at__isnull=True, ends_on__gte=today
+            ).select_related("delegate__user")
+            for delegation in delegations:
+                delegate = delegation.delegate
+                if delegate.pk != step.request.employee_id and not decides_twice(delegate, delegate.user, step):
+                    expected.add(delegate.user_id)
+            delegate_grants += len(expected) - 1
+            assert holders.get(step.pk, set()) == expected, step
+        assert delegate_grants > 0  # the `manager` login's holiday cover holds grants too
+        assert set(holders) <= set(steps.filter(status=ApprovalStepStatus.PENDING).values_list("pk", flat=True))
+
+    def test_only_the_requester_may_withdraw_a_pending_request(self):
+        seed_demo()
+        rows = AccessRequestUserObjectPermission.objects.filter(permission__codename="cancel_accessrequest")
+        granted = set(rows.values_list("content_object_id", "user_id"))
+        expected = set(
+            AccessRequest.objects.filter(status="pending", employee__user__isnull=False).values_list(
+                "pk", "employee__user_id"
+            )
+        )
+        assert expected and granted == expected
+
+    def test_every_chain_is_the_one_the_service_builds_and_was_walked_by_it(self):
+        seed_demo()
+        now = timezone.now()
+        requests = AccessRequest.objects.select_related("employee__manager", "application__owner").prefetch_related(
+            "steps"
+        )
+        assert {r.status for r in requests} >= {"pending", "rejected", "cancelled"}
+        audited = {
+            (action, int(pk))
+            for action, pk in AuditEvent.objects.filter(
+                target_type__in=["accounts.AccessRequest", "accounts.ApprovalStep"]
+            ).values_list("action", "target_id")
+        }
+        for request in requests:
+            steps = sorted(request.steps.all(), key=lambda s: s.order)
+            chain = _approver_chain(employee=request.employee, application=request.application)
+            assert [(s.kind, s.approver_id) for s in steps] == [(kind, a.pk) for kind, a in chain], request
+            assert (AuditEvent.Action.REQUEST, request.pk) in audited, request
+            statuses = [s.status for s in steps]
+            if request.status == "rejected":
+                rejected = statuses.index(ApprovalStepStatus.REJECTED)
+                assert set(statuses[:rejected]) <= {ApprovalStepStatus.APPROVED}
+                assert set(statuses[rejected + 1 :]) <= {ApprovalStepStatus.SKIPPED}
+            elif request.status == "cancelled":
+                assert set(statuses) <= {ApprovalStepStatus.SKIPPED}
+            # Backdated, in the order things happened, never in the future.
+            moments = [request.created_at]
+            for step in steps:
+                moments += [t for t in (step.activated_at, step.decided_at) if t is not None]
+                if step.status in (ApprovalStepStatus.APPROVED, ApprovalStepStatus.REJECTED):
+                    assert step.decided_by_id == step.approver.user_id
+                    action = AuditEvent.Action.APPROVE if step.status == "approved" else AuditEvent.Action.REJECT
+                    assert (action, step.pk) in audited, step
+            if request.decided_at:
+                moments.append(request.decided_at)
+            assert moments == sorted(moments) and moments[-1] <= now, request
+        assert not AccessRequest.objects.filter(status="approved").exists()  # nothing waits to be provisioned
+
+    def test_second_run_leaves_every_grant_and_chain_as_it_was(self):
+        seed_demo()
+
+        def snapshot():
+            return (
+                list(
+                    ApprovalStepUserObjectPermission.objects.order_by("pk").values_list(
+                        "pk", "content_object_id", "user_id"
+                    )
+                ),
+                list(
+                    AccessRequestUserObjectPermission.objects.order_by("pk").values_list(
+                        "pk", "content_object_id", "user_id"
+                    )
+                ),
+                list(ApprovalStep.objects.order_by("pk").values_list("pk", "status", "approver_id", "decided_at")),
+                list(ApprovalDelegation.objects.values_list("pk", "delegator_id", "delegate_id", "starts_on")),
+            )
+
+        before = snapshot()
+        seed_demo()
+        assert snapshot() == before
+
+    def test_demo_code_writes_no_permission_nor_approval_by_hand(self):
+        """Static guard: the demo's code has no second write path for what `accounts.approvals` owns
+        (rows built or bulk-written by hand, guardian grants, status or approver updates)."""
+        approvals = r"(AccessRequest|ApprovalStep|ApprovalDelegation)"
+        forbidden = [
+            r"assign_perm|remove_perm|guardian|UserObjectPermission",
+            rf"\b{approvals}\(",  # an instance built by hand
+            rf"(bulk_\w+|Inserter)\(\s*{approvals}\b",
+            rf"{approvals}\.objects\.(create|get_or_create|update_or_create|bulk_create|bulk_update)\(",
+            r"\.update\([^)]*\b(status|approver|decided_by|requested_by|delegate)\w*\s*=",
+        ]
+        root = Path(__file__).resolve().parents[1]
+        sources = [p for p in root.rglob("*.py") if "tests" not in p.relative_to(root).parts]
+        assert len(sources) > 5
+        for path in sources:
+            text = path.read_text()
+            for pattern in forbidden:
+                match = re.search(pattern, text)
+                assert match is None, f"{path.relative_to(root)}: {match.group(0)}"
+
+
 class TestSeedScale:
     def test_small_company_in_proportion(self):
         output = seed_scale(50)
@@ -278,6 +416,14 @@ class TestSeedScale:
         assert HardwareAsset.history.count() == assets
         assert Entitlement.history.count() == Entitlement.objects.count()
         assert "50 employees" in output
+
+    def test_writes_no_approval_chain_nor_permission_by_hand(self):
+        """Approval steps and their grants come only from `accounts.approvals`; seed_scale writes none."""
+        seed_scale(50)
+        assert not AccessRequest.objects.exists()
+        assert not ApprovalStep.objects.exists()
+        assert not ApprovalStepUserObjectPermission.objects.exists()
+        assert not AccessRequestUserObjectPermission.objects.exists()
 
     def test_rows_written_afterwards_get_fresh_ids(self):
         """seed_scale hands out ids itself; on PostgreSQL the sequences must have moved past them."""

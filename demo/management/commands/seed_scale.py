@@ -5,8 +5,12 @@ of 8, and in proportion: about N/40 departments (a tree with heads), N/1500 loca
 continents, N/2000 roles with 4 birthright applications each, N/1500 applications (every approval
 policy) with licenses, about 1.3 hardware assets per employee in every status (held ones with one
 open check-out to the holder; returned, repaired, retired and lost ones with a closed one), about
-6 entitlements per employee (birthright and extra; revoked for leavers, pending for pre-hires) and
-N/25 pending access requests with approval steps that match each application's policy.
+6 entitlements per employee (birthright and extra; revoked for leavers, pending for pre-hires).
+
+No access requests: approval chains are written only by `accounts.approvals`, which routes a step
+to an approver who can sign in and grants them its object permission, and the synthetic people
+have no logins. Bulk-writing requests and steps here would show what the product forbids (steps
+nobody may decide); a benchmark that needs pending approvals sets them up itself.
 
 Everything is written with bulk inserts (and one simple-history row per row) in a single
 transaction, chunk by chunk, with no per-row queries: 100 000 employees take a few minutes on
@@ -27,13 +31,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from accounts.models import (
-    AccessRequest,
-    AccessRequestStatus,
     Application,
     ApprovalPolicy,
-    ApprovalStep,
-    ApprovalStepKind,
-    ApprovalStepStatus,
     Department,
     Employee,
     EmployeeStatus,
@@ -115,7 +114,6 @@ def proportions(n: int) -> dict[str, int]:
         "roles": max(4, min(60, n // 2000)),
         "applications": max(12, min(300, n // 1500)),
         "assets": round(n * 1.3),
-        "requests": n // 25,
     }
 
 
@@ -185,7 +183,7 @@ class ScaleBuilder:
         self.applications()
         self.step("applications")
         self.access_and_hardware()
-        self.step("entitlements, hardware, requests")
+        self.step("entitlements, hardware")
         return self.counts
 
     # --- reference data ------------------------------------------------------------------------
@@ -363,9 +361,6 @@ class ScaleBuilder:
             r: list(dict.fromkeys([0, 1, 2 + (2 * r) % (a - 2), 2 + (2 * r + 1) % (a - 2)]))
             for r in range(len(self.roles))
         }
-        self.requestable = [
-            k for k, app in enumerate(self.apps) if app.requestable and app.approval_policy != ApprovalPolicy.NONE
-        ]
         rows = []
         for r, role in enumerate(self.roles):
             for k in self.birthrights[r]:
@@ -391,7 +386,7 @@ class ScaleBuilder:
             )
         self.insert(License, licenses)
 
-    # --- entitlements, hardware, requests, chunk by chunk ------------------------------------------
+    # --- entitlements and hardware, chunk by chunk ------------------------------------------
 
     def access_and_hardware(self):
         n, sizes = self.n, self.sizes
@@ -403,11 +398,9 @@ class ScaleBuilder:
         self.p_second = 0.18
         expected_held = holders * (1 + self.p_second) + leavers * 0.4
         self.p_unheld = max(0.0, (sizes["assets"] - expected_held) / max(1, n))
-        self.request_budget = sizes["requests"]
-        self.request_every = max(1, n // max(1, sizes["requests"]))
         self.w = {
             model: RawInserter(model, reason=REASON, date=self.now)
-            for model in (Entitlement, HardwareAsset, AssetCheckout, AccessRequest, ApprovalStep)
+            for model in (Entitlement, HardwareAsset, AssetCheckout)
         }
         self.asset_seq = 0
         for chunk_start in range(0, n, CHUNK):
@@ -446,7 +439,7 @@ class ScaleBuilder:
 
     def chunk(self, lo: int, hi: int, force_statuses=()):
         rng, a = self.rng, len(self.apps)
-        ents, assets, checkouts, requests, steps = [], [], [], [], []
+        ents, assets, checkouts = [], [], []
         unheld_statuses = [s for s, _w in UNHELD]
         unheld_weights = [w for _s, w in UNHELD]
         ent_ids = self.w[Entitlement]
@@ -500,9 +493,6 @@ class ScaleBuilder:
                     assets.append(self.new_asset(asset_status, rng.choice(self.models), i))
                     self._closed_checkout(assets[-1], i, checkouts)
                 p -= 1
-            # A pending access request now and then, with steps that follow the policy.
-            if self.request_budget > 0 and i and i % self.request_every == 0 and status == EmployeeStatus.ACTIVE:
-                self._request(i, set(birthrights + extra), requests, steps)
         for asset_status in force_statuses:
             held = asset_status in (AssetStatus.ASSIGNED, AssetStatus.PENDING_RETURN)
             asset = self.new_asset(asset_status, self.models[0], lo, holder_pk=self.emp_pk[lo] if held else None)
@@ -515,8 +505,6 @@ class ScaleBuilder:
             (Entitlement, ents),
             (HardwareAsset, assets),
             (AssetCheckout, checkouts),
-            (AccessRequest, requests),
-            (ApprovalStep, steps),
         ):
             label = str(model._meta.verbose_name_plural)
             self.counts[label] = self.counts.get(label, 0) + self.w[model].insert(rows)
@@ -531,48 +519,3 @@ class ScaleBuilder:
         row["checked_in_at"] = back
         row["condition_on_return"] = {AssetStatus.LOST: "lost", AssetStatus.IN_REPAIR: "damaged"}.get(status, "good")
         checkouts.append(row)
-
-    def _request(self, i: int, held_apps: set[int], requests: list, steps: list) -> None:
-        rng = self.rng
-        options = [k for k in self.requestable if k not in held_apps]
-        if not options:
-            return
-        app = self.apps[rng.choice(options)]
-        if app.owner_id == self.emp_pk[i]:
-            return
-        self.request_budget -= 1
-        request_id = self.w[AccessRequest].allocate()
-        requests.append(
-            {
-                "id": request_id,
-                "employee_id": self.emp_pk[i],
-                "application_id": app.pk,
-                "level": "user",
-                "justification": "Synthetic request for benchmarks.",
-                "status": AccessRequestStatus.PENDING,
-            }
-        )
-        kinds = {
-            ApprovalPolicy.MANAGER: [ApprovalStepKind.MANAGER],
-            ApprovalPolicy.OWNER: [ApprovalStepKind.OWNER],
-            ApprovalPolicy.MANAGER_THEN_OWNER: [ApprovalStepKind.MANAGER, ApprovalStepKind.OWNER],
-        }[app.approval_policy]
-        manager_done = len(kinds) == 2 and rng.random() < 0.3
-        for order, kind in enumerate(kinds, start=1):
-            if order == 1:
-                step_status = ApprovalStepStatus.APPROVED if manager_done else ApprovalStepStatus.PENDING
-            else:
-                step_status = ApprovalStepStatus.PENDING if manager_done else ApprovalStepStatus.WAITING
-            steps.append(
-                {
-                    "id": self.w[ApprovalStep].allocate(),
-                    "request_id": request_id,
-                    "order": order,
-                    "kind": kind,
-                    "approver_id": self.emp_pk[(i - 1) // SPAN] if kind == ApprovalStepKind.MANAGER else app.owner_id,
-                    "status": step_status,
-                    "decided_at": self.now - datetime.timedelta(hours=rng.randint(1, 100))
-                    if manager_done and order == 1
-                    else None,  # noqa: E501
-                }
-            )
