@@ -248,10 +248,10 @@ def _cancel(request: AccessRequest, acting_user, *, comment: str, reason: str) -
     _skip_open_steps(request, acting_user, comment=comment)
     _revoke_cancel_perms(request)
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.ACCESS_REQUEST_CANCELLED,
         target=request,
         acting_user=acting_user,
-        detail={"event": "access_request_cancelled", "reason": reason, "application": request.application_id},
+        detail={"reason": reason, "application": request.application_id},
     )
 
 
@@ -310,10 +310,10 @@ def approval_steps_follow_manager(*, employee: Employee, acting_user) -> list[in
             _revoke_decide_perms(step)
             _grant_deciders(step)
         audit_record(
-            action=AuditEvent.Action.OTHER,
+            action=AuditEvent.Action.APPROVAL_MOVED,
             target=step,
             acting_user=acting_user,
-            detail={"event": "approval_moved_to_new_manager", "from": previous, "to": manager.pk},
+            detail={"from": previous, "to": manager.pk},
         )
         moved.append(step.pk)
     return moved
@@ -567,11 +567,10 @@ def delegation_create(
     )
     _grant_many(delegate.user, pending)
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.DELEGATION_CREATED,
         target=delegation,
         acting_user=acting_user,
         detail={
-            "event": "approvals_delegated",
             "delegator": delegator.pk,
             "delegate": delegate.pk,
             "starts_on": starts_on,
@@ -610,10 +609,10 @@ def delegation_cancel(*, delegation: ApprovalDelegation, acting_user) -> Approva
     locked.save(update_fields=["cancelled_at"])
     _drop_delegate_perms(locked)
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.DELEGATION_CANCELLED,
         target=locked,
         acting_user=acting_user,
-        detail={"event": "delegation_cancelled", "delegator": locked.delegator_id, "delegate": locked.delegate_id},
+        detail={"delegator": locked.delegator_id, "delegate": locked.delegate_id},
     )
     return locked
 

@@ -244,10 +244,10 @@ def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_i
         fields["external_id"] = external_id
     if _set_status(entitlement, acting_user, expected=(EntitlementStatus.ACTIVE,), **fields):
         audit_record(
-            action=AuditEvent.Action.GRANT,
+            action=AuditEvent.Action.LEVEL_CHANGED,
             target=entitlement,
             acting_user=acting_user,
-            detail={"event": "level_changed", "from": previous, "to": level, "via": via},
+            detail={"from": previous, "to": level, "via": via},
         )
     return entitlement
 

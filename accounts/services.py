@@ -208,10 +208,10 @@ def employee_set_status(*, employee: Employee, status: str, acting_user, reason:
     set_history_user(locked, acting_user)
     locked.save(update_fields=["status", "updated_at"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.STATUS_CHANGED,
         target=locked,
         acting_user=acting_user,
-        detail={"event": "status_changed", "from": previous, "to": status, "reason": reason},
+        detail={"from": previous, "to": status, "reason": reason},
     )
     return locked
 
@@ -260,10 +260,10 @@ def employee_disable_login(*, employee: Employee, acting_user) -> dict:
         session.delete()
     if deactivated or sessions:
         audit_record(
-            action=AuditEvent.Action.OTHER,
+            action=AuditEvent.Action.LOGIN_DISABLED,
             target=locked,
             acting_user=acting_user,
-            detail={"event": "login_disabled", "user": user.pk, "sessions_ended": len(sessions)},
+            detail={"user": user.pk, "sessions_ended": len(sessions)},
         )
     return {"user": user.pk, "deactivated": deactivated, "sessions_ended": len(sessions)}
 
@@ -307,10 +307,10 @@ def approvals_hand_over(*, employee: Employee, acting_user) -> dict:
         if target.user_id:
             assign_perm("accounts.decide_approvalstep", target.user, step)
         audit_record(
-            action=AuditEvent.Action.OTHER,
+            action=AuditEvent.Action.APPROVAL_HANDED_OVER,
             target=step,
             acting_user=acting_user,
-            detail={"event": "approval_handed_over", "from": locked.pk, "to": target.pk, "request": step.request_id},
+            detail={"from": locked.pk, "to": target.pk, "request": step.request_id},
         )
         handed.append(step.pk)
     applications = []
@@ -322,10 +322,10 @@ def approvals_hand_over(*, employee: Employee, acting_user) -> dict:
         set_history_user(application, acting_user)
         application.save(update_fields=["owner"])
         audit_record(
-            action=AuditEvent.Action.OTHER,
+            action=AuditEvent.Action.OWNER_HANDED_OVER,
             target=application,
             acting_user=acting_user,
-            detail={"event": "owner_handed_over", "from": locked.pk, "to": manager.pk},
+            detail={"from": locked.pk, "to": manager.pk},
         )
         applications.append(application.pk)
     return {
@@ -353,10 +353,10 @@ def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, a
     set_history_user(entitlement, acting_user)
     entitlement.save(update_fields=["level"])
     audit_record(
-        action=AuditEvent.Action.GRANT,
+        action=AuditEvent.Action.LEVEL_CHANGED,
         target=entitlement,
         acting_user=acting_user,
-        detail={"event": "level_changed", "from": previous, "to": level, "via": "manual"},
+        detail={"from": previous, "to": level, "via": "manual"},
     )
     return entitlement
 

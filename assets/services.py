@@ -253,10 +253,10 @@ def asset_reserve(
     asset.reserved_for = employee
     _save_asset(asset, acting_user, ["reserved_for"])
     audit_record(
-        action=AuditEvent.Action.ASSET_STATUS,
+        action=AuditEvent.Action.ASSET_RESERVED,
         target=asset,
         acting_user=acting_user,
-        detail={**(detail or {}), "event": "reserved", "employee": employee.pk},
+        detail={**(detail or {}), "employee": employee.pk},
     )
     return asset
 
@@ -281,10 +281,10 @@ def asset_release_reservation(
     asset.reserved_for = None
     _save_asset(asset, acting_user, ["reserved_for"])
     audit_record(
-        action=AuditEvent.Action.ASSET_STATUS,
+        action=AuditEvent.Action.ASSET_RESERVATION_RELEASED,
         target=asset,
         acting_user=acting_user,
-        detail={**(detail or {}), "event": "reservation_released", "employee": previous},
+        detail={**(detail or {}), "employee": previous},
     )
     return asset
 

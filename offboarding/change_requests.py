@@ -95,10 +95,10 @@ def change_request_create(
             "waiting for IT."
         )
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.CHANGE_REQUESTED,
         target=request,
         acting_user=acting_user,
-        detail={"event": "change_requested", "kind": kind, "employee": employee.pk, "effective_date": effective_date},
+        detail={"kind": kind, "employee": employee.pk, "effective_date": effective_date},
     )
     email_send_on_commit(
         template="change_request_created",
@@ -157,10 +157,10 @@ def change_request_confirm(*, request: ChangeRequest, acting_user) -> ChangeRequ
     set_history_user(locked, acting_user)
     locked.save(update_fields=["status", "decided_by", "decided_at", "run"])
     audit_record(
-        action=AuditEvent.Action.APPROVE,
+        action=AuditEvent.Action.CHANGE_CONFIRMED,
         target=locked,
         acting_user=acting_user,
-        detail={"event": "change_confirmed", "kind": locked.kind, "run": run.pk},
+        detail={"kind": locked.kind, "run": run.pk},
     )
     _tell_manager(locked)
     return locked
@@ -180,10 +180,10 @@ def change_request_decline(*, request: ChangeRequest, note: str, acting_user) ->
     set_history_user(locked, acting_user)
     locked.save(update_fields=["status", "decided_by", "decided_at", "decision_note"])
     audit_record(
-        action=AuditEvent.Action.REJECT,
+        action=AuditEvent.Action.CHANGE_DECLINED,
         target=locked,
         acting_user=acting_user,
-        detail={"event": "change_declined", "kind": locked.kind, "note": note},
+        detail={"kind": locked.kind, "note": note},
     )
     _tell_manager(locked)
     return locked

@@ -493,10 +493,10 @@ def mover_apply(
     set_history_user(run, acting_user)
     run.save(update_fields=["details"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.EMPLOYEE_MOVED,
         target=locked,
         acting_user=acting_user,
-        detail={"event": "moved", "run": run.pk, "changes": record["changes"]},
+        detail={"run": run.pk, "changes": record["changes"]},
     )
     engine.run_advance(run=run)
     return run
@@ -665,11 +665,10 @@ def hardware_return_receive(
     set_history_user(item, acting_user)
     item.save(update_fields=["status", "received_at", "received_by", "condition"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.RETURN_RECEIVED,
         target=item,
         acting_user=acting_user,
         detail={
-            "event": "hardware_return_received",
             "asset": asset.pk,
             "run": item.run_id,
             "condition": condition,

@@ -127,11 +127,10 @@ def hardware_return_ship(
         ]
     )
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.RETURN_SHIPPED,
         target=locked,
         acting_user=acting_user,
         detail={
-            "event": "hardware_return_shipped",
             "asset": locked.asset_id,
             "method": method,
             "carrier": carrier,
@@ -169,10 +168,10 @@ def hardware_return_request(
     item.save()
     asset_services.asset_mark_pending_return(asset=locked, acting_user=acting_user, detail={"return": item.pk})
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.RETURN_REQUESTED,
         target=item,
         acting_user=acting_user,
-        detail={"event": "hardware_return_requested", "asset": locked.pk, "employee": holder.pk},
+        detail={"asset": locked.pk, "employee": holder.pk},
     )
     email_send_on_commit(
         template="hardware_return_requested",

@@ -59,6 +59,13 @@ logger = logging.getLogger(__name__)
 EXECUTE_TASK = "offboarding.tasks.task_execute"
 # How many rows one sweep handles per step; the next sweep (a minute later) takes the rest.
 SWEEP_BATCH = 1000
+# The audit action recorded when a run of each checklist kind starts (one typed action per kind).
+RUN_STARTED_ACTIONS = {
+    ChecklistKind.JOIN: AuditEvent.Action.JOIN_STARTED,
+    ChecklistKind.MOVE: AuditEvent.Action.MOVE_STARTED,
+    ChecklistKind.LEAVE: AuditEvent.Action.LEAVE_STARTED,
+    ChecklistKind.ACCESS: AuditEvent.Action.ACCESS_STARTED,
+}
 
 
 def engine_setting(name: str):
@@ -227,10 +234,10 @@ def run_start(
     for template in templates_for(employee=employee, kind=kind):
         _materialise(run, template)
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=RUN_STARTED_ACTIONS[kind],
         target=run,
         acting_user=acting_user,
-        detail={"event": f"{kind}_started", "employee": employee.pk, "event_date": str(event_date)},
+        detail={"employee": employee.pk, "event_date": str(event_date)},
     )
     _queue_runnable(run, timezone.now())
     return run
@@ -572,10 +579,10 @@ def run_cancel(*, run: ChecklistRun, acting_user, reason: str) -> ChecklistRun:
     set_history_user(run, acting_user)
     run.save(update_fields=["status", "completed_at"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.RUN_CANCELLED,
         target=run,
         acting_user=acting_user,
-        detail={"event": f"{run.kind}_cancelled", "reason": reason, "tasks_skipped": skipped},
+        detail={"kind": run.kind, "reason": reason, "tasks_skipped": skipped},
     )
     return run
 
@@ -734,10 +741,10 @@ def task_retry(*, task: Task, acting_user, reason: str) -> Task:
     set_history_user(task, acting_user)
     task.save(update_fields=["status", "attempts", "not_before", "note"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.TASK_RETRIED,
         target=task,
         acting_user=acting_user,
-        detail={"event": "task_retried", "run": task.run_id, "reason": reason},
+        detail={"run": task.run_id, "reason": reason},
     )
     run_advance(run=task.run)
     return task
@@ -761,10 +768,10 @@ def task_skip(*, task: Task, acting_user, reason: str) -> Task:
     set_history_user(task, acting_user)
     task.save(update_fields=["status", "completed_at", "completed_by", "note"])
     audit_record(
-        action=AuditEvent.Action.OTHER,
+        action=AuditEvent.Action.TASK_SKIPPED,
         target=task,
         acting_user=acting_user,
-        detail={"event": "task_skipped", "run": task.run_id, "reason": reason},
+        detail={"run": task.run_id, "reason": reason},
     )
     run_advance(run=task.run)
     return task

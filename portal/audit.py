@@ -19,12 +19,18 @@ def audit_record(
     """Append one event. Runs inside the caller's transaction, so it commits or rolls back with the change.
 
     The target must be saved (its primary key is what the event points at). `detail` may hold
-    dates, decimals and UUIDs; they are stored as their JSON text form.
+    dates, decimals and UUIDs; they are stored as their JSON text form. What happened is the
+    `action` alone: `detail` may not name it again under an "event" key.
     """
     if target.pk is None:
         raise ValueError(f"Save the {target._meta.verbose_name} before recording an audit event about it.")
     if action not in AuditEvent.Action.values:
         raise ValueError(f"Unknown audit action {action!r}.")
+    if detail and "event" in detail:
+        raise ValueError(
+            f"Audit detail may not carry an 'event' key ({detail['event']!r}): "
+            "give the event its own AuditEvent.Action member and pass it as `action`."
+        )
     has_actor = bool(getattr(acting_user, "pk", None))
     return AuditEvent.objects.create(
         action=action,

@@ -40,7 +40,36 @@ class AuditEvent(models.Model):
         PURGE = "purge", "Personal data purged"
         DELETE = "delete", "Deleted"
         IMPORT = "import", "Imported"
-        OTHER = "other", "Other"
+        # People
+        STATUS_CHANGED = "status_changed", "Employee status changed"
+        LOGIN_DISABLED = "login_disabled", "Login disabled"
+        EMPLOYEE_MOVED = "employee_moved", "Employee moved (role, department or manager)"
+        # Access: levels, requests, approvals and delegations
+        LEVEL_CHANGED = "level_changed", "Access level changed"
+        ACCESS_REQUEST_CANCELLED = "access_request_cancelled", "Access request cancelled"
+        APPROVAL_HANDED_OVER = "approval_handed_over", "Approval handed over by a leaver"
+        APPROVAL_MOVED = "approval_moved", "Approval moved to the new manager"
+        OWNER_HANDED_OVER = "owner_handed_over", "Application ownership handed over"
+        DELEGATION_CREATED = "delegation_created", "Approvals delegated"
+        DELEGATION_CANCELLED = "delegation_cancelled", "Delegation cancelled"
+        # Hardware
+        ASSET_RESERVED = "asset_reserved", "Asset reserved"
+        ASSET_RESERVATION_RELEASED = "asset_reservation_released", "Asset reservation released"
+        RETURN_REQUESTED = "return_requested", "Hardware return requested"
+        RETURN_SHIPPED = "return_shipped", "Hardware return shipped"
+        RETURN_RECEIVED = "return_received", "Hardware return received"
+        # Checklists (one "started" member per checklist kind; the cancelled kind is in the detail)
+        JOIN_STARTED = "join_started", "Join checklist started"
+        MOVE_STARTED = "move_started", "Move checklist started"
+        LEAVE_STARTED = "leave_started", "Leave checklist started"
+        ACCESS_STARTED = "access_started", "Access-change checklist started"
+        RUN_CANCELLED = "run_cancelled", "Checklist cancelled"
+        TASK_RETRIED = "task_retried", "Checklist task retried"
+        TASK_SKIPPED = "task_skipped", "Checklist task skipped"
+        # Manager change requests
+        CHANGE_REQUESTED = "change_requested", "Change requested by a manager"
+        CHANGE_CONFIRMED = "change_confirmed", "Change request confirmed by IT"
+        CHANGE_DECLINED = "change_declined", "Change request declined by IT"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
@@ -52,7 +81,7 @@ class AuditEvent(models.Model):
         help_text="Who did it; empty for the system.",
     )
     actor_repr = models.CharField(max_length=150, blank=True)
-    action = models.CharField(max_length=20, choices=Action.choices, db_index=True)
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
     target_type = models.CharField(max_length=100)
     target_id = models.CharField(max_length=64)
     target_repr = models.CharField(max_length=255)

@@ -114,7 +114,7 @@ def test_ldap_repeats_change_nothing(ldap_directory, ldap_app, ada, it_admin):
     for _ in range(2):
         entitlement_deprovision(entitlement=entitlement, idempotency_key="task-3", acting_user=it_admin)
 
-    assert [action for action, _ in audit_actions(entitlement)] == ["grant", "grant", "revoke"]
+    assert [action for action, _ in audit_actions(entitlement)] == ["grant", "level_changed", "revoke"]
     assert ldap_directory.people() == [ADA_DN]
     assert ldap_directory.members(ldap_app.connector_config["groups"]["admin"]) == set()
 
@@ -133,8 +133,8 @@ def test_ldap_change_level_moves_the_group(ldap_directory, ldap_app, ada, it_adm
     assert ldap_directory.members(groups["user"]) == set()
     assert ldap_directory.members(groups["admin"]) == {ADA_DN}
     assert audit_actions(entitlement)[-1] == (
-        "grant",
-        {"event": "level_changed", "from": "user", "to": "admin", "via": "ldap"},
+        AuditEvent.Action.LEVEL_CHANGED,
+        {"from": "user", "to": "admin", "via": "ldap"},
     )
     assert entitlement.history.first().history_user == it_admin
 
@@ -177,7 +177,7 @@ def test_webhook_lifecycle_makes_one_call_per_change(webhook_server, hook_app, a
     assert webhook_server.effects[2]["external_id"] == "ext-E100001"
     entitlement.refresh_from_db()
     assert entitlement.status == EntitlementStatus.REVOKED
-    assert [action for action, _ in audit_actions(entitlement)] == ["grant", "grant", "revoke"]
+    assert [action for action, _ in audit_actions(entitlement)] == ["grant", "level_changed", "revoke"]
     assert history_users(entitlement) == {it_admin}
 
 
@@ -262,7 +262,7 @@ def test_manual_provision_asks_a_person_and_confirm_completes_it(manual_app, ada
     assert entitlement.status == EntitlementStatus.REVOKED
     assert [(action, detail.get("via")) for action, detail in audit_actions(entitlement)] == [
         ("grant", "manual"),
-        ("grant", "manual"),
+        ("level_changed", "manual"),
         ("revoke", "manual"),
     ]
     assert entitlement.history.first().history_user == it_admin

@@ -636,9 +636,9 @@ def test_reserve_sets_an_in_stock_asset_aside_with_history_and_audit(laptop, ali
     laptop.refresh_from_db()
     assert (laptop.status, laptop.reserved_for, laptop.assigned_to) == (AssetStatus.IN_STOCK, alice, None)
     assert laptop.history.first().history_user == admin_user
-    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS)
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_RESERVED)
     assert event.actor == admin_user
-    assert event.detail == {"run": 7, "event": "reserved", "employee": alice.pk}
+    assert event.detail == {"run": 7, "employee": alice.pk}
 
 
 @pytest.mark.django_db
@@ -694,8 +694,8 @@ def test_release_puts_a_reserved_asset_back_in_free_stock(laptop, alice, admin_u
     laptop.refresh_from_db()
     assert (laptop.status, laptop.reserved_for) == (AssetStatus.IN_STOCK, None)
     assert laptop.history.first().history_user == admin_user
-    event = AuditEvent.objects.filter(action=AuditEvent.Action.ASSET_STATUS).latest("pk")
-    assert event.detail == {"run": 3, "event": "reservation_released", "employee": alice.pk}
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_RESERVATION_RELEASED)
+    assert event.detail == {"run": 3, "employee": alice.pk}
 
 
 @pytest.mark.django_db

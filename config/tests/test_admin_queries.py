@@ -267,7 +267,7 @@ def make_task_templates(n, user):
 def make_audit_events(n, user):
     for _ in range(n):
         audit_record(
-            action=AuditEvent.Action.OTHER,
+            action=AuditEvent.Action.STATUS_CHANGED,
             target=Group.objects.create(name=f"Audited {next(_counter)}"),
             acting_user=user,
         )

@@ -32,7 +32,7 @@ def test_an_audit_event_about_a_long_entitlement_keeps_the_first_255_characters(
         employee=EmployeeFactory(first_name="X" * 100, last_name="Y" * 100),
         application=ApplicationFactory(name="Z" * 100),
     )
-    event = audit_record(action=AuditEvent.Action.OTHER, target=target)
+    event = audit_record(action=AuditEvent.Action.LEVEL_CHANGED, target=target)
     assert event.target_repr == str(target)[:255]
     assert len(event.target_repr) == 255
 

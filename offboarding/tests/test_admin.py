@@ -211,7 +211,7 @@ def test_skip_reports_per_task_what_worked_and_why_not(
         f"Skipped: Revoke access ({name}).",
         f"Wipe the laptop ({name}): “Wipe the laptop” is done; only a failed or pending task can be skipped.",
     ]
-    assert AuditEvent.objects.filter(actor=helpdesk, detail__event="task_skipped").count() == 1
+    assert AuditEvent.objects.filter(actor=helpdesk, action=AuditEvent.Action.TASK_SKIPPED).count() == 1
 
 
 def test_mark_done_completes_manual_tasks_and_refuses_blocked_ones(

@@ -199,6 +199,30 @@ def test_due_dates_assignees_and_attempts_come_from_the_template(settings):
     assert tasks["auto"].status == TaskStatus.PENDING  # its time has not come
 
 
+def test_every_checklist_kind_starts_with_its_own_audit_action():
+    assert set(services.RUN_STARTED_ACTIONS) == set(ChecklistKind.values)
+    assert len(set(services.RUN_STARTED_ACTIONS.values())) == len(ChecklistKind.values)
+    assert set(services.RUN_STARTED_ACTIONS.values()) <= set(AuditEvent.Action.values)
+
+
+@pytest.mark.parametrize(
+    ("kind", "action"),
+    [
+        (ChecklistKind.JOIN, "join_started"),
+        (ChecklistKind.MOVE, "move_started"),
+        (ChecklistKind.LEAVE, "leave_started"),
+        (ChecklistKind.ACCESS, "access_started"),
+    ],
+)
+def test_starting_a_run_records_the_typed_action_of_its_kind(kind, action):
+    employee = EmployeeFactory()
+    run = start(employee, kind=kind)
+
+    event = AuditEvent.objects.get(target_type="offboarding.ChecklistRun", target_id=str(run.pk))
+    assert event.action == action
+    assert event.detail == {"employee": employee.pk, "event_date": str(run.event_date)}
+
+
 def test_starting_twice_returns_the_open_run_and_creates_nothing_twice():
     make_template()
     employee = EmployeeFactory()
@@ -391,7 +415,7 @@ def test_it_retries_a_failed_task_with_a_reason_kept_in_history(django_capture_o
     assert (task.status, task.attempts) == (TaskStatus.DONE, 1)
     retried = task.history.filter(note="The target is back").get()
     assert retried.history_user == it_admin and retried.status == TaskStatus.PENDING
-    assert AuditEvent.objects.filter(actor=it_admin, detail__event="task_retried").count() == 1
+    assert AuditEvent.objects.filter(actor=it_admin, action=AuditEvent.Action.TASK_RETRIED).count() == 1
     task.run.refresh_from_db()
     assert task.run.status == RunStatus.DONE
 
@@ -416,7 +440,7 @@ def test_it_skips_a_task_with_a_reason_and_refuses_without_one(django_capture_on
     assert (task.status, task.completed_by, task.note) == (TaskStatus.SKIPPED, it_admin, "Account never existed")
     row = task.history.first()
     assert (row.history_user, row.note, row.status) == (it_admin, "Account never existed", TaskStatus.SKIPPED)
-    event = AuditEvent.objects.get(detail__event="task_skipped")
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TASK_SKIPPED)
     assert event.actor == it_admin and event.detail["reason"] == "Account never existed"
     task.run.refresh_from_db()
     assert task.run.status == RunStatus.DONE
@@ -556,6 +580,11 @@ def test_cancelling_a_run_skips_its_open_tasks_and_starts_nothing(it_admin, djan
         (TaskStatus.SKIPPED, "Run cancelled: Resignation withdrawn")
     }
     assert run.history.first().history_user == it_admin
+    event = AuditEvent.objects.get(action=AuditEvent.Action.RUN_CANCELLED, target_id=str(run.pk))
+    assert (event.actor, event.detail) == (
+        it_admin,
+        {"kind": ChecklistKind.LEAVE, "reason": "Resignation withdrawn", "tasks_skipped": 2},
+    )
     with django_capture_on_commit_callbacks(execute=True):
         services.sweep(now=later + datetime.timedelta(days=1))
     assert calls == []

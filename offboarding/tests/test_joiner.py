@@ -194,8 +194,8 @@ def test_kit_is_reserved_through_the_asset_service_with_history_and_audit(settle
     assert laptop.reserved_for == employee
     latest = laptop.history.first()
     assert (latest.history_type, latest.reserved_for_id, latest.history_user) == ("~", employee.pk, None)
-    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_STATUS, target_id=str(laptop.pk))
-    assert event.detail == {"run": run.pk, "event": "reserved", "employee": employee.pk}
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_RESERVED, target_id=str(laptop.pk))
+    assert event.detail == {"run": run.pk, "employee": employee.pk}
     assert event.actor_repr == "system"
 
 

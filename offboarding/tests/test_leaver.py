@@ -212,11 +212,11 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     def last(predicate):
         return max(i for i, e in enumerate(events) if predicate(e))
 
-    login = first(lambda e: e.detail.get("event") == "login_disabled")
-    status = first(lambda e: e.detail.get("event") == "status_changed")
+    login = first(lambda e: e.action == AuditEvent.Action.LOGIN_DISABLED)
+    status = first(lambda e: e.action == AuditEvent.Action.STATUS_CHANGED)
     revokes = last(lambda e: e.action == AuditEvent.Action.REVOKE)
     first_revoke = first(lambda e: e.action == AuditEvent.Action.REVOKE)
-    handover = first(lambda e: e.detail.get("event") == "approval_handed_over")
+    handover = first(lambda e: e.action == AuditEvent.Action.APPROVAL_HANDED_OVER)
     returns_at = first(lambda e: e.action == AuditEvent.Action.ASSET_STATUS and e.detail.get("to") == "pending_return")
     terminate = first(lambda e: e.action == AuditEvent.Action.TERMINATE)
     assert terminate < login < status < first_revoke <= revokes < handover < returns_at
@@ -364,7 +364,7 @@ def test_the_run_closes_once_the_hardware_is_back_not_after_the_retention_period
     assert laptop_2.checkouts.get().condition_on_return == "damaged"
     follow_up.refresh_from_db()
     assert follow_up.status == TaskStatus.SKIPPED and "Every item is back" in follow_up.note
-    received = AuditEvent.objects.filter(detail__event="hardware_return_received")
+    received = AuditEvent.objects.filter(action=AuditEvent.Action.RETURN_RECEIVED)
     assert received.count() == 2 and {e.actor for e in received} == {it_user}
 
     # What is left is the people's work from the template; once done, the run closes today.
@@ -402,10 +402,8 @@ def test_a_return_received_twice_is_refused_and_one_checked_in_already_is_kept(s
     second.refresh_from_db()
     assert second.status == ReturnStatus.RECEIVED
     assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_IN).count() == check_ins
-    assert (
-        AuditEvent.objects.get(detail__event="hardware_return_received", target_id=str(second.pk)).detail["checked_in"]
-        is False
-    )
+    received = AuditEvent.objects.get(action=AuditEvent.Action.RETURN_RECEIVED, target_id=str(second.pk))
+    assert received.detail["checked_in"] is False
 
 
 def test_a_leavers_reserved_kit_goes_back_to_stock_through_the_asset_service(settle, it_user):
@@ -425,8 +423,8 @@ def test_a_leavers_reserved_kit_goes_back_to_stock_through_the_asset_service(set
     kept.refresh_from_db()
     assert kept.reserved_for is None and kept.status == AssetStatus.IN_STOCK
     assert core(run, "hardware-returns").result["released"] == ["KIT-1"]
-    event = AuditEvent.objects.get(detail__event="reservation_released")
-    assert event.detail == {"event": "reservation_released", "employee": joiner.pk, "run": run.pk}
+    event = AuditEvent.objects.get(action=AuditEvent.Action.ASSET_RESERVATION_RELEASED)
+    assert event.detail == {"employee": joiner.pk, "run": run.pk}
     assert event.actor is None  # the system, at the cut-off
 
 

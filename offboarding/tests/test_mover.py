@@ -169,7 +169,7 @@ def test_apply_adds_now_and_revokes_only_after_the_grace_period(settle, world, s
         assert world["ents"][name].status == EntitlementStatus.ACTIVE
     run.refresh_from_db()
     assert run.details["moves"][0]["changes"]["role"][1]["id"] == world["engineer"].pk
-    assert AuditEvent.objects.filter(detail__event="moved", target_id=str(ana.pk)).exists()
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.EMPLOYEE_MOVED, target_id=str(ana.pk)).exists()
 
 
 def test_revocation_rechecks_and_keeps_access_justified_meanwhile(settle, world, settings):

@@ -371,5 +371,5 @@ def test_a_shipment_through_the_link_is_audited_as_the_links_owner_not_whoever_i
     prefix = f"r{item.pk}"
     data = {f"{prefix}-method": "courier", f"{prefix}-carrier": "DHL", f"{prefix}-tracking_number": "JD7"}
     client.post(reverse("offboarding:return_link_ship", args=[token, item.pk]), data)
-    event = AuditEvent.objects.get(target_id=str(item.pk), detail__event="hardware_return_shipped")
+    event = AuditEvent.objects.get(target_id=str(item.pk), action=AuditEvent.Action.RETURN_SHIPPED)
     assert (event.actor, event.detail["via"], event.detail["employee"]) == (None, "return link", cast.employee.pk)

@@ -6,6 +6,7 @@ What the groups may do with the apps' models, and history rows of an employee ch
 """
 
 import datetime
+import importlib
 import uuid
 from decimal import Decimal
 
@@ -13,7 +14,9 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.migrations.loader import MigrationLoader
+from django.urls import reverse
 
 from portal.audit import audit_record
 from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, PORTAL_APPS, groups_sync
@@ -52,7 +55,9 @@ def test_audit_record_describes_actor_action_and_target(actor):
 
 @pytest.mark.parametrize("acting_user", [None, AnonymousUser()], ids=["none", "anonymous"])
 def test_audit_record_without_a_user_is_the_system(acting_user):
-    event = audit_record(action=AuditEvent.Action.OTHER, target=Group.objects.create(name="G"), acting_user=acting_user)
+    event = audit_record(
+        action=AuditEvent.Action.STATUS_CHANGED, target=Group.objects.create(name="G"), acting_user=acting_user
+    )
     assert (event.actor, event.actor_repr, event.detail) == (None, "system", {})
 
 
@@ -60,7 +65,7 @@ def test_audit_record_stores_dates_decimals_and_uuids_as_text():
     key = uuid.uuid4()
     detail = {"on": datetime.date(2026, 3, 1), "cost": Decimal("12.50"), "key": key, "n": 3}
 
-    event = audit_record(action=AuditEvent.Action.OTHER, target=Group.objects.create(name="G"), detail=detail)
+    event = audit_record(action=AuditEvent.Action.STATUS_CHANGED, target=Group.objects.create(name="G"), detail=detail)
 
     event.refresh_from_db()
     assert event.detail == {"on": "2026-03-01", "cost": "12.50", "key": str(key), "n": 3}
@@ -71,20 +76,31 @@ def test_audit_record_truncates_a_long_target_description():
     target = Permission.objects.create(
         name="Z" * 255, codename="long", content_type=ContentType.objects.get_for_model(AuditEvent)
     )
-    event = audit_record(action=AuditEvent.Action.OTHER, target=target)
+    event = audit_record(action=AuditEvent.Action.LEVEL_CHANGED, target=target)
     assert event.target_repr == str(target)[:255]
     assert len(event.target_repr) == 255
 
 
 def test_audit_record_refuses_an_unsaved_target():
     with pytest.raises(ValueError, match="Save the group before recording an audit event about it."):
-        audit_record(action=AuditEvent.Action.OTHER, target=Group(name="Unsaved"))
+        audit_record(action=AuditEvent.Action.STATUS_CHANGED, target=Group(name="Unsaved"))
     assert not AuditEvent.objects.exists()
 
 
 def test_audit_record_refuses_an_unknown_action():
     with pytest.raises(ValueError, match="Unknown audit action 'teleport'."):
         audit_record(action="teleport", target=Group.objects.create(name="G"))
+    assert not AuditEvent.objects.exists()
+
+
+def test_audit_record_refuses_an_event_key_in_the_detail():
+    # What happened is the typed action; an "event" string beside it is how untyped events crept in.
+    with pytest.raises(ValueError, match="Audit detail may not carry an 'event' key \\('task_skipped'\\)"):
+        audit_record(
+            action=AuditEvent.Action.TASK_SKIPPED,
+            target=Group.objects.create(name="G"),
+            detail={"event": "task_skipped"},
+        )
     assert not AuditEvent.objects.exists()
 
 
@@ -101,11 +117,75 @@ def test_audit_event_str_names_time_actor_action_and_target(event):
     assert str(event) == f"{event.created_at:%Y-%m-%d %H:%M} ada-admin terminate {event.target_repr}"
 
 
+# --- Typed actions -----------------------------------------------------------------------
+
+
+def test_every_action_is_typed_and_labelled():
+    assert "other" not in AuditEvent.Action.values
+    assert not hasattr(AuditEvent.Action, "OTHER")
+    for action in AuditEvent.Action:
+        assert action.label and action.label != action.value, action
+    longest = max(len(value) for value in AuditEvent.Action.values)
+    assert longest <= AuditEvent._meta.get_field("action").max_length
+
+
+def test_the_admin_audit_list_filtered_by_an_action_shows_only_those_events(client, auditor):
+    employee = Group.objects.create(name="Target")
+    skipped = [
+        audit_record(action=AuditEvent.Action.TASK_SKIPPED, target=employee, detail={"reason": f"r{n}"})
+        for n in range(2)
+    ]
+    audit_record(action=AuditEvent.Action.TASK_RETRIED, target=employee)
+    audit_record(action=AuditEvent.Action.TERMINATE, target=employee)
+    client.force_login(auditor)
+
+    response = client.get(reverse("admin:portal_auditevent_changelist"), {"action": "task_skipped"})
+
+    assert response.status_code == 200
+    shown = list(response.context["cl"].result_list)
+    assert {event.pk for event in shown} == {event.pk for event in skipped}
+    assert {event.action for event in shown} == {AuditEvent.Action.TASK_SKIPPED}
+    assert "Checklist task skipped" in response.content.decode()  # the filter lists the action by its label
+
+
+def test_the_migration_types_old_events_by_their_detail_and_keeps_the_detail():
+    # Old rows carry the event as a string in detail; the data step of 0002 gives them the typed action.
+    migration = importlib.import_module("portal.migrations.0002_audit_action_types")
+    old_apps = MigrationLoader(connection).project_state(("portal", "0001_initial")).apps
+    OldAuditEvent = old_apps.get_model("portal", "AuditEvent")
+
+    def old(action, detail):
+        return OldAuditEvent.objects.create(
+            action=action, actor_repr="system", target_type="x", target_id="1", target_repr="x", detail=detail
+        ).pk
+
+    rows = {
+        old("other", {"event": "leave_cancelled", "reason": "r"}): "run_cancelled",
+        old("other", {"event": "join_started"}): "join_started",
+        old("other", {"event": "approval_moved_to_new_manager"}): "approval_moved",
+        old("other", {"event": "hardware_return_shipped"}): "return_shipped",
+        old("grant", {"event": "level_changed", "via": "ldap"}): "level_changed",
+        old("asset_status", {"event": "reserved"}): "asset_reserved",
+        old("approve", {"event": "change_confirmed"}): "change_confirmed",
+        old("grant", {"via": "ldap"}): "grant",  # a real grant stays one
+        old("grant", {"event": "reserved"}): "grant",  # only the pairs that were written are mapped
+        old("other", {"event": "unheard_of"}): "other",  # nothing to map it to: left as it was
+    }
+
+    migration.type_old_events(old_apps, None)
+
+    after = dict(OldAuditEvent.objects.values_list("pk", "action"))
+    assert {pk: after[pk] for pk in rows} == rows
+    assert OldAuditEvent.objects.get(action="run_cancelled").detail == {"event": "leave_cancelled", "reason": "r"}
+    mapped = {action for _, _, action in migration.OLD_EVENTS}
+    assert mapped <= set(AuditEvent.Action.values)
+
+
 # --- Append-only ------------------------------------------------------------------------
 
 
 def test_saving_an_existing_event_is_refused(event):
-    event.action = AuditEvent.Action.OTHER
+    event.action = AuditEvent.Action.STATUS_CHANGED
 
     with pytest.raises(PermissionDenied, match="Audit events are append-only."):
         event.save()
@@ -114,7 +194,9 @@ def test_saving_an_existing_event_is_refused(event):
 
 
 def test_overwriting_an_event_through_a_new_instance_is_refused(event):
-    forged = AuditEvent(pk=event.pk, action=AuditEvent.Action.OTHER, target_type="x", target_id="1", target_repr="x")
+    forged = AuditEvent(
+        pk=event.pk, action=AuditEvent.Action.STATUS_CHANGED, target_type="x", target_id="1", target_repr="x"
+    )
 
     with pytest.raises(PermissionDenied):
         forged.save()
@@ -132,7 +214,7 @@ def test_deleting_an_event_is_refused(event):
 def test_bulk_update_of_events_is_refused(event):
     try:
         with pytest.raises(PermissionDenied), transaction.atomic():
-            AuditEvent.objects.filter(pk=event.pk).update(action=AuditEvent.Action.OTHER)
+            AuditEvent.objects.filter(pk=event.pk).update(action=AuditEvent.Action.STATUS_CHANGED)
     finally:
         assert AuditEvent.objects.get(pk=event.pk).action == AuditEvent.Action.TERMINATE
 
