@@ -44,7 +44,6 @@ from accounts.models import (
     EntitlementSource,
     EntitlementStatus,
     Location,
-    Role,
     RoleApplication,
 )
 from accounts.resources import (
@@ -54,13 +53,13 @@ from accounts.resources import (
     LocationResource,
     RoleResource,
 )
+from accounts.selectors import employee_search_q
 from accounts.services import (
     employee_delete,
     employee_deletion_blockers,
     entitlement_grant,
     entitlement_revoke,
 )
-from accounts.selectors import employee_search_q
 from portal.admin import (
     PortalImportExportAdmin,
     PortalModelAdmin,
