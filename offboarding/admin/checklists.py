@@ -291,6 +291,10 @@ class RunOverdueFilter(YesNoFilter):
         return Q(pk__in=selectors.runs_overdue().values("pk"))
 
 
+def _cancel(request, run, data):
+    services.run_cancel(run=run, acting_user=request.user, reason=data["reason"])
+
+
 def _running_runs(modeladmin, request, queryset):
     """The running runs selected; each other one is reported as already finished or cancelled."""
     runs = list(queryset.select_related("employee").filter(status=RunStatus.RUNNING).order_by("pk"))
@@ -392,7 +396,7 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
 
     cancel_runs = ConfirmAction(
         form_class=ReasonForm,
-        apply=lambda request, run, data: services.run_cancel(run=run, acting_user=request.user, reason=data["reason"]),
+        apply=_cancel,
         description="Cancel selected runs (skips their open tasks)",
         submit_label="Cancel runs",
         done_message="Cancelled",
