@@ -1,16 +1,16 @@
 """Admin for people and access: thin, declarative, writes through `accounts.services`.
 
-- Employees, departments, locations, roles and applications: history, CSV/XLSX
-  import and export (see `accounts.resources`).
-- Entitlements are granted through `entitlement_grant` (the add form) and revoked
-  through `entitlement_revoke` (an action); an existing entitlement is read-only.
-- Access requests and approval steps are read-only here: deciding them belongs to
-  the access-request services and the approvers' self-service pages.
-- An employee who still holds hardware or access cannot be deleted: the admin
-  says what blocks it and to terminate them instead (`employee_delete`).
+Registers departments, locations, applications (connector config checked on save),
+role birthrights, entitlements (granted by the add form, revoked by an action, otherwise
+read-only), and read-only access requests, approval steps and delegations.
 
-`assets.admin` adds the role's hardware kit and the employee's hardware as inlines
-(accounts does not import assets).
+Exports, unregistered, the parts of two pages higher apps own: `EmployeeAdminBase` (list,
+indexed search, department filter, access inline, deletion only of people who never held
+anything) for `offboarding.admin`, and `RoleAdminBase` for `assets.admin`; also the
+related-list search helpers (`employee_ids_for_search`) the other admins use.
+
+A little over 600 lines, on purpose: ten small pages that share the search helpers; none is
+big enough to earn a module of its own.
 """
 
 import json
@@ -43,12 +43,10 @@ from accounts.models import (
     ApprovalStep,
     Department,
     Employee,
-    EmployeeStatus,
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
     Location,
-    Role,
     RoleApplication,
 )
 from accounts.resources import (
@@ -58,13 +56,20 @@ from accounts.resources import (
     LocationResource,
     RoleResource,
 )
+from accounts.selectors import employee_search_q
 from accounts.services import (
     employee_delete,
     employee_deletion_blockers,
     entitlement_grant,
     entitlement_revoke,
 )
-from portal.admin import PortalImportExportAdmin, PortalModelAdmin, ReadOnlyInline, report_action_results
+from portal.admin import (
+    PortalImportExportAdmin,
+    PortalModelAdmin,
+    ReadOnlyInline,
+    ReadOnlyRecordMixin,
+    report_action_results,
+)
 
 # --- Search ------------------------------------------------------------------------------------
 # Changelist search that stays fast at any company size: only lookups an index answers (exact
@@ -78,49 +83,8 @@ EMPLOYEE_SEARCH_HELP = (
 SEARCH_MAX_EMPLOYEES = 1000  # people a related list (access, hardware, requests) searches among
 
 
-def _name_variants(text: str) -> list[str]:
-    """The text as typed and capitalised: names are stored capitalised ("ada" → "Ada", "LOVELACE" → "Lovelace")."""
-    return list(dict.fromkeys([text, text[:1].upper() + text[1:], text.capitalize()]))
-
-
-def _prefix_q(field: str, text: str) -> Q:
-    # A range, not `startswith`: SQLite's LIKE ignores case and cannot use the index; a range can.
-    return Q(**{f"{field}__gte": text, f"{field}__lt": text + "\U0010ffff"})
-
-
-def employee_search_q(term: str) -> Q:
-    """Employees matching a search term, with lookups that each use an index.
-
-    Matches an employee number (exactly, any case); a work email (exactly, any case) when the
-    term has an "@"; and, when it has no digit, the start of a last or first name, "First Last"
-    and "Last, First" with one of the two in full ("Ada Love", "Ad Lovelace"). Names are tried as
-    typed and capitalised. Preferred names, other fields and the middle of a name are not
-    searched: no index answers them, so they would read every row.
-    """
-    term = " ".join(term.split())
-    if "@" in term:
-        return Q(work_email=term.lower())
-    q = Q(employee_number__in=list(dict.fromkeys([term, term.upper()])))
-    if any(char.isdigit() for char in term):
-        return q
-    for variant in _name_variants(term):
-        q |= _prefix_q("last_name", variant) | _prefix_q("first_name", variant)
-    if "," in term:
-        last, _, first = (part.strip() for part in term.partition(","))
-    else:
-        first, _, last = term.partition(" ")
-    if first and last:
-        # One name in full and the other's start: a narrow range in (first_name, last_name) or
-        # (last_name, first_name). Both as prefixes would read everyone with either name.
-        for first_variant in _name_variants(first):
-            for last_variant in _name_variants(last):
-                q |= Q(first_name=first_variant) & _prefix_q("last_name", last_variant)
-                q |= Q(last_name=last_variant) & _prefix_q("first_name", first_variant)
-    return q
-
-
 def employee_ids_for_search(modeladmin, request, term: str) -> list[int]:
-    """Ids of the employees matching `term` (see `employee_search_q`), at most `SEARCH_MAX_EMPLOYEES`.
+    """Ids of the employees matching `term` (`accounts.selectors.employee_search_q`), at most `SEARCH_MAX_EMPLOYEES`.
 
     For lists of things that belong to people: filtering them by a short list of ids uses their
     employee index. When more people match, the user is told to narrow the search.
@@ -202,14 +166,15 @@ class RoleApplicationInline(admin.TabularInline):
         return super().get_queryset(request).select_related("role", "application")
 
 
-@admin.register(Role)
-class RoleAdmin(PortalImportExportAdmin):
+class RoleAdminBase(PortalImportExportAdmin):
+    """The role page's accounts part (birthright applications); `assets.admin` registers the page with the kit."""
+
     resource_classes = [RoleResource]
     list_display = ("name", "code")
     search_fields = ("name", "code", "description")
     prepopulated_fields = {"code": ("name",)}
     ordering = ("name",)
-    inlines = [RoleApplicationInline]  # assets.admin adds the hardware kit inline
+    inlines = [RoleApplicationInline]
 
 
 def connector_config_help() -> str:
@@ -397,8 +362,13 @@ class DepartmentListFilter(admin.SimpleListFilter):
         return queryset.filter(department_id=value)
 
 
-@admin.register(Employee)
-class EmployeeAdmin(PortalImportExportAdmin):
+class EmployeeAdminBase(PortalImportExportAdmin):
+    """The employee page's accounts part: list, search, filters, form, access inline, deletion rules.
+
+    Unregistered: `offboarding.admin` registers the page, composed with the hardware parts
+    `assets.admin` exports and the lifecycle (join, move, terminate, checklists).
+    """
+
     resource_classes = [EmployeeResource]
     list_display = (
         "employee_number",
@@ -433,13 +403,7 @@ class EmployeeAdmin(PortalImportExportAdmin):
         ("Record", {"classes": ("collapse",), "fields": ("created_at", "updated_at")}),
     )
     actions = ["delete_selected"]
-    # Read-only views of what this person holds. assets.admin appends the hardware inline by
-    # subclassing this admin and re-registering Employee.
-    # CHECKLISTS GO HERE: offboarding.admin will append a read-only ChecklistRunInline (join / move /
-    # leave runs with their status) the same way, subclassing the admin registered last:
-    #     base = type(admin.site.get_model_admin(Employee))  # assets.admin.EmployeeAdmin
-    #     class EmployeeAdmin(base): inlines = [*base.inlines, ChecklistRunInline]
-    inlines = [EntitlementInline]
+    inlines = [EntitlementInline]  # read-only: what this person holds
 
     @admin.display(description="name", ordering="last_name")
     def name(self, obj):
@@ -621,19 +585,6 @@ class ApprovalStepInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("approver", "decided_by")
 
 
-class ReadOnlyRecordMixin:
-    """For records that only services write (requests, approvals): view and export, never edit here."""
-
-    def has_add_permission(self, request, obj=None):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
-
-
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     """Requests are created and decided through the access-request services and self-service
@@ -687,7 +638,3 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_filter = ("starts_on", "ends_on")
     search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
     ordering = ("-starts_on", "-id")
-
-
-# Employees that can still be given things (used by pickers in other admins).
-ASSIGNABLE_EMPLOYEE_STATUSES = (EmployeeStatus.PRE_HIRE, EmployeeStatus.ACTIVE, EmployeeStatus.LEAVE_OF_ABSENCE)

@@ -120,6 +120,10 @@ class EmployeeStatus(models.TextChoices):
     TERMINATED = "terminated", "Terminated"
 
 
+# Employees who can still be given things (access, hardware): everyone not terminated.
+ASSIGNABLE_EMPLOYEE_STATUSES = (EmployeeStatus.PRE_HIRE, EmployeeStatus.ACTIVE, EmployeeStatus.LEAVE_OF_ABSENCE)
+
+
 class Employee(models.Model):
     """A person employed (or about to be) by the company; the subject of the lifecycle.
 

@@ -1,10 +1,11 @@
 """Reads of people and access, scoped to the person asking.
 
 Views never fetch an employee or an entitlement by id unchecked: they start from the
-signed-in user and go through these functions.
+signed-in user and go through these functions. Also the employee search by name, number
+or email that the admin lists share, built only from lookups an index answers.
 """
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, Entitlement
 
@@ -29,3 +30,44 @@ def entitlements_for_employee(employee: Employee) -> QuerySet[Entitlement]:
         .select_related("application")
         .order_by("application__name", "id")
     )
+
+
+def _name_variants(text: str) -> list[str]:
+    """The text as typed and capitalised: names are stored capitalised ("ada" → "Ada", "LOVELACE" → "Lovelace")."""
+    return list(dict.fromkeys([text, text[:1].upper() + text[1:], text.capitalize()]))
+
+
+def _prefix_q(field: str, text: str) -> Q:
+    # A range, not `startswith`: SQLite's LIKE ignores case and cannot use the index; a range can.
+    return Q(**{f"{field}__gte": text, f"{field}__lt": text + "\U0010ffff"})
+
+
+def employee_search_q(term: str) -> Q:
+    """Employees matching a search term, with lookups that each use an index.
+
+    Matches an employee number (exactly, any case); a work email (exactly, any case) when the
+    term has an "@"; and, when it has no digit, the start of a last or first name, "First Last"
+    and "Last, First" with one of the two in full ("Ada Love", "Ad Lovelace"). Names are tried as
+    typed and capitalised. Preferred names, other fields and the middle of a name are not
+    searched: no index answers them, so they would read every row.
+    """
+    term = " ".join(term.split())
+    if "@" in term:
+        return Q(work_email=term.lower())
+    q = Q(employee_number__in=list(dict.fromkeys([term, term.upper()])))
+    if any(char.isdigit() for char in term):
+        return q
+    for variant in _name_variants(term):
+        q |= _prefix_q("last_name", variant) | _prefix_q("first_name", variant)
+    if "," in term:
+        last, _, first = (part.strip() for part in term.partition(","))
+    else:
+        first, _, last = term.partition(" ")
+    if first and last:
+        # One name in full and the other's start: a narrow range in (first_name, last_name) or
+        # (last_name, first_name). Both as prefixes would read everyone with either name.
+        for first_variant in _name_variants(first):
+            for last_variant in _name_variants(last):
+                q |= Q(first_name=first_variant) & _prefix_q("last_name", last_variant)
+                q |= Q(last_name=last_variant) & _prefix_q("first_name", first_variant)
+    return q

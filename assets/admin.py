@@ -1,32 +1,36 @@
 """Admin for hardware and licenses: thin, declarative, writes through `assets.services`.
 
-An asset's status and holder are read-only in its form: check-out, check-in,
-lost and retired are admin actions that call the services, which keep the
-check-out log, history and audit log in step. A new asset starts in stock.
+Registers asset models, the check-out log (read-only), kit items, licenses (seats used
+counted, never stored) and the role page, composed from accounts' `RoleAdminBase` and the
+hardware kit inline.
 
-This module also adds the hardware kit to the role admin and the hardware an
-employee holds to the employee admin (accounts does not import assets).
+Exports, unregistered, the parts of two pages `offboarding.admin` owns: `HardwareAssetAdminBase`
+(an asset's status and holder are read-only in its form; check-out, check-in, lost and retired
+are actions that call the services, which keep the check-out log, history and audit log in
+step; a new asset starts in stock), `asset_action` (how those actions are built), and for the
+employee page `HeldHardwareInline` and `HardwareHolderPickerMixin`.
 """
 
 from django import forms
 from django.contrib import admin
 from django.contrib.admin.widgets import AutocompleteSelect
-from django.core.exceptions import ValidationError
 from django.db.models import F, Q
-from django.template.response import TemplateResponse
-from django.urls import reverse
 
-from accounts import admin as accounts_admin
-from accounts.models import Employee, Role
+from accounts.admin import RoleAdminBase, employee_ids_for_search
+from accounts.models import ASSIGNABLE_EMPLOYEE_STATUSES, Employee, Role
 from assets.models import AssetCheckout, AssetModel, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.resources import AssetModelResource, HardwareAssetResource, LicenseResource
 from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_mark_lost, asset_retire
-from portal.admin import PortalImportExportAdmin, PortalModelAdmin, ReadOnlyInline, report_action_results
+from portal.admin import (
+    ConfirmAction,
+    PortalImportExportAdmin,
+    PortalModelAdmin,
+    ReadOnlyInline,
+    ReadOnlyRecordMixin,
+)
 
-ACTION_FORM_TEMPLATE = "admin/portal/action_form.html"
-
-# --- Additions to the accounts admin --------------------------------------------------------
+# --- The role page and the hardware parts of the employee page ---------------------------------
 
 
 class RoleKitItemInline(admin.TabularInline):
@@ -40,8 +44,10 @@ class RoleKitItemInline(admin.TabularInline):
         return super().get_queryset(request).select_related("role", "asset_model")
 
 
-class RoleAdmin(accounts_admin.RoleAdmin):
-    inlines = [*accounts_admin.RoleAdmin.inlines, RoleKitItemInline]
+# Composes accounts' role page (birthright applications) and assets' hardware kit.
+@admin.register(Role)
+class RoleAdmin(RoleAdminBase):
+    inlines = [*RoleAdminBase.inlines, RoleKitItemInline]
 
 
 class HeldHardwareInline(ReadOnlyInline):
@@ -57,21 +63,14 @@ class HeldHardwareInline(ReadOnlyInline):
         return super().get_queryset(request).select_related("model", "location")
 
 
-class EmployeeAdmin(accounts_admin.EmployeeAdmin):
-    inlines = [*accounts_admin.EmployeeAdmin.inlines, HeldHardwareInline]
+class HardwareHolderPickerMixin:
+    """For the employee admin: its search, as the check-out form's employee picker (an autocomplete on
+    `HardwareAsset.assigned_to`), offers only people who can receive hardware."""
 
     def get_search_results(self, request, queryset, search_term):
-        # The check-out form's employee picker (an autocomplete on HardwareAsset.assigned_to)
-        # offers only people who can receive hardware.
         if request.GET.get("model_name") == "hardwareasset" and request.GET.get("field_name") == "assigned_to":
-            queryset = queryset.filter(status__in=accounts_admin.ASSIGNABLE_EMPLOYEE_STATUSES)
+            queryset = queryset.filter(status__in=ASSIGNABLE_EMPLOYEE_STATUSES)
         return super().get_search_results(request, queryset, search_term)
-
-
-admin.site.unregister(Role)
-admin.site.register(Role, RoleAdmin)
-admin.site.unregister(Employee)
-admin.site.register(Employee, EmployeeAdmin)
 
 
 # --- Hardware ----------------------------------------------------------------------------------
@@ -112,7 +111,7 @@ class CheckoutLogInline(ReadOnlyInline):
 
 class CheckOutForm(forms.Form):
     employee = forms.ModelChoiceField(
-        queryset=Employee.objects.filter(status__in=accounts_admin.ASSIGNABLE_EMPLOYEE_STATUSES),
+        queryset=Employee.objects.filter(status__in=ASSIGNABLE_EMPLOYEE_STATUSES),
         widget=AutocompleteSelect(HardwareAsset._meta.get_field("assigned_to"), admin.site),
         help_text="Type a name, email or employee number. Terminated employees are not offered.",
     )
@@ -142,8 +141,64 @@ class RetireForm(forms.Form):
     note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2}), help_text="Why it is retired.")
 
 
-@admin.register(HardwareAsset)
-class HardwareAssetAdmin(PortalImportExportAdmin):
+def _selected_assets(modeladmin, request, queryset):
+    return list(queryset.select_related("model", "assigned_to").order_by("asset_tag"))
+
+
+def _asset_line(asset) -> str:
+    holder = f", held by {asset.assigned_to.full_name}" if asset.assigned_to else ""
+    return f"{asset} — {asset.get_status_display()}{holder}"
+
+
+def asset_action(*, form_class, apply, description: str, submit_label: str, done_message: str) -> ConfirmAction:
+    """An action on selected assets: a small form first, then `apply(request, asset, data)` per asset.
+
+    The page lists each asset with its status and holder; results name assets by tag.
+    """
+    return ConfirmAction(
+        form_class=form_class,
+        apply=apply,
+        description=description,
+        submit_label=submit_label,
+        done_message=done_message,
+        title=done_message,
+        select=_selected_assets,
+        describe=_asset_line,
+        label=lambda asset: asset.asset_tag,
+    )
+
+
+def _check_out(request, asset, data):
+    asset_check_out(
+        asset=asset,
+        employee=data["employee"],
+        acting_user=request.user,
+        terms_accepted=data["terms_accepted"],
+        note=data["note"],
+    )
+
+
+def _check_in(request, asset, data):
+    asset_check_in(
+        asset=asset,
+        acting_user=request.user,
+        condition=data["condition"],
+        to_status=data["to_status"],
+        note=data["note"],
+    )
+
+
+def _mark_lost(request, asset, data):
+    asset_mark_lost(asset=asset, acting_user=request.user, note=data["note"])
+
+
+def _retire(request, asset, data):
+    asset_retire(asset=asset, acting_user=request.user, note=data["note"])
+
+
+class HardwareAssetAdminBase(PortalImportExportAdmin):
+    """The hardware page's assets part; `offboarding.admin` registers the page with its return request."""
+
     resource_classes = [HardwareAssetResource]
     list_display = (
         "asset_tag",
@@ -184,7 +239,7 @@ class HardwareAssetAdmin(PortalImportExportAdmin):
         if not term:
             return queryset, False
         codes = list(dict.fromkeys([term, term.upper()]))
-        holders = accounts_admin.employee_ids_for_search(self, request, term)
+        holders = employee_ids_for_search(self, request, term)
         return queryset.filter(Q(asset_tag__in=codes) | Q(serial__in=codes) | Q(assigned_to_id__in=holders)), False
 
     def save_model(self, request, obj, form, change):
@@ -196,109 +251,34 @@ class HardwareAssetAdmin(PortalImportExportAdmin):
     # Each action shows a small form first, then calls the service once per asset and
     # reports, per asset, what worked and why anything did not.
 
-    def _action_with_form(self, request, queryset, *, action, form_class, title, submit_label, apply):
-        assets = list(queryset.select_related("model", "assigned_to").order_by("asset_tag"))
-        form = form_class(request.POST if "apply" in request.POST else None)
-        if "apply" in request.POST and form.is_valid():
-            done, failed = [], []
-            for asset in assets:
-                try:
-                    apply(asset, form.cleaned_data)
-                except ValidationError as exc:
-                    failed.append((asset.asset_tag, " ".join(exc.messages)))
-                else:
-                    done.append(asset.asset_tag)
-            report_action_results(self, request, done_message=title, done=done, failed=failed)
-            return None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": title,
-            "opts": self.opts,
-            "form": form,
-            "media": self.media + form.media,
-            "objects": [
-                f"{a} — {a.get_status_display()}{f', held by {a.assigned_to.full_name}' if a.assigned_to else ''}"
-                for a in assets
-            ],
-            "object_ids": [a.pk for a in assets],
-            "action": action,
-            "submit_label": submit_label,
-            "back_url": reverse("admin:assets_hardwareasset_changelist"),
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, ACTION_FORM_TEMPLATE, context)
-
-    @admin.action(permissions=["change"], description="Check out selected assets to an employee")
-    def check_out(self, request, queryset):
-        def apply(asset, data):
-            asset_check_out(
-                asset=asset,
-                employee=data["employee"],
-                acting_user=request.user,
-                terms_accepted=data["terms_accepted"],
-                note=data["note"],
-            )
-
-        return self._action_with_form(
-            request,
-            queryset,
-            action="check_out",
-            form_class=CheckOutForm,
-            title="Checked out",
-            submit_label="Check out",
-            apply=apply,
-        )
-
-    @admin.action(permissions=["change"], description="Check in selected assets")
-    def check_in(self, request, queryset):
-        def apply(asset, data):
-            asset_check_in(
-                asset=asset,
-                acting_user=request.user,
-                condition=data["condition"],
-                to_status=data["to_status"],
-                note=data["note"],
-            )
-
-        return self._action_with_form(
-            request,
-            queryset,
-            action="check_in",
-            form_class=CheckInForm,
-            title="Checked in",
-            submit_label="Check in",
-            apply=apply,
-        )
-
-    @admin.action(permissions=["change"], description="Mark selected assets as lost")
-    def mark_lost(self, request, queryset):
-        def apply(asset, data):
-            asset_mark_lost(asset=asset, acting_user=request.user, note=data["note"])
-
-        return self._action_with_form(
-            request,
-            queryset,
-            action="mark_lost",
-            form_class=MarkLostForm,
-            title="Marked lost",
-            submit_label="Mark lost",
-            apply=apply,
-        )
-
-    @admin.action(permissions=["change"], description="Retire selected assets")
-    def retire(self, request, queryset):
-        def apply(asset, data):
-            asset_retire(asset=asset, acting_user=request.user, note=data["note"])
-
-        return self._action_with_form(
-            request,
-            queryset,
-            action="retire",
-            form_class=RetireForm,
-            title="Retired",
-            submit_label="Retire",
-            apply=apply,
-        )
+    check_out = asset_action(
+        form_class=CheckOutForm,
+        apply=_check_out,
+        description="Check out selected assets to an employee",
+        submit_label="Check out",
+        done_message="Checked out",
+    )
+    check_in = asset_action(
+        form_class=CheckInForm,
+        apply=_check_in,
+        description="Check in selected assets",
+        submit_label="Check in",
+        done_message="Checked in",
+    )
+    mark_lost = asset_action(
+        form_class=MarkLostForm,
+        apply=_mark_lost,
+        description="Mark selected assets as lost",
+        submit_label="Mark lost",
+        done_message="Marked lost",
+    )
+    retire = asset_action(
+        form_class=RetireForm,
+        apply=_retire,
+        description="Retire selected assets",
+        submit_label="Retire",
+        done_message="Retired",
+    )
 
 
 class OpenCheckoutFilter(admin.SimpleListFilter):
@@ -317,7 +297,7 @@ class OpenCheckoutFilter(admin.SimpleListFilter):
 
 
 @admin.register(AssetCheckout)
-class AssetCheckoutAdmin(accounts_admin.ReadOnlyRecordMixin, PortalModelAdmin):
+class AssetCheckoutAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     """The check-out log, written only by `assets.services`."""
 
     list_display = (

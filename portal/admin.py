@@ -1,18 +1,20 @@
-"""Shared admin building blocks, and the read-only audit log.
+"""Admin building blocks every app composes its pages from, and the read-only audit log.
 
-Every Portal model admin derives from `PortalModelAdmin` (history button, no
-revert, cheap changelists) or `PortalImportExportAdmin` (the same plus CSV/XLSX
-import and export). Inlines that only show rows derive from `ReadOnlyInline`.
-This module imports no Portal app, so `accounts` and `assets` may build on it.
+Registers only `AuditEvent`. Exports the base classes (`PortalModelAdmin`: history
+without revert, cheap changelists; `PortalImportExportAdmin`: plus CSV/XLSX import and
+export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
+`ActionsOnlyRecordMixin`: each docstring says what it forbids) and the one "confirm
+then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
 """
 
 import json
 
 from django.contrib import admin, messages
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied
+from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
 from django.http import HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
@@ -140,7 +142,11 @@ def describe_import_errors(result, limit: int = 10) -> str:
 
 
 class ReadOnlyInline(admin.TabularInline):
-    """An inline that shows related rows with a link to each; changes go through services."""
+    """An inline that only shows related rows, each with a link to its own page.
+
+    Forbids adding, changing and deleting rows through the inline (every field is read-only);
+    changes go through the services, from the rows' own pages or actions.
+    """
 
     extra = 0
     max_num = 0
@@ -160,6 +166,51 @@ class ReadOnlyInline(admin.TabularInline):
         return False
 
 
+class ReadOnlyRecordMixin:
+    """For a model admin of records only services write and nobody acts on here (requests, approvals, logs).
+
+    Forbids add, change and delete for everyone, so the pages are view (and export) only and the
+    list offers no actions. Use `ActionsOnlyRecordMixin` when the record has actions.
+    """
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+class ActionsOnlyRecordMixin:
+    """For a model admin of records that change only through its actions (runs, tasks, returns).
+
+    Forbids add and delete, shows every field read-only without save buttons, and refuses a POST
+    to the change form (403). The change permission is kept: it is what the actions require.
+    """
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def get_readonly_fields(self, request, obj=None):
+        return [f for entry in self.get_fields(request, obj) for f in (entry if isinstance(entry, tuple) else (entry,))]
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        if request.method == "POST":
+            raise PermissionDenied("This record changes only through its actions.")
+        extra_context = {
+            **(extra_context or {}),
+            "show_save": False,
+            "show_save_and_continue": False,
+            "show_save_and_add_another": False,
+        }
+        return super().change_view(request, object_id, form_url, extra_context)
+
+
 def report_action_results(
     modeladmin, request, *, done_message: str, done: list[str], failed: list[tuple[str, str]]
 ) -> None:
@@ -170,8 +221,124 @@ def report_action_results(
         modeladmin.message_user(request, f"{name}: {reason}", messages.ERROR)
 
 
+ACTION_FORM_TEMPLATE = "admin/portal/action_form.html"
+
+
+class ConfirmAction:
+    """An admin action that asks for a small form first, then applies it to each selected object.
+
+    Modelled on Django's `delete_selected`. Declared on a model admin (`retire = ConfirmAction(...)`,
+    listed by name in `actions`), the changelist's POST shows an intermediate page with the form
+    and the selected objects; the page posts again with "apply". Then the form is validated: when
+    invalid, the page comes back with its errors and nothing is called; when valid,
+    `apply(request, obj, cleaned_data)` is called once per object, a `ValidationError` failing
+    that object only, and `report_action_results` says what worked and why anything did not
+    (a string `apply` returns is the object's entry in the success message). Without every
+    permission in `permissions` the action is not offered, and calling it raises `PermissionDenied`.
+
+    `select(modeladmin, request, queryset)` gives the objects to act on, in order (it may tell
+    the user about the ones it leaves out; none left: back to the list). `describe(obj)` is an
+    object's line on the page, `label(obj)` its name in the results (default: `describe`).
+    An object's own page reuses the action with `run(..., action=None)`: the form posts to that page.
+    """
+
+    def __init__(
+        self,
+        *,
+        form_class,
+        apply,
+        description: str,
+        submit_label: str,
+        done_message: str,
+        permissions=("change",),
+        select=None,
+        describe=str,
+        label=None,
+        title: str | None = None,
+        template: str = ACTION_FORM_TEMPLATE,
+        name: str | None = None,
+    ):
+        self.form_class = form_class
+        self.apply = apply
+        self.short_description = description  # what Django's `@admin.action(description=...)` sets
+        self.allowed_permissions = tuple(permissions)
+        self.submit_label = submit_label
+        self.done_message = done_message
+        self.select = select or (lambda modeladmin, request, queryset: list(queryset))
+        self.describe = describe
+        self.label = label or describe
+        self.title = title
+        self.template = template
+        self.__name__ = name
+
+    def __set_name__(self, owner, name):
+        if self.__name__ is None:
+            self.__name__ = name  # the action's name: the changelist posts it back
+
+    def __call__(self, modeladmin, request, queryset):
+        objects = self.select(modeladmin, request, queryset)
+        if not objects:
+            return None
+        return self.run(modeladmin, request, objects, action=self.__name__)
+
+    def run(
+        self,
+        modeladmin,
+        request,
+        objects,
+        *,
+        action=None,
+        back_url=None,
+        back_label="",
+        title=None,
+        errors_on_form=False,
+    ):
+        """The intermediate page for `objects`, or None once applied (the caller then redirects).
+
+        `action` is the changelist action's name, None on an object's own page. With
+        `errors_on_form` (one object's page), a refusal is shown on the form, which comes back.
+        """
+        for permission in self.allowed_permissions:
+            if not getattr(modeladmin, f"has_{permission}_permission")(request):
+                raise PermissionDenied
+        applying = request.method == "POST" and "apply" in request.POST
+        form = self.form_class(request.POST if applying else None)
+        if applying and form.is_valid():
+            done, failed = [], []
+            for obj in objects:
+                try:
+                    result = self.apply(request, obj, form.cleaned_data)
+                except ValidationError as exc:
+                    if errors_on_form:
+                        form.add_error(None, exc)  # a dict error lands on its field
+                    failed.append((self.label(obj), " ".join(exc.messages)))
+                else:
+                    done.append(result if isinstance(result, str) else self.label(obj))
+            if not (errors_on_form and failed):
+                report_action_results(modeladmin, request, done_message=self.done_message, done=done, failed=failed)
+                return None
+        opts = modeladmin.opts
+        noun = opts.verbose_name if len(objects) == 1 else opts.verbose_name_plural
+        context = {
+            **modeladmin.admin_site.each_context(request),
+            "title": title or self.title or f"{self.submit_label}: {len(objects)} {noun}",
+            "opts": opts,
+            "form": form,
+            "media": modeladmin.media + form.media,
+            "objects": [self.describe(obj) for obj in objects],
+            "object_ids": [obj.pk for obj in objects],
+            "action": action,
+            "submit_label": self.submit_label,
+            "back_url": back_url
+            or reverse(f"admin:{opts.app_label}_{opts.model_name}_changelist", current_app=modeladmin.admin_site.name),
+            "back_label": back_label,
+        }
+        request.current_app = modeladmin.admin_site.name
+        return TemplateResponse(request, self.template, context)
+
+
 @admin.register(AuditEvent)
-class AuditEventAdmin(ExportMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyRecordMixin, ExportMixin, admin.ModelAdmin):
     """The append-only audit log: anyone with the view permission may read and export it; nobody may change it."""
 
     formats = [CSV, XLSX]
@@ -184,15 +351,6 @@ class AuditEventAdmin(ExportMixin, admin.ModelAdmin):
     show_full_result_count = False
     fields = ("created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr", "pretty_detail")
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
     @admin.display(description="target", ordering="target_repr")
     def target_link(self, obj):

@@ -17,7 +17,7 @@ from accounts.tests.factories import EmployeeFactory, UserFactory
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
 from offboarding import services
-from offboarding.admin import format_duration
+from offboarding.admin.checklists import format_duration
 from offboarding.models import (
     Assignee,
     ChecklistKind,

@@ -1,4 +1,5 @@
-"""The lifecycle on the Employee admin: join on add, mover preview and apply, terminate, checklists inline."""
+"""The Employee admin page (registered by this app): join on add, mover preview and apply, terminate,
+the checklists inline; and the parts assets contributes: the hardware inline, hardware blocking a deletion."""
 
 import datetime
 
@@ -15,8 +16,9 @@ from accounts.tests.factories import (
     EntitlementFactory,
     RoleFactory,
 )
-from demo.checklists import demo_templates_sync
-from offboarding.models import ChecklistKind, ChecklistRun
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from offboarding.models import Assignee, ChecklistKind, ChecklistRun, ChecklistTemplate, TaskTemplate
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +28,10 @@ CHANGELIST = reverse("admin:accounts_employee_changelist")
 
 def change_url(employee):
     return reverse("admin:accounts_employee_change", args=[employee.pk])
+
+
+def delete_url(employee):
+    return reverse("admin:accounts_employee_delete", args=[employee.pk])
 
 
 def terminate_url(employee):
@@ -62,7 +68,10 @@ def roles():
 
 
 def test_adding_an_employee_starts_the_join_run(client, it_admin, roles, django_capture_on_commit_callbacks):
-    demo_templates_sync()
+    joiner = ChecklistTemplate.objects.create(name="Joiner", kind=ChecklistKind.JOIN)
+    TaskTemplate.objects.create(
+        checklist=joiner, key="welcome", title="Hand over the welcome pack", assignee=Assignee.IT
+    )
     client.force_login(it_admin)
     start = timezone.localdate() + datetime.timedelta(days=14)
     page = client.get(ADD)
@@ -210,3 +219,86 @@ def test_start_join_action(client, it_admin):
     response = client.post(CHANGELIST, {"action": "start_join", "_selected_action": [ana.pk], "index": 0})
     assert response.status_code == 302
     assert ChecklistRun.objects.filter(employee=ana, kind=ChecklistKind.JOIN).count() == 1
+
+
+# --- What the page shows and deleting, with the hardware parts assets contributes ---------------------
+
+
+@pytest.fixture
+def people():
+    ada = EmployeeFactory(
+        first_name="Ada", last_name="Lovelace", employee_number="E100001", work_email="ada.lovelace@example.com"
+    )
+    alan = EmployeeFactory(
+        first_name="Alan", last_name="Turing", employee_number="E100002", work_email="alan.turing@example.com"
+    )
+    grace = EmployeeFactory(
+        first_name="Grace",
+        last_name="Hopper",
+        employee_number="E200003",
+        work_email="grace@example.com",
+        status=EmployeeStatus.TERMINATED,
+    )
+    return ada, alan, grace
+
+
+def test_employee_page_shows_access_and_hardware_read_only(client, helpdesk, it_admin, people):
+    ada, _, _ = people
+    entitlement = EntitlementFactory(employee=ada, application=ApplicationFactory(name="GitHub"))
+    asset = HardwareAssetFactory(asset_tag="LAP-0042")
+    asset_check_out(asset=asset, employee=ada, acting_user=it_admin)
+    client.force_login(helpdesk)
+    response = client.get(change_url(ada))
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "GitHub" in html
+    assert "LAP-0042" in html
+    assert reverse("admin:accounts_entitlement_change", args=[entitlement.pk]) in html
+    assert reverse("admin:assets_hardwareasset_change", args=[asset.pk]) in html
+    inlines = {fs.opts.model.__name__ for fs in response.context["inline_admin_formsets"]}
+    assert inlines >= {"Entitlement", "HardwareAsset"}
+
+
+@pytest.mark.parametrize("model_name", ["Entitlement", "HardwareAsset", "ChecklistRun"])
+def test_employee_page_inlines_are_read_only(client, helpdesk, people, model_name):
+    ada, _, _ = people
+    client.force_login(helpdesk)
+    response = client.get(change_url(ada))
+    (formset,) = [fs for fs in response.context["inline_admin_formsets"] if fs.opts.model.__name__ == model_name]
+    assert not formset.has_add_permission
+    assert not formset.has_change_permission
+    assert not formset.has_delete_permission
+
+
+def test_delete_refused_with_reason_when_holding_hardware_and_access(client, it_admin, people):
+    ada, _, _ = people
+    EntitlementFactory(employee=ada)
+    asset_check_out(asset=HardwareAssetFactory(), employee=ada, acting_user=it_admin)
+    client.force_login(it_admin)
+
+    for response in (client.get(delete_url(ada)), client.post(delete_url(ada), {"post": "yes"})):
+        assert response.status_code == 302
+        assert response.url == change_url(ada)
+        message = texts(response)[-1]
+        assert "cannot be deleted" in message
+        assert "1 entitlement" in message and "1 hardware asset" in message
+        assert "terminated" in message
+    assert Employee.objects.filter(pk=ada.pk).exists()
+
+
+def test_bulk_delete_refused_per_employee_with_reasons(client, it_admin, people):
+    ada, alan, grace = people
+    EntitlementFactory(employee=ada)
+    asset_check_out(asset=HardwareAssetFactory(), employee=alan, acting_user=it_admin)
+    client.force_login(it_admin)
+    response = client.post(
+        CHANGELIST,
+        {"action": "delete_selected", "_selected_action": [ada.pk, alan.pk, grace.pk], "index": 0},
+        follow=True,
+    )
+    messages = texts(response)
+    assert any(str(ada) in m and "1 entitlement" in m for m in messages)
+    assert any(str(alan) in m and "1 hardware asset" in m for m in messages)
+    assert not any(str(grace) in m for m in messages)
+    assert any("Nothing was deleted" in m for m in messages)
+    assert Employee.objects.count() == 3

@@ -1,7 +1,6 @@
-"""Lifecycle actions on the Employee admin (terminate, mover preview, joiner start, checklists inline).
-
-Re-registers the Employee admin as a subclass of the one registered last (`assets` did the
-same for `accounts`), so `accounts` never imports the lifecycle engine.
+"""The employee page: registers `Employee`, composed from accounts' `EmployeeAdminBase`, assets'
+hardware inline and holder picker, and the lifecycle, which lives here (accounts and assets do
+not import the engine):
 
 - Adding an employee starts their join run (`flows.joiner_start`).
 - Changing role, department or manager first shows a preview of the access change (add,
@@ -26,11 +25,13 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 from django.utils import timezone
 
+from accounts.admin import EmployeeAdminBase
 from accounts.models import Employee, EmployeeStatus
 from accounts.resources import EmployeeResource
+from assets.admin import HardwareHolderPickerMixin, HeldHardwareInline
 from offboarding import flows
 from offboarding.models import FINISHED_TASK_STATUSES, ChecklistRun
-from portal.admin import ReadOnlyInline, report_action_results
+from portal.admin import ConfirmAction, ReadOnlyInline, report_action_results
 
 TERMINATE_TEMPLATE = "admin/offboarding/employee/terminate.html"
 MOVER_PREVIEW_TEMPLATE = "admin/offboarding/employee/mover_preview.html"
@@ -78,6 +79,7 @@ class ChecklistRunInline(ReadOnlyInline):
 
 class TerminateForm(forms.Form):
     last_day = forms.DateField(
+        initial=timezone.localdate,
         widget=forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d"),
         help_text="The last day of employment (becomes the end date). Not before the start date.",
     )
@@ -128,13 +130,36 @@ class LifecycleEmployeeResource(EmployeeResource):
                 setattr(instance, name, value)
 
 
-base = type(admin.site.get_model_admin(Employee))
+def _selected_employees(modeladmin, request, queryset):
+    return list(queryset.select_related("role"))
 
 
-class EmployeeAdmin(base):
+def _employee_line(employee) -> str:
+    role = f", {employee.role}" if employee.role else ""
+    return f"{employee} — {employee.get_status_display()}, started {employee.start_date:%Y-%m-%d}{role}"
+
+
+def _terminate(request, employee, data) -> str:
+    already = flows.open_leave_run(employee)
+    run = flows.employee_terminate(
+        employee=employee,
+        last_day=data["last_day"],
+        acting_user=request.user,
+        immediate=data["when"] == "now",
+        reason=data["reason"],
+    )
+    cut_off = timezone.localtime(run.effective_at)
+    note = "already being terminated" if already else "cut-off"
+    return f"{employee} ({note} {cut_off:%Y-%m-%d %H:%M})"
+
+
+# Composes accounts' EmployeeAdminBase (list, search, access, deletion rules), assets' hardware inline
+# and holder picker, and the lifecycle below (join on add, mover preview, terminate, checklists).
+@admin.register(Employee)
+class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
     resource_classes = [LifecycleEmployeeResource]
-    inlines = [*base.inlines, ChecklistRunInline]
-    actions = [*base.actions, "terminate_selected", "start_join"]
+    inlines = [*EmployeeAdminBase.inlines, HeldHardwareInline, ChecklistRunInline]
+    actions = [*EmployeeAdminBase.actions, "terminate_selected", "start_join"]
     change_form_template = CHANGE_FORM_TEMPLATE
 
     # --- URLs and the terminate button -------------------------------------------------
@@ -270,72 +295,33 @@ class EmployeeAdmin(base):
 
     # --- Leaver ------------------------------------------------------------------------------
 
+    terminate_selected = ConfirmAction(
+        form_class=TerminateForm,
+        apply=_terminate,
+        description="Terminate selected employees…",
+        submit_label="Terminate",
+        done_message="Termination started",
+        title="Terminate employees",
+        template=TERMINATE_TEMPLATE,
+        select=_selected_employees,
+        describe=_employee_line,
+    )
+
     def terminate_view(self, request, object_id):
+        """One employee's termination page (the button on their page): a refusal is shown on the form."""
         employee = self.get_object(request, unquote(object_id))
         if employee is None:
             raise Http404("No such employee.")
         if not self.has_change_permission(request, employee):
             raise PermissionDenied
-        return self._terminate(request, [employee], action=None)
-
-    @admin.action(permissions=["change"], description="Terminate selected employees…")
-    def terminate_selected(self, request, queryset):
-        return self._terminate(request, list(queryset.select_related("role")), action="terminate_selected")
-
-    def _terminate(self, request, employees, *, action):
-        applying = request.method == "POST" and "apply" in request.POST
-        form = TerminateForm(request.POST if applying else None, initial={"last_day": timezone.localdate()})
-        if applying and form.is_valid():
-            data = form.cleaned_data
-            done, failed = [], []
-            for employee in employees:
-                already = flows.open_leave_run(employee)
-                try:
-                    run = flows.employee_terminate(
-                        employee=employee,
-                        last_day=data["last_day"],
-                        acting_user=request.user,
-                        immediate=data["when"] == "now",
-                        reason=data["reason"],
-                    )
-                except ValidationError as exc:
-                    if action is None:
-                        form.add_error(None, exc)  # a dict error lands on its field
-                    failed.append((str(employee), " ".join(exc.messages)))
-                    continue
-                cut_off = timezone.localtime(run.effective_at)
-                note = "already being terminated" if already else "cut-off"
-                done.append(f"{employee} ({note} {cut_off:%Y-%m-%d %H:%M})")
-            if action is None and failed:
-                return self._terminate_page(request, employees, form, action)
-            report_action_results(self, request, done_message="Termination started", done=done, failed=failed)
-            if action is None:
-                return HttpResponseRedirect(reverse("admin:accounts_employee_change", args=[employees[0].pk]))
-            return None
-        return self._terminate_page(request, employees, form, action)
-
-    def _terminate_page(self, request, employees, form, action):
-        single = action is None
-        change_url = reverse("admin:accounts_employee_change", args=[employees[0].pk]) if single else None
-        context = {
-            **self.admin_site.each_context(request),
-            "title": f"Terminate {employees[0].full_name}" if single else "Terminate employees",
-            "opts": self.opts,
-            "form": form,
-            "media": self.media + form.media,
-            "objects": [
-                f"{e} — {e.get_status_display()}, started {e.start_date:%Y-%m-%d}{f', {e.role}' if e.role else ''}"
-                for e in employees
-            ],
-            "object_ids": [e.pk for e in employees],
-            "action": action,
-            "submit_label": "Terminate",
-            "back_url": change_url or reverse("admin:accounts_employee_changelist"),
-            "back_label": str(employees[0]) if single else "",
-        }
-        request.current_app = self.admin_site.name
-        return TemplateResponse(request, TERMINATE_TEMPLATE, context)
-
-
-admin.site.unregister(Employee)
-admin.site.register(Employee, EmployeeAdmin)
+        change_url = reverse("admin:accounts_employee_change", args=[employee.pk])
+        response = self.terminate_selected.run(
+            self,
+            request,
+            [employee],
+            back_url=change_url,
+            back_label=str(employee),
+            title=f"Terminate {employee.full_name}",
+            errors_on_form=True,
+        )
+        return response or HttpResponseRedirect(change_url)
