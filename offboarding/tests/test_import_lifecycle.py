@@ -11,7 +11,7 @@ from accounts.tests.factories import (
     LocationFactory,
     RoleFactory,
 )
-from offboarding.employee_admin import LifecycleEmployeeResource
+from offboarding.admin.employees import LifecycleEmployeeResource
 from offboarding.models import ChecklistKind, ChecklistRun
 
 pytestmark = pytest.mark.django_db
