@@ -1,70 +1,20 @@
-"""The write path for hardware (`assets.services`), the license usage selector, and the races
-that only PostgreSQL can show (check-outs and grants from two transactions at once).
+"""The write path for hardware (`assets.services`): check-out and check-in, terms, lost, retired,
+reserved and pending return, and deleting an employee who held hardware.
 
 Every change is checked for its effect, its history rows (naming the acting user) and its
-audit event; every refusal for its message and for leaving nothing behind.
+audit event; every refusal for its message and for leaving nothing behind (`refused`).
 """
 
-import datetime
-import threading
-import time
-
 import pytest
-from django.core.exceptions import ValidationError
-from django.db import connection, transaction
-from django.db.models import Count
 
-from accounts import services as account_services
-from accounts.models import Employee, EmployeeStatus, Entitlement, EntitlementStatus
-from accounts.services import employee_delete, entitlement_grant
-from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from accounts.models import Employee, EmployeeStatus
+from accounts.services import employee_delete
+from accounts.tests.factories import EmployeeFactory, EntitlementFactory, UserFactory
 from assets import services
 from assets.models import AssetCheckout, AssetStatus, HardwareAsset
-from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_mark_lost, asset_retire, checkout_accept_terms
-from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
 from portal.models import AuditEvent
-
-
-@pytest.fixture
-def admin_user(db):
-    return UserFactory(username="ada-admin")
-
-
-@pytest.fixture
-def alice(db):
-    return EmployeeFactory(first_name="Alice", last_name="Able", employee_number="E100")
-
-
-@pytest.fixture
-def bob(db):
-    return EmployeeFactory(first_name="Bob", last_name="Baker", employee_number="E200")
-
-
-@pytest.fixture
-def laptop(db):
-    return HardwareAssetFactory(asset_tag="LT-0001")
-
-
-def snapshot() -> dict[str, int]:
-    """Row counts that a refused call must leave unchanged."""
-    return {
-        "checkouts": AssetCheckout.objects.count(),
-        "open_checkouts": AssetCheckout.objects.filter(checked_in_at__isnull=True).count(),
-        "checkout_history": AssetCheckout.history.count(),
-        "asset_history": HardwareAsset.history.count(),
-        "employees": Employee.objects.count(),
-        "audit": AuditEvent.objects.count(),
-    }
-
-
-def refused(call, **kwargs) -> str:
-    """Run a call that must be refused; return its message after checking nothing was written."""
-    before = snapshot()
-    with pytest.raises(ValidationError) as exc:
-        call(**kwargs)
-    assert snapshot() == before
-    return " ".join(exc.value.messages)
+from portal.testing.assertions import nothing_written, refused
 
 
 def set_status(asset, status, holder=None):
@@ -394,12 +344,10 @@ def test_accept_terms_records_the_time_with_history_and_audit(laptop, alice):
 def test_accept_terms_twice_records_one_event(laptop, alice):
     checkout = asset_check_out(asset=laptop, employee=alice, acting_user=None)
     first = checkout_accept_terms(checkout=checkout, acting_user=None)
-    before = snapshot()
-
-    second = checkout_accept_terms(checkout=checkout, acting_user=None)
+    with nothing_written():
+        second = checkout_accept_terms(checkout=checkout, acting_user=None)
 
     assert second.terms_accepted_at == first.terms_accepted_at
-    assert snapshot() == before
     assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMS).count() == 1
 
 
@@ -437,193 +385,6 @@ def test_employee_delete_is_refused_for_hardware_held_in_the_past(laptop, alice,
     message = refused(employee_delete, employee=alice, acting_user=admin_user)
 
     assert "these records still refer to them: 1 asset checkout." in message
-
-
-# --- licenses_with_usage ----------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_seats_used_counts_the_applications_active_and_still_revoking_entitlements():
-    """A seat is free only once the vendor confirmed the revocation: `revoking` still holds one."""
-    slack, zoom, unused = ApplicationFactory(name="Slack"), ApplicationFactory(name="Zoom"), ApplicationFactory()
-    for _ in range(2):
-        EntitlementFactory(application=slack)
-    EntitlementFactory(application=slack, status=EntitlementStatus.PENDING)
-    EntitlementFactory(application=slack, status=EntitlementStatus.REVOKING)
-    EntitlementFactory(
-        application=slack,
-        status=EntitlementStatus.REVOKED,
-        revoked_at=datetime.datetime(2025, 6, 1, tzinfo=datetime.UTC),
-    )
-    EntitlementFactory(application=zoom)
-    slack_main, slack_extra = LicenseFactory(application=slack), LicenseFactory(application=slack)
-    zoom_license, unused_license = LicenseFactory(application=zoom), LicenseFactory(application=unused)
-
-    usage = {license_.pk: license_.seats_used for license_ in licenses_with_usage()}
-
-    assert usage == {slack_main.pk: 3, slack_extra.pk: 3, zoom_license.pk: 1, unused_license.pk: 0}
-
-
-@pytest.mark.django_db
-def test_seats_used_is_not_multiplied_by_further_annotations():
-    slack = ApplicationFactory()
-    for _ in range(3):
-        EntitlementFactory(application=slack)
-    license_ = LicenseFactory(application=slack)
-    LicenseFactory(application=slack)
-
-    annotated = licenses_with_usage().annotate(licenses_of_app=Count("application__licenses")).get(pk=license_.pk)
-
-    assert (annotated.seats_used, annotated.licenses_of_app) == (3, 2)
-
-
-@pytest.mark.parametrize("licenses", [3, 30])
-@pytest.mark.django_db
-def test_licenses_with_usage_is_one_query_however_many_licenses(licenses, django_assert_num_queries):
-    for _ in range(licenses):
-        license_ = LicenseFactory()
-        EntitlementFactory(application=license_.application)
-
-    with django_assert_num_queries(1):
-        rows = [(lic.application.name, lic.seats_used, lic.annual_cost) for lic in licenses_with_usage()]
-
-    assert len(rows) == licenses
-    assert {seats for _, seats, _ in rows} == {1}
-
-
-# --- Concurrency (PostgreSQL) -----------------------------------------------------------
-
-needs_row_locks = pytest.mark.skipif(
-    connection.vendor == "sqlite",
-    reason="SQLite has no row locks (select_for_update is a no-op) and serialises whole write transactions; "
-    "these races are only meaningful on PostgreSQL.",
-)
-
-
-def run_at_once(*calls):
-    """Run each call in its own thread, released together; return ('ok', value) or ('error', exc) per call."""
-    barrier = threading.Barrier(len(calls))
-    results: list = [None] * len(calls)
-
-    def worker(index, call):
-        try:
-            barrier.wait(timeout=10)
-            results[index] = ("ok", call())
-        except Exception as exc:  # reported to the test
-            results[index] = ("error", exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker, args=(i, call)) for i, call in enumerate(calls)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert not any(thread.is_alive() for thread in threads), "a thread hung (deadlock?)"
-    return results
-
-
-@needs_row_locks
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_check_outs_of_one_asset_let_exactly_one_win(monkeypatch):
-    asset = HardwareAssetFactory(asset_tag="LT-RACE")
-    alice = EmployeeFactory(first_name="Alice", last_name="Able")
-    bob = EmployeeFactory(first_name="Bob", last_name="Baker")
-
-    # Hold the window between reading the asset's status and writing it open, so a service that
-    # did not lock the row would let both threads see "in stock".
-    real_lock = services._lock
-
-    def slow_lock(asset):
-        locked = real_lock(asset)
-        time.sleep(0.3)
-        return locked
-
-    monkeypatch.setattr(services, "_lock", slow_lock)
-
-    results = run_at_once(
-        lambda: asset_check_out(asset=asset, employee=alice, acting_user=None),
-        lambda: asset_check_out(asset=asset, employee=bob, acting_user=None),
-    )
-
-    outcomes = sorted(outcome for outcome, _ in results)
-    assert outcomes == ["error", "ok"], results
-    [(_, checkout)] = [r for r in results if r[0] == "ok"]
-    [(_, error)] = [r for r in results if r[0] == "error"]
-    assert isinstance(error, ValidationError)
-    assert error.messages == [
-        f"LT-RACE is assigned (held by {checkout.employee.full_name}); "
-        "only an asset in stock or in transit can be checked out."
-    ]
-    asset.refresh_from_db()
-    assert (asset.status, asset.assigned_to_id) == (AssetStatus.ASSIGNED, checkout.employee_id)
-    assert AssetCheckout.objects.filter(asset=asset, checked_in_at__isnull=True).count() == 1
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.CHECK_OUT).count() == 1
-
-
-@needs_row_locks
-@pytest.mark.django_db(transaction=True)
-def test_check_outs_of_two_assets_of_one_model_do_not_wait_for_each_other():
-    model = AssetModelFactory()
-    first, second = HardwareAssetFactory(model=model), HardwareAssetFactory(model=model)
-    alice, bob = EmployeeFactory(), EmployeeFactory()
-    first_locked, release = threading.Event(), threading.Event()
-
-    def hold_first_asset():
-        with transaction.atomic():
-            services._lock(first)
-            first_locked.set()
-            release.wait(timeout=10)
-        return "held"
-
-    def check_out_second():
-        assert first_locked.wait(timeout=10)
-        try:
-            with transaction.atomic():
-                with connection.cursor() as cursor:
-                    cursor.execute("SET LOCAL lock_timeout = '2s'")
-                return asset_check_out(asset=second, employee=bob, acting_user=None)
-        finally:
-            release.set()
-
-    results = run_at_once(hold_first_asset, check_out_second)
-
-    assert [outcome for outcome, _ in results] == ["ok", "ok"], results
-    second.refresh_from_db()
-    assert second.assigned_to == bob
-    assert alice.hardware.count() == 0
-
-
-@needs_row_locks
-@pytest.mark.django_db(transaction=True)
-def test_concurrent_grants_of_one_application_make_one_live_entitlement(monkeypatch):
-    alice = EmployeeFactory(first_name="Alice", last_name="Able")
-    slack = ApplicationFactory(name="Slack")
-    admins = [UserFactory(username="admin-1"), UserFactory(username="admin-2")]
-
-    # Hold the window between "is there a live entitlement?" and the insert, so an unserialised
-    # service would have both threads see none.
-    real_lookup = account_services._live_entitlement
-
-    def slow_lookup(**kwargs):
-        found = real_lookup(**kwargs)
-        time.sleep(0.3)
-        return found
-
-    monkeypatch.setattr(account_services, "_live_entitlement", slow_lookup)
-
-    results = run_at_once(
-        *(
-            lambda user=user: entitlement_grant(employee=alice, application=slack, level="user", acting_user=user)
-            for user in admins
-        )
-    )
-
-    assert [outcome for outcome, _ in results] == ["ok", "ok"], results
-    [live] = Entitlement.objects.filter(employee=alice, application=slack)
-    assert {value.pk for _, value in results} == {live.pk}
-    assert AuditEvent.objects.filter(action=AuditEvent.Action.GRANT).count() == 1
-    assert live.history.count() == 1
 
 
 # --- asset_reserve, asset_release_reservation, asset_mark_pending_return ---------------------

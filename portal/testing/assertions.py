@@ -5,6 +5,7 @@ from collections.abc import Iterable, Iterator
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.db import models
 
 # Django's own bookkeeping that a refused call may legitimately touch (a session, a queue row).
@@ -56,3 +57,11 @@ def nothing_written(only: Iterable[type[models.Model]] | None = None) -> Iterato
     after = database_snapshot(only)
     changed = sorted(label for label in before.keys() | after.keys() if before.get(label) != after.get(label))
     assert not changed, f"Refused, but still wrote to: {', '.join(changed)}."
+
+
+def refused(call, /, *args, exception: type[BaseException] = ValidationError, **kwargs) -> str:
+    """Call `call(*args, **kwargs)`, which must be refused with `exception` and write nothing; return its message."""
+    with refused_and_nothing_written(exception) as info:
+        call(*args, **kwargs)
+    error = info.value
+    return " ".join(error.messages) if isinstance(error, ValidationError) else str(error)
