@@ -5,6 +5,9 @@ Each cell asserts the exact status (and the login redirect for an anonymous visi
 that the row it aims at changed for the audience allowed to act and is unchanged for everyone else.
 The objects belong to `cast.employee` (or to the audience that decides them): see `world`.
 A URL added to one of the three URL confs without rows here fails `test_every_self_service_url_is_in_the_matrix`.
+
+One file on purpose (~670 lines): the world, the rows and the completeness check are one table, read
+together; split, a row could drift from the world it is checked against.
 """
 
 import datetime
