@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.connectors import AccountState, Connector, ConnectorError, ManualActionRequired, connector_registry
 from accounts.models import ConnectorType, EntitlementStatus
-from accounts.provisioning import (
+from accounts.services.provisioning import (
     entitlement_change_level,
     entitlement_confirm_level_changed,
     entitlement_confirm_provisioned,

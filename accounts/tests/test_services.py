@@ -10,7 +10,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import (
     AccessRequestStatus,
     Employee,
@@ -20,6 +19,7 @@ from accounts.models import (
     EntitlementStatus,
 )
 from accounts.services import employee_delete, employee_deletion_blockers, entitlement_grant, entitlement_revoke
+from accounts.services import entitlements as services
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
