@@ -287,7 +287,12 @@ def test_confirming_revoked_access_as_provisioned_is_refused(manual_app, ada, it
 
 
 class OvertakenConnector(Connector):
-    """Records calls; while provisioning, another worker revokes the entitlement (simulated)."""
+    """Records calls; while provisioning, another worker revokes the entitlement (simulated).
+
+    Kept beside `accounts.tests.fakes.RecordingConnector` because the race needs a side effect in
+    the middle of the provision call (the status moved to revoking), which the recording fake,
+    that only succeeds or raises, cannot make.
+    """
 
     kind = "test-overtaken"
     calls: list[str] = []
