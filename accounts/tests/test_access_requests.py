@@ -14,6 +14,7 @@ from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 
 from accounts.models import (
+    CANCEL_REQUEST,
     AccessRequest,
     AccessRequestStatus,
     ApprovalStep,
@@ -44,7 +45,7 @@ def test_manager_then_owner_policy_opens_the_manager_step_and_tells_the_manager(
     assert [m.to for m in mailoutbox] == [["manager@example.com"]]
     assert f"/approvals/{first.pk}/" in mailoutbox[0].body
     assert AuditEvent.objects.filter(action=AuditEvent.Action.REQUEST, target_id=str(request.pk)).exists()
-    assert "cancel_accessrequest" in ObjectPermissionChecker(cast.employee.user).get_user_perms(request)
+    assert CANCEL_REQUEST in ObjectPermissionChecker(cast.employee.user).get_user_perms(request)
 
 
 @pytest.mark.parametrize(
