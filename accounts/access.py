@@ -3,7 +3,7 @@
 One helper per model decides, and views go through them; none fetches a row by id unchecked.
 Rows a user may not see are reported as missing (`Http404`), so an id tried in a URL tells
 nothing about other people's requests. Object permissions are django-guardian's
-(`accounts.decide_approvalstep`, granted per step to its approver and their delegates while
+(`DECIDE_STEP_PERM`, granted per step to its approver and their delegates while
 the step is pending); a permission alone is not enough: the person must still be the approver,
 or a delegate whose delegation is in force today.
 """
@@ -16,6 +16,8 @@ from django.utils import timezone
 from guardian.core import ObjectPermissionChecker
 
 from accounts.models import (
+    CANCEL_REQUEST,
+    DECIDE_STEP,
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
     AccessRequestStatus,
@@ -28,8 +30,6 @@ from accounts.models import (
     Entitlement,
 )
 from accounts.selectors import employee_for_user
-
-DECIDE = "decide_approvalstep"
 
 
 def _in_force(day: datetime.date) -> Q:
@@ -54,7 +54,7 @@ def can_decide_step(user, step: ApprovalStep, *, day: datetime.date | None = Non
         return False
     if step.status != ApprovalStepStatus.PENDING:
         return False
-    if DECIDE not in ObjectPermissionChecker(user).get_user_perms(step):
+    if DECIDE_STEP not in ObjectPermissionChecker(user).get_user_perms(step):
         return False
     employee = employee_for_user(user)
     if employee is None:
@@ -85,12 +85,12 @@ def decides_twice(employee: Employee, user, step: ApprovalStep) -> bool:
 
 def can_cancel_request(user, request: AccessRequest) -> bool:
     """True when `user` may cancel `request`: it is pending, it is their own, and they hold the guardian
-    permission `accounts.cancel_accessrequest` on it (granted when they sent it, removed once it is decided)."""
+    permission `CANCEL_REQUEST_PERM` on it (granted when they sent it, removed once it is decided)."""
     if not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     if request.status != AccessRequestStatus.PENDING or request.employee.user_id != user.pk:
         return False
-    return "cancel_accessrequest" in ObjectPermissionChecker(user).get_user_perms(request)
+    return CANCEL_REQUEST in ObjectPermissionChecker(user).get_user_perms(request)
 
 
 def steps_for_decider(user, *, day: datetime.date | None = None, employee=None) -> QuerySet[ApprovalStep]:
@@ -103,7 +103,7 @@ def steps_for_decider(user, *, day: datetime.date | None = None, employee=None) 
     if employee is None:
         return ApprovalStep.objects.none()
     day = day or timezone.localdate()
-    permitted = ApprovalStepUserObjectPermission.objects.filter(user=user, permission__codename=DECIDE).values(
+    permitted = ApprovalStepUserObjectPermission.objects.filter(user=user, permission__codename=DECIDE_STEP).values(
         "content_object_id"
     )
     return (

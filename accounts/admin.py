@@ -1,4 +1,4 @@
-"""Admin for people and access: thin, declarative, writes through `accounts.services`.
+"""Admin for people and access: thin, declarative, writes through the services (`accounts.services`).
 
 Registers departments, locations, applications (connector config checked on save),
 role birthrights, entitlements (granted by the add form, revoked by an action, otherwise
@@ -57,12 +57,8 @@ from accounts.resources import (
     RoleResource,
 )
 from accounts.selectors import employee_search_q
-from accounts.services import (
-    employee_delete,
-    employee_deletion_blockers,
-    entitlement_grant,
-    entitlement_revoke,
-)
+from accounts.services.employees import employee_create, employee_delete, employee_deletion_blockers
+from accounts.services.entitlements import entitlement_grant, entitlement_revoke
 from portal.admin import (
     PortalImportExportAdmin,
     PortalModelAdmin,
@@ -409,6 +405,14 @@ class EmployeeAdminBase(PortalImportExportAdmin):
     def name(self, obj):
         return obj.full_name
 
+    def save_model(self, request, obj, form, change):
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        # A new person is inserted by the service (validated, history naming the user). No audit
+        # event yet: `AuditEvent.Action` has no "employee created" member; Django's LogEntry records the add.
+        employee_create(employee=obj, acting_user=request.user, audit_action=None)
+
     def get_search_results(self, request, queryset, search_term):
         # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).
         if not search_term.strip():
@@ -588,7 +592,7 @@ class ApprovalStepInline(ReadOnlyInline):
 @admin.register(AccessRequest)
 class AccessRequestAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     """Requests are created and decided through the access-request services and self-service
-    pages (`accounts.approvals`); IT watches them here."""
+    pages (`accounts.services.access_requests`, `approval_steps`); IT watches them here."""
 
     list_display = ("id", "employee", "application", "level", "status", "requested_by", "created_at", "decided_at")
     list_display_links = ("id", "employee")

@@ -13,6 +13,13 @@ from django.db.models.functions import Lower
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
+# The object permissions of self-service access (django-guardian codenames, and the dotted names
+# `has_perm` and `assign_perm` take). Declared once here, used by the Meta classes below.
+DECIDE_STEP = "decide_approvalstep"
+CANCEL_REQUEST = "cancel_accessrequest"
+DECIDE_STEP_PERM = f"accounts.{DECIDE_STEP}"
+CANCEL_REQUEST_PERM = f"accounts.{CANCEL_REQUEST}"
+
 
 class Region(models.TextChoices):
     AMER = "amer", "Americas"
@@ -417,7 +424,7 @@ class AccessRequest(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
-        permissions = [("cancel_accessrequest", "Can cancel this access request")]
+        permissions = [(CANCEL_REQUEST, "Can cancel this access request")]
         indexes = [models.Index(fields=["status", "-created_at"], name="accessrequest_status_idx")]
         constraints = [
             models.UniqueConstraint(
@@ -475,7 +482,7 @@ class ApprovalStep(models.Model):
 
     class Meta:
         ordering = ["request", "order"]
-        permissions = [("decide_approvalstep", "Can decide this approval step")]
+        permissions = [(DECIDE_STEP, "Can decide this approval step")]
         indexes = [
             models.Index(fields=["approver", "status"], name="approvalstep_inbox_idx"),
             models.Index(fields=["status", "activated_at"], name="approvalstep_status_since_idx"),

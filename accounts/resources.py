@@ -25,6 +25,7 @@ from accounts.models import (
     Role,
     default_access_levels,
 )
+from accounts.services.employees import employee_create
 from portal.resources import NamesListWidget, NaturalKeyWidget, PortalResource
 
 
@@ -89,7 +90,9 @@ class EmployeeResource(PortalResource):
     exported nor imported here. A manager must appear in the database or in an
     earlier row of the same file. Status may not be set to terminated by import:
     leaving goes through the leaver process (it cuts access and collects hardware);
-    a row for someone already terminated may say so unchanged.
+    a row for someone already terminated may say so unchanged. A new person is inserted by
+    `employee_create` (an existing one is updated in place), inside the import's transaction, so
+    a dry run and a refused file still write nothing; the "imported" audit event is the base's.
     """
 
     department = Field(attribute="department", column_name="department", widget=NaturalKeyWidget(Department, "code"))
@@ -123,6 +126,17 @@ class EmployeeResource(PortalResource):
     def after_init_instance(self, instance, new, row, **kwargs):
         super().after_init_instance(instance, new, row, **kwargs)
         instance._import_original_status = None if new else instance.status
+
+    def before_save_instance(self, instance, row, **kwargs):
+        super().before_save_instance(instance, row, **kwargs)
+        instance._import_acting_user = kwargs.get("user")
+
+    def do_instance_save(self, instance, is_create):
+        if not is_create:
+            super().do_instance_save(instance, is_create)
+            return
+        acting_user = getattr(instance, "_import_acting_user", None)
+        employee_create(employee=instance, acting_user=acting_user, audit_action=None)
 
     def import_instance(self, instance, row, **kwargs):
         errors = {}

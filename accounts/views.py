@@ -1,8 +1,9 @@
 """Self-service pages for access: my access, requesting it, my requests, the approvals inbox,
 delegation while away, and the owner's view of who holds their applications.
 
-Every view starts from the signed-in user and reads through `accounts.access`; writes go through
-`accounts.approvals`. A refusal is shown on the page and changes nothing.
+Every view starts from the signed-in user and reads through `accounts.access`; writes go
+through the services (`access_requests`, `approval_steps`, `delegations`). A refusal is shown on
+the page and changes nothing.
 """
 
 from django.contrib import messages
@@ -14,7 +15,7 @@ from django.shortcuts import redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from accounts import access, approvals
+from accounts import access
 from accounts.forms import AccessRequestForm, DecisionForm, DelegationForm
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
@@ -23,6 +24,8 @@ from accounts.models import (
     ApprovalStepStatus,
 )
 from accounts.selectors import employee_for_user, entitlements_for_employee
+from accounts.services import access_requests, approval_steps
+from accounts.services import delegations as delegation_services
 from portal.forms import add_service_errors
 from portal.views import no_record_page
 
@@ -54,7 +57,7 @@ def request_access(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            created = approvals.access_request_create(
+            created = access_requests.access_request_create(
                 employee=employee,
                 application=data["application"],
                 level=data["level"],
@@ -107,7 +110,7 @@ def request_detail(request, pk: int):
 def request_cancel(request, pk: int):
     item = access.request_for_requester(request.user, pk)
     try:
-        approvals.access_request_cancel(request=item, acting_user=request.user)
+        access_requests.access_request_cancel(request=item, acting_user=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
@@ -147,7 +150,7 @@ def step_decide(request, pk: int):
     if request.method == "POST" and form.is_valid():
         approve = form.cleaned_data["decision"] == "approve"
         try:
-            approvals.approval_step_decide(
+            approval_steps.approval_step_decide(
                 step=step, acting_user=request.user, approve=approve, comment=form.cleaned_data["comment"]
             )
         except PermissionDenied:
@@ -188,7 +191,7 @@ def delegations(request):
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
-            delegation = approvals.delegation_create(
+            delegation = delegation_services.delegation_create(
                 delegator=employee,
                 delegate=data["delegate"],
                 starts_on=data["starts_on"],
@@ -217,7 +220,7 @@ def delegations(request):
 @require_POST
 def delegation_cancel(request, pk: int):
     delegation = access.delegation_for_delegator(request.user, pk)
-    approvals.delegation_cancel(delegation=delegation, acting_user=request.user)
+    delegation_services.delegation_cancel(delegation=delegation, acting_user=request.user)
     messages.success(request, f"Your delegation to {delegation.delegate.full_name} is cancelled.")
     return redirect("access:delegations")
 

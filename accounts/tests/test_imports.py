@@ -11,19 +11,16 @@ import tablib
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
+from accounts import resources
 from accounts.models import Employee, EmployeeStatus
 from accounts.resources import ApplicationResource, DepartmentResource, EmployeeResource, LocationResource
+from accounts.services.employees import employee_create
 from accounts.tests.factories import (
-    ApplicationFactory,
     DepartmentFactory,
     EmployeeFactory,
     LocationFactory,
     RoleFactory,
 )
-from assets.models import AssetStatus, HardwareAsset, License
-from assets.resources import HardwareAssetResource, LicenseResource
-from assets.services import asset_check_out
-from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -82,6 +79,23 @@ def test_csv_import_creates_rows_with_natural_keys_history_and_audit(org, it_adm
     events = AuditEvent.objects.filter(action=AuditEvent.Action.IMPORT, actor=it_admin)
     assert events.count() == 2
     assert events.filter(target_id=str(ada.pk), detail__created=True, detail__file="hr.csv").exists()
+
+
+def test_new_people_are_inserted_by_the_employee_create_service_and_updates_are_not(org, it_admin, monkeypatch):
+    created = []
+
+    def spy(*, employee, acting_user, audit_action, audit_detail=None):
+        created.append((employee.employee_number, acting_user, audit_action))
+        return employee_create(employee=employee, acting_user=acting_user, audit_action=audit_action)
+
+    monkeypatch.setattr(resources, "employee_create", spy)
+    run_import(EmployeeResource(), csv_dataset(*good_rows()), user=it_admin)
+    assert created == [("E001", it_admin, None), ("E002", it_admin, None)]  # the base writes the "imported" event
+
+    changed = good_rows()[0].replace("Engineer", "Staff Engineer")
+    run_import(EmployeeResource(), csv_dataset(changed), user=it_admin)
+    assert len(created) == 2
+    assert Employee.objects.get(employee_number="E001").title == "Staff Engineer"
 
 
 def test_reimport_updates_instead_of_duplicating(org, it_admin):
@@ -210,75 +224,6 @@ def test_organisation_resources_round_trip(org, it_admin):
 
 
 # --- Hardware and licenses ---------------------------------------------------------------------------------
-
-
-ASSET_HEADER = "asset_tag,serial,model,status,assigned_to,location,purchase_date,purchase_cost,warranty_end,notes"
-
-
-def test_hardware_import_by_model_name_and_status_rules(org, it_admin):
-    AssetModelFactory(manufacturer="Apple", name="MacBook Air 13")
-    holder = Employee.objects.get(employee_number="M001")
-    held = HardwareAssetFactory(asset_tag="HELD-1")
-    asset_check_out(asset=held, employee=holder, acting_user=it_admin)
-
-    good = csv_dataset(
-        "NEW-1,S-1,Apple|MacBook Air 13,,M001,BER-1,2026-01-01,1499.00,2029-01-01,",
-        "NEW-2,S-2,Apple | MacBook Air 13,in_repair,,,,,,",
-        header=ASSET_HEADER,
-    )
-    result = run_import(HardwareAssetResource(), good, user=it_admin)
-    assert not result.has_validation_errors(), errors_of(result)
-    new = HardwareAsset.objects.get(asset_tag="NEW-1")
-    assert (new.status, new.assigned_to) == (AssetStatus.IN_STOCK, None)  # assigned_to is never imported
-    assert HardwareAsset.objects.get(asset_tag="NEW-2").status == AssetStatus.IN_REPAIR
-
-    bad = csv_dataset(
-        "NEW-3,S-3,Apple|MacBook Air 13,assigned,M001,,,,,",
-        f"HELD-1,{held.serial},{held.model.manufacturer}|{held.model.name},in_stock,,,,,,",
-        "NEW-4,S-4,Apple|MacBook Pro,,,,,,,",
-        "NEW-5,S-5,MacBook Air 13,,,,,,,",
-        header=ASSET_HEADER,
-    )
-    result = run_import(HardwareAssetResource(), bad, user=it_admin)
-    errors = errors_of(result)
-    assert "check-outs go through the check-out action" in str(errors[1]["status"])
-    assert "held by someone" in str(errors[2]["status"])
-    assert "No asset model 'MacBook Pro' by 'Apple'" in str(errors[3]["model"])
-    assert "Manufacturer|Model name" in str(errors[4]["model"])
-    held.refresh_from_db()
-    assert (held.status, held.assigned_to) == (AssetStatus.ASSIGNED, holder)
-    assert not HardwareAsset.objects.filter(asset_tag__in=["NEW-3", "NEW-4", "NEW-5"]).exists()
-
-
-def test_held_asset_reimported_unchanged_is_fine_and_export_names_holder(org, it_admin):
-    holder = Employee.objects.get(employee_number="M001")
-    held = HardwareAssetFactory(asset_tag="HELD-2")
-    asset_check_out(asset=held, employee=holder, acting_user=it_admin)
-    exported = HardwareAssetResource().export()
-    assert exported.dict[0]["assigned_to"] == "M001"
-    assert exported.dict[0]["model"] == f"{held.model.manufacturer}|{held.model.name}"
-    result = run_import(HardwareAssetResource(), tablib.Dataset().load(exported.csv, format="csv"), user=it_admin)
-    assert not result.has_validation_errors(), errors_of(result)
-    blank_status = csv_dataset(f"HELD-2,{held.serial},,,,,,,,", header=ASSET_HEADER)
-    blank_status_result = run_import(HardwareAssetResource(), blank_status, user=it_admin)
-    assert "model" in errors_of(blank_status_result)[1]  # a required reference may not be blank
-    assert "status" not in errors_of(blank_status_result)[1]  # a blank status keeps the current one
-
-
-def test_license_import_by_application_name(org, it_admin):
-    ApplicationFactory(name="Figma")
-    header = (
-        "contract_number,application,vendor,seats_purchased,seats_used,cost_per_seat,currency,start_date,renewal_date"
-    )
-    data = csv_dataset("FIG-1,Figma,Figma Inc,25,999,12.00,usd,2026-01-01,2027-01-01", header=header)
-    result = run_import(LicenseResource(), data, user=it_admin)
-    assert not result.has_validation_errors(), errors_of(result)
-    license_ = License.objects.get(contract_number="FIG-1")
-    assert (license_.application.name, license_.seats_purchased, license_.currency) == ("Figma", 25, "USD")
-    bad = csv_dataset("FIG-2,Sketch,X,5,,1.00,EUR,2026-01-01,2025-01-01", header=header)
-    errors = errors_of(run_import(LicenseResource(), bad, user=it_admin))
-    assert "No application with name 'Sketch'" in str(errors[1]["application"])
-    assert "Renewal date must be after the start date" in str(errors[1])
 
 
 # --- Through the admin: upload, preview, confirm ------------------------------------------------------------

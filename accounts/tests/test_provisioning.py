@@ -9,7 +9,7 @@ from django.core.exceptions import ValidationError
 
 from accounts.connectors import AccountState, Connector, ConnectorError, ManualActionRequired, connector_registry
 from accounts.models import ConnectorType, EntitlementStatus
-from accounts.provisioning import (
+from accounts.services.provisioning import (
     entitlement_change_level,
     entitlement_confirm_level_changed,
     entitlement_confirm_provisioned,
@@ -287,7 +287,12 @@ def test_confirming_revoked_access_as_provisioned_is_refused(manual_app, ada, it
 
 
 class OvertakenConnector(Connector):
-    """Records calls; while provisioning, another worker revokes the entitlement (simulated)."""
+    """Records calls; while provisioning, another worker revokes the entitlement (simulated).
+
+    Kept beside `accounts.tests.fakes.RecordingConnector` because the race needs a side effect in
+    the middle of the provision call (the status moved to revoking), which the recording fake,
+    that only succeeds or raises, cannot make.
+    """
 
     kind = "test-overtaken"
     calls: list[str] = []

@@ -1,4 +1,4 @@
-"""The write path for people and access: `accounts.services`.
+"""Entitlements recorded by hand: `accounts.services.entitlements` (grant, revoke).
 
 Every change is checked for its effect, its history row (naming the acting user) and its
 audit event; every refusal for its message and for leaving nothing behind.
@@ -10,24 +10,17 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts import services
 from accounts.models import (
-    AccessRequestStatus,
     Employee,
     EmployeeStatus,
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
 )
-from accounts.services import employee_delete, employee_deletion_blockers, entitlement_grant, entitlement_revoke
-from accounts.tests.factories import (
-    AccessRequestFactory,
-    ApplicationFactory,
-    DepartmentFactory,
-    EmployeeFactory,
-    EntitlementFactory,
-    UserFactory,
-)
+from accounts.services import entitlements
+from accounts.services.entitlements import entitlement_grant, entitlement_revoke
+from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
+from accounts.tests.helpers import refused
 from portal.models import AuditEvent
 
 
@@ -55,18 +48,6 @@ def snapshot() -> dict[str, int]:
         "entitlement_history": Entitlement.history.count(),
         "audit": AuditEvent.objects.count(),
     }
-
-
-def refused(call, **kwargs) -> str:
-    """Run a call that must be refused; return its message after checking nothing was written."""
-    before = snapshot()
-    with pytest.raises(ValidationError) as exc:
-        call(**kwargs)
-    assert snapshot() == before
-    return " ".join(exc.value.messages)
-
-
-# --- entitlement_grant ------------------------------------------------------------------
 
 
 @pytest.mark.django_db
@@ -204,7 +185,7 @@ def test_grant_writes_nothing_when_the_audit_log_fails(alice, slack, admin_user,
     def broken_audit(**kwargs):
         raise RuntimeError("audit log unavailable")
 
-    monkeypatch.setattr(services, "audit_record", broken_audit)
+    monkeypatch.setattr(entitlements, "audit_record", broken_audit)
     before = snapshot()
 
     with pytest.raises(RuntimeError):
@@ -249,9 +230,6 @@ def test_grant_losing_an_insert_race_at_another_level_is_refused(alice, slack, a
     assert not AuditEvent.objects.exists()
 
 
-# --- entitlement_revoke -----------------------------------------------------------------
-
-
 @pytest.mark.django_db
 def test_revoke_marks_the_entitlement_revoked_with_history_and_audit(alice, slack, admin_user):
     entitlement = EntitlementFactory(employee=alice, application=slack)
@@ -292,72 +270,6 @@ def test_revoke_frees_the_application_for_a_new_grant(alice, slack, admin_user):
     EntitlementFactory(employee=alice, application=slack)  # the live-uniqueness constraint no longer applies
 
     assert Entitlement.objects.filter(employee=alice, application=slack).count() == 2
-
-
-# --- employee_delete --------------------------------------------------------------------
-
-
-@pytest.mark.django_db
-def test_delete_a_clean_employee_with_history_and_audit(admin_user):
-    mistake = EmployeeFactory(first_name="Dup", last_name="Licate", employee_number="E999")
-    pk = mistake.pk
-
-    employee_delete(employee=mistake, acting_user=admin_user)
-
-    assert not Employee.objects.filter(pk=pk).exists()
-    deleted = Employee.history.filter(id=pk).first()
-    assert (deleted.history_type, deleted.history_user) == ("-", admin_user)
-    event = AuditEvent.objects.get()
-    assert (event.action, event.actor, event.target_id) == (AuditEvent.Action.DELETE, admin_user, str(pk))
-    assert event.target_repr == "Dup Licate (E999)"
-
-
-@pytest.mark.django_db
-def test_delete_of_a_manager_and_department_head_clears_those_links(admin_user):
-    manager = EmployeeFactory()
-    report = EmployeeFactory(manager=manager)
-    department = DepartmentFactory(head=manager)
-
-    employee_delete(employee=manager, acting_user=admin_user)
-
-    report.refresh_from_db()
-    department.refresh_from_db()
-    assert (report.manager, department.head) == (None, None)
-
-
-@pytest.mark.django_db
-def test_delete_is_refused_naming_the_access_that_blocks_it(alice, admin_user):
-    EntitlementFactory(employee=alice)
-    EntitlementFactory(employee=alice)
-    AccessRequestFactory(employee=alice)
-
-    message = refused(employee_delete, employee=alice, acting_user=admin_user)
-
-    assert message == (
-        "Alice Able cannot be deleted: these records still refer to them: 1 access request, 2 entitlements. "
-        "Set their status to terminated instead, so the audit trail stays whole."
-    )
-
-
-@pytest.mark.django_db
-def test_delete_is_refused_for_access_held_in_the_past(alice, admin_user):
-    EntitlementFactory(
-        employee=alice, status=EntitlementStatus.REVOKED, revoked_at=datetime.datetime(2025, 2, 1, tzinfo=datetime.UTC)
-    )
-    AccessRequestFactory(employee=alice, status=AccessRequestStatus.REJECTED)
-
-    assert employee_deletion_blockers(employee=alice) == ["1 access request", "1 entitlement"]
-    refused(employee_delete, employee=alice, acting_user=admin_user)
-
-
-@pytest.mark.django_db
-def test_delete_of_an_employee_already_gone_is_refused(admin_user):
-    ghost = EmployeeFactory(first_name="Gus", last_name="Ghost")
-    Employee.objects.filter(pk=ghost.pk).delete()
-
-    assert refused(employee_delete, employee=ghost, acting_user=admin_user) == (
-        "Gus Ghost no longer exists; nothing to delete."
-    )
 
 
 # The race between two real transactions granting the same application is in

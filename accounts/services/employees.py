@@ -1,24 +1,42 @@
-"""Write path for people and access. Views, admin, imports and tasks call these."""
+"""The write path of employee records: create, change, status, login, delete and anonymise.
+
+Each service locks the employee row, validates, saves with a history row naming the acting user
+and writes its audit event, in one transaction. The lifecycle flows (join, move, leave, purge)
+call these for the person; their access is `entitlements` and `provisioning`.
+"""
 
 from collections import Counter
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, router, transaction
+from django.db import router, transaction
 from django.db.models.deletion import Collector, ProtectedError, RestrictedError
 from django.utils import timezone
 
-from accounts.models import (
-    LIVE_ENTITLEMENT_STATUSES,
-    Application,
-    Employee,
-    EmployeeStatus,
-    Entitlement,
-    EntitlementSource,
-    EntitlementStatus,
-)
+from accounts.models import Employee, EmployeeStatus
 from portal.audit import audit_record
 from portal.history import set_history_user
 from portal.models import AuditEvent
+
+
+@transaction.atomic
+def employee_create(
+    *, employee: Employee, acting_user, audit_action: str | None, audit_detail: dict | None = None
+) -> Employee:
+    """Insert `employee`, an unsaved instance with its fields set, validated, with history naming `acting_user`.
+
+    Takes the instance rather than the fields so that the callers that build one anyway call it
+    as they are: `ModelAdmin.save_model(request, obj, form, change)` passes `obj`, the HR import
+    the row it filled. `full_clean()` runs first (names, unique employee number and work email,
+    choices, dates), so bad input raises `ValidationError` and writes nothing. The audit event is
+    `audit_action` with `audit_detail`; `None` writes none, for a caller that records its own
+    (the HR import's base class writes one "imported" event per row). Returns the saved employee.
+    """
+    employee.full_clean()
+    set_history_user(employee, acting_user)
+    employee.save(force_insert=True)
+    if audit_action is not None:
+        audit_record(action=audit_action, target=employee, acting_user=acting_user, detail=audit_detail)
+    return employee
 
 
 def employee_deletion_blockers(*, employee: Employee) -> list[str]:
@@ -61,108 +79,6 @@ def employee_delete(*, employee: Employee, acting_user) -> None:
     set_history_user(locked, acting_user)
     locked.delete()
 
-
-def _live_entitlement(*, employee: Employee, application: Application) -> Entitlement | None:
-    return (
-        Entitlement.objects.select_for_update()
-        .filter(employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES)
-        .first()
-    )
-
-
-def _existing_grant_result(existing: Entitlement, *, employee: Employee, application: Application, level: str):
-    """What a repeated grant answers when a live entitlement already exists: the same row, or why not."""
-    if existing.status == EntitlementStatus.REVOKING:
-        raise ValidationError(
-            f"{employee.full_name}'s access to {application.name} is being revoked; "
-            "grant it again once the revocation has finished."
-        )
-    if existing.level != level:
-        raise ValidationError(
-            f"{employee.full_name} already holds {application.name} at level {existing.level!r}; "
-            "change the level instead of granting again."
-        )
-    return existing
-
-
-@transaction.atomic
-def entitlement_grant(
-    *,
-    employee: Employee,
-    application: Application,
-    level: str,
-    acting_user,
-    source: str = EntitlementSource.MANUAL,
-    expires_at=None,
-) -> Entitlement:
-    """Record that `employee` holds `application` at `level` (active now).
-
-    Idempotent: if the employee already holds a live (pending or active) entitlement to the
-    application at the same level it is returned unchanged, with no new history or audit row;
-    at another level, or while it is being revoked, a clear error. A terminated employee is refused.
-
-    The employee row is locked first, so concurrent grants for one person run one after the
-    other and a termination committed meanwhile is seen. Should a writer that bypasses this
-    service insert the same live entitlement concurrently, the unique constraint's error is
-    turned into the same idempotent answer.
-    """
-    try:
-        locked = Employee.objects.select_for_update(no_key=True).only("pk", "status").get(pk=employee.pk)
-    except Employee.DoesNotExist:
-        raise ValidationError(f"{employee.full_name} no longer exists.")
-    if locked.status == EmployeeStatus.TERMINATED:
-        raise ValidationError(f"{employee.full_name} is terminated and cannot be granted access.")
-    existing = _live_entitlement(employee=employee, application=application)
-    if existing is not None:
-        return _existing_grant_result(existing, employee=employee, application=application, level=level)
-    entitlement = Entitlement(
-        employee=employee,
-        application=application,
-        level=level,
-        source=source,
-        status=EntitlementStatus.ACTIVE,
-        granted_at=timezone.now(),
-        expires_at=expires_at,
-    )
-    entitlement.full_clean()
-    set_history_user(entitlement, acting_user)
-    try:
-        with transaction.atomic():
-            entitlement.save()
-    except IntegrityError:
-        existing = _live_entitlement(employee=employee, application=application)
-        if existing is None:
-            raise
-        return _existing_grant_result(existing, employee=employee, application=application, level=level)
-    audit_record(
-        action=AuditEvent.Action.GRANT,
-        target=entitlement,
-        acting_user=acting_user,
-        detail={"employee": employee.pk, "application": application.pk, "level": level, "source": source},
-    )
-    return entitlement
-
-
-@transaction.atomic
-def entitlement_revoke(*, entitlement: Entitlement, acting_user, reason: str = "") -> Entitlement:
-    """Mark an entitlement revoked now. Idempotent: a revoked entitlement is returned unchanged."""
-    entitlement = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
-    if entitlement.status == EntitlementStatus.REVOKED:
-        return entitlement
-    entitlement.status = EntitlementStatus.REVOKED
-    entitlement.revoked_at = timezone.now()
-    set_history_user(entitlement, acting_user)
-    entitlement.save(update_fields=["status", "revoked_at"])
-    audit_record(
-        action=AuditEvent.Action.REVOKE,
-        target=entitlement,
-        acting_user=acting_user,
-        detail={"employee": entitlement.employee_id, "application": entitlement.application_id, "reason": reason},
-    )
-    return entitlement
-
-
-# --- Lifecycle: changes the join, move and leave flows make to people and their access ---------
 
 EMPLOYEE_ORG_FIELDS = ("role", "department", "manager")
 
@@ -266,99 +182,6 @@ def employee_disable_login(*, employee: Employee, acting_user) -> dict:
             detail={"user": user.pk, "sessions_ended": len(sessions)},
         )
     return {"user": user.pk, "deactivated": deactivated, "sessions_ended": len(sessions)}
-
-
-@transaction.atomic
-def approvals_hand_over(*, employee: Employee, acting_user) -> dict:
-    """Give a leaver's open approval steps and owned applications to their manager.
-
-    Pending and waiting steps where the leaver is the approver go to the manager (to the manager's
-    manager for a request the manager made for themselves); the object permission to decide moves
-    with them. Applications the leaver owns get the manager as owner. Whatever has nobody to go to
-    is listed under `unassigned` for IT. Idempotent: what was handed over is no longer the leaver's.
-    """
-    from guardian.shortcuts import assign_perm, remove_perm
-
-    from accounts.models import ApprovalStep, ApprovalStepStatus
-
-    locked = (
-        Employee.objects.select_for_update(of=("self",)).select_related("manager__manager", "user").get(pk=employee.pk)
-    )
-    manager = locked.manager
-    handed, unassigned = [], []
-    steps = (
-        ApprovalStep.objects.select_for_update(of=("self",))
-        .select_related("request__employee", "request__application")
-        .filter(approver=locked, status__in=[ApprovalStepStatus.PENDING, ApprovalStepStatus.WAITING])
-        .order_by("pk")
-    )
-    for step in steps:
-        target = manager
-        if target is not None and step.request.employee_id == target.pk:
-            target = target.manager  # nobody approves their own request
-        if target is None or target.pk == locked.pk:
-            unassigned.append(f"approval step {step.order} of request #{step.request_id} ({step.request.application})")
-            continue
-        step.approver = target
-        set_history_user(step, acting_user)
-        step.save(update_fields=["approver"])
-        if locked.user_id:
-            remove_perm("accounts.decide_approvalstep", locked.user, step)
-        if target.user_id:
-            assign_perm("accounts.decide_approvalstep", target.user, step)
-        audit_record(
-            action=AuditEvent.Action.APPROVAL_HANDED_OVER,
-            target=step,
-            acting_user=acting_user,
-            detail={"from": locked.pk, "to": target.pk, "request": step.request_id},
-        )
-        handed.append(step.pk)
-    applications = []
-    for application in Application.objects.select_for_update().filter(owner=locked).order_by("name"):
-        if manager is None:
-            unassigned.append(f"ownership of {application.name}")
-            continue
-        application.owner = manager
-        set_history_user(application, acting_user)
-        application.save(update_fields=["owner"])
-        audit_record(
-            action=AuditEvent.Action.OWNER_HANDED_OVER,
-            target=application,
-            acting_user=acting_user,
-            detail={"from": locked.pk, "to": manager.pk},
-        )
-        applications.append(application.pk)
-    return {
-        "manager": manager.pk if manager else None,
-        "approval_steps": handed,
-        "applications": applications,
-        "unassigned": unassigned,
-    }
-
-
-@transaction.atomic
-def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, acting_user) -> Entitlement:
-    """A person changed the access level by hand in the target system: record it here. Idempotent."""
-    entitlement = (
-        Entitlement.objects.select_for_update(of=("self",)).select_related("application").get(pk=entitlement.pk)
-    )
-    if entitlement.level == level:
-        return entitlement
-    if level not in entitlement.application.access_levels:
-        raise ValidationError(f"{entitlement.application} has no level {level!r}.")
-    if entitlement.status != EntitlementStatus.ACTIVE:
-        raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
-    previous = entitlement.level
-    entitlement.level = level
-    set_history_user(entitlement, acting_user)
-    entitlement.save(update_fields=["level"])
-    audit_record(
-        action=AuditEvent.Action.LEVEL_CHANGED,
-        target=entitlement,
-        acting_user=acting_user,
-        detail={"from": previous, "to": level, "via": "manual"},
-    )
-    return entitlement
 
 
 ANONYMISED_EMAIL_DOMAIN = "anonymised.invalid"

@@ -1,0 +1,12 @@
+"""Accounts' settings, read in one place.
+
+The defaults live in `config/settings.py` (`ACCESS_REQUESTS`, from environment variables), never
+here: this module only reads them, so a missing name is a configuration error, not a silent default.
+"""
+
+from django.conf import settings
+
+
+def access_setting(name: str) -> int:
+    """A whole number of days from `settings.ACCESS_REQUESTS` (`APPROVAL_REMINDER_DAYS`, `EXPIRY_NOTICE_DAYS`)."""
+    return settings.ACCESS_REQUESTS[name]

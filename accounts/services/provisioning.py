@@ -1,0 +1,268 @@
+"""Access changes carried out in target systems through connectors, and their manual confirmations.
+
+The lifecycle engine's actions call these; each is idempotent and takes the task id as
+`idempotency_key`. No database transaction is held open during a connector call (a slow
+directory must not block the database); state moves by conditional updates instead:
+`pending → active` on provisioning, `active → revoking → revoked` on revocation.
+A manual connector raises `ManualActionRequired`; the person who does the work confirms it
+with `entitlement_confirm_provisioned` / `entitlement_confirm_revoked` /
+`entitlement_confirm_level_changed`.
+
+A connector failure (`ConnectorError`, in the target system's words) leaves the entitlement
+where it was (`pending`, `revoking`, or at its old level) so that the task can be retried.
+"""
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from accounts.connectors import connector_for
+from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
+    Application,
+    ConnectorType,
+    Employee,
+    Entitlement,
+    EntitlementSource,
+    EntitlementStatus,
+)
+from portal.audit import audit_record
+from portal.history import set_history_user
+from portal.models import AuditEvent
+
+
+def entitlement_plan(
+    *,
+    employee: Employee,
+    application: Application,
+    level: str,
+    source: str = EntitlementSource.BIRTHRIGHT,
+    acting_user=None,
+    expires_at=None,
+) -> Entitlement:
+    """The employee's live entitlement to `application`, creating a `pending` one if there is none.
+
+    Idempotent: an existing live entitlement (any level) is returned as it is.
+    """
+    existing = Entitlement.objects.filter(
+        employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES
+    ).first()
+    if existing is not None:
+        return existing
+    entitlement = Entitlement(
+        employee=employee,
+        application=application,
+        level=level,
+        source=source,
+        status=EntitlementStatus.PENDING,
+        expires_at=expires_at,
+    )
+    entitlement.full_clean(validate_constraints=False)
+    set_history_user(entitlement, acting_user)
+    try:
+        with transaction.atomic():
+            entitlement.save()
+    except IntegrityError:
+        return Entitlement.objects.get(employee=employee, application=application, status__in=LIVE_ENTITLEMENT_STATUSES)
+    return entitlement
+
+
+def _set_status(entitlement: Entitlement, acting_user, *, expected: tuple[str, ...], **fields) -> bool:
+    """Conditional update with a history row; False when another worker moved it first."""
+    with transaction.atomic():
+        current = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
+        if current.status not in expected:
+            return False
+        for name, value in fields.items():
+            setattr(current, name, value)
+        set_history_user(current, acting_user)
+        current.save(update_fields=list(fields))
+    for name, value in fields.items():
+        setattr(entitlement, name, value)
+    return True
+
+
+def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, acting_user=None) -> Entitlement:
+    """Create the account in the target system and mark the entitlement active.
+
+    Already active: returns at once, with no call to the target. Raises ConnectorError (retry
+    later) or ManualActionRequired (a person finishes it). If the access was revoked while
+    the target was being called, the account just created is revoked again.
+    """
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if entitlement.status == EntitlementStatus.ACTIVE:
+        return entitlement
+    if entitlement.status != EntitlementStatus.PENDING:
+        raise ValidationError(
+            f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be provisioned."
+        )
+    connector = connector_for(entitlement.application)
+    state = connector.provision(employee=entitlement.employee, level=entitlement.level, idempotency_key=idempotency_key)
+    _mark_active(entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector)
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        # Not pending any more: a deprovisioning overtook this call, and its revoke may have
+        # run before our provision reached the target. Undo ours so no account outlives it.
+        entitlement.refresh_from_db()
+        if entitlement.status in (EntitlementStatus.REVOKING, EntitlementStatus.REVOKED):
+            connector.revoke(
+                employee=entitlement.employee,
+                external_id=state.external_id or entitlement.external_id,
+                idempotency_key=idempotency_key,
+            )
+    return entitlement
+
+
+@transaction.atomic  # the status change and its audit event commit together, or neither
+def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via: str) -> Entitlement:
+    if _set_status(
+        entitlement,
+        acting_user,
+        expected=(EntitlementStatus.PENDING,),
+        status=EntitlementStatus.ACTIVE,
+        granted_at=timezone.now(),
+        external_id=external_id or entitlement.external_id,
+    ):
+        audit_record(
+            action=AuditEvent.Action.GRANT,
+            target=entitlement,
+            acting_user=acting_user,
+            detail={
+                "employee": entitlement.employee_id,
+                "application": entitlement.application_id,
+                "level": entitlement.level,
+                "source": entitlement.source,
+                "via": via,
+            },
+        )
+    return entitlement
+
+
+def entitlement_confirm_provisioned(*, entitlement: Entitlement, acting_user, external_id: str = "") -> Entitlement:
+    """A person created the account by hand: mark the pending entitlement active. Idempotent."""
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if entitlement.status == EntitlementStatus.ACTIVE:
+        return entitlement
+    if entitlement.status != EntitlementStatus.PENDING:
+        raise ValidationError(
+            f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be confirmed."
+        )
+    return _mark_active(entitlement, acting_user, external_id=external_id, via="manual")
+
+
+def entitlement_deprovision(
+    *, entitlement: Entitlement, idempotency_key: str, acting_user=None, reason: str = ""
+) -> Entitlement:
+    """Remove the account in the target system and mark the entitlement revoked (its seat returns).
+
+    Already revoked: returns at once. Access first moves to `revoking` (so a provisioning still
+    queued can no longer activate it), then the target is called, then it is `revoked`.
+    A pending entitlement of a manual application is revoked without a call (nobody created
+    the account yet); for an automated connector the target is still asked to revoke, as a
+    provisioning whose call succeeded but whose worker died before recording it may have
+    created the account (revoking an absent account is a no-op there).
+    """
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if entitlement.status == EntitlementStatus.REVOKED:
+        return entitlement
+    connector = connector_for(entitlement.application)
+    if entitlement.status == EntitlementStatus.PENDING and connector.kind == ConnectorType.MANUAL:
+        return _mark_revoked(entitlement, acting_user, reason=reason or "never provisioned", via="none")
+    _set_status(
+        entitlement,
+        acting_user,
+        expected=(EntitlementStatus.PENDING, EntitlementStatus.ACTIVE),
+        status=EntitlementStatus.REVOKING,
+    )
+    connector.revoke(
+        employee=entitlement.employee, external_id=entitlement.external_id, idempotency_key=idempotency_key
+    )
+    return _mark_revoked(entitlement, acting_user, reason=reason, via=entitlement.application.connector)
+
+
+@transaction.atomic  # the status change and its audit event commit together, or neither
+def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: str) -> Entitlement:
+    if _set_status(
+        entitlement,
+        acting_user,
+        expected=(EntitlementStatus.PENDING, EntitlementStatus.ACTIVE, EntitlementStatus.REVOKING),
+        status=EntitlementStatus.REVOKED,
+        revoked_at=timezone.now(),
+    ):
+        audit_record(
+            action=AuditEvent.Action.REVOKE,
+            target=entitlement,
+            acting_user=acting_user,
+            detail={
+                "employee": entitlement.employee_id,
+                "application": entitlement.application_id,
+                "reason": reason,
+                "via": via,
+            },
+        )
+    return entitlement
+
+
+def entitlement_confirm_revoked(*, entitlement: Entitlement, acting_user, reason: str = "") -> Entitlement:
+    """A person removed the account by hand: mark the entitlement revoked. Idempotent."""
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if entitlement.status == EntitlementStatus.REVOKED:
+        return entitlement
+    return _mark_revoked(entitlement, acting_user, reason=reason, via="manual")
+
+
+def entitlement_change_level(
+    *, entitlement: Entitlement, level: str, idempotency_key: str, acting_user=None
+) -> Entitlement:
+    """Change the level of an active entitlement in the target system, then here. Idempotent."""
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if level not in entitlement.application.access_levels:
+        raise ValidationError(f"{entitlement.application} has no level {level!r}.")
+    if entitlement.level == level:
+        return entitlement
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
+    state = connector_for(entitlement.application).change_level(
+        employee=entitlement.employee,
+        external_id=entitlement.external_id,
+        level=level,
+        idempotency_key=idempotency_key,
+    )
+    return _mark_level(
+        entitlement,
+        acting_user,
+        level=level,
+        external_id=state.external_id if state is not None else "",
+        via=entitlement.application.connector,
+    )
+
+
+@transaction.atomic  # the status change and its audit event commit together, or neither
+def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_id: str, via: str) -> Entitlement:
+    previous = entitlement.level
+    fields = {"level": level}
+    if external_id and external_id != entitlement.external_id:
+        fields["external_id"] = external_id
+    if _set_status(entitlement, acting_user, expected=(EntitlementStatus.ACTIVE,), **fields):
+        audit_record(
+            action=AuditEvent.Action.LEVEL_CHANGED,
+            target=entitlement,
+            acting_user=acting_user,
+            detail={"from": previous, "to": level, "via": via},
+        )
+    return entitlement
+
+
+def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, acting_user) -> Entitlement:
+    """A person changed the level by hand in the target system (manual connector): record the new level.
+
+    Idempotent: the level it holds already returns at once (also when the application no longer
+    offers it). Refused for a level the application does not have, or access that is not active.
+    """
+    entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
+    if entitlement.level == level:
+        return entitlement
+    if level not in entitlement.application.access_levels:
+        raise ValidationError(f"{entitlement.application} has no level {level!r}.")
+    if entitlement.status != EntitlementStatus.ACTIVE:
+        raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
+    return _mark_level(entitlement, acting_user, level=level, external_id="", via="manual")
