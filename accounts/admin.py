@@ -409,9 +409,7 @@ class EmployeeAdminBase(PortalImportExportAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        # A new person is inserted by the service (validated, history naming the user). No audit
-        # event yet: `AuditEvent.Action` has no "employee created" member; Django's LogEntry records the add.
-        employee_create(employee=obj, acting_user=request.user, audit_action=None)
+        employee_create(employee=obj, acting_user=request.user, via="admin")
 
     def get_search_results(self, request, queryset, search_term):
         # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).

@@ -92,7 +92,8 @@ class EmployeeResource(PortalResource):
     leaving goes through the leaver process (it cuts access and collects hardware);
     a row for someone already terminated may say so unchanged. A new person is inserted by
     `employee_create` (an existing one is updated in place), inside the import's transaction, so
-    a dry run and a refused file still write nothing; the "imported" audit event is the base's.
+    a dry run and a refused file still write nothing; besides its "employee created" event the row
+    gets the base's "imported" one (file and row number).
     """
 
     department = Field(attribute="department", column_name="department", widget=NaturalKeyWidget(Department, "code"))
@@ -136,7 +137,7 @@ class EmployeeResource(PortalResource):
             super().do_instance_save(instance, is_create)
             return
         acting_user = getattr(instance, "_import_acting_user", None)
-        employee_create(employee=instance, acting_user=acting_user, audit_action=None)
+        employee_create(employee=instance, acting_user=acting_user, via="import")
 
     def import_instance(self, instance, row, **kwargs):
         errors = {}

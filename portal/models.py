@@ -41,6 +41,7 @@ class AuditEvent(models.Model):
         DELETE = "delete", "Deleted"
         IMPORT = "import", "Imported"
         # People
+        EMPLOYEE_CREATED = "employee_created", "Employee created"
         STATUS_CHANGED = "status_changed", "Employee status changed"
         LOGIN_DISABLED = "login_disabled", "Login disabled"
         EMPLOYEE_MOVED = "employee_moved", "Employee moved (role, department or manager)"

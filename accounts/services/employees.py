@@ -19,23 +19,22 @@ from portal.models import AuditEvent
 
 
 @transaction.atomic
-def employee_create(
-    *, employee: Employee, acting_user, audit_action: str | None, audit_detail: dict | None = None
-) -> Employee:
-    """Insert `employee`, an unsaved instance with its fields set, validated, with history naming `acting_user`.
+def employee_create(*, employee: Employee, acting_user, via: str) -> Employee:
+    """Insert `employee`, an unsaved instance with its fields set: validated, with history and an audit event.
 
     Takes the instance rather than the fields so that the callers that build one anyway call it
     as they are: `ModelAdmin.save_model(request, obj, form, change)` passes `obj`, the HR import
     the row it filled. `full_clean()` runs first (names, unique employee number and work email,
-    choices, dates), so bad input raises `ValidationError` and writes nothing. The audit event is
-    `audit_action` with `audit_detail`; `None` writes none, for a caller that records its own
-    (the HR import's base class writes one "imported" event per row). Returns the saved employee.
+    choices, dates), so bad input raises `ValidationError` and writes nothing. The history row
+    names `acting_user`; the "employee created" audit event says `via` which path created it
+    ("admin", "import", ...). Returns the saved employee.
     """
     employee.full_clean()
     set_history_user(employee, acting_user)
     employee.save(force_insert=True)
-    if audit_action is not None:
-        audit_record(action=audit_action, target=employee, acting_user=acting_user, detail=audit_detail)
+    audit_record(
+        action=AuditEvent.Action.EMPLOYEE_CREATED, target=employee, acting_user=acting_user, detail={"via": via}
+    )
     return employee
 
 

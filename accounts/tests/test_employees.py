@@ -120,13 +120,9 @@ def new_employee(**fields) -> Employee:
 
 
 @pytest.mark.django_db
-def test_create_inserts_the_employee_with_one_history_row_and_one_audit_event(admin_user):
-    employee = employee_create(
-        employee=new_employee(),
-        acting_user=admin_user,
-        audit_action=AuditEvent.Action.IMPORT,
-        audit_detail={"file": "hr.csv", "row": 1, "created": True},
-    )
+@pytest.mark.parametrize("via", ["admin", "import"])
+def test_create_inserts_the_employee_with_one_history_row_and_one_audit_event(admin_user, via):
+    employee = employee_create(employee=new_employee(), acting_user=admin_user, via=via)
 
     saved = Employee.objects.get(employee_number="E200")
     assert saved.pk == employee.pk
@@ -134,16 +130,12 @@ def test_create_inserts_the_employee_with_one_history_row_and_one_audit_event(ad
     [history] = saved.history.all()
     assert (history.history_type, history.history_user) == ("+", admin_user)
     [event] = AuditEvent.objects.all()
-    assert (event.action, event.actor, event.target_id) == (AuditEvent.Action.IMPORT, admin_user, str(saved.pk))
-    assert event.detail == {"file": "hr.csv", "row": 1, "created": True}
-
-
-@pytest.mark.django_db
-def test_create_without_an_audit_action_leaves_the_event_to_the_caller(admin_user):
-    employee_create(employee=new_employee(), acting_user=admin_user, audit_action=None)
-
-    assert Employee.history.get().history_user == admin_user
-    assert not AuditEvent.objects.exists()
+    assert (event.action, event.actor, event.target_id) == (
+        AuditEvent.Action.EMPLOYEE_CREATED,
+        admin_user,
+        str(saved.pk),
+    )
+    assert event.detail == {"via": via}
 
 
 @pytest.mark.django_db
@@ -159,4 +151,4 @@ def test_create_refuses_bad_input_and_writes_nothing(alice, admin_user, fields, 
     Employee.objects.filter(pk=alice.pk).update(work_email="alice@example.com")
 
     with refused_and_nothing_written(ValidationError, match=message):
-        employee_create(employee=new_employee(**fields), acting_user=admin_user, audit_action=AuditEvent.Action.IMPORT)
+        employee_create(employee=new_employee(**fields), acting_user=admin_user, via="admin")

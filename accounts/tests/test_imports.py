@@ -84,13 +84,13 @@ def test_csv_import_creates_rows_with_natural_keys_history_and_audit(org, it_adm
 def test_new_people_are_inserted_by_the_employee_create_service_and_updates_are_not(org, it_admin, monkeypatch):
     created = []
 
-    def spy(*, employee, acting_user, audit_action, audit_detail=None):
-        created.append((employee.employee_number, acting_user, audit_action))
-        return employee_create(employee=employee, acting_user=acting_user, audit_action=audit_action)
+    def spy(*, employee, acting_user, via):
+        created.append((employee.employee_number, acting_user, via))
+        return employee_create(employee=employee, acting_user=acting_user, via=via)
 
     monkeypatch.setattr(resources, "employee_create", spy)
     run_import(EmployeeResource(), csv_dataset(*good_rows()), user=it_admin)
-    assert created == [("E001", it_admin, None), ("E002", it_admin, None)]  # the base writes the "imported" event
+    assert created == [("E001", it_admin, "import"), ("E002", it_admin, "import")]
 
     changed = good_rows()[0].replace("Engineer", "Staff Engineer")
     run_import(EmployeeResource(), csv_dataset(changed), user=it_admin)

@@ -7,9 +7,9 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
-from accounts import services as account_services
 from accounts.models import Entitlement
 from accounts.services import entitlement_grant
+from accounts.services import entitlements as entitlement_services
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, UserFactory
 from assets import services
 from assets.models import AssetCheckout, AssetStatus
@@ -107,14 +107,14 @@ def test_concurrent_grants_of_one_application_make_one_live_entitlement(monkeypa
 
     # Hold the window between "is there a live entitlement?" and the insert, so an unserialised
     # service would have both threads see none.
-    real_lookup = account_services._live_entitlement
+    real_lookup = entitlement_services._live_entitlement
 
     def slow_lookup(**kwargs):
         found = real_lookup(**kwargs)
         time.sleep(0.3)
         return found
 
-    monkeypatch.setattr(account_services, "_live_entitlement", slow_lookup)
+    monkeypatch.setattr(entitlement_services, "_live_entitlement", slow_lookup)
 
     results = run_at_once(
         *(
