@@ -1,5 +1,7 @@
 """Fixtures shared by the offboarding tests: running what a service queued, an IT user, test actions."""
 
+import importlib
+
 import pytest
 
 from accounts.tests.factories import UserFactory
@@ -28,3 +30,19 @@ def settle(django_capture_on_commit_callbacks):
 @pytest.fixture
 def it_user(db):
     return UserFactory(username="it-staff")
+
+
+SCHEDULE_MIGRATIONS = ("0002_sweeper_schedule", "0004_reminder_schedule", "0005_purge_schedule", "0006_access_schedule")
+
+
+@pytest.fixture
+def migration_schedules(db):
+    """The queue schedules the offboarding migrations create, made by the migrations' own functions.
+
+    A `transaction=True` test flushes the tables, migration data included, so a test that reads
+    these rows recreates them first (each function is idempotent) instead of depending on order.
+    """
+    from django.apps import apps
+
+    for name in SCHEDULE_MIGRATIONS:
+        importlib.import_module(f"offboarding.migrations.{name}").create_schedule(apps, None)

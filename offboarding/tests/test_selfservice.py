@@ -14,7 +14,14 @@ from accounts.tests.factories import LocationFactory, RoleFactory
 from assets.models import AssetStatus
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
-from offboarding import change_requests, returns
+from offboarding.engine import run_start, task_add
+from offboarding.flows.change_requests import change_request_confirm, change_request_create, change_request_decline
+from offboarding.flows.returns import (
+    employee_for_return_token,
+    hardware_return_request,
+    hardware_return_ship,
+    return_link_token,
+)
 from offboarding.models import (
     ChangeRequest,
     ChangeRequestStatus,
@@ -24,7 +31,6 @@ from offboarding.models import (
     ReturnStatus,
     TaskStatus,
 )
-from offboarding.services import run_start, task_add
 
 pytestmark = pytest.mark.django_db
 
@@ -38,7 +44,7 @@ def laptop(cast):
 
 @pytest.fixture
 def item(laptop, mailoutbox):
-    return returns.hardware_return_request(asset=laptop, acting_user=None)
+    return hardware_return_request(asset=laptop, acting_user=None)
 
 
 # --- IT asks for a return ------------------------------------------------------------------------
@@ -46,18 +52,18 @@ def item(laptop, mailoutbox):
 
 def test_it_asks_the_holder_to_return_an_asset(cast, laptop, mailoutbox, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        item = returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk)
+        item = hardware_return_request(asset=laptop, acting_user=cast.helpdesk)
     laptop.refresh_from_db()
     assert (item.employee, item.status, item.run) == (cast.employee, ReturnStatus.OPEN, None)
     assert laptop.status == AssetStatus.PENDING_RETURN and laptop.assigned_to == cast.employee
     assert mailoutbox[-1].to == ["employee@example.com"] and "/returns/" in mailoutbox[-1].body
-    assert returns.hardware_return_request(asset=laptop, acting_user=cast.helpdesk) == item  # idempotent
+    assert hardware_return_request(asset=laptop, acting_user=cast.helpdesk) == item  # idempotent
     assert HardwareReturn.objects.count() == 1
 
 
 def test_an_asset_nobody_holds_cannot_be_asked_back(cast):
     with pytest.raises(ValidationError, match="only an assigned asset can be asked back"):
-        returns.hardware_return_request(asset=HardwareAssetFactory(), acting_user=cast.helpdesk)
+        hardware_return_request(asset=HardwareAssetFactory(), acting_user=cast.helpdesk)
     assert not HardwareReturn.objects.exists()
 
 
@@ -65,7 +71,7 @@ def test_an_asset_nobody_holds_cannot_be_asked_back(cast):
 
 
 def test_courier_return_is_confirmed_with_carrier_and_tracking(cast, item):
-    returns.hardware_return_ship(
+    hardware_return_ship(
         item=item, method="courier", carrier="DHL", tracking_number="JD0142", acting_user=cast.employee.user
     )
     item.refresh_from_db()
@@ -96,7 +102,7 @@ def test_bad_shipping_details_are_refused_and_change_nothing(cast, item, data, f
         kwargs["drop_off_date"] = days[data["drop_off_date"]]
         kwargs["drop_off_location"] = None if data.get("no_office") else LocationFactory()
     with pytest.raises(ValidationError) as exc:
-        returns.hardware_return_ship(item=item, acting_user=cast.employee.user, **kwargs)
+        hardware_return_ship(item=item, acting_user=cast.employee.user, **kwargs)
     assert message in " ".join(exc.value.message_dict[field])
     item.refresh_from_db()
     assert item.status == ReturnStatus.OPEN and item.method == "" and item.tracking_number == ""
@@ -104,7 +110,7 @@ def test_bad_shipping_details_are_refused_and_change_nothing(cast, item, data, f
 
 def test_a_shipped_return_cannot_be_shipped_again(cast, item):
     office = LocationFactory()
-    returns.hardware_return_ship(
+    hardware_return_ship(
         item=item,
         method="drop_off",
         drop_off_location=office,
@@ -112,7 +118,7 @@ def test_a_shipped_return_cannot_be_shipped_again(cast, item):
         acting_user=cast.employee.user,
     )
     with pytest.raises(ValidationError, match="nothing more to confirm"):
-        returns.hardware_return_ship(
+        hardware_return_ship(
             item=item, method="courier", carrier="UPS", tracking_number="1Z", acting_user=cast.employee.user
         )
 
@@ -152,8 +158,8 @@ def test_the_returns_page_shows_progress_and_a_tracking_number_on_a_drop_off_is_
 def test_the_signed_link_shows_only_its_owner_returns_and_works_without_login(cast, client, item):
     other_asset = HardwareAssetFactory(asset_tag="LT-2002")
     asset_check_out(asset=other_asset, employee=cast.other_employee, acting_user=None, terms_accepted=True)
-    other_item = returns.hardware_return_request(asset=other_asset, acting_user=None)
-    token = returns.return_link_token(cast.employee)
+    other_item = hardware_return_request(asset=other_asset, acting_user=None)
+    token = return_link_token(cast.employee)
     page = client.get(reverse("offboarding:return_link", args=[token]))
     assert page.status_code == 200
     html = page.content.decode()
@@ -177,17 +183,17 @@ def test_the_signed_link_shows_only_its_owner_returns_and_works_without_login(ca
 
 
 def test_an_expired_link_is_refused(cast, client, settings):
-    token = returns.return_link_token(cast.employee)
-    assert returns.employee_for_return_token(token) == cast.employee
+    token = return_link_token(cast.employee)
+    assert employee_for_return_token(token) == cast.employee
     settings.LIFECYCLE = {**settings.LIFECYCLE, "RETURN_LINK_DAYS": -1}
-    assert returns.employee_for_return_token(token) is None
+    assert employee_for_return_token(token) is None
     assert client.get(reverse("offboarding:return_link", args=[token])).status_code == 404
 
 
 def test_leaver_reminder_email_carries_a_working_return_link(
     cast, laptop, client, django_capture_on_commit_callbacks, mailoutbox
 ):
-    from offboarding.flows import employee_terminate
+    from offboarding.flows.leaver import employee_terminate
 
     cast.employee.personal_email = "erin@home.example"
     cast.employee.save()
@@ -209,7 +215,7 @@ def test_leaver_reminder_email_carries_a_working_return_link(
 def test_a_manager_asks_for_a_leave_and_it_confirms_it(cast, mailoutbox, django_capture_on_commit_callbacks):
     last_day = timezone.localdate() + datetime.timedelta(days=14)
     with django_capture_on_commit_callbacks(execute=True):
-        request = change_requests.change_request_create(
+        request = change_request_create(
             manager=cast.manager,
             employee=cast.employee,
             kind="leave",
@@ -221,17 +227,17 @@ def test_a_manager_asks_for_a_leave_and_it_confirms_it(cast, mailoutbox, django_
     cast.employee.refresh_from_db()
     assert cast.employee.end_date is None  # nothing changes until IT confirms
     with django_capture_on_commit_callbacks(execute=True):
-        confirmed = change_requests.change_request_confirm(request=request, acting_user=cast.helpdesk)
+        confirmed = change_request_confirm(request=request, acting_user=cast.helpdesk)
     assert confirmed.status == ChangeRequestStatus.CONFIRMED
     assert confirmed.run.kind == ChecklistKind.LEAVE and confirmed.run.event_date == last_day
     assert mailoutbox[-1].to == ["manager@example.com"]
     with pytest.raises(ValidationError, match="cannot be decided again"):
-        change_requests.change_request_decline(request=request, note="no", acting_user=cast.helpdesk)
+        change_request_decline(request=request, note="no", acting_user=cast.helpdesk)
 
 
 def test_a_move_request_is_applied_by_it_with_the_new_role(cast, django_capture_on_commit_callbacks):
     role = RoleFactory(name="Data Engineer")
-    request = change_requests.change_request_create(
+    request = change_request_create(
         manager=cast.manager,
         employee=cast.employee,
         kind="move",
@@ -241,7 +247,7 @@ def test_a_move_request_is_applied_by_it_with_the_new_role(cast, django_capture_
         acting_user=cast.manager.user,
     )
     with django_capture_on_commit_callbacks(execute=True):
-        change_requests.change_request_confirm(request=request, acting_user=cast.helpdesk)
+        change_request_confirm(request=request, acting_user=cast.helpdesk)
     cast.employee.refresh_from_db()
     assert cast.employee.role == role
     assert ChecklistRun.objects.filter(employee=cast.employee, kind=ChecklistKind.MOVE).exists()
@@ -250,7 +256,7 @@ def test_a_move_request_is_applied_by_it_with_the_new_role(cast, django_capture_
 def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
     today = timezone.localdate()
     with pytest.raises(PermissionDenied):
-        change_requests.change_request_create(
+        change_request_create(
             manager=cast.other_manager,
             employee=cast.employee,
             kind="leave",
@@ -259,7 +265,7 @@ def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
             acting_user=cast.other_manager.user,
         )
     with pytest.raises(ValidationError) as exc:
-        change_requests.change_request_create(
+        change_request_create(
             manager=cast.manager,
             employee=cast.employee,
             kind="move",
@@ -268,11 +274,11 @@ def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
             acting_user=cast.manager.user,
         )
     assert set(exc.value.message_dict) == {"effective_date", "reason", "new_role"}
-    change_requests.change_request_create(
+    change_request_create(
         manager=cast.manager, employee=cast.employee, kind="leave", effective_date=today, reason="x", acting_user=None
     )
     with pytest.raises(ValidationError, match="already waiting for IT"):
-        change_requests.change_request_create(
+        change_request_create(
             manager=cast.manager,
             employee=cast.employee,
             kind="leave",
@@ -284,7 +290,7 @@ def test_change_requests_are_only_for_ones_own_reports_and_validated(cast):
 
 
 def test_it_declines_with_a_reason(cast, mailoutbox, django_capture_on_commit_callbacks):
-    request = change_requests.change_request_create(
+    request = change_request_create(
         manager=cast.manager,
         employee=cast.employee,
         kind="leave",
@@ -293,9 +299,9 @@ def test_it_declines_with_a_reason(cast, mailoutbox, django_capture_on_commit_ca
         acting_user=None,
     )
     with pytest.raises(ValidationError):
-        change_requests.change_request_decline(request=request, note=" ", acting_user=cast.helpdesk)
+        change_request_decline(request=request, note=" ", acting_user=cast.helpdesk)
     with django_capture_on_commit_callbacks(execute=True):
-        change_requests.change_request_decline(request=request, note="HR has not confirmed", acting_user=cast.helpdesk)
+        change_request_decline(request=request, note="HR has not confirmed", acting_user=cast.helpdesk)
     request.refresh_from_db()
     assert request.status == ChangeRequestStatus.DECLINED
     assert "HR has not confirmed" in mailoutbox[-1].body
@@ -367,7 +373,7 @@ def test_a_shipment_through_the_link_is_audited_as_the_links_owner_not_whoever_i
     from portal.models import AuditEvent
 
     client.force_login(cast.teammate.user)  # someone else signed in on the same browser
-    token = returns.return_link_token(cast.employee)
+    token = return_link_token(cast.employee)
     prefix = f"r{item.pk}"
     data = {f"{prefix}-method": "courier", f"{prefix}-carrier": "DHL", f"{prefix}-tracking_number": "JD7"}
     client.post(reverse("offboarding:return_link_ship", args=[token, item.pk]), data)
