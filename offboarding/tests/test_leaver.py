@@ -2,7 +2,6 @@
 the retention purge scheduled, bad input refused, one run for concurrent terminations."""
 
 import datetime
-import threading
 
 import pytest
 from django.contrib.sessions.models import Session
@@ -12,7 +11,6 @@ from django.db import connection
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
-from accounts.connectors import AccountState, Connector, connector_registry, register_connector
 from accounts.models import (
     ApprovalStep,
     ApprovalStepKind,
@@ -28,6 +26,7 @@ from accounts.tests.factories import (
     EntitlementFactory,
     UserFactory,
 )
+from accounts.tests.fakes import RecordingConnector
 from assets.models import AssetStatus
 from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_reserve
@@ -51,26 +50,13 @@ from offboarding.models import (
 )
 from offboarding.tests.factories import lifecycle_templates
 from portal.models import AuditEvent
+from portal.testing.concurrency import kinds, run_at_once
 
 pytestmark = pytest.mark.django_db
 
 
-class AutoConnector(Connector):
-    kind = "test-auto-leaver"
-
-    def provision(self, *, employee, level, idempotency_key):
-        return AccountState(exists=True, active=True, level=level, external_id=f"acct-{employee.pk}")
-
-    def revoke(self, *, employee, external_id, idempotency_key):
-        return AccountState(exists=False)
-
-
-if AutoConnector.kind not in connector_registry:
-    register_connector(AutoConnector)
-
-
 @pytest.fixture
-def company(client):
+def company(client, recording):
     """Lee (logged in) reports to Morgan; holds two applications, two devices; approves for Rae; owns Wiki."""
     morgan = EmployeeFactory(first_name="Morgan", last_name="Manager", user=UserFactory(username="morgan"))
     lee_user = UserFactory(username="lee")
@@ -82,7 +68,7 @@ def company(client):
         personal_email="lee@home.example",
     )
     client.force_login(lee_user)  # a live session to end
-    chat = ApplicationFactory(name="Chat", connector=AutoConnector.kind)
+    chat = ApplicationFactory(name="Chat", connector=RecordingConnector.kind)
     legacy = ApplicationFactory(name="Legacy ERP", connector=ConnectorType.MANUAL)
     license_ = LicenseFactory(application=chat, seats_purchased=10)
     EntitlementFactory(employee=EmployeeFactory(), application=chat)  # a colleague's seat
@@ -464,30 +450,17 @@ def test_leaver_without_a_manager_hands_approvals_to_it(settle, it_user):
 
 
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_terminations_make_one_run():
+def test_concurrent_terminations_make_one_run(recording):
     if connection.vendor == "sqlite":
         pytest.skip("SQLite serialises write transactions and has no row locks; the race needs PostgreSQL.")
     lee = EmployeeFactory()
-    EntitlementFactory(employee=lee, application=ApplicationFactory(connector=AutoConnector.kind))
-    barrier = threading.Barrier(2)
-    results, errors = [], []
+    EntitlementFactory(employee=lee, application=ApplicationFactory(connector=RecordingConnector.kind))
 
     def terminate(immediate):
-        try:
-            barrier.wait(timeout=10)
-            run = employee_terminate(employee=lee, last_day=timezone.localdate(), acting_user=None, immediate=immediate)
-            results.append(run.pk)
-        except Exception as exc:  # noqa: BLE001
-            errors.append(exc)
-        finally:
-            connection.close()
+        return employee_terminate(employee=lee, last_day=timezone.localdate(), acting_user=None, immediate=immediate).pk
 
-    threads = [threading.Thread(target=terminate, args=(flag,)) for flag in (True, False)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=60)
-    assert errors == []
-    assert len(results) == 2 and len(set(results)) == 1
+    outcomes = run_at_once(lambda: terminate(True), lambda: terminate(False), timeout=60)
+    assert kinds(outcomes) == ["ok", "ok"], outcomes
+    assert len({run_id for _, run_id in outcomes}) == 1
     assert ChecklistRun.objects.filter(employee=lee, kind=ChecklistKind.LEAVE).count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE, target_id=str(lee.pk)).count() == 1

@@ -7,7 +7,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.connectors import AccountState, Connector, connector_registry, register_connector
 from accounts.models import AccessRequestStatus, EntitlementSource, EntitlementStatus, RoleApplication
 from accounts.tests.factories import (
     AccessRequestFactory,
@@ -18,6 +17,7 @@ from accounts.tests.factories import (
     RoleFactory,
     UserFactory,
 )
+from accounts.tests.fakes import RecordingConnector
 from offboarding import engine
 from offboarding.actions import registry
 from offboarding.flows.mover import mover_apply, mover_preview
@@ -26,38 +26,20 @@ from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-calls: list[tuple[str, str]] = []
-
-
-class AutoConnector(Connector):
-    """A target system that always succeeds, recording each call with its idempotency key."""
-
-    kind = "test-auto-mover"
-
-    def provision(self, *, employee, level, idempotency_key):
-        calls.append(("provision", idempotency_key))
-        return AccountState(exists=True, active=True, level=level, external_id=f"acct-{employee.pk}")
-
-    def change_level(self, *, employee, external_id, level, idempotency_key):
-        calls.append(("change_level", idempotency_key))
-        return AccountState(exists=True, active=True, level=level, external_id=external_id)
-
-    def revoke(self, *, employee, external_id, idempotency_key):
-        calls.append(("revoke", idempotency_key))
-        return AccountState(exists=False)
-
-
-if AutoConnector.kind not in connector_registry:
-    register_connector(AutoConnector)
-
 
 @pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
+def _recording(recording):
+    """The mover's applications use the recording connector; each test starts with no call recorded."""
+    return recording
+
+
+def calls() -> list[tuple[str, str]]:
+    """The connector calls so far, as (operation, idempotency key)."""
+    return [(call.operation, call.idempotency_key) for call in RecordingConnector.calls]
 
 
 def app(name):
-    return ApplicationFactory(name=name, connector=AutoConnector.kind)
+    return ApplicationFactory(name=name, connector=RecordingConnector.kind)
 
 
 @pytest.fixture
@@ -155,7 +137,7 @@ def test_apply_adds_now_and_revokes_only_after_the_grace_period(settle, world, s
     settle(func=engine.sweep, now=run.effective_at + grace + datetime.timedelta(minutes=1))
     world["ents"]["BI"].refresh_from_db()
     assert world["ents"]["BI"].status == EntitlementStatus.REVOKED
-    assert ("revoke", str(revoke.pk)) in calls
+    assert ("revoke", str(revoke.pk)) in calls()
     for name in ("CRM", "VPN", "Payroll"):
         world["ents"][name].refresh_from_db()
         assert world["ents"][name].status == EntitlementStatus.ACTIVE
@@ -210,14 +192,14 @@ def test_manager_cycle_is_refused(world):
 
 def test_mover_actions_run_twice_have_their_effect_once(settle, world):
     run = settle(func=mover_apply, employee=world["ana"], changes={"role": world["engineer"]}, acting_user=None)
-    before = list(calls)
+    before = calls()
     for task in run.tasks.filter(action__in=["provision_entitlement", "change_entitlement_level"]):
         registry[task.action].func(task)
         registry[task.action].func(task)
     revoke = run.tasks.get(key=f"revoke:{world['ents']['BI'].pk}")
     registry["revoke_entitlement"].func(revoke)
     registry["revoke_entitlement"].func(revoke)
-    assert calls == [*before, ("revoke", str(revoke.pk))]
+    assert calls() == [*before, ("revoke", str(revoke.pk))]
     assert (
         AuditEvent.objects.filter(action=AuditEvent.Action.REVOKE, target_id=str(world["ents"]["BI"].pk)).count() == 1
     )

@@ -23,12 +23,11 @@ schedules every 30 s); it is the same `offboarding.engine.sweep` the schedule ru
 
 import os
 import signal
-import threading
 import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from accounts import provisioning
@@ -49,6 +48,7 @@ from offboarding.models import (
     TaskTemplate,
 )
 from portal.models import AuditEvent
+from portal.testing.concurrency import kinds, run_at_once
 from portal.testing.worker import Deadlines, QCluster, enqueue_to, shareable_database_reason, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -426,31 +426,18 @@ def test_two_concurrent_terminations_make_one_run(file_db, how):
         checklist=ChecklistTemplate.objects.get(name="Reliability leaver"), key="collect", title="Collect the laptop"
     )
     employee = EmployeeFactory()
-    barrier = threading.Barrier(2)
-    runs, errors = [], []
 
     def terminate():
-        try:
-            barrier.wait(timeout=10)
-            if how == "employee_terminate":
-                run = employee_terminate(
-                    employee=employee, last_day=timezone.localdate(), acting_user=None, reason="concurrent"
-                )
-            else:
-                run = _start_leave(employee)
-            runs.append(run.pk)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        if how == "employee_terminate":
+            return employee_terminate(
+                employee=employee, last_day=timezone.localdate(), acting_user=None, reason="concurrent"
+            ).pk
+        return _start_leave(employee).pk
 
-    threads = [threading.Thread(target=terminate) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
-    assert len(runs) == 2 and len(set(runs)) == 1
+    outcomes = run_at_once(terminate, terminate)
+    assert kinds(outcomes) == ["ok", "ok"], outcomes
+    runs = [run_id for _, run_id in outcomes]
+    assert len(set(runs)) == 1
     assert ChecklistRun.objects.filter(employee=employee, kind=ChecklistKind.LEAVE).count() == 1
     keys = list(Task.objects.filter(run_id=runs[0]).values_list("key", flat=True))
     assert len(keys) == len(set(keys)) and len(keys) >= 2
