@@ -1,10 +1,14 @@
-"""Fixtures shared by the offboarding tests: running what a service queued, an IT user, test actions."""
+"""Fixtures shared by the offboarding tests: running what a service queued, an IT user, test actions,
+a laptop held by the self-service cast's employee and a return asked for it, the migrations' schedules."""
 
 import importlib
 
 import pytest
 
 from accounts.tests.factories import UserFactory
+from assets.services import asset_check_out
+from assets.tests.factories import HardwareAssetFactory
+from offboarding.flows.returns import hardware_return_request
 from offboarding.tests.actions import register_test_actions, reset_test_actions
 
 register_test_actions()
@@ -46,3 +50,15 @@ def migration_schedules(db):
 
     for name in SCHEDULE_MIGRATIONS:
         importlib.import_module(f"offboarding.migrations.{name}").create_schedule(apps, None)
+
+
+@pytest.fixture
+def laptop(cast):
+    asset = HardwareAssetFactory(asset_tag="LT-1001")
+    asset_check_out(asset=asset, employee=cast.employee, acting_user=None, terms_accepted=True)
+    return asset
+
+
+@pytest.fixture
+def item(laptop, mailoutbox):
+    return hardware_return_request(asset=laptop, acting_user=None)

@@ -50,6 +50,7 @@ from offboarding.models import (
 )
 from offboarding.tests.factories import lifecycle_templates
 from portal.models import AuditEvent
+from portal.testing.assertions import refused_and_nothing_written
 from portal.testing.concurrency import kinds, run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -224,7 +225,7 @@ def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user
 
 def test_termination_before_the_start_date_is_refused_with_the_reason(company, it_user):
     lee = company["lee"]
-    with pytest.raises(ValidationError) as exc:
+    with refused_and_nothing_written(ValidationError, match="before the start date") as exc:
         employee_terminate(employee=lee, last_day=lee.start_date - datetime.timedelta(days=1), acting_user=it_user)
     assert "before the start date" in exc.value.message_dict["last_day"][0]
     lee.refresh_from_db()
