@@ -36,7 +36,6 @@ from portal.history import set_history_user
 from portal.models import AuditEvent
 from portal.queue import enqueue_on_commit
 
-
 EXECUTE_TASK = "offboarding.tasks.task_execute"
 
 # The audit action recorded when a run of each checklist kind starts (one typed action per kind).
