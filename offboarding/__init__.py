@@ -1,8 +1,7 @@
-"""The lifecycle engine.
+"""The employee lifecycle: join, move and leave (despite the app's name, taken from the flow with most at stake).
 
-Despite its name (taken from the flow with the most at stake), this app runs all
-three checklists of the employee lifecycle: join, move and leave. It owns the
-checklist templates and runs, their tasks, the leaver's cut-off, hardware
-returns, data handover and the retention purge. It depends on `assets` and
-`accounts`; neither depends on it.
+`engine/` runs checklists generically (templates, runs, claiming and executing tasks, the
+sweeper, overdue reminders); `flows/` builds the joiner, mover and leaver on it, with hardware
+returns, the retention purge, lifecycle emails, access changes and managers' change requests.
+It depends on `assets` and `accounts`; neither depends on it.
 """

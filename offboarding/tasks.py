@@ -1,27 +1,28 @@
 """Entry points the queue calls. They take ids only and call services."""
 
 from accounts import approvals
-from offboarding import access_changes, flows, services
+from offboarding import engine
+from offboarding.flows import access_changes, retention
 
 
 def task_execute(task_id: int) -> str:
-    """Run one checklist task (see `services.task_execute`); a second delivery does nothing."""
-    return services.task_execute(task_id=task_id)
+    """Run one checklist task (see `engine.task_execute`); a second delivery does nothing."""
+    return engine.task_execute(task_id=task_id)
 
 
 def sweep() -> dict:
     """Every minute: re-enqueue lost or stalled tasks, start due ones, close finished runs."""
-    return services.sweep()
+    return engine.sweep()
 
 
 def remind_overdue() -> dict:
     """Every hour: email overdue manual tasks to their assignees or the IT team."""
-    return services.tasks_remind_overdue()
+    return engine.tasks_remind_overdue()
 
 
 def purge_due() -> dict:
-    """Every day: anonymise leavers whose retention period is over (`flows.retention_purge_due`)."""
-    return flows.retention_purge_due()
+    """Every day: anonymise leavers whose retention period is over (`flows.retention.retention_purge_due`)."""
+    return retention.retention_purge_due()
 
 
 def access_request_fulfil(request_id: int) -> dict:

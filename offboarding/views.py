@@ -16,7 +16,8 @@ from django.views.decorators.http import require_POST
 
 from accounts.models import Location
 from accounts.selectors import employee_for_user
-from offboarding import access, change_requests, returns, services
+from offboarding import access, engine
+from offboarding.flows import change_requests, returns
 from offboarding.forms import CompleteTaskForm, LeaveRequestForm, MoveRequestForm, ReturnShipForm
 from offboarding.models import ChangeRequestKind, ReturnStatus
 from portal.forms import add_service_errors
@@ -41,7 +42,7 @@ def task_done(request, pk: int):
         messages.error(request, f"“{task.title}” is not marked done: {' '.join(form.errors['note'])}")
         return redirect("offboarding:my_tasks")
     try:
-        services.task_complete(task=task, acting_user=request.user, note=form.cleaned_data["note"])
+        engine.task_complete(task=task, acting_user=request.user, note=form.cleaned_data["note"])
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:

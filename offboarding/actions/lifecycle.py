@@ -6,7 +6,7 @@ idempotency key towards connectors, and returns a dict (stored as the task's res
 runs the action's `on_manual_complete`, which records the change (e.g. access confirmed).
 
 Fan-out actions (`provision_birthrights`, `revoke_all_access`) add one child task per
-entitlement (`offboarding.services.task_add_many`, idempotent on the key) and make every task that
+entitlement (`engine.task_add_many`, idempotent on the key) and make every task that
 waited for them wait for the children too, so a downstream step starts only once each
 entitlement is done.
 
@@ -27,9 +27,10 @@ from accounts import provisioning
 from accounts import services as account_services
 from accounts.connectors import ManualActionRequired
 from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
-from offboarding import flows
-from offboarding import services as engine
+from offboarding import engine
 from offboarding.actions import Handoff, register
+from offboarding.conf import lifecycle_setting
+from offboarding.flows import emails, joiner, leaver, mover, retention, returns
 from offboarding.models import ChecklistKind, Task
 
 
@@ -108,7 +109,7 @@ def revoke_entitlement(task):
     the person's role or an approved request justifies it by now)."""
     entitlement = _entitlement(task)
     if entitlement.status != EntitlementStatus.REVOKED and task.params.get("recheck"):
-        justification = flows.entitlement_justification(entitlement=entitlement)
+        justification = mover.entitlement_justification(entitlement=entitlement)
         if justification:
             return {"entitlement": entitlement.pk, "kept": justification}
     if entitlement.status != EntitlementStatus.REVOKED:
@@ -182,7 +183,7 @@ def reserve_kit(task):
     employee = _employee(task)
     if employee.status == EmployeeStatus.TERMINATED:
         return {"reserved": [], "purchases": [], "note": "employee terminated; nothing reserved"}
-    return flows.kit_reserve(employee=employee, run=task.run, parent=task)
+    return joiner.kit_reserve(employee=employee, run=task.run, parent=task)
 
 
 @register("activate_employee", "Set a pre-hire employee active (day one)")
@@ -209,7 +210,7 @@ def send_email(task):
     if task.params.get("only_before_event") and timezone.now() >= task.run.effective_at:
         return {"template": template, "sent_at": None, "note": "not sent: the event had already passed"}
     kinds = task.params.get("to") or ["work"]
-    recipients = flows._addresses(employee, kinds)
+    recipients = emails.email_addresses(employee, kinds)
     if not recipients:
         return Handoff(
             instructions=(
@@ -218,7 +219,7 @@ def send_email(task):
             ),
             result={"template": template},
         )
-    flows.lifecycle_email_send(template=template, employee=employee, to=recipients, run=task.run)
+    emails.lifecycle_email_send(template=template, employee=employee, to=recipients, run=task.run)
     _remember(task, template=template, to=recipients, sent_at=timezone.now().isoformat())
     return task.result
 
@@ -233,7 +234,7 @@ def disable_login(task):
 
 @register("mark_terminated", "Set the employee terminated; stop their other open checklists")
 def mark_terminated(task):
-    return flows.employee_cut_off(employee=_employee(task), run=task.run)
+    return leaver.employee_cut_off(employee=_employee(task), run=task.run)
 
 
 @register("revoke_all_access", "Revoke every entitlement through its connector (fan-out)")
@@ -282,17 +283,17 @@ def hand_over_approvals(task):
 
 @register("create_hardware_returns", "Open one hardware return per asset held")
 def create_hardware_returns(task):
-    return flows.hardware_returns_open(run=task.run)
+    return returns.hardware_returns_open(run=task.run)
 
 
 @register("remind_hardware_returns", "Remind the leaver of open hardware returns (repeats until returned)")
 def remind_hardware_returns(task):
     """Sends a reminder when one is due, then, while returns are open, adds the next reminder
     `REMINDER_INTERVAL_DAYS` later (key `remind-returns:<n>`)."""
-    outcome = flows.hardware_returns_remind(run=task.run)
+    outcome = returns.hardware_returns_remind(run=task.run)
     if outcome["open"]:
         number = int(task.params.get("n", 0)) + 1
-        interval = datetime.timedelta(days=flows.lifecycle_setting("REMINDER_INTERVAL_DAYS"))
+        interval = datetime.timedelta(days=lifecycle_setting("REMINDER_INTERVAL_DAYS"))
         follow_up = engine.task_add(
             run=task.run,
             key=f"remind-returns:{number}",
@@ -310,10 +311,10 @@ def remind_hardware_returns(task):
 def schedule_purge(task):
     """Done at once: the date goes into the result and `run.details["purge_due"]`; the daily
     `offboarding.tasks.purge_due` anonymises the person then, so the run need not stay open."""
-    return flows.retention_purge_record(run=task.run)
+    return retention.retention_purge_record(run=task.run)
 
 
 @register("purge_personal_data", "Anonymise the employee's personal data, history included")
 def purge_personal_data(task):
     """Kept for templates and runs made before the daily purge; `schedule_purge` no longer adds it."""
-    return flows.retention_purge(employee=_employee(task), acting_user=None)
+    return retention.retention_purge(employee=_employee(task), acting_user=None)

@@ -16,7 +16,7 @@ from django.utils import timezone
 from accounts.tests.factories import EmployeeFactory, UserFactory
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
-from offboarding import services
+from offboarding import engine
 from offboarding.admin.checklists import format_duration
 from offboarding.models import (
     Assignee,
@@ -30,12 +30,12 @@ from offboarding.models import (
     TaskStatus,
     TaskTemplate,
 )
-from offboarding.tests.test_engine import failures_left, register_test_actions, start
+from offboarding.tests.actions import failures_left
+from offboarding.tests.factories import start
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-register_test_actions()
 
 TASKS = reverse("admin:offboarding_task_changelist")
 RUNS = reverse("admin:offboarding_checklistrun_changelist")
@@ -200,7 +200,7 @@ def test_skip_reports_per_task_what_worked_and_why_not(
 ):
     run = leaver_run(django_capture_on_commit_callbacks)
     revoke, laptop = task(run, "revoke"), task(run, "laptop")
-    services.task_complete(task=laptop, acting_user=helpdesk)
+    engine.task_complete(task=laptop, acting_user=helpdesk)
     client.force_login(helpdesk)
     response = run_action(client, TASKS, "skip_tasks", [revoke, laptop], reason="No account there")
     revoke.refresh_from_db()
@@ -303,7 +303,7 @@ def test_task_filters(client, it_admin, leaver_template, django_capture_on_commi
 def _make_runs(n, django_capture_on_commit_callbacks):
     for _ in range(n):
         run = leaver_run(django_capture_on_commit_callbacks)
-        services.run_record_revocation(run=run)
+        engine.run_record_revocation(run=run)
         task(run, "laptop").assignee = run.employee  # shown columns have their relations filled
         Task.objects.filter(pk=task(run, "laptop").pk).update(assignee=run.employee.manager)
 
@@ -370,7 +370,7 @@ def test_run_page_query_count_does_not_grow_with_tasks(
     def add(n):
         base = run.tasks.count()
         for i in range(n):
-            services.task_add(
+            engine.task_add(
                 run=run,
                 key=f"t{base + i}",
                 title=f"T{base + i}",

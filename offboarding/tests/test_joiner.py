@@ -18,24 +18,14 @@ from accounts.tests.factories import (
 )
 from assets.models import AssetCategory, AssetStatus, RoleKitItem
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
-from demo.checklists import demo_templates_sync
-from offboarding import flows, services
+from offboarding import engine
 from offboarding.actions import registry
+from offboarding.flows.joiner import joiner_start
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
+from offboarding.tests.factories import lifecycle_templates
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def settle(django_capture_on_commit_callbacks):
-    """Call a service and run everything it queued (the queue is in sync mode), to the end."""
-
-    def call(func, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return func(**kwargs)
-
-    return call
 
 
 @pytest.fixture
@@ -53,7 +43,7 @@ def org():
     RoleKitItem.objects.create(role=role, asset_model=monitor, quantity=1)
     department = DepartmentFactory(name="Platform Engineering")
     manager = EmployeeFactory(first_name="Morgan", last_name="Manager", work_email="morgan@example.com")
-    demo_templates_sync()
+    lifecycle_templates()
     return {
         "role": role,
         "department": department,
@@ -92,7 +82,7 @@ def test_joiner_end_to_end_with_a_manual_connector(settle, org):
     laptop = HardwareAssetFactory(model=org["laptop"], asset_tag="LT-1")
     employee = joiner(org)
 
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=it_user)
+    run = settle(func=joiner_start, employee=employee, acting_user=it_user)
     assert run.kind == ChecklistKind.JOIN and run.effective_at.date() == employee.start_date
 
     # Kit reserved now (21 days ahead is past); the monitor has no stock: a purchase task for IT.
@@ -105,7 +95,7 @@ def test_joiner_end_to_end_with_a_manual_connector(settle, org):
     assert mail.outbox == []
 
     # Three days before day one: access planned and handed to IT (manual connector); emails go out.
-    settle(func=services.sweep, now=at(run, -3))
+    settle(func=engine.sweep, now=at(run, -3))
     entitlements = {e.application.name: e for e in employee.entitlements.select_related("application")}
     assert set(entitlements) == {"Slack", "GitHub"}
     assert {e.status for e in entitlements.values()} == {EntitlementStatus.PENDING}
@@ -127,13 +117,13 @@ def test_joiner_end_to_end_with_a_manual_connector(settle, org):
 
     # IT does the manual work and completes the tasks: the entitlements become active.
     for child in children:
-        settle(func=services.task_complete, task=child, acting_user=it_user, note="Done by hand.")
+        settle(func=engine.task_complete, task=child, acting_user=it_user, note="Done by hand.")
     assert {e.status for e in employee.entitlements.all()} == {EntitlementStatus.ACTIVE}
     assert employee.entitlements.get(application__name="GitHub").level == "admin"
 
     # Day one: activated, welcome on the work address with the applications and their KB links.
     mail.outbox.clear()
-    settle(func=services.sweep, now=at(run, 0))
+    settle(func=engine.sweep, now=at(run, 0))
     employee.refresh_from_db()
     assert employee.status == EmployeeStatus.ACTIVE
     (day_one,) = mail.outbox
@@ -141,17 +131,17 @@ def test_joiner_end_to_end_with_a_manual_connector(settle, org):
     assert "Software Engineer" in day_one.subject and "Platform Engineering" in day_one.subject
     assert "https://kb.example.com/slack" in day_one.body
     assert "Complete the security awareness training" in day_one.body
-    assert "https://kb.helix.example/security/awareness-training" in day_one.body
+    assert "https://kb.example.com/security/awareness-training" in day_one.body
 
     # End of week one.
     mail.outbox.clear()
-    settle(func=services.sweep, now=at(run, 4))
+    settle(func=engine.sweep, now=at(run, 4))
     (week_one,) = mail.outbox
     assert "Platform Engineering" in week_one.subject and "Software Engineer" in week_one.body
 
     # People finish their tasks; the run closes with its figure.
     for task in run.tasks.exclude(assignee_type=Assignee.SYSTEM).filter(status=TaskStatus.PENDING):
-        settle(func=services.task_complete, task=task, acting_user=it_user)
+        settle(func=engine.task_complete, task=task, acting_user=it_user)
     run.refresh_from_db()
     assert run.status == RunStatus.DONE
     assert run.time_to_provision is not None
@@ -159,7 +149,7 @@ def test_joiner_end_to_end_with_a_manual_connector(settle, org):
 
 def test_manager_and_employee_tasks_are_assigned_with_knowledge_links(settle, org):
     employee = joiner(org)
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     prepare = by_key(run, "prepare-first-week")
     assert prepare.assignee_type == Assignee.MANAGER and prepare.assignee == org["manager"]
     assert prepare.knowledge_url.startswith("https://")
@@ -170,7 +160,7 @@ def test_manager_and_employee_tasks_are_assigned_with_knowledge_links(settle, or
 
 
 def test_role_specific_template_adds_its_tasks(settle, org):
-    run = settle(func=flows.joiner_start, employee=joiner(org), acting_user=None)
+    run = settle(func=joiner_start, employee=joiner(org), acting_user=None)
     assert run.tasks.filter(title="Set up the development environment").exists()
     assert not run.tasks.filter(title="Complete the CRM training").exists()
 
@@ -178,8 +168,8 @@ def test_role_specific_template_adds_its_tasks(settle, org):
 def test_kit_goes_to_the_first_joiner_and_the_second_gets_a_purchase_task(settle, org):
     HardwareAssetFactory(model=org["laptop"], asset_tag="LT-1")
     HardwareAssetFactory(model=org["monitor"], asset_tag="MON-1")
-    first = settle(func=flows.joiner_start, employee=joiner(org, employee_number="J1"), acting_user=None)
-    second = settle(func=flows.joiner_start, employee=joiner(org, employee_number="J2"), acting_user=None)
+    first = settle(func=joiner_start, employee=joiner(org, employee_number="J1"), acting_user=None)
+    second = settle(func=joiner_start, employee=joiner(org, employee_number="J2"), acting_user=None)
     assert set(first.employee.reserved_hardware.values_list("asset_tag", flat=True)) == {"LT-1", "MON-1"}
     assert not first.tasks.filter(key__startswith="purchase:").exists()
     assert second.employee.reserved_hardware.count() == 0
@@ -189,7 +179,7 @@ def test_kit_goes_to_the_first_joiner_and_the_second_gets_a_purchase_task(settle
 def test_kit_is_reserved_through_the_asset_service_with_history_and_audit(settle, org):
     laptop = HardwareAssetFactory(model=org["laptop"], asset_tag="LT-1")
     employee = joiner(org)
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     laptop.refresh_from_db()
     assert laptop.reserved_for == employee
     latest = laptop.history.first()
@@ -203,7 +193,7 @@ def test_every_joiner_action_run_twice_has_its_effect_once(settle, org):
     HardwareAssetFactory(model=org["laptop"], asset_tag="LT-1")
     HardwareAssetFactory(model=org["laptop"], asset_tag="LT-2")
     employee = joiner(org, days_ahead=2)  # everything before day one is due now
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     sent = len(mail.outbox)
     assert sent == 2  # manager briefing and the welcome before day one
 
@@ -224,27 +214,27 @@ def test_every_joiner_action_run_twice_has_its_effect_once(settle, org):
 
 def test_fan_out_children_hold_back_the_tasks_that_wait_for_their_parent(settle, org):
     employee = joiner(org, days_ahead=2)
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     parent = by_key(run, "provision-access")
-    downstream = services.task_add(
+    downstream = engine.task_add(
         run=run, key="after-access", title="After access", action="noop", depends_on=[parent], due_at=run.created_at
     )
     task = Task.objects.get(pk=parent.pk)
     registry["provision_birthrights"].func(task)  # fanning out again adds the children to `downstream`
     children = set(run.tasks.filter(action="provision_entitlement"))
     assert children and children <= set(downstream.depends_on.all())
-    assert not services.runnable_tasks(run=run).filter(pk=downstream.pk).exists()
+    assert not engine.runnable_tasks(run=run).filter(pk=downstream.pk).exists()
 
 
 def test_joiner_start_is_idempotent_and_refused_for_a_terminated_employee(settle, org):
     employee = joiner(org)
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
-    assert settle(func=flows.joiner_start, employee=employee, acting_user=None) == run
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
+    assert settle(func=joiner_start, employee=employee, acting_user=None) == run
     assert ChecklistRun.objects.filter(employee=employee, kind=ChecklistKind.JOIN).count() == 1
 
     gone = joiner(org, employee_number="GONE1", status=EmployeeStatus.TERMINATED)
     with pytest.raises(ValidationError, match="terminated"):
-        flows.joiner_start(employee=gone, acting_user=None)
+        joiner_start(employee=gone, acting_user=None)
 
 
 def test_core_steps_are_added_when_no_template_applies(settle, org):
@@ -253,7 +243,7 @@ def test_core_steps_are_added_when_no_template_applies(settle, org):
     ChecklistTemplate.objects.all().delete()
     HardwareAssetFactory(model=org["laptop"])
     employee = joiner(org, days_ahead=1)
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     assert set(run.tasks.filter(parent__isnull=True).values_list("action", flat=True)) == {
         "reserve_kit",
         "provision_birthrights",
@@ -265,7 +255,7 @@ def test_core_steps_are_added_when_no_template_applies(settle, org):
 
 def test_welcome_before_day_one_is_not_sent_after_the_start(settle, org):
     employee = joiner(org, days_ahead=-1)  # entered late: the start date has passed
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     task = by_key(run, "welcome-before")
     assert task.status == TaskStatus.DONE
     assert "already passed" in task.result["note"]
@@ -274,23 +264,7 @@ def test_welcome_before_day_one_is_not_sent_after_the_start(settle, org):
 
 def test_no_personal_address_hands_the_welcome_to_it(settle, org):
     employee = joiner(org, days_ahead=2, personal_email="")
-    run = settle(func=flows.joiner_start, employee=employee, acting_user=None)
+    run = settle(func=joiner_start, employee=employee, acting_user=None)
     task = by_key(run, "welcome-before")
     assert task.status == TaskStatus.PENDING and task.assignee_type == Assignee.IT
     assert "No personal email address" in task.instructions
-
-
-def test_demo_templates_sync_is_idempotent_and_scopes_role_extras(org):
-    from offboarding.models import ChecklistTemplate, TaskTemplate
-
-    RoleFactory(name="Sales", code="sales")
-    first = demo_templates_sync()
-    counts = (ChecklistTemplate.objects.count(), TaskTemplate.objects.count())
-    assert demo_templates_sync() == first
-    assert (ChecklistTemplate.objects.count(), TaskTemplate.objects.count()) == counts
-    assert {t.kind for t in ChecklistTemplate.objects.all()} == {"join", "move", "leave"}
-    sales = ChecklistTemplate.objects.get(name="Joiner — sales")
-    assert list(sales.roles.values_list("code", flat=True)) == ["sales"]
-    leave = ChecklistTemplate.objects.get(kind="leave")
-    actions = [t.action for t in leave.task_templates.exclude(action="").order_by("position")]
-    assert actions == [step.action for step in flows.LEAVER_STEPS]

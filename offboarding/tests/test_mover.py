@@ -7,7 +7,6 @@ import pytest
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts.connectors import AccountState, Connector, connector_registry, register_connector
 from accounts.models import AccessRequestStatus, EntitlementSource, EntitlementStatus, RoleApplication
 from accounts.tests.factories import (
     AccessRequestFactory,
@@ -18,54 +17,29 @@ from accounts.tests.factories import (
     RoleFactory,
     UserFactory,
 )
-from offboarding import flows, services
+from accounts.tests.fakes import RecordingConnector
+from offboarding import engine
 from offboarding.actions import registry
+from offboarding.flows.mover import mover_apply, mover_preview
 from offboarding.models import ChecklistKind, ChecklistRun, TaskStatus
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-calls: list[tuple[str, str]] = []
-
-
-class AutoConnector(Connector):
-    """A target system that always succeeds, recording each call with its idempotency key."""
-
-    kind = "test-auto-mover"
-
-    def provision(self, *, employee, level, idempotency_key):
-        calls.append(("provision", idempotency_key))
-        return AccountState(exists=True, active=True, level=level, external_id=f"acct-{employee.pk}")
-
-    def change_level(self, *, employee, external_id, level, idempotency_key):
-        calls.append(("change_level", idempotency_key))
-        return AccountState(exists=True, active=True, level=level, external_id=external_id)
-
-    def revoke(self, *, employee, external_id, idempotency_key):
-        calls.append(("revoke", idempotency_key))
-        return AccountState(exists=False)
-
-
-if AutoConnector.kind not in connector_registry:
-    register_connector(AutoConnector)
-
 
 @pytest.fixture(autouse=True)
-def _reset_calls():
-    calls.clear()
+def _recording(recording):
+    """The mover's applications use the recording connector; each test starts with no call recorded."""
+    return recording
 
 
-@pytest.fixture
-def settle(django_capture_on_commit_callbacks):
-    def call(func, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return func(**kwargs)
-
-    return call
+def calls() -> list[tuple[str, str]]:
+    """The connector calls so far, as (operation, idempotency key)."""
+    return [(call.operation, call.idempotency_key) for call in RecordingConnector.calls]
 
 
 def app(name):
-    return ApplicationFactory(name=name, connector=AutoConnector.kind)
+    return ApplicationFactory(name=name, connector=RecordingConnector.kind)
 
 
 @pytest.fixture
@@ -109,7 +83,7 @@ def names(lines):
 
 
 def test_preview_lists_add_revoke_and_keep_with_reasons(world):
-    preview = flows.mover_preview(employee=world["ana"], role=world["engineer"])
+    preview = mover_preview(employee=world["ana"], role=world["engineer"])
     assert names(preview.add) == ["CI", "Git"]
     assert names(preview.revoke) == ["BI"]
     assert "birthright of Analyst, not of Engineer" in preview.revoke[0].reason
@@ -124,7 +98,7 @@ def test_preview_lists_add_revoke_and_keep_with_reasons(world):
 
 def test_preview_writes_nothing_and_a_department_change_keeps_all(world):
     new_department = DepartmentFactory(name="Data")
-    preview = flows.mover_preview(employee=world["ana"], department=new_department)
+    preview = mover_preview(employee=world["ana"], department=new_department)
     assert preview.add == [] and preview.revoke == []
     assert len(preview.keep) == 5
     world["ana"].refresh_from_db()
@@ -134,14 +108,14 @@ def test_preview_writes_nothing_and_a_department_change_keeps_all(world):
 def test_request_expired_no_longer_justifies(world):
     world["request"].end_date = timezone.localdate() - datetime.timedelta(days=1)
     world["request"].save()
-    preview = flows.mover_preview(employee=world["ana"], role=world["engineer"])
+    preview = mover_preview(employee=world["ana"], role=world["engineer"])
     assert names(preview.revoke) == ["BI", "CRM"]
 
 
 def test_apply_adds_now_and_revokes_only_after_the_grace_period(settle, world, settings):
     it_user = UserFactory(username="it")
     ana = world["ana"]
-    run = settle(func=flows.mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=it_user)
+    run = settle(func=mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=it_user)
     assert run.kind == ChecklistKind.MOVE
 
     ana.refresh_from_db()
@@ -156,14 +130,14 @@ def test_apply_adds_now_and_revokes_only_after_the_grace_period(settle, world, s
     revoke = run.tasks.get(key=f"revoke:{world['ents']['BI'].pk}")
     grace = datetime.timedelta(days=settings.LIFECYCLE["MOVER_GRACE_DAYS"])
     assert revoke.due_at == run.effective_at + grace
-    settle(func=services.sweep, now=run.effective_at + grace - datetime.timedelta(hours=1))
+    settle(func=engine.sweep, now=run.effective_at + grace - datetime.timedelta(hours=1))
     world["ents"]["BI"].refresh_from_db()
     assert world["ents"]["BI"].status == EntitlementStatus.ACTIVE
 
-    settle(func=services.sweep, now=run.effective_at + grace + datetime.timedelta(minutes=1))
+    settle(func=engine.sweep, now=run.effective_at + grace + datetime.timedelta(minutes=1))
     world["ents"]["BI"].refresh_from_db()
     assert world["ents"]["BI"].status == EntitlementStatus.REVOKED
-    assert ("revoke", str(revoke.pk)) in calls
+    assert ("revoke", str(revoke.pk)) in calls()
     for name in ("CRM", "VPN", "Payroll"):
         world["ents"][name].refresh_from_db()
         assert world["ents"][name].status == EntitlementStatus.ACTIVE
@@ -174,10 +148,10 @@ def test_apply_adds_now_and_revokes_only_after_the_grace_period(settle, world, s
 
 def test_revocation_rechecks_and_keeps_access_justified_meanwhile(settle, world, settings):
     ana = world["ana"]
-    run = settle(func=flows.mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=None)
+    run = settle(func=mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=None)
     AccessRequestFactory(employee=ana, application=world["ents"]["BI"].application, status=AccessRequestStatus.APPROVED)
     grace = datetime.timedelta(days=settings.LIFECYCLE["MOVER_GRACE_DAYS"], minutes=1)
-    settle(func=services.sweep, now=run.effective_at + grace)
+    settle(func=engine.sweep, now=run.effective_at + grace)
     revoke = run.tasks.get(key=f"revoke:{world['ents']['BI'].pk}")
     assert revoke.status == TaskStatus.DONE and "approved access request" in revoke.result["kept"]
     world["ents"]["BI"].refresh_from_db()
@@ -186,13 +160,11 @@ def test_revocation_rechecks_and_keeps_access_justified_meanwhile(settle, world,
 
 def test_moving_back_within_the_grace_period_keeps_the_old_access(settle, world, settings):
     ana = world["ana"]
-    run = settle(func=flows.mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=None)
-    again = settle(func=flows.mover_apply, employee=ana, changes={"role": world["analyst"]}, acting_user=None)
+    run = settle(func=mover_apply, employee=ana, changes={"role": world["engineer"]}, acting_user=None)
+    again = settle(func=mover_apply, employee=ana, changes={"role": world["analyst"]}, acting_user=None)
     assert again == run  # one open move run; the second move adds its tasks to it
     assert len(ChecklistRun.objects.get(pk=run.pk).details["moves"]) == 2
-    settle(
-        func=services.sweep, now=timezone.now() + datetime.timedelta(days=settings.LIFECYCLE["MOVER_GRACE_DAYS"] + 1)
-    )
+    settle(func=engine.sweep, now=timezone.now() + datetime.timedelta(days=settings.LIFECYCLE["MOVER_GRACE_DAYS"] + 1))
     world["ents"]["BI"].refresh_from_db()
     assert world["ents"]["BI"].status == EntitlementStatus.ACTIVE
 
@@ -200,34 +172,34 @@ def test_moving_back_within_the_grace_period_keeps_the_old_access(settle, world,
 def test_apply_refuses_no_change_unknown_fields_and_terminated(world):
     ana = world["ana"]
     with pytest.raises(ValidationError, match="Nothing changes"):
-        flows.mover_apply(employee=ana, changes={"role": world["analyst"]}, acting_user=None)
+        mover_apply(employee=ana, changes={"role": world["analyst"]}, acting_user=None)
     with pytest.raises(ValidationError, match="title"):
-        flows.mover_apply(employee=ana, changes={"title": "Boss"}, acting_user=None)
+        mover_apply(employee=ana, changes={"title": "Boss"}, acting_user=None)
     ana.status = "terminated"
     ana.save()
     with pytest.raises(ValidationError, match="terminated"):
-        flows.mover_apply(employee=ana, changes={"role": world["engineer"]}, acting_user=None)
+        mover_apply(employee=ana, changes={"role": world["engineer"]}, acting_user=None)
 
 
 def test_manager_cycle_is_refused(world):
     ana = world["ana"]
     report = EmployeeFactory(manager=ana)
     with pytest.raises(ValidationError):
-        flows.mover_apply(employee=ana, changes={"manager": report}, acting_user=None)
+        mover_apply(employee=ana, changes={"manager": report}, acting_user=None)
     ana.refresh_from_db()
     assert ana.manager is None
 
 
 def test_mover_actions_run_twice_have_their_effect_once(settle, world):
-    run = settle(func=flows.mover_apply, employee=world["ana"], changes={"role": world["engineer"]}, acting_user=None)
-    before = list(calls)
+    run = settle(func=mover_apply, employee=world["ana"], changes={"role": world["engineer"]}, acting_user=None)
+    before = calls()
     for task in run.tasks.filter(action__in=["provision_entitlement", "change_entitlement_level"]):
         registry[task.action].func(task)
         registry[task.action].func(task)
     revoke = run.tasks.get(key=f"revoke:{world['ents']['BI'].pk}")
     registry["revoke_entitlement"].func(revoke)
     registry["revoke_entitlement"].func(revoke)
-    assert calls == [*before, ("revoke", str(revoke.pk))]
+    assert calls() == [*before, ("revoke", str(revoke.pk))]
     assert (
         AuditEvent.objects.filter(action=AuditEvent.Action.REVOKE, target_id=str(world["ents"]["BI"].pk)).count() == 1
     )

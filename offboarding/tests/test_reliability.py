@@ -18,17 +18,16 @@ What is proved:
 
 The worker imports this module (`--preload`) so that the test actions below exist there too.
 The sweeper runs from the test process at a test's pace (django-q's scheduler looks for due
-schedules every 30 s); it is the same `offboarding.services.sweep` the schedule runs.
+schedules every 30 s); it is the same `offboarding.engine.sweep` the schedule runs.
 """
 
 import os
 import signal
-import threading
 import time
 
 import pytest
 from django.conf import settings as django_settings
-from django.db import connection, connections
+from django.db import connection
 from django.utils import timezone
 
 from accounts import provisioning
@@ -36,7 +35,7 @@ from accounts.models import Entitlement, EntitlementStatus
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory
 from assets.selectors import licenses_with_usage
 from assets.tests.factories import LicenseFactory
-from offboarding import services
+from offboarding import engine
 from offboarding.actions import register, registry
 from offboarding.models import (
     Assignee,
@@ -49,6 +48,7 @@ from offboarding.models import (
     TaskTemplate,
 )
 from portal.models import AuditEvent
+from portal.testing.concurrency import kinds, run_at_once
 from portal.testing.worker import Deadlines, QCluster, enqueue_to, shareable_database_reason, wait_for
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -70,7 +70,7 @@ def _revoke_access(task) -> dict:
         .values_list("pk", flat=True)
     )
     for pk in ids:
-        services.task_add(
+        engine.task_add(
             run=task.run, key=f"revoke:{pk}", title=f"Revoke entitlement {pk}", action="rel_revoke",
             params={"entitlement": pk}, parent=task,
         )  # fmt: skip
@@ -81,7 +81,7 @@ def _revoke(task) -> dict:
     """Revoke one entitlement through its connector, with the task id as idempotency key."""
     entitlement = Entitlement.objects.get(pk=task.params["entitlement"])
     provisioning.entitlement_deprovision(entitlement=entitlement, idempotency_key=str(task.pk), reason="leaver")
-    services.run_record_revocation(run=task.run)
+    engine.run_record_revocation(run=task.run)
     return {"entitlement": entitlement.pk}
 
 
@@ -178,7 +178,7 @@ def _open_run(employee) -> ChecklistRun:
     TaskTemplate.objects.get_or_create(
         checklist=template, key="hold", defaults={"title": "Hold", "assignee": Assignee.IT}
     )
-    return services.run_start(
+    return engine.run_start(
         employee=employee, kind=ChecklistKind.MOVE, event_date=timezone.localdate(), acting_user=None
     )
 
@@ -188,7 +188,7 @@ def _task_done(task) -> bool:
 
 
 def _start_leave(employee) -> ChecklistRun:
-    return services.run_start(
+    return engine.run_start(
         employee=employee,
         kind=ChecklistKind.LEAVE,
         event_date=timezone.localdate(),
@@ -218,7 +218,7 @@ def _quiet(run) -> bool:
     """Nothing of the run is queued or running, and nothing automated is due and ready to run."""
     if Task.objects.filter(run=run, status__in=[TaskStatus.QUEUED, TaskStatus.RUNNING]).exists():
         return False
-    return not services.runnable_tasks(run=run).filter(assignee_type=Assignee.SYSTEM).exists()
+    return not engine.runnable_tasks(run=run).filter(assignee_type=Assignee.SYSTEM).exists()
 
 
 def _assert_each_effect_once(*, hook, ldap, entitlements, run):
@@ -255,14 +255,14 @@ def test_double_delivery_to_a_real_worker_is_claimed_once(cluster, hook):
     employee, (entitlement,) = _leaver(hook=hook, webhook_apps=1)
     calls_before = len(hook.calls)
     run = _open_run(employee)
-    task = services.task_add(
+    task = engine.task_add(
         run=run, key="revoke", title="Revoke", action="rel_revoke", params={"entitlement": entitlement.pk}
     )
     hook.delay = 0.5  # the first delivery is still at the target when the others arrive
-    services.run_advance(run=run)  # queued, and enqueued once (on commit: autocommit here)
+    engine.run_advance(run=run)  # queued, and enqueued once (on commit: autocommit here)
     for _ in range(2):
         async_task(EXECUTE_TASK, task.pk)  # two more deliveries of the same task
-    wait_for(lambda: _task_done(task), timeout=30, every=services.sweep, message=cluster.log_tail())
+    wait_for(lambda: _task_done(task), timeout=30, every=engine.sweep, message=cluster.log_tail())
     time.sleep(1.5)  # let the other deliveries arrive and find nothing to claim
 
     task.refresh_from_db()
@@ -279,12 +279,12 @@ def test_paused_worker_is_taken_over_and_its_late_delivery_changes_nothing(clust
     target; the idempotency key makes it apply once; the frozen worker's completion is superseded."""
     employee, (entitlement,) = _leaver(hook=hook, webhook_apps=1)
     run = _open_run(employee)
-    task = services.task_add(
+    task = engine.task_add(
         run=run, key="revoke", title="Revoke", action="rel_revoke", params={"entitlement": entitlement.pk}
     )
     hook.delay = 1.0
     calls_before = len(hook.calls)
-    services.run_advance(run=run)
+    engine.run_advance(run=run)
     wait_for(lambda: len(hook.calls) > calls_before, timeout=20, message="the first delivery never reached the target")
     os.killpg(cluster.process.pid, signal.SIGSTOP)  # frozen while the target works on the call
     second = QCluster(
@@ -294,7 +294,7 @@ def test_paused_worker_is_taken_over_and_its_late_delivery_changes_nothing(clust
     try:
         second.start()
         time.sleep(DEADLINES.running)
-        wait_for(lambda: _task_done(task), timeout=30, every=services.sweep, message=second.log_tail())
+        wait_for(lambda: _task_done(task), timeout=30, every=engine.sweep, message=second.log_tail())
         assert len(hook.calls) - calls_before == 2, "the second worker called the target again"
     finally:
         os.killpg(cluster.process.pid, signal.SIGCONT)
@@ -357,7 +357,7 @@ def test_worker_killed_mid_leaver_run_completes_with_each_effect_once(cluster, h
     assert not _run_done(run)
 
     cluster.start()
-    wait_for(lambda: _run_done(run), timeout=60, every=services.sweep, message=cluster.log_tail())
+    wait_for(lambda: _run_done(run), timeout=60, every=engine.sweep, message=cluster.log_tail())
 
     _assert_each_effect_once(hook=hook, ldap=ldap, entitlements=entitlements, run=run)
     interrupted = [pk for pk, status in at_kill.items() if status == TaskStatus.RUNNING]
@@ -375,7 +375,7 @@ def test_connector_failing_three_times_then_succeeding_ends_done_with_one_effect
     calls_before = len(hook.calls)
     hook.fail_next(3, status=503, body='{"error": "maintenance"}')
     run = _start_leave(employee)
-    wait_for(lambda: _run_done(run), timeout=40, every=services.sweep, message=cluster.log_tail())
+    wait_for(lambda: _run_done(run), timeout=40, every=engine.sweep, message=cluster.log_tail())
 
     revoke = Task.objects.get(run=run, action="rel_revoke")
     assert (revoke.status, revoke.attempts, revoke.last_error) == (TaskStatus.DONE, 4, "")
@@ -395,7 +395,7 @@ def test_connector_always_failing_ends_failed_and_visible(cluster, hook):
     def failed():
         return Task.objects.filter(run=run, action="rel_revoke", status=TaskStatus.FAILED).first()
 
-    revoke = wait_for(failed, timeout=60, every=services.sweep, message=cluster.log_tail())
+    revoke = wait_for(failed, timeout=60, every=engine.sweep, message=cluster.log_tail())
     assert revoke.attempts == revoke.max_attempts
     assert "503" in revoke.last_error and "service unavailable" in revoke.last_error
     # Nothing half-done is hidden: the run stays open, the entitlement says it is being revoked
@@ -408,7 +408,7 @@ def test_connector_always_failing_ends_failed_and_visible(cluster, hook):
     assert not [e for e in hook.effects if e["event"] == "revoke"]
     assert _revoke_events([entitlement]) == 0
     # Sweeping again does not bring a failed task back: it waits for a person.
-    services.sweep()
+    engine.sweep()
     time.sleep(1)
     revoke.refresh_from_db()
     assert revoke.status == TaskStatus.FAILED
@@ -419,38 +419,25 @@ def test_connector_always_failing_ends_failed_and_visible(cluster, hook):
 
 @pytest.mark.parametrize("how", ["employee_terminate", "run_start"])
 def test_two_concurrent_terminations_make_one_run(file_db, how):
-    from offboarding.flows import employee_terminate
+    from offboarding.flows.leaver import employee_terminate
 
     _leaver_template()
     TaskTemplate.objects.create(
         checklist=ChecklistTemplate.objects.get(name="Reliability leaver"), key="collect", title="Collect the laptop"
     )
     employee = EmployeeFactory()
-    barrier = threading.Barrier(2)
-    runs, errors = [], []
 
     def terminate():
-        try:
-            barrier.wait(timeout=10)
-            if how == "employee_terminate":
-                run = employee_terminate(
-                    employee=employee, last_day=timezone.localdate(), acting_user=None, reason="concurrent"
-                )
-            else:
-                run = _start_leave(employee)
-            runs.append(run.pk)
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connections.close_all()
+        if how == "employee_terminate":
+            return employee_terminate(
+                employee=employee, last_day=timezone.localdate(), acting_user=None, reason="concurrent"
+            ).pk
+        return _start_leave(employee).pk
 
-    threads = [threading.Thread(target=terminate) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join(timeout=30)
-    assert errors == []
-    assert len(runs) == 2 and len(set(runs)) == 1
+    outcomes = run_at_once(terminate, terminate)
+    assert kinds(outcomes) == ["ok", "ok"], outcomes
+    runs = [run_id for _, run_id in outcomes]
+    assert len(set(runs)) == 1
     assert ChecklistRun.objects.filter(employee=employee, kind=ChecklistKind.LEAVE).count() == 1
     keys = list(Task.objects.filter(run_id=runs[0]).values_list("key", flat=True))
     assert len(keys) == len(set(keys)) and len(keys) >= 2
@@ -460,7 +447,7 @@ def test_two_concurrent_terminations_make_one_run(file_db, how):
 
 def test_worker_killed_mid_employee_terminate_completes_with_each_effect_once(cluster, hook, ldap):
     """The same, through the real leaver flow (`employee_terminate`) and its actions."""
-    from offboarding.flows import employee_terminate
+    from offboarding.flows.leaver import employee_terminate
 
     employee, entitlements = _leaver(hook=hook, ldap=ldap, webhook_apps=6, ldap_apps=4)
     hook.delay = 1.0  # a wide window: on a loaded machine a 0.4 s call could finish between check and kill
@@ -479,7 +466,7 @@ def test_worker_killed_mid_employee_terminate_completes_with_each_effect_once(cl
     wait_for(
         lambda: _quiet(run) and revoking.count() == len(entitlements) and not revoking.exclude(status=TaskStatus.DONE),
         timeout=60,
-        every=services.sweep,
+        every=engine.sweep,
         message=cluster.log_tail(),
     )
     # Later steps (reminders, the retention purge) wait for their day; everything due is done.

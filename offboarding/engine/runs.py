@@ -1,0 +1,462 @@
+"""Runs and their tasks: start a run, materialise its templates, add tasks, advance, close, cancel.
+
+Tasks are materialised once: `(run, key)` is unique, so starting or fanning out again creates
+nothing twice, and there is at most one open run of each kind per employee, under concurrency
+too. Runnable automated tasks move `pending → queued` once however many callers race, and only
+their ids travel to the queue, after commit (`portal.queue.enqueue_on_commit`). A task waits for
+every task it depends on to be done or skipped, and for its due time. The time to deprovision
+of a leave run is kept current through `run_record_revocation`.
+"""
+
+import datetime
+
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Exists, Q
+from django.utils import timezone
+from simple_history.utils import bulk_create_with_history
+
+from accounts.models import Employee
+from offboarding import selectors
+from offboarding.conf import lifecycle_setting
+from offboarding.engine.templates import templates_for
+from offboarding.models import (
+    FINISHED_TASK_STATUSES,
+    Assignee,
+    ChecklistKind,
+    ChecklistRun,
+    ChecklistTemplate,
+    RunStatus,
+    Task,
+    TaskStatus,
+    TaskTemplate,
+)
+from portal.audit import audit_record
+from portal.history import set_history_user
+from portal.models import AuditEvent
+from portal.queue import enqueue_on_commit
+
+EXECUTE_TASK = "offboarding.tasks.task_execute"
+
+# The audit action recorded when a run of each checklist kind starts (one typed action per kind).
+RUN_STARTED_ACTIONS = {
+    ChecklistKind.JOIN: AuditEvent.Action.JOIN_STARTED,
+    ChecklistKind.MOVE: AuditEvent.Action.MOVE_STARTED,
+    ChecklistKind.LEAVE: AuditEvent.Action.LEAVE_STARTED,
+    ChecklistKind.ACCESS: AuditEvent.Action.ACCESS_STARTED,
+}
+
+
+def user_or_none(acting_user):
+    """The acting user to store on a row: None for the system (no user, or an unsaved one)."""
+    return acting_user if getattr(acting_user, "pk", None) else None
+
+
+def assignee_for(assignee_type: str, employee: Employee) -> Employee | None:
+    """The person a task of `assignee_type` goes to for `employee`'s run (None: IT or the system)."""
+    if assignee_type == Assignee.EMPLOYEE:
+        return employee
+    if assignee_type == Assignee.MANAGER:
+        return employee.manager
+    return None
+
+
+def _due_at(effective_at: datetime.datetime, offset_days: int) -> datetime.datetime:
+    return effective_at + datetime.timedelta(days=offset_days)
+
+
+@transaction.atomic
+def run_start(
+    *,
+    employee: Employee,
+    kind: str,
+    event_date: datetime.date,
+    acting_user,
+    effective_at: datetime.datetime | None = None,
+    details: dict | None = None,
+) -> ChecklistRun:
+    """Start (or return the already open) run of `kind` for `employee` and materialise its tasks.
+
+    `effective_at` defaults to 09:00 local time on `event_date`. Idempotent under concurrency:
+    the employee row lock (PostgreSQL) and the unique open-run constraint make a second,
+    concurrent start return the first run instead of creating another. The runnable automated
+    tasks are queued after commit. The run is not closed here, even with no task: a flow may
+    add its own tasks (`task_add`) right after, then call `run_advance`, which closes a run
+    with nothing left to do (as the sweeper does for one nobody advances).
+    """
+    if kind not in ChecklistKind.values:
+        raise ValidationError(f"Unknown checklist kind {kind!r}.")
+    employee = Employee.objects.select_for_update(of=("self",)).select_related("manager").get(pk=employee.pk)
+    existing = ChecklistRun.objects.filter(employee=employee, kind=kind, status=RunStatus.RUNNING).first()
+    if existing is not None:
+        return existing
+    if effective_at is None:
+        effective_at = timezone.make_aware(datetime.datetime.combine(event_date, datetime.time(9, 0)))
+    run = ChecklistRun(
+        employee=employee,
+        kind=kind,
+        event_date=event_date,
+        effective_at=effective_at,
+        started_by=user_or_none(acting_user),
+        details=details or {},
+    )
+    set_history_user(run, acting_user)
+    try:
+        with transaction.atomic():
+            run.save()
+    except IntegrityError:
+        # Lost a race with a concurrent start (possible where the row lock above is a no-op).
+        return ChecklistRun.objects.get(employee=employee, kind=kind, status=RunStatus.RUNNING)
+    for template in templates_for(employee=employee, kind=kind):
+        _materialise(run, template)
+    audit_record(
+        action=RUN_STARTED_ACTIONS[kind],
+        target=run,
+        acting_user=acting_user,
+        detail={"employee": employee.pk, "event_date": str(event_date)},
+    )
+    _queue_runnable(run, timezone.now())
+    return run
+
+
+def _max_attempts(template: TaskTemplate | None = None) -> int:
+    if template is not None and template.max_attempts:
+        return template.max_attempts
+    return int(lifecycle_setting("MAX_ATTEMPTS"))
+
+
+def _materialise(run: ChecklistRun, template: ChecklistTemplate) -> None:
+    task_templates = list(template.task_templates.prefetch_related("depends_on"))
+    by_template: dict[int, Task] = {}
+    for tt in task_templates:
+        key = f"{template.pk}:{tt.key}"
+        task, _ = Task.objects.get_or_create(
+            run=run,
+            key=key,
+            defaults={
+                "template": tt,
+                "title": tt.title,
+                "instructions": tt.instructions,
+                "knowledge_url": tt.knowledge_url,
+                "assignee_type": tt.assignee,
+                "assignee": assignee_for(tt.assignee, run.employee),
+                "action": tt.action,
+                "params": tt.params,
+                "due_at": _due_at(run.effective_at, tt.due_offset_days),
+                "max_attempts": _max_attempts(tt),
+            },
+        )
+        by_template[tt.pk] = task
+    for tt in task_templates:
+        deps = [by_template[d.pk] for d in tt.depends_on.all() if d.pk in by_template]
+        if deps:
+            by_template[tt.pk].depends_on.add(*deps)
+
+
+def task_add(
+    *,
+    run: ChecklistRun,
+    key: str,
+    title: str,
+    action: str = "",
+    params: dict | None = None,
+    assignee_type: str = Assignee.SYSTEM,
+    assignee: Employee | None = None,
+    due_at: datetime.datetime | None = None,
+    parent: Task | None = None,
+    depends_on: list[Task] | None = None,
+    instructions: str = "",
+    knowledge_url: str = "",
+    max_attempts: int | None = None,
+) -> Task:
+    """Add one task to an open run (e.g. a fan-out child). Idempotent on `(run, key)`.
+
+    Refused (ValidationError) for a run that is not open, an unknown action, a system task
+    without an action, or a parent or dependency from another run. The task is not queued
+    here: the run's next `run_advance` does it (the parent's completion, or the sweeper).
+    """
+    _task_add_check(run=run, action=action, assignee_type=assignee_type, parent=parent, depends_on=depends_on)
+    existing = Task.objects.filter(run=run, key=key).first()
+    if existing is not None:
+        return existing
+    if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        raise ValidationError(f"{run} is not open; no task can be added to it.")
+    task, created = Task.objects.get_or_create(
+        run=run,
+        key=key,
+        defaults=_task_fields(
+            run=run,
+            title=title,
+            action=action,
+            params=params,
+            assignee_type=assignee_type,
+            assignee=assignee,
+            due_at=due_at,
+            parent=parent,
+            instructions=instructions,
+            knowledge_url=knowledge_url,
+            max_attempts=max_attempts,
+        ),
+    )
+    if created and depends_on:
+        task.depends_on.add(*depends_on)
+    return task
+
+
+def _task_add_check(*, run: ChecklistRun, action: str, assignee_type: str, parent, depends_on) -> None:
+    """The refusals of `task_add` (ValidationError), checked without a query."""
+    from offboarding.engine.execution import action_registry  # execution builds on this module
+
+    if action and action not in action_registry():
+        raise ValidationError(f"Unknown action {action!r}; choose one of {', '.join(sorted(action_registry()))}.")
+    if assignee_type == Assignee.SYSTEM and not action:
+        raise ValidationError("A task done by the system needs an automated action.")
+    if assignee_type not in Assignee.values:
+        raise ValidationError(f"Unknown assignee type {assignee_type!r}.")
+    others = [t for t in [parent, *(depends_on or [])] if t is not None and t.run_id != run.pk]
+    if others:
+        raise ValidationError(f"Tasks of another run cannot be parent or dependency: {', '.join(map(str, others))}.")
+
+
+def _task_fields(
+    *,
+    run: ChecklistRun,
+    title: str,
+    action: str = "",
+    params: dict | None = None,
+    assignee_type: str = Assignee.SYSTEM,
+    assignee: Employee | None = None,
+    due_at: datetime.datetime | None = None,
+    parent: Task | None = None,
+    instructions: str = "",
+    knowledge_url: str = "",
+    max_attempts: int | None = None,
+) -> dict:
+    """The field values of a new task added with `task_add`'s arguments (its defaults applied)."""
+    return {
+        "title": title[:200],
+        "action": action,
+        "params": params or {},
+        "assignee_type": assignee_type,
+        "assignee": assignee if assignee is not None else assignee_for(assignee_type, run.employee),
+        "due_at": due_at or timezone.now(),
+        "parent": parent,
+        "instructions": instructions,
+        "knowledge_url": knowledge_url,
+        "max_attempts": max_attempts or _max_attempts(),
+    }
+
+
+def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
+    """Add several tasks to an open run at once (a fan-out); each item holds `task_add`'s arguments.
+
+    Same rules and guarantees as calling `task_add` for each item, in order (idempotent on
+    `(run, key)`; the first of two items with one key wins; history rows written; refused as
+    `task_add` refuses), but in a constant number of queries however many tasks: one read of
+    the keys already there, one check that the run is open, one insert of the tasks, one of
+    their history rows and one of their dependencies. Returns the tasks in the order given.
+    If a concurrent caller adds one of the keys meanwhile, falls back to `task_add` per item.
+    """
+    for item in tasks:
+        _task_add_check(
+            run=run,
+            action=item.get("action", ""),
+            assignee_type=item.get("assignee_type", Assignee.SYSTEM),
+            parent=item.get("parent"),
+            depends_on=item.get("depends_on"),
+        )
+    if not tasks:
+        return []
+    by_key = {task.key: task for task in Task.objects.filter(run=run, key__in={item["key"] for item in tasks})}
+    new_items: dict[str, dict] = {}
+    for item in tasks:
+        if item["key"] not in by_key:
+            new_items.setdefault(item["key"], item)
+    if new_items:
+        if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+            raise ValidationError(f"{run} is not open; no task can be added to it.")
+        fresh = [
+            Task(
+                run=run,
+                key=key,
+                **_task_fields(run=run, **{k: v for k, v in item.items() if k not in ("key", "depends_on")}),
+            )
+            for key, item in new_items.items()
+        ]
+        try:
+            with transaction.atomic():
+                created = bulk_create_with_history(fresh, Task)
+                Through = Task.depends_on.through
+                Through.objects.bulk_create(
+                    [
+                        Through(from_task_id=task.pk, to_task_id=dep.pk)
+                        for task in created
+                        for dep in {d.pk: d for d in new_items[task.key].get("depends_on") or []}.values()
+                    ]
+                )
+        except IntegrityError:
+            # A concurrent caller added one of these keys: one by one, each returns what is there.
+            return [task_add(run=run, **item) for item in tasks]
+        by_key.update((task.key, task) for task in created)
+    return [by_key[item["key"]] for item in tasks]
+
+
+def runnable_tasks(*, run: ChecklistRun | None = None, now: datetime.datetime | None = None):
+    """Pending tasks whose dependencies are all finished and whose time (due, backoff) has come."""
+    now = now or timezone.now()
+    qs = Task.objects.filter(status=TaskStatus.PENDING, due_at__lte=now).filter(
+        Q(not_before__isnull=True) | Q(not_before__lte=now)
+    )
+    if run is not None:
+        qs = qs.filter(run=run)
+    return qs.exclude(Exists(selectors.task_open_dependencies())).order_by()
+
+
+def run_advance(*, run: ChecklistRun, now: datetime.datetime | None = None) -> int:
+    """Queue the run's runnable automated tasks (after commit) and close the run when all is finished.
+
+    Returns how many tasks were queued. Safe to call any number of times, from anywhere; does
+    nothing for a run that is no longer open (done or cancelled).
+    """
+    now = now or timezone.now()
+    if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        return 0
+    queued = _queue_runnable(run, now)
+    if not queued:  # a task just queued is unfinished: the run cannot be
+        run_close_if_finished(run=run)
+    return queued
+
+
+def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:
+    """Move the run's runnable automated tasks `pending → queued` and enqueue them after commit."""
+    ids = list(
+        runnable_tasks(run=run, now=now)
+        .filter(assignee_type=Assignee.SYSTEM)
+        .exclude(action="")
+        .values_list("pk", flat=True)
+    )
+    queued = _mark_queued(ids, now)
+    for task_id in queued:
+        enqueue_on_commit(EXECUTE_TASK, task_id)
+    return len(queued)
+
+
+def _mark_queued(ids: list[int], now: datetime.datetime) -> list[int]:
+    """Move the tasks `ids` that are still pending to queued; returns the ids this call moved.
+
+    Each task moves once however many callers race (the update is conditional on `pending`).
+    One `UPDATE ... RETURNING` per 500 tasks where the database has it (PostgreSQL, SQLite),
+    else one conditional update per task.
+    """
+    if not ids:
+        return []
+    if connection.vendor not in ("postgresql", "sqlite") or not connection.features.can_return_columns_from_insert:
+        return [
+            task_id
+            for task_id in ids
+            if Task.objects.filter(pk=task_id, status=TaskStatus.PENDING).update(
+                status=TaskStatus.QUEUED, queued_at=now
+            )
+        ]
+    quote = connection.ops.quote_name
+    field = Task._meta.get_field
+    moved: list[int] = []
+    ids = sorted(ids)
+    table, status, queued_at, pk = (
+        quote(name)
+        for name in (Task._meta.db_table, field("status").column, field("queued_at").column, field("id").column)
+    )
+    with connection.cursor() as cursor:
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            # Names come from the model, values are parameters; the ORM's update() cannot say which rows it moved.
+            sql = (
+                f"UPDATE {table} SET {status} = %s, {queued_at} = %s "  # noqa: S608
+                f"WHERE {pk} IN ({', '.join(['%s'] * len(batch))}) AND {status} = %s RETURNING {pk}"
+            )
+            params = [
+                TaskStatus.QUEUED,
+                field("queued_at").get_db_prep_save(now, connection),
+                *batch,
+                TaskStatus.PENDING,
+            ]
+            cursor.execute(sql, params)
+            moved.extend(row[0] for row in cursor.fetchall())
+    return sorted(moved)
+
+
+@transaction.atomic
+def run_close_if_finished(*, run: ChecklistRun) -> bool:
+    """Mark the open run done, with its figures, once every task is done or skipped.
+
+    Runs once per run (the run row is locked and its status checked). A join run records its
+    time to provision: from the moment it took effect (first day) to now, zero if it was
+    ready before.
+    """
+    if Task.objects.filter(run=run).exclude(status__in=FINISHED_TASK_STATUSES).exists():
+        return False
+    locked = ChecklistRun.objects.select_for_update().filter(pk=run.pk, status=RunStatus.RUNNING).first()
+    if locked is None:
+        return False
+    # Checked again under the lock: a flow that adds a task to an open run locks it first.
+    if Task.objects.filter(run=run).exclude(status__in=FINISHED_TASK_STATUSES).exists():
+        return False
+    now = timezone.now()
+    locked.status = RunStatus.DONE
+    locked.completed_at = now
+    fields = ["status", "completed_at"]
+    if locked.kind == ChecklistKind.JOIN:
+        locked.time_to_provision = max(now - locked.effective_at, datetime.timedelta(0))
+        fields.append("time_to_provision")
+    set_history_user(locked, None)
+    locked.save(update_fields=fields)
+    for name in fields:
+        setattr(run, name, getattr(locked, name))
+    return True
+
+
+def run_record_revocation(*, run: ChecklistRun, at: datetime.datetime | None = None) -> None:
+    """A revocation of the person's access was confirmed: keep the time to deprovision current.
+
+    Actions call this when a revocation is confirmed (by a connector, or by IT completing a
+    handed-off task). The figure only moves forward, so after the last revocation it is
+    "event → last revocation confirmed"; never negative.
+    """
+    at = at or timezone.now()
+    ChecklistRun.objects.filter(pk=run.pk).filter(
+        Q(last_revocation_at__isnull=True) | Q(last_revocation_at__lt=at)
+    ).update(last_revocation_at=at, time_to_deprovision=max(at - run.effective_at, datetime.timedelta(0)))
+
+
+@transaction.atomic
+def run_cancel(*, run: ChecklistRun, acting_user, reason: str) -> ChecklistRun:
+    """Cancel an open run (e.g. a resignation withdrawn): its unfinished tasks are skipped.
+
+    A task running right now finishes, but nothing else of the run is started. The reason is
+    kept in history, on the tasks and in the audit log.
+    """
+    if not reason.strip():
+        raise ValidationError("Give a reason for cancelling.")
+    run = ChecklistRun.objects.select_for_update().select_related("employee").get(pk=run.pk)
+    if run.status != RunStatus.RUNNING:
+        raise ValidationError(f"{run} is {run.get_status_display().lower()}; only an open run can be cancelled.")
+    now = timezone.now()
+    skipped = Task.objects.filter(
+        run=run, status__in=(TaskStatus.PENDING, TaskStatus.QUEUED, TaskStatus.FAILED)
+    ).update(
+        status=TaskStatus.SKIPPED,
+        completed_at=now,
+        completed_by=user_or_none(acting_user),
+        note=f"Run cancelled: {reason}",
+    )
+    run.status = RunStatus.CANCELLED
+    run.completed_at = now
+    set_history_user(run, acting_user)
+    run.save(update_fields=["status", "completed_at"])
+    audit_record(
+        action=AuditEvent.Action.RUN_CANCELLED,
+        target=run,
+        acting_user=acting_user,
+        detail={"kind": run.kind, "reason": reason, "tasks_skipped": skipped},
+    )
+    return run

@@ -1,0 +1,124 @@
+"""Access changes outside join, move and leave: approved access requests and time-bound access ending.
+
+Both run through the lifecycle engine, so IT sees each provisioning or revocation as a task (with
+its connector's error, retry and skip) like any other. Each employee has at most one open
+"access change" run; these functions add one task per change to it (opening one if needed):
+
+- `access_request_fulfil(request_id=, acting_user=None)`: an approved request's entitlement is
+  planned (`pending`, with the request's end date as expiry) and a `provision_entitlement` task
+  (key `request:<id>`) provisions it through the application's connector.
+- `access_expire_due(now=None)`: every active entitlement whose `expires_at` has passed gets a
+  `revoke_entitlement` task (key `expire:<entitlement id>`).
+
+Idempotent: a second delivery finds the request's entitlement linked and its task present in an
+access run of the person, and adds nothing; the actions themselves look at the entitlement first.
+"""
+
+from django.db import transaction
+from django.utils import timezone
+
+from accounts.approvals import expires_at_for
+from accounts.models import (
+    AccessRequest,
+    AccessRequestStatus,
+    Employee,
+    EmployeeStatus,
+    Entitlement,
+    EntitlementSource,
+    EntitlementStatus,
+)
+from accounts.provisioning import entitlement_plan
+from offboarding import engine
+from offboarding.models import Assignee, ChecklistKind, ChecklistRun, Task
+from portal.history import set_history_user
+
+
+def _access_run(employee: Employee, acting_user) -> ChecklistRun:
+    """The employee's open access-change run, locked (so the sweeper cannot close it under us), or a new one."""
+    now = timezone.now()
+    run = engine.run_start(
+        employee=employee,
+        kind=ChecklistKind.ACCESS,
+        event_date=timezone.localdate(now),
+        effective_at=now,
+        acting_user=acting_user,
+    )
+    return ChecklistRun.objects.select_for_update().get(pk=run.pk)
+
+
+def _task_exists(employee: Employee, key: str) -> bool:
+    return Task.objects.filter(run__employee=employee, run__kind=ChecklistKind.ACCESS, key=key).exists()
+
+
+@transaction.atomic
+def access_request_fulfil(*, request_id: int, acting_user=None) -> dict:
+    """Provision what an approved request grants (see the module docstring). A request that is not
+    approved (cancelled meanwhile, say) provisions nothing."""
+    request = (
+        AccessRequest.objects.select_for_update(of=("self",))
+        .select_related("employee", "application")
+        .filter(pk=request_id)
+        .first()
+    )
+    if request is None or request.status != AccessRequestStatus.APPROVED:
+        return {"request": request_id, "provisioned": False, "note": "not approved"}
+    employee = Employee.objects.select_for_update(of=("self",)).get(pk=request.employee_id)
+    key = f"request:{request.pk}"
+    if request.entitlement_id and _task_exists(employee, key):
+        return {"request": request.pk, "entitlement": request.entitlement_id, "provisioned": False, "note": "already"}
+    if employee.status == EmployeeStatus.TERMINATED:
+        return {"request": request.pk, "provisioned": False, "note": "employee terminated"}
+    entitlement = entitlement_plan(
+        employee=employee,
+        application=request.application,
+        level=request.level,
+        source=EntitlementSource.REQUEST,
+        acting_user=acting_user,
+        expires_at=expires_at_for(request.end_date),
+    )
+    if request.entitlement_id != entitlement.pk:
+        request.entitlement = entitlement
+        set_history_user(request, acting_user)
+        request.save(update_fields=["entitlement"])
+    run = _access_run(employee, acting_user)
+    task = engine.task_add(
+        run=run,
+        key=key,
+        title=f"Provision {request.application.name} ({request.level}) — request #{request.pk}",
+        action="provision_entitlement",
+        params={"entitlement": entitlement.pk, "access_request": request.pk},
+        assignee_type=Assignee.SYSTEM,
+        due_at=timezone.now(),
+    )
+    engine.run_advance(run=run)
+    return {"request": request.pk, "entitlement": entitlement.pk, "task": task.pk, "run": run.pk}
+
+
+def access_expire_due(*, now=None, limit: int = 500) -> dict:
+    """Queue the revocation of every active entitlement past its `expires_at` (bounded per call)."""
+    now = now or timezone.now()
+    due = list(
+        Entitlement.objects.filter(status=EntitlementStatus.ACTIVE, expires_at__lte=now)
+        .select_related("application")
+        .order_by("expires_at", "pk")[:limit]
+    )
+    queued = []
+    for entitlement in due:
+        with transaction.atomic():
+            employee = Employee.objects.select_for_update(of=("self",)).get(pk=entitlement.employee_id)
+            key = f"expire:{entitlement.pk}"
+            if _task_exists(employee, key):
+                continue
+            run = _access_run(employee, None)
+            engine.task_add(
+                run=run,
+                key=key,
+                title=f"Revoke {entitlement.application.name}: time-bound access ended",
+                action="revoke_entitlement",
+                params={"entitlement": entitlement.pk, "reason": "time-bound access ended"},
+                assignee_type=Assignee.SYSTEM,
+                due_at=min(now, timezone.now()),
+            )
+            engine.run_advance(run=run)
+            queued.append(entitlement.pk)
+    return {"due": len(due), "queued": queued}
