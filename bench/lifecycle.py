@@ -186,9 +186,9 @@ def _wait(predicate, *, timeout: float, interval: float):
 def _deprovision(apps, leavers: int) -> dict:
     from django.utils import timezone
 
-    from accounts import provisioning
     from accounts.models import Entitlement, EntitlementSource, EntitlementStatus
-    from offboarding.flows import employee_terminate
+    from accounts.services import provisioning
+    from offboarding.flows.leaver import employee_terminate
     from offboarding.models import ChecklistRun, Task, TaskStatus
 
     people = _fresh_employees(leavers)
@@ -235,7 +235,7 @@ def _deprovision(apps, leavers: int) -> dict:
 def _noop(cluster, tasks: int, per_run: int = 20) -> dict:
     from django.utils import timezone
 
-    from offboarding import services
+    from offboarding import engine
     from offboarding.models import Assignee, ChecklistKind, ChecklistTemplate, Task, TaskStatus, TaskTemplate
 
     template, _ = ChecklistTemplate.objects.get_or_create(name="Bench no-op", kind=ChecklistKind.MOVE)
@@ -249,7 +249,7 @@ def _noop(cluster, tasks: int, per_run: int = 20) -> dict:
     cluster.kill()  # the tasks wait in the broker; the worker then drains them at full speed
     started = time.monotonic()
     runs = [
-        services.run_start(employee=p, kind=ChecklistKind.MOVE, event_date=timezone.localdate(), acting_user=None).pk
+        engine.run_start(employee=p, kind=ChecklistKind.MOVE, event_date=timezone.localdate(), acting_user=None).pk
         for p in people
     ]
     enqueued = time.monotonic() - started
@@ -275,7 +275,7 @@ def _layoff(cluster, apps, leavers: int) -> dict:
     from django.utils import timezone
 
     from accounts.models import Entitlement, EntitlementSource, EntitlementStatus
-    from offboarding.flows import employee_terminate
+    from offboarding.flows.leaver import employee_terminate
     from offboarding.models import Assignee, Task, TaskStatus
 
     people = _fresh_employees(leavers)
@@ -297,7 +297,7 @@ def _layoff(cluster, apps, leavers: int) -> dict:
     busy = [TaskStatus.QUEUED, TaskStatus.RUNNING]
 
     def quiet():
-        from offboarding.services import runnable_tasks
+        from offboarding.engine import runnable_tasks
 
         tasks = Task.objects.filter(run_id__in=runs)
         if tasks.filter(status__in=busy).exists():

@@ -4,8 +4,9 @@ In the seeded company, `run` adds a bench manager (an employee with a login), mo
 active employees under them (their seeded access and hardware come along) and gives them 500
 pending approval steps: each report asks for each of 10 new applications (manager approval),
 the step pending since a different time, with the guardian permission `decide_approvalstep` on
-it, as `accounts.approvals` grants it; plus 20 steps the manager decided lately. All of it with
-bulk inserts, in one transaction; a database kept with `--keep-db` reuses what an earlier run added.
+it, as `accounts.services.approval_steps` grants it; plus 20 steps the manager decided lately. All
+of it with bulk inserts (a benchmark shortcut: 500 requests through the services would take the
+bench longer than it measures), in one transaction; a database kept with `--keep-db` reuses what an earlier run added.
 
 Then, signed in as the manager: `/approvals/` (500 rows), its oldest step `/approvals/<pk>/`,
 `/team/` (50 rows) and one report `/team/<pk>/` (one holding 4 applications and 1 asset, so the

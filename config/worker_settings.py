@@ -11,7 +11,7 @@ what a test must shorten and production never sets, all from the environment, in
   Q_POLL                   how often the ORM broker looks for work (default 0.5)
   Q_BULK                   tasks the ORM broker takes per look (default 1)
 
-The engine reads its deadlines through `offboarding.services.engine_setting`, i.e. from
+The engine reads its deadlines through `offboarding.conf.lifecycle_setting`, i.e. from
 `settings.LIFECYCLE`: a test sets the same values in its own process (see
 `portal.testing.worker.Deadlines.lifecycle`) so that the sweeper it runs agrees with the worker.
 """

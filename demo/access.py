@@ -6,7 +6,8 @@ with their historical times (one history row each): the services stamp the curre
 and in the hash-chained audit log, which cannot be backdated. Today's two changes by `itadmin` go
 through the entitlement services.
 
-Whatever decides who may approve what goes through `accounts.approvals`, as people would click it:
+Whatever decides who may approve what goes through the approval services (`accounts.services`), as people would
+click it:
 `access_request_create` opens a request (it builds the steps from the policy and grants the object
 permissions), the approvers decide with `approval_step_decide`, requesters withdraw with
 `access_request_cancel`, and the `manager` login's holiday cover is a `delegation_create`. Only
@@ -22,13 +23,6 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
 from django.core.exceptions import ValidationError
 
-from accounts.approvals import (
-    access_request_cancel,
-    access_request_create,
-    approval_step_decide,
-    delegation_create,
-    latest_end_date,
-)
 from accounts.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -44,7 +38,10 @@ from accounts.models import (
     RoleApplication,
     Sensitivity,
 )
-from accounts.services import entitlement_grant, entitlement_revoke
+from accounts.services.access_requests import access_request_cancel, access_request_create, latest_end_date
+from accounts.services.approval_steps import approval_step_decide
+from accounts.services.delegations import delegation_create
+from accounts.services.entitlements import entitlement_grant, entitlement_revoke
 from assets.models import License
 from demo.company import DOMAIN, REASON, Person
 from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert
@@ -334,7 +331,7 @@ class AccessMixin:
             p.obj.user = user
         bulk_change(Employee, [p.obj for p in people], ["user"], reason=REASON)
 
-    # --- access requests, through `accounts.approvals` ---------------------------------------------
+    # --- access requests, through the approval services ---------------------------------------------
 
     def open_request(self, p: Person, app: str) -> AccessRequest | None:
         """`p` asks for `app` as they would in self-service; None when the product refuses (nothing written)."""

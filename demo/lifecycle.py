@@ -17,12 +17,17 @@ from accounts.models import (
     EmploymentType,
     Entitlement,
 )
-from accounts.services import employee_update, entitlement_revoke
+from accounts.services.employees import employee_update
+from accounts.services.entitlements import entitlement_revoke
 from assets.models import AssetStatus, HardwareAsset
 from demo.checklists import demo_templates_sync
 from demo.company import Person
-from offboarding import flows
-from offboarding import services as lifecycle
+from offboarding import engine
+from offboarding.flows.common import end_of_day
+from offboarding.flows.joiner import joiner_start
+from offboarding.flows.leaver import employee_terminate
+from offboarding.flows.mover import mover_apply
+from offboarding.flows.returns import hardware_return_receive
 from offboarding.models import Assignee, ChecklistRun, HardwareReturn, Task, TaskStatus
 
 LEAVER_CUT_OFF_DAYS_AGO = 3  # the demo leaver's cut-off: the end of their last day, this many days ago
@@ -73,7 +78,7 @@ class LifecycleMixin:
             if not queued:
                 return
             for task_id in queued:
-                lifecycle.task_execute(task_id=task_id)
+                engine.task_execute(task_id=task_id)
 
     def _candidates(self, **where) -> list[Person]:
         """Active individual contributors without a login, an end date, an owned application or any
@@ -98,7 +103,7 @@ class LifecycleMixin:
         pre_hires = sorted(
             (p for p in self.people if p.status == EmployeeStatus.PRE_HIRE), key=lambda p: (p.start, p.index)
         )
-        runs = [flows.joiner_start(employee=p.obj, acting_user=itadmin) for p in pre_hires[:3]]
+        runs = [joiner_start(employee=p.obj, acting_user=itadmin) for p in pre_hires[:3]]
         self.drive(runs)
         return runs
 
@@ -106,7 +111,7 @@ class LifecycleMixin:
         mover = self._candidates(role="sales", title="Account Executive")[0]
         lead = next(p for p in self.people if p.title == "Customer Success Lead, EMEA")
         employee_update(employee=mover.obj, changes={"title": "Customer Success Manager"}, acting_user=itadmin)
-        run = flows.mover_apply(
+        run = mover_apply(
             employee=mover.obj,
             changes={"role": self.roles["customer-success"], "department": self.departments["CS"], "manager": lead.obj},
             acting_user=itadmin,
@@ -119,7 +124,7 @@ class LifecycleMixin:
             .first()
         )
         if created is not None:
-            lifecycle.task_complete(task=created, acting_user=itadmin, note="Account created by hand.")
+            engine.task_complete(task=created, acting_user=itadmin, note="Account created by hand.")
         return run
 
     def demo_leaver(self, itadmin, helpdesk) -> ChecklistRun:
@@ -130,7 +135,7 @@ class LifecycleMixin:
             held[holder_id] = held.get(holder_id, 0) + 1
         leaver = next(p for p in self._candidates() if held.get(p.obj.pk, 0) >= 2 and p.role != "sales")
         last_day = self.today - datetime.timedelta(days=LEAVER_CUT_OFF_DAYS_AGO + 1)
-        run = flows.employee_terminate(
+        run = employee_terminate(
             employee=leaver.obj, last_day=last_day, acting_user=itadmin, reason="Resigned: moving abroad."
         )
         # No LDAP or webhook server in the demo: IT removed those accounts by hand at the exit interview.
@@ -148,14 +153,14 @@ class LifecycleMixin:
             if not pending.exists():
                 break
             for task in pending.order_by("pk"):
-                lifecycle.task_complete(task=task, acting_user=helpdesk, note="Done by hand.")
+                engine.task_complete(task=task, acting_user=helpdesk, note="Done by hand.")
             self.drive([run])
         mailbox = run.tasks.filter(key__endswith=":archive-mailbox", status=TaskStatus.PENDING).first()
         if mailbox is not None:
-            lifecycle.task_complete(task=mailbox, acting_user=helpdesk, note="Archived; auto-reply on for 90 days.")
+            engine.task_complete(task=mailbox, acting_user=helpdesk, note="Archived; auto-reply on for 90 days.")
         returned = HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag").first()
-        flows.hardware_return_receive(item=returned, acting_user=helpdesk, note="Dropped off at the front desk.")
-        self.backdate(run, run.effective_at - flows.end_of_day(last_day))
+        hardware_return_receive(item=returned, acting_user=helpdesk, note="Dropped off at the front desk.")
+        self.backdate(run, run.effective_at - end_of_day(last_day))
         return run
 
     def backdate(self, run: ChecklistRun, delta: datetime.timedelta) -> None:
@@ -202,8 +207,7 @@ class LifecycleMixin:
             and p.employment_type != EmploymentType.INTERN
         ]
         runs = [
-            flows.employee_terminate(employee=p.obj, last_day=p.end, acting_user=itadmin, reason="Resigned.")
-            for p in leaving
+            employee_terminate(employee=p.obj, last_day=p.end, acting_user=itadmin, reason="Resigned.") for p in leaving
         ]
         self.drive(runs)
         return runs

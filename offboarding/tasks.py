@@ -1,6 +1,6 @@
 """Entry points the queue calls. They take ids only and call services."""
 
-from accounts import approvals
+from accounts.services import notices
 from offboarding import engine
 from offboarding.flows import access_changes, retention
 
@@ -34,6 +34,6 @@ def access_hourly() -> dict:
     """Every hour: revoke time-bound access that ended, tell holders whose access ends soon, remind approvers."""
     return {
         "expired": access_changes.access_expire_due(),
-        "notices": approvals.entitlements_notify_expiry(),
-        "reminders": approvals.approval_steps_remind(),
+        "notices": notices.entitlements_notify_expiry(),
+        "reminders": notices.approval_steps_remind(),
     }

@@ -8,8 +8,8 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 
 from accounts.models import Entitlement
-from accounts.services import entitlement_grant
 from accounts.services import entitlements as entitlement_services
+from accounts.services.entitlements import entitlement_grant
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, UserFactory
 from assets import services
 from assets.models import AssetCheckout, AssetStatus

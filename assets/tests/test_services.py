@@ -8,7 +8,7 @@ audit event; every refusal for its message and for leaving nothing behind (`refu
 import pytest
 
 from accounts.models import Employee, EmployeeStatus
-from accounts.services import employee_delete
+from accounts.services.employees import employee_delete
 from accounts.tests.factories import EmployeeFactory, EntitlementFactory, UserFactory
 from assets import services
 from assets.models import AssetCheckout, AssetStatus, HardwareAsset

@@ -42,8 +42,8 @@ from accounts.tests.factories import (
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
+from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
-from offboarding.services import run_start, task_add
 from portal.audit import audit_record
 from portal.models import AuditEvent
 from portal.testing.query_counts import QueryCountBaselines

@@ -109,7 +109,7 @@ def test_leaver_returns_two_devices_and_it_receives_them(
     from assets.models import AssetStatus, HardwareAsset
     from assets.services import asset_check_out
     from assets.tests.factories import HardwareAssetFactory
-    from offboarding.flows import employee_terminate
+    from offboarding.flows.leaver import employee_terminate
     from offboarding.models import HardwareReturn, ReturnMethod, ReturnStatus
 
     office = LocationFactory(name="Berlin HQ")
@@ -223,8 +223,8 @@ def test_leaver_returns_two_devices_and_it_receives_them(
 
 
 def test_manager_delegates_and_delegate_approves(live_server, new_page, cast, password):
-    from accounts import approvals
     from accounts.models import ApprovalDelegation
+    from accounts.services import access_requests
 
     today = timezone.localdate()
     last_day = today + datetime.timedelta(days=7)
@@ -244,7 +244,7 @@ def test_manager_delegates_and_delegate_approves(live_server, new_page, cast, pa
     assert (delegation.delegator, delegation.delegate) == (cast.manager, cast.teammate)
     assert (delegation.starts_on, delegation.ends_on) == (today, last_day)
 
-    request = approvals.access_request_create(
+    request = access_requests.access_request_create(
         employee=cast.employee, application=cast.app, level="read", justification="x", acting_user=cast.employee.user
     )
     step = request.steps.get(order=1)
@@ -276,8 +276,8 @@ def test_employee_accepts_terms_and_completes_a_task_manager_asks_it_to_offboard
     from assets.models import AssetCheckout
     from assets.services import asset_check_out
     from assets.tests.factories import HardwareAssetFactory
+    from offboarding.engine import run_start, task_add
     from offboarding.models import ChangeRequest, Task, TaskStatus
-    from offboarding.services import run_start, task_add
 
     laptop = HardwareAssetFactory(asset_tag="LT-7001")
     asset_check_out(asset=laptop, employee=cast.employee, acting_user=None, terms_accepted=False)

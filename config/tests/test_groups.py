@@ -25,8 +25,8 @@ from accounts.tests.factories import (
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
+from offboarding.engine import run_start
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
-from offboarding.services import run_start
 from portal.groups import PORTAL_APPS
 
 pytestmark = pytest.mark.django_db

@@ -23,14 +23,14 @@ from django.shortcuts import resolve_url
 from django.urls import get_resolver, reverse
 from django.utils import timezone
 
-from accounts import approvals
 from accounts.models import AccessRequest, AccessRequestStatus, ApprovalDelegation, ApprovalStep, ApprovalStepStatus
+from accounts.services import access_requests, delegations
 from assets.models import AssetCheckout
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
-from offboarding import returns
+from offboarding.engine import run_start, task_add
+from offboarding.flows import returns
 from offboarding.models import ChangeRequest, HardwareReturn, ReturnStatus, Task, TaskStatus
-from offboarding.services import run_start, task_add
 
 pytestmark = pytest.mark.django_db
 
@@ -77,14 +77,14 @@ class World:
     def _access(self):
         """The request and then the delegation (so the delegate is the requester of a pending step)."""
         cast = self.cast
-        req = approvals.access_request_create(
+        req = access_requests.access_request_create(
             employee=cast.employee,
             application=cast.app,
             level="read",
             justification="Code review.",
             acting_user=cast.employee.user,
         )
-        delegation = approvals.delegation_create(
+        delegation = delegations.delegation_create(
             delegator=cast.manager,
             delegate=cast.employee,
             starts_on=self.today,
@@ -116,7 +116,7 @@ class World:
     @cached_property
     def owner_step(self):
         cast = self.cast
-        request = approvals.access_request_create(
+        request = access_requests.access_request_create(
             employee=cast.teammate,
             application=cast.owner_app,
             level="user",
@@ -580,7 +580,7 @@ def test_decide_form_posted_by_the_wrong_manager_is_404(client, world):
 
 def test_cancelling_someone_elses_request_is_404(client, world):
     cast = world.cast
-    theirs = approvals.access_request_create(
+    theirs = access_requests.access_request_create(
         employee=cast.other_employee,
         application=cast.owner_app,
         level="user",

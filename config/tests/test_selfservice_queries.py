@@ -18,13 +18,13 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts import approvals
 from accounts.models import ApprovalPolicy
+from accounts.services import access_requests, delegations
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
-from offboarding.returns import hardware_return_request
-from offboarding.services import run_start, task_add
+from offboarding.engine import run_start, task_add
+from offboarding.flows.returns import hardware_return_request
 from portal.testing.query_counts import QueryCountBaselines
 
 pytestmark = pytest.mark.django_db
@@ -52,7 +52,7 @@ def build(size: int) -> dict:
             asset = HardwareAssetFactory(asset_tag=f"Q-{size}-{r}-{i}")
             asset_check_out(asset=asset, employee=report, acting_user=None, terms_accepted=i % 2 == 0)
             app = ApplicationFactory(name=f"Asked {size}-{r}-{i}", approval_policy=ApprovalPolicy.MANAGER)
-            approvals.access_request_create(
+            access_requests.access_request_create(
                 employee=report, application=app, level="user", justification="x", acting_user=report.user
             )
     first = reports[0]
@@ -62,7 +62,7 @@ def build(size: int) -> dict:
     for asset in first.hardware.all():
         hardware_return_request(asset=asset, acting_user=None)
     today = timezone.localdate()
-    approvals.delegation_create(
+    delegations.delegation_create(
         delegator=reports[-1] if size > 1 else EmployeeFactory(user=UserFactory(username=f"d{size}")),
         delegate=manager,
         starts_on=today,

@@ -14,7 +14,6 @@ from django.utils import timezone
 
 import accounts.connectors  # noqa: F401 - registers the connectors
 from accounts.access import decides_twice
-from accounts.approvals import _approver_chain
 from accounts.connectors.base import connector_registry
 from accounts.models import (
     AccessRequest,
@@ -33,6 +32,7 @@ from accounts.models import (
     Location,
     Role,
 )
+from accounts.services.approval_steps import _approver_chain
 from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, EntitlementFactory
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
@@ -273,7 +273,7 @@ def decide_permission_holders() -> dict[int, set[int]]:
 
 
 class TestSeedDemoGoesThroughTheProduct:
-    """The demo holds only what `accounts.approvals` makes: its chains, its grants, its audit trail."""
+    """The demo holds only what the approval services make: its chains, its grants, its audit trail."""
 
     def test_only_the_approver_and_their_delegates_may_decide_a_pending_step(self):
         seed_demo()
@@ -373,7 +373,7 @@ class TestSeedDemoGoesThroughTheProduct:
         assert snapshot() == before
 
     def test_demo_code_writes_no_permission_nor_approval_by_hand(self):
-        """Static guard: the demo's code has no second write path for what `accounts.approvals` owns
+        """Static guard: the demo's code has no second write path for what the approval services own
         (rows built or bulk-written by hand, guardian grants, status or approver updates)."""
         approvals = r"(AccessRequest|ApprovalStep|ApprovalDelegation)"
         forbidden = [
@@ -418,7 +418,7 @@ class TestSeedScale:
         assert "50 employees" in output
 
     def test_writes_no_approval_chain_nor_permission_by_hand(self):
-        """Approval steps and their grants come only from `accounts.approvals`; seed_scale writes none."""
+        """Approval steps and their grants come only from the approval services; seed_scale writes none."""
         seed_scale(50)
         assert not AccessRequest.objects.exists()
         assert not ApprovalStep.objects.exists()

@@ -23,10 +23,9 @@ import datetime
 from django.core.exceptions import ValidationError
 from django.utils import timezone
 
-from accounts import provisioning
-from accounts import services as account_services
 from accounts.connectors import ManualActionRequired
 from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.services import approval_steps, employees, provisioning
 from offboarding import engine
 from offboarding.actions import Handoff, register
 from offboarding.conf import lifecycle_setting
@@ -124,7 +123,7 @@ def revoke_entitlement(task):
 
 
 def _confirm_level(task, acting_user) -> None:
-    account_services.entitlement_confirm_level_changed(
+    provisioning.entitlement_confirm_level_changed(
         entitlement=_entitlement(task), level=task.params["level"], acting_user=acting_user
     )
 
@@ -191,9 +190,7 @@ def activate_employee(task):
     employee = _employee(task)
     if employee.status != EmployeeStatus.PRE_HIRE:
         return {"status": employee.status, "changed": False}
-    account_services.employee_set_status(
-        employee=employee, status=EmployeeStatus.ACTIVE, acting_user=None, reason="day one"
-    )
+    employees.employee_set_status(employee=employee, status=EmployeeStatus.ACTIVE, acting_user=None, reason="day one")
     return {"status": EmployeeStatus.ACTIVE, "changed": True}
 
 
@@ -229,7 +226,7 @@ def send_email(task):
 
 @register("disable_login", "Disable the login and end every session")
 def disable_login(task):
-    return account_services.employee_disable_login(employee=_employee(task), acting_user=None)
+    return employees.employee_disable_login(employee=_employee(task), acting_user=None)
 
 
 @register("mark_terminated", "Set the employee terminated; stop their other open checklists")
@@ -267,7 +264,7 @@ def revoke_all_access(task):
 @register("hand_over_approvals", "Hand pending approvals and owned applications to the manager")
 def hand_over_approvals(task):
     employee = _employee(task)
-    outcome = account_services.approvals_hand_over(employee=employee, acting_user=None)
+    outcome = approval_steps.approvals_hand_over(employee=employee, acting_user=None)
     if outcome["unassigned"]:
         why = (
             f"{employee.full_name} has no manager"

@@ -5,7 +5,7 @@
   template unable to run (a dependency cycle, an unknown action, a dependency on another
   checklist's task, a dependency on a task being deleted) is refused with the reason, and
   nothing of it is saved. The flat task-template list is read-only.
-- Runs are written only by `offboarding.services`: their pages are read-only. IT watches
+- Runs are written only by the engine (`offboarding.engine`): their pages are read-only. IT watches
   progress, failures, overdue tasks and figures, and cancels a run with a reason
   (`portal.admin.ConfirmAction`). Lists are built in a constant number of queries.
 """
@@ -22,7 +22,7 @@ from django.urls import reverse
 from django.utils.html import format_html
 
 from accounts.models import EmploymentType
-from offboarding import selectors, services
+from offboarding import engine, selectors
 from offboarding.actions import action_choices, registry
 from offboarding.admin.common import ReasonForm, YesNoFilter, employee_link, pretty_json
 from offboarding.models import (
@@ -150,7 +150,7 @@ class TaskTemplateFormSet(BaseInlineFormSet):
                     f"Task {names[node]!r} depends on {', '.join(map(repr, gone))}, which you are deleting. "
                     "Remove the dependency first."
                 )
-        cycle = services.dependency_cycle(edges, names)
+        cycle = engine.dependency_cycle(edges, names)
         if cycle:
             raise ValidationError(f"The tasks depend on each other in a cycle: {' → '.join(cycle)}. Break the cycle.")
 
@@ -168,7 +168,7 @@ class TaskTemplateInline(admin.StackedInline):
 
 
 class TemplateRejected(Exception):
-    """A saved template failed `services.template_validate`; the save is rolled back."""
+    """A saved template failed `engine.template_validate`; the save is rolled back."""
 
 
 @admin.register(ChecklistTemplate)
@@ -215,7 +215,7 @@ class ChecklistTemplateAdmin(PortalModelAdmin):
     def save_related(self, request, form, formsets, change):
         super().save_related(request, form, formsets, change)
         try:
-            services.template_validate(template=form.instance)
+            engine.template_validate(template=form.instance)
         except ValidationError as exc:
             raise TemplateRejected(" ".join(exc.messages)) from exc
 
@@ -292,7 +292,7 @@ class RunOverdueFilter(YesNoFilter):
 
 
 def _cancel(request, run, data):
-    services.run_cancel(run=run, acting_user=request.user, reason=data["reason"])
+    engine.run_cancel(run=run, acting_user=request.user, reason=data["reason"])
 
 
 def _running_runs(modeladmin, request, queryset):

@@ -2,13 +2,13 @@
 hardware inline and holder picker, and the lifecycle, which lives here (accounts and assets do
 not import the engine):
 
-- Adding an employee starts their join run (`flows.joiner_start`).
+- Adding an employee starts their join run (`joiner.joiner_start`).
 - Changing role, department or manager first shows a preview of the access change (add,
   revoke, keep, with reasons); "Apply" saves the change and starts the move run
-  (`flows.mover_apply`). Other fields save as usual.
+  (`mover.mover_apply`). Other fields save as usual.
 - "Terminate…" (a button on the employee page, and an action on the list) asks for the last
   day, immediate or at the end of the last day, and a reason, then calls
-  `flows.employee_terminate`. The status cannot be set to terminated by editing the form.
+  `leaver.employee_terminate`. The status cannot be set to terminated by editing the form.
 - A read-only inline lists the person's checklist runs with their progress.
 - The HR file import does the same: new rows start their join run, changed role, department or
   manager is applied as a move (`LifecycleEmployeeResource`).
@@ -29,7 +29,8 @@ from accounts.admin import EmployeeAdminBase
 from accounts.models import Employee, EmployeeStatus
 from accounts.resources import EmployeeResource
 from assets.admin import HardwareHolderPickerMixin, HeldHardwareInline
-from offboarding import flows
+from offboarding import conf
+from offboarding.flows import joiner, leaver, mover
 from offboarding.models import FINISHED_TASK_STATUSES, ChecklistRun
 from portal.admin import ConfirmAction, ReadOnlyInline, report_action_results
 
@@ -102,7 +103,7 @@ class TerminateForm(forms.Form):
 
 class LifecycleEmployeeResource(EmployeeResource):
     """The HR file import, with the lifecycle: a new person (not terminated) gets their join run, and
-    a changed role, department or manager is applied as a move (`flows.mover_apply`: provisioning
+    a changed role, department or manager is applied as a move (`mover.mover_apply`: provisioning
     now, revocations after the grace period) rather than saved bare, so an HR file can never leave
     someone with the old team's access. Inside the import's transaction: a dry run (the preview)
     starts nothing, and a row the lifecycle refuses fails the whole import with its reason."""
@@ -112,8 +113,8 @@ class LifecycleEmployeeResource(EmployeeResource):
         instance._import_moves = {}
         if instance.pk is None or instance.status == EmployeeStatus.TERMINATED:
             return
-        original = Employee.objects.select_related(*flows.MOVER_FIELDS).get(pk=instance.pk)
-        for name in flows.MOVER_FIELDS:
+        original = Employee.objects.select_related(*mover.MOVER_FIELDS).get(pk=instance.pk)
+        for name in mover.MOVER_FIELDS:
             if getattr(instance, f"{name}_id") != getattr(original, f"{name}_id"):
                 instance._import_moves[name] = getattr(instance, name)
                 setattr(instance, name, getattr(original, name))  # the move saves it, with its checklist
@@ -122,10 +123,10 @@ class LifecycleEmployeeResource(EmployeeResource):
         super().after_save_instance(instance, row, **kwargs)
         user = kwargs.get("user")
         if getattr(instance, "_import_created", False) and instance.status != EmployeeStatus.TERMINATED:
-            flows.joiner_start(employee=instance, acting_user=user)
+            joiner.joiner_start(employee=instance, acting_user=user)
         moves = getattr(instance, "_import_moves", {})
         if moves:
-            flows.mover_apply(employee=instance, changes=moves, acting_user=user)
+            mover.mover_apply(employee=instance, changes=moves, acting_user=user)
             for name, value in moves.items():
                 setattr(instance, name, value)
 
@@ -140,8 +141,8 @@ def _employee_line(employee) -> str:
 
 
 def _terminate(request, employee, data) -> str:
-    already = flows.open_leave_run(employee)
-    run = flows.employee_terminate(
+    already = leaver.open_leave_run(employee)
+    run = leaver.employee_terminate(
         employee=employee,
         last_day=data["last_day"],
         acting_user=request.user,
@@ -182,7 +183,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
             obj is not None
             and self.has_change_permission(request, obj)
             and obj.status != EmployeeStatus.TERMINATED
-            and flows.open_leave_run(obj) is None
+            and leaver.open_leave_run(obj) is None
         ):
             extra_context["terminate_url"] = reverse("admin:accounts_employee_terminate", args=[obj.pk])
         return super().change_view(request, object_id, form_url, extra_context)
@@ -223,11 +224,11 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
         form = form_class(request.POST, request.FILES, instance=obj)
         if not form.is_valid():
             return None  # the normal change form shows the errors
-        changed = [name for name in flows.MOVER_FIELDS if name in form.changed_data]
+        changed = [name for name in mover.MOVER_FIELDS if name in form.changed_data]
         if not changed:
             return None
         original = Employee.objects.select_related("role", "department", "manager").get(pk=obj.pk)
-        preview = flows.mover_preview(employee=original, **{name: form.cleaned_data[name] for name in changed})
+        preview = mover.mover_preview(employee=original, **{name: form.cleaned_data[name] for name in changed})
         if not preview.has_changes:
             return None
         context = {
@@ -236,7 +237,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
             "opts": self.opts,
             "original": original,
             "preview": preview,
-            "grace_days": flows.lifecycle_setting("MOVER_GRACE_DAYS"),
+            "grace_days": conf.lifecycle_setting("MOVER_GRACE_DAYS"),
             "post_items": [
                 (key, value)
                 for key, values in request.POST.lists()
@@ -254,7 +255,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
             super().save_model(request, obj, form, change)
             if obj.status != EmployeeStatus.TERMINATED:
                 try:
-                    run = flows.joiner_start(employee=obj, acting_user=request.user)
+                    run = joiner.joiner_start(employee=obj, acting_user=request.user)
                 except ValidationError as exc:
                     self.message_user(request, f"No join checklist: {' '.join(exc.messages)}", messages.WARNING)
                 else:
@@ -262,7 +263,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
                         request, f"Join checklist started for {obj.start_date:%Y-%m-%d} (run #{run.pk}).", messages.INFO
                     )
             return
-        changed = [name for name in flows.MOVER_FIELDS if name in form.changed_data]
+        changed = [name for name in mover.MOVER_FIELDS if name in form.changed_data]
         if not changed or obj.status == EmployeeStatus.TERMINATED or MOVER_CONFIRM not in request.POST:
             super().save_model(request, obj, form, change)
             return
@@ -272,7 +273,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
             setattr(obj, name, getattr(original, name))
         super().save_model(request, obj, form, change)  # the other fields, as edited
         try:
-            run = flows.mover_apply(employee=obj, changes=new_values, acting_user=request.user)
+            run = mover.mover_apply(employee=obj, changes=new_values, acting_user=request.user)
         except ValidationError as exc:
             self.message_user(request, f"The move was not applied: {' '.join(exc.messages)}", messages.ERROR)
             return
@@ -286,7 +287,7 @@ class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
         done, failed = [], []
         for employee in queryset:
             try:
-                run = flows.joiner_start(employee=employee, acting_user=request.user)
+                run = joiner.joiner_start(employee=employee, acting_user=request.user)
             except ValidationError as exc:
                 failed.append((str(employee), " ".join(exc.messages)))
             else:

@@ -1,5 +1,5 @@
 """Hardware coming back: registers `HardwareReturn` (read-only; IT marks returns received, with the
-condition, through `flows.hardware_return_receive`) and the hardware page, composed from assets'
+condition, through `returns.hardware_return_receive`) and the hardware page, composed from assets'
 `HardwareAssetAdminBase` plus "ask the holder to return" (`returns.hardware_return_request`).
 """
 
@@ -10,8 +10,8 @@ from django.utils import timezone
 
 from assets.admin import HardwareAssetAdminBase, asset_action
 from assets.models import HardwareAsset
-from offboarding import flows, returns
 from offboarding.admin.common import YesNoFilter, employee_link
+from offboarding.flows import returns
 from offboarding.models import HardwareReturn, ReturnCondition, ReturnStatus
 from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
 
@@ -34,7 +34,7 @@ class ReceiveReturnForm(forms.Form):
 
 
 def _receive(request, item, data):
-    flows.hardware_return_receive(item=item, acting_user=request.user, condition=data["condition"], note=data["note"])
+    returns.hardware_return_receive(item=item, acting_user=request.user, condition=data["condition"], note=data["note"])
 
 
 @admin.register(HardwareReturn)

@@ -6,7 +6,7 @@
 from django import forms
 from django.contrib import admin
 
-from offboarding import change_requests
+from offboarding.flows import change_requests
 from offboarding.models import ChangeRequest
 from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
 

@@ -1,6 +1,6 @@
 """Tasks of checklist runs: registers `Task`, read-only, with retry, skip and mark-done.
 
-A task changes only through `offboarding.services`: each of the three is a changelist action
+A task changes only through the engine (`offboarding.engine`): each of the three is a changelist action
 and a button on the task's page (`portal.admin.ConfirmAction`: a reason or note first, then a
 report per task of what worked and why anything did not). The list is built in a constant
 number of queries.
@@ -15,7 +15,7 @@ from django.urls import path, reverse
 from django.utils import timezone
 from django.utils.html import format_html, format_html_join
 
-from offboarding import services
+from offboarding import engine
 from offboarding.admin.common import NoteForm, ReasonForm, YesNoFilter, employee_link, pretty_json
 from offboarding.models import FINISHED_TASK_STATUSES, Assignee, Task, TaskStatus
 from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
@@ -38,15 +38,15 @@ def _selected_tasks(modeladmin, request, queryset):
 
 
 def _retry(request, task, data):
-    services.task_retry(task=task, acting_user=request.user, reason=data["reason"])
+    engine.task_retry(task=task, acting_user=request.user, reason=data["reason"])
 
 
 def _skip(request, task, data):
-    services.task_skip(task=task, acting_user=request.user, reason=data["reason"])
+    engine.task_skip(task=task, acting_user=request.user, reason=data["reason"])
 
 
 def _complete(request, task, data):
-    services.task_complete(task=task, acting_user=request.user, note=data["note"])
+    engine.task_complete(task=task, acting_user=request.user, note=data["note"])
 
 
 TASK_VERBS = {

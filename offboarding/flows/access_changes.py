@@ -17,7 +17,6 @@ access run of the person, and adds nothing; the actions themselves look at the e
 from django.db import transaction
 from django.utils import timezone
 
-from accounts.approvals import expires_at_for
 from accounts.models import (
     AccessRequest,
     AccessRequestStatus,
@@ -27,7 +26,8 @@ from accounts.models import (
     EntitlementSource,
     EntitlementStatus,
 )
-from accounts.provisioning import entitlement_plan
+from accounts.services.access_requests import expires_at_for
+from accounts.services.provisioning import entitlement_plan
 from offboarding import engine
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, Task
 from portal.history import set_history_user

@@ -11,12 +11,11 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from accounts import approvals
-from accounts import services as account_services
 from accounts.models import (
     Employee,
     EmployeeStatus,
 )
+from accounts.services import access_requests, employees
 from offboarding import engine
 from offboarding.flows.common import CoreStep, end_of_day, ensure_steps
 from offboarding.models import (
@@ -94,7 +93,7 @@ def employee_terminate(
         cut_off = max(end_of_day(last_day), now)
     elif cut_off < now:
         cut_off = now
-    account_services.employee_update(employee=locked, changes={"end_date": last_day}, acting_user=acting_user)
+    employees.employee_update(employee=locked, changes={"end_date": last_day}, acting_user=acting_user)
     run = engine.run_start(
         employee=locked,
         kind=ChecklistKind.LEAVE,
@@ -127,10 +126,10 @@ def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None)
     Their unfinished tasks are skipped with the reason (`engine.run_cancel`); a task running
     right now finishes. Idempotent: a second call finds the status set and nothing open.
     """
-    account_services.employee_set_status(
+    employees.employee_set_status(
         employee=employee, status=EmployeeStatus.TERMINATED, acting_user=acting_user, reason="leaver cut-off"
     )
-    withdrawn = approvals.access_requests_close_for_leaver(employee=employee, acting_user=acting_user)
+    withdrawn = access_requests.access_requests_close_for_leaver(employee=employee, acting_user=acting_user)
     cancelled = []
     for other in ChecklistRun.objects.filter(employee_id=employee.pk, status=RunStatus.RUNNING).exclude(pk=run.pk):
         try:

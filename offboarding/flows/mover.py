@@ -12,8 +12,6 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from accounts import approvals
-from accounts import services as account_services
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
@@ -26,7 +24,8 @@ from accounts.models import (
     EntitlementStatus,
     Role,
 )
-from accounts.provisioning import entitlement_plan
+from accounts.services import approval_steps, employees
+from accounts.services.provisioning import entitlement_plan
 from offboarding import engine
 from offboarding.conf import lifecycle_setting
 from offboarding.flows.common import aware
@@ -202,7 +201,7 @@ def mover_apply(
     preview = mover_preview(employee=locked, **changes)
     if not preview.has_changes:
         raise ValidationError(f"Nothing changes for {locked.full_name}: role, department and manager are the same.")
-    account_services.employee_update(
+    employees.employee_update(
         employee=locked, changes={name: new for name, (_, new) in preview.changes.items()}, acting_user=acting_user
     )
     now = timezone.now()
@@ -217,7 +216,7 @@ def mover_apply(
         effective_at=effective_at,
     )
     if "manager" in preview.changes:
-        approvals.approval_steps_follow_manager(employee=locked, acting_user=acting_user)
+        approval_steps.approval_steps_follow_manager(employee=locked, acting_user=acting_user)
     grace = datetime.timedelta(days=lifecycle_setting("MOVER_GRACE_DAYS"))
     record = {
         "at": now.isoformat(),

@@ -14,12 +14,12 @@ from django.db.models import F, Q, Value
 from django.db.models.functions import Replace
 from django.utils import timezone
 
-from accounts import services as account_services
 from accounts.models import (
     Employee,
     EmployeeStatus,
     Entitlement,
 )
+from accounts.services import employees
 from offboarding.conf import lifecycle_setting
 from offboarding.models import (
     ChecklistRun,
@@ -112,12 +112,12 @@ def retention_purge(*, employee: Employee, acting_user) -> dict:
     of their name and emails in their runs' task texts (and those tasks' history) and in the
     audit log's target snapshots. Records stay; only personal data goes. Idempotent.
     """
-    outcome = account_services.employee_anonymise(employee=employee, acting_user=acting_user)
+    outcome = employees.employee_anonymise(employee=employee, acting_user=acting_user)
     if outcome["already"]:
         return {"already": True}
     replaced = outcome["replaced"]
     fresh = Employee.objects.get(pk=employee.pk)
-    new_values = account_services.employee_anonymised_values(fresh)
+    new_values = employees.employee_anonymised_values(fresh)
     pairs = [(replaced["full_name"], fresh.full_name)]
     first_last = f"{replaced['first_name']} {replaced['last_name']}"
     if first_last != replaced["full_name"]:

@@ -22,8 +22,9 @@ from accounts.services.approval_steps import approval_step_decide
 from accounts.services.notices import entitlements_notify_expiry
 from accounts.tests.factories import EntitlementFactory
 from accounts.tests.helpers import ask, perms_on
-from offboarding.access_changes import access_expire_due, access_request_fulfil
-from offboarding.flows import employee_terminate, mover_apply
+from offboarding.flows.access_changes import access_expire_due, access_request_fulfil
+from offboarding.flows.leaver import employee_terminate
+from offboarding.flows.mover import mover_apply
 from offboarding.models import ChecklistKind, Task
 from portal.models import AuditEvent
 

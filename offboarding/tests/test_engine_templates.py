@@ -237,8 +237,6 @@ def test_a_save_the_service_rejects_is_rolled_back_whole(client, it_admin, chain
         raise ValidationError("The tasks depend on each other in a cycle: x → y → x.")
 
     monkeypatch.setattr(engine, "template_validate", refuse)
-    # TEMP-REEXPORT: the template admin still calls it through `offboarding.services`; drop this line then.
-    monkeypatch.setattr("offboarding.services.template_validate", refuse)
     client.force_login(it_admin)
     rows = existing_rows(chain, a={"title": "A renamed"}) + [task_row(key="d", title="D", position="3")]
     response = client.post(change_url(chain), form_data(rows=rows, initial=3, name="Chain renamed"))

@@ -30,8 +30,8 @@ from django.conf import settings as django_settings
 from django.db import connection
 from django.utils import timezone
 
-from accounts import provisioning
 from accounts.models import Entitlement, EntitlementStatus
+from accounts.services import provisioning
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory
 from assets.selectors import licenses_with_usage
 from assets.tests.factories import LicenseFactory

@@ -305,7 +305,7 @@ def wait_for(
 ):
     """Poll `predicate` until it returns something truthy (returned); call `every` between polls.
 
-    `every` is typically the engine's sweeper (`offboarding.services.sweep`), run from the test
+    `every` is typically the engine's sweeper (`offboarding.engine.sweep`), run from the test
     process at a test's pace since django-q's scheduler looks for due schedules only every 30 s.
     """
     deadline = time.monotonic() + timeout

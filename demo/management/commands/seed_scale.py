@@ -7,7 +7,7 @@ policy) with licenses, about 1.3 hardware assets per employee in every status (h
 open check-out to the holder; returned, repaired, retired and lost ones with a closed one), about
 6 entitlements per employee (birthright and extra; revoked for leavers, pending for pre-hires).
 
-No access requests: approval chains are written only by `accounts.approvals`, which routes a step
+No access requests: approval chains are written only by the approval services (`accounts.services`), which routes a step
 to an approver who can sign in and grants them its object permission, and the synthetic people
 have no logins. Bulk-writing requests and steps here would show what the product forbids (steps
 nobody may decide); a benchmark that needs pending approvals sets them up itself.

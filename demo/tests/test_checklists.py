@@ -1,9 +1,4 @@
-"""The demo company's checklists (demo.checklists): idempotent, role extras scoped, the leave steps in order.
-
-TODO(lead): this tests the demo layer and imports it, which offboarding may not; move this file
-to demo/tests/test_checklists.py (not owned by the `offb` branch). It is the one offboarding
-test module that lint-imports still flags.
-"""
+"""The demo company's checklists (demo.checklists): idempotent, role extras scoped, the leave steps in order."""
 
 import pytest
 
