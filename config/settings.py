@@ -6,6 +6,7 @@ environment (see `.env.example`). Safe defaults for a laptop; production
 `ImproperlyConfigured`.
 """
 
+import datetime
 import os
 from pathlib import Path
 
@@ -174,6 +175,13 @@ LIFECYCLE = {
     "MAX_ATTEMPTS": env_int("PORTAL_TASK_MAX_ATTEMPTS", 5),
     # A return link in a leaver's reminder emails (they cannot sign in after the cut-off) works this long.
     "RETURN_LINK_DAYS": env_int("PORTAL_RETURN_LINK_DAYS", 60),
+    # A claimed task whose worker is silent this long is presumed dead (must exceed the queue's timeout).
+    "RUNNING_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["timeout"] + 30),
+    # A queued task nobody picked up this long is presumed lost by the broker, and enqueued again.
+    "QUEUED_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["retry"] + 30),
+    # A failed automated task is tried again after BACKOFF_BASE x 2^(attempts - 1), at most BACKOFF_MAX.
+    "BACKOFF_BASE": datetime.timedelta(seconds=30),
+    "BACKOFF_MAX": datetime.timedelta(hours=1),
 }
 # --- Access requests -----------------------------------------------------------------
 ACCESS_REQUESTS = {

@@ -1,11 +1,12 @@
-"""Plain-text emails rendered from `templates/emails/<name>.txt` (first line: the subject).
+"""Emails rendered from `templates/emails/<name>.txt` (first line: the subject), with an optional
+HTML part from `templates/emails/<name>.html`.
 
 Any app may send through here; it imports no app. Links in emails are absolute, built from
 `settings.PORTAL_BASE_URL`, so they work from a mail client.
 """
 
 from django.conf import settings
-from django.core.mail import EmailMessage
+from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
@@ -16,10 +17,12 @@ def portal_url(name: str, *args) -> str:
     return settings.PORTAL_BASE_URL.rstrip("/") + reverse(name, args=args)
 
 
-def email_send(*, template: str, to: list[str], context: dict | None = None) -> EmailMessage | None:
+def email_send(
+    *, template: str, to: list[str], context: dict | None = None, html: bool = False
+) -> EmailMultiAlternatives | None:
     """Render and send one email to `to` (empty addresses dropped). Returns None when nobody is left to tell.
 
-    Replies go to the IT team.
+    Replies go to the IT team. With `html`, `emails/<template>.html` is attached as the HTML part.
     """
     recipients = []
     for address in to:
@@ -31,13 +34,15 @@ def email_send(*, template: str, to: list[str], context: dict | None = None) -> 
     ctx.update(context or {})
     text = render_to_string(f"emails/{template}.txt", ctx).lstrip()
     subject, _, body = text.partition("\n")
-    message = EmailMessage(
+    message = EmailMultiAlternatives(
         subject=subject.removeprefix("Subject:").strip(),
         body=body.strip() + "\n",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
         reply_to=[settings.IT_TEAM_EMAIL],
     )
+    if html:
+        message.attach_alternative(render_to_string(f"emails/{template}.html", ctx), "text/html")
     message.send()
     return message
 

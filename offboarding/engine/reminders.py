@@ -8,9 +8,7 @@ import logging
 from collections import defaultdict
 
 from django.conf import settings
-from django.core.mail import send_mail
 from django.db.models import Q
-from django.template.loader import render_to_string
 from django.utils import timezone
 
 from accounts.models import EmployeeStatus
@@ -21,7 +19,7 @@ from offboarding.models import (
     Assignee,
     Task,
 )
-from portal.mail import portal_url
+from portal.mail import email_send, portal_url
 
 logger = logging.getLogger(__name__)
 
@@ -98,14 +96,5 @@ def tasks_remind_overdue(*, now: datetime.datetime | None = None) -> dict[str, i
 
 
 def _send(*, address: str, count: int, context: dict) -> None:
-    """One overdue reminder: `emails/task_overdue.txt`, with `task_overdue.html` as its HTML part."""
-    # TODO(lead): send through `portal.mail.email_send` once it can attach an HTML part (the
-    # reminder is the one email with one); until then it is sent here, with the same subject,
-    # sender and templates as before.
-    send_mail(
-        subject=f"Overdue: {count} task{'s' if count != 1 else ''} waiting for you in Portal",
-        message=render_to_string("emails/task_overdue.txt", context),
-        html_message=render_to_string("emails/task_overdue.html", context),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=[address],
-    )
+    """One overdue reminder: `emails/task_overdue.txt` (subject on its first line) with `task_overdue.html`."""
+    email_send(template="task_overdue", to=[address], context={**context, "count": count}, html=True)

@@ -19,6 +19,7 @@ from accounts.tests.factories import (
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, ChecklistTemplate, TaskTemplate
+from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
@@ -94,6 +95,10 @@ def test_adding_an_employee_starts_the_join_run(client, it_admin, roles, django_
     run = ChecklistRun.objects.get(employee=nia, kind=ChecklistKind.JOIN)
     assert run.event_date == start and run.started_by == it_admin
     assert any("Join checklist started" in t for t in texts(response))
+    # Inserted by `employee_create`: history and the typed audit event name the IT user.
+    assert nia.history.earliest().history_user == it_admin
+    [created] = AuditEvent.objects.filter(action=AuditEvent.Action.EMPLOYEE_CREATED, target_id=str(nia.pk))
+    assert (created.actor, created.detail) == (it_admin, {"via": "admin"})
 
 
 def test_changing_the_role_shows_a_preview_then_applies_the_move(client, it_admin, roles):

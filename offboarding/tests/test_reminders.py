@@ -121,7 +121,7 @@ def test_a_failed_send_releases_the_reminder_for_the_next_run(monkeypatch):
     def broken(**kwargs):
         raise ConnectionRefusedError("SMTP down")
 
-    monkeypatch.setattr(reminders, "send_mail", broken)
+    monkeypatch.setattr(reminders, "email_send", broken)
     assert engine.tasks_remind_overdue() == {"emails": 0, "tasks": 0, "errors": 1}
     assert run.tasks.get().last_reminded_at is None
     monkeypatch.undo()
