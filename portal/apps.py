@@ -7,7 +7,9 @@ def _sync_groups(sender, **kwargs):
     # signal; sync once, after the last app, when every permission exists.
     from django.apps import apps as global_apps
 
-    if sender.label != list(global_apps.get_app_configs())[-1].label:
+    # Django sends post_migrate only to apps with a models module, so "last" means the last of those.
+    with_models = [config for config in global_apps.get_app_configs() if config.models_module is not None]
+    if sender.label != with_models[-1].label:
         return
     from portal.groups import groups_sync
 

@@ -325,13 +325,20 @@ def superuser(db):
     return User.objects.create_superuser(username="root", email="root@example.com", password="x")
 
 
+# django-q registers its queue table's admin only with the ORM broker (SQLite runs); with Redis
+# (the PostgreSQL runs) it is not registered, and its builder and baseline wait for the next ORM run
+# (so regenerate the baselines on SQLite).
+ORM_BROKER_ONLY = {"django_q.OrmQ"}
+
+
 def test_every_registered_model_has_a_row_builder():
     assert sorted(set(REGISTERED) - set(ROW_BUILDERS)) == [], "add a row builder for each to ROW_BUILDERS"
-    assert sorted(set(ROW_BUILDERS) - set(REGISTERED)) == [], "these builders name no registered model"
+    unused = set(ROW_BUILDERS) - set(REGISTERED) - ORM_BROKER_ONLY
+    assert sorted(unused) == [], "these builders name no registered model"
 
 
 def test_every_changelist_has_a_baseline_and_every_baseline_a_changelist():
-    BASELINES.check_complete(changelist_name(label) for label in REGISTERED)
+    BASELINES.check_complete(changelist_name(label) for label in sorted(set(REGISTERED) | ORM_BROKER_ONLY))
 
 
 @pytest.mark.parametrize("label", REGISTERED)

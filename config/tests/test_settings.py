@@ -150,3 +150,16 @@ def test_env_example_documents_every_variable_settings_reads():
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
     assert read, "found no environment reads in settings.py; has the pattern changed?"
     assert read - documented == set(), "add these to .env.example"
+
+
+def test_migrate_on_a_fresh_database_creates_the_staff_groups(tmp_path):
+    """`manage.py migrate` alone leaves the three staff groups in place (post_migrate, after the last app
+    with models), so a fresh install has them before anyone runs `seed_demo`."""
+    code = (
+        "import django, json; from django.core.management import call_command; django.setup(); "
+        "call_command('migrate', verbosity=0); from django.contrib.auth.models import Group; "
+        "print(json.dumps(sorted(Group.objects.values_list('name', flat=True))))"
+    )
+    result = run_python(code, tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Auditor", "IT admin", "IT helpdesk"]
