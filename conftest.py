@@ -166,3 +166,9 @@ def recording():
     RecordingConnector.reset()
     yield RecordingConnector
     RecordingConnector.reset()
+
+
+@pytest.fixture
+def worker_settings_module():
+    """The settings a real qcluster worker runs with (`portal.testing.worker.QCluster`): the project's."""
+    return "config.worker_settings"

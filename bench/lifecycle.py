@@ -63,6 +63,7 @@ class Lifecycle(Bench):
         cluster = QCluster(
             name=f"portal_bench_{uuid.uuid4().hex[:8]}",
             database=connection.settings_dict,
+            settings_module="config.worker_settings",
             redis_url=settings.REDIS_URL,
             workers=sizes["workers"],
             deadlines=None,

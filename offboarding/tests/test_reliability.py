@@ -113,12 +113,13 @@ def file_db():
 
 
 @pytest.fixture
-def cluster(file_db, settings, tmp_path):
+def cluster(file_db, settings, tmp_path, worker_settings_module):
     """A real qcluster on this test database and broker; this process enqueues to it."""
     settings.LIFECYCLE = DEADLINES.lifecycle(settings.LIFECYCLE)
     worker = QCluster(
         name=f"portal_rel_{os.getpid()}",
         database=connection.settings_dict,
+        settings_module=worker_settings_module,
         redis_url=settings.REDIS_URL,
         workers=2,
         deadlines=DEADLINES,
@@ -288,7 +289,8 @@ def test_paused_worker_is_taken_over_and_its_late_delivery_changes_nothing(clust
     wait_for(lambda: len(hook.calls) > calls_before, timeout=20, message="the first delivery never reached the target")
     os.killpg(cluster.process.pid, signal.SIGSTOP)  # frozen while the target works on the call
     second = QCluster(
-        name=cluster.name, database=connection.settings_dict, redis_url=settings.REDIS_URL,
+        name=cluster.name, database=connection.settings_dict, settings_module=cluster.settings_module,
+        redis_url=settings.REDIS_URL,
         deadlines=DEADLINES, preload=[__name__], log_path=tmp_path / "second.log",
     )  # fmt: skip
     try:

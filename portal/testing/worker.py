@@ -4,13 +4,16 @@
 group, against a database and broker of your choosing, waits until it takes work, and can
 SIGKILL it with all its children (sentinel, pusher, workers, monitor) and start it again:
 
-    cluster = QCluster(name="portal_rel_1", database=connection.settings_dict, preload=[__name__])
+    cluster = QCluster(name="portal_rel_1", database=connection.settings_dict,
+                       settings_module=worker_settings_module, preload=[__name__])
     with cluster, enqueue_to(cluster):         # started and ready; this process enqueues to it
         services.run_start(...)               # tasks go to the real worker
         cluster.kill()                        # SIGKILL, mid-run
         cluster.start()                       # a fresh cluster on the same queue
 
-The database is the one given (a test database is fine, as long as it is a file or a server:
+`settings_module` is the project's settings for a worker (the root conftest's
+`worker_settings_module` fixture names it: the ground does not know the project). The database
+is the one given (a test database is fine, as long as it is a file or a server:
 an in-memory SQLite database cannot be shared with another process). The broker is Redis when
 `redis_url` is given, otherwise the ORM broker in that database. The cluster name is the queue's
 name (and the salt that signs its messages): give each concurrent user its own.
@@ -34,7 +37,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parent.parent.parent
-SETTINGS_MODULE = "config.worker_settings"
 
 
 class WorkerError(RuntimeError):
@@ -71,7 +73,7 @@ class Deadlines:
 
 
 def database_env(settings_dict: dict) -> dict[str, str]:
-    """Environment that points `config.settings` at the database of `settings_dict`.
+    """Environment that points the project's settings at the database of `settings_dict`.
 
     Raises WorkerError for an in-memory SQLite database, which no other process can open.
     """
@@ -111,16 +113,17 @@ class QCluster:
         *,
         name: str,
         database: dict,
+        settings_module: str,
         redis_url: str = "",
         workers: int = 2,
         deadlines: Deadlines | None = None,  # None: the settings' own (production) timings
         preload: Iterable[str] = (),
         log_path: Path | str | None = None,
         env: dict[str, str] | None = None,
-        settings_module: str = SETTINGS_MODULE,
     ):
         self.name = name
         self.redis_url = redis_url
+        self.settings_module = settings_module
         self.workers = workers
         self.deadlines = deadlines
         self.preload = list(preload)
@@ -342,7 +345,8 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description="Run qcluster after importing extra modules.")
     parser.add_argument("--preload", action="append", default=[], help="Module to import once Django is set up.")
     args = parser.parse_args(argv)
-    os.environ.setdefault("DJANGO_SETTINGS_MODULE", SETTINGS_MODULE)
+    if not os.environ.get("DJANGO_SETTINGS_MODULE"):
+        parser.error("set DJANGO_SETTINGS_MODULE to the project's worker settings (QCluster does).")
     import importlib
 
     import django
