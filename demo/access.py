@@ -3,7 +3,7 @@
 Applications with owners, every approval policy and licenses; about 3,000 entitlements (birthright,
 requested, manual; some unused for months). Those are the company's past and are written in bulk
 with their historical times (one history row each): the services stamp the current time, in history
-and in the hash-chained audit log, which cannot be backdated. Today's two changes by `itadmin` go
+and in the append-only audit log, which cannot be backdated. Today's two changes by `itadmin` go
 through the entitlement services.
 
 Whatever decides who may approve what goes through the approval services (`accounts.services`), as people would

@@ -5,7 +5,7 @@ one simple-history row each (history type "+"), so the admin's history pages and
 where every row came from. Timestamps that Django fills in by itself (`auto_now_add`) are given
 explicit values while seeding, so a demo company hired years ago does not look created today.
 
-The commands import accounts and assets (portal may read all apps); nothing imports this module
+The commands import accounts and assets (demo may import every app); nothing imports this module
 except the seed commands, their tests and the benchmarks.
 """
 

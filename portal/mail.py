@@ -18,11 +18,12 @@ def portal_url(name: str, *args) -> str:
 
 
 def email_send(
-    *, template: str, to: list[str], context: dict | None = None, html: bool = False
+    *, template: str, to: list[str], context: dict | None = None, html: bool = False, reply_to_it: bool = True
 ) -> EmailMultiAlternatives | None:
     """Render and send one email to `to` (empty addresses dropped). Returns None when nobody is left to tell.
 
-    Replies go to the IT team. With `html`, `emails/<template>.html` is attached as the HTML part.
+    Replies go to the IT team (unless `reply_to_it` is False). With `html`, `emails/<template>.html`
+    is attached as the HTML part.
     """
     recipients = []
     for address in to:
@@ -39,7 +40,7 @@ def email_send(
         body=body.strip() + "\n",
         from_email=settings.DEFAULT_FROM_EMAIL,
         to=recipients,
-        reply_to=[settings.IT_TEAM_EMAIL],
+        reply_to=[settings.IT_TEAM_EMAIL] if reply_to_it else None,
     )
     if html:
         message.attach_alternative(render_to_string(f"emails/{template}.html", ctx), "text/html")

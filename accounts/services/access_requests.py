@@ -26,11 +26,11 @@ from accounts.models import (
     EntitlementStatus,
 )
 from accounts.services.approval_steps import (
-    _activate,
-    _approver_chain,
-    _finish,
-    _revoke_cancel_perms,
-    _skip_open_steps,
+    access_request_cancel_perms_revoke,
+    access_request_finish,
+    approval_chain_for,
+    approval_step_activate,
+    approval_steps_skip_open,
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
@@ -123,7 +123,7 @@ def access_request_create(
         end_date=end_date,
         today=today,
     )
-    chain = _approver_chain(employee=employee, application=application)
+    chain = approval_chain_for(employee=employee, application=application)
     request = AccessRequest(
         employee=employee,
         application=application,
@@ -154,9 +154,9 @@ def access_request_create(
         step.save()
         steps.append(step)
     if steps:
-        _activate(steps[0], acting_user)
+        approval_step_activate(steps[0], acting_user)
     else:
-        _finish(request, acting_user, approved=True)
+        access_request_finish(request, acting_user, approved=True)
     return request
 
 
@@ -184,8 +184,8 @@ def _cancel(request: AccessRequest, acting_user, *, comment: str, reason: str) -
     request.decided_at = timezone.now()
     set_history_user(request, acting_user)
     request.save(update_fields=["status", "decided_at"])
-    _skip_open_steps(request, acting_user, comment=comment)
-    _revoke_cancel_perms(request)
+    approval_steps_skip_open(request, acting_user, comment=comment)
+    access_request_cancel_perms_revoke(request)
     audit_record(
         action=AuditEvent.Action.ACCESS_REQUEST_CANCELLED,
         target=request,

@@ -2,7 +2,8 @@
 
 A step's object permission (`DECIDE_STEP_PERM`) is granted to its approver and their delegates
 while it is pending, and removed from everyone once it is decided, skipped or handed on. The
-last decision ends the request (`_finish`), which fires `hooks.access_request_approved` on approval.
+last decision ends the request (`access_request_finish`), which fires
+`hooks.access_request_approved` on approval. `access_requests` builds on these too.
 Requests and steps are locked in one order (request, then its steps), so a decision, a second
 decision and a cancellation racing on the same request run one after the other.
 """
@@ -39,7 +40,7 @@ from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
 
 
-def _approver_chain(*, employee: Employee, application: Application) -> list[tuple[str, Employee]]:
+def approval_chain_for(*, employee: Employee, application: Application) -> list[tuple[str, Employee]]:
     """(kind, approver) for each step the policy asks for. Nobody approves their own request, and a
     person who would decide twice (the manager who also owns the application) decides once."""
     policy = application.approval_policy
@@ -103,7 +104,7 @@ def _grant_deciders(step: ApprovalStep) -> list:
     return deciders
 
 
-def _activate(step: ApprovalStep, acting_user) -> None:
+def approval_step_activate(step: ApprovalStep, acting_user) -> None:
     """The step now waits on its approver: grant the permission to decide it and tell them."""
     now = timezone.now()
     step.status = ApprovalStepStatus.PENDING
@@ -134,7 +135,7 @@ def _revoke_decide_perms(step: ApprovalStep) -> None:
     ApprovalStepUserObjectPermission.objects.filter(content_object=step, permission__codename=DECIDE_STEP).delete()
 
 
-def _skip_open_steps(request: AccessRequest, acting_user, *, comment: str) -> None:
+def approval_steps_skip_open(request: AccessRequest, acting_user, *, comment: str) -> None:
     open_steps = ApprovalStep.objects.select_for_update(of=("self",)).filter(
         request=request, status__in=[ApprovalStepStatus.PENDING, ApprovalStepStatus.WAITING]
     )
@@ -146,18 +147,22 @@ def _skip_open_steps(request: AccessRequest, acting_user, *, comment: str) -> No
         _revoke_decide_perms(step)
 
 
-def _revoke_cancel_perms(request: AccessRequest) -> None:
+def access_request_cancel_perms_revoke(request: AccessRequest) -> None:
     AccessRequestUserObjectPermission.objects.filter(
         content_object=request, permission__codename=CANCEL_REQUEST
     ).delete()
 
 
-def _finish(request: AccessRequest, acting_user, *, approved: bool, comment: str = "", decider=None) -> None:
+def access_request_finish(
+    request: AccessRequest, acting_user, *, approved: bool, comment: str = "", decider=None
+) -> None:
+    """End the request as approved or rejected: its cancel permission goes, the requester is told
+    after commit, and an approval fires `access_request_approved` (the lifecycle provisions it)."""
     request.status = AccessRequestStatus.APPROVED if approved else AccessRequestStatus.REJECTED
     request.decided_at = timezone.now()
     set_history_user(request, acting_user)
     request.save(update_fields=["status", "decided_at"])
-    _revoke_cancel_perms(request)
+    access_request_cancel_perms_revoke(request)
     if approved:
         access_request_approved.fire(request.pk)  # the lifecycle provisions it, once this commits
     email_send_on_commit(
@@ -232,8 +237,8 @@ def approval_step_decide(*, step: ApprovalStep, acting_user, approve: bool, comm
         },
     )
     if not approve:
-        _skip_open_steps(request, acting_user, comment=f"Not needed: step {locked.order} rejected the request.")
-        _finish(request, acting_user, approved=False, comment=comment, decider=acting_user)
+        approval_steps_skip_open(request, acting_user, comment=f"Not needed: step {locked.order} rejected the request.")
+        access_request_finish(request, acting_user, approved=False, comment=comment, decider=acting_user)
         return locked
     following = (
         ApprovalStep.objects.select_for_update(of=("self",))
@@ -244,9 +249,9 @@ def approval_step_decide(*, step: ApprovalStep, acting_user, approve: bool, comm
     )
     if following is not None:
         following.request = request
-        _activate(following, acting_user)
+        approval_step_activate(following, acting_user)
     else:
-        _finish(request, acting_user, approved=True, comment=comment, decider=acting_user)
+        access_request_finish(request, acting_user, approved=True, comment=comment, decider=acting_user)
     return locked
 
 

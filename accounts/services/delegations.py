@@ -133,7 +133,7 @@ def delegation_cancel(*, delegation: ApprovalDelegation, acting_user) -> Approva
     locked.cancelled_at = timezone.now()
     set_history_user(locked, acting_user)
     locked.save(update_fields=["cancelled_at"])
-    _drop_delegate_perms(locked)
+    delegation_perms_drop(locked)
     audit_record(
         action=AuditEvent.Action.DELEGATION_CANCELLED,
         target=locked,
@@ -143,7 +143,7 @@ def delegation_cancel(*, delegation: ApprovalDelegation, acting_user) -> Approva
     return locked
 
 
-def _drop_delegate_perms(delegation: ApprovalDelegation) -> int:
+def delegation_perms_drop(delegation: ApprovalDelegation) -> int:
     if delegation.delegate.user_id is None:
         return 0
     still = ApprovalDelegation.objects.filter(

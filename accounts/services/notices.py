@@ -18,7 +18,7 @@ from accounts.models import (
     Entitlement,
     EntitlementStatus,
 )
-from accounts.services.delegations import _drop_delegate_perms
+from accounts.services.delegations import delegation_perms_drop
 from portal.mail import email_send, email_send_on_commit, portal_url
 
 
@@ -65,7 +65,7 @@ def approval_steps_remind(*, now: datetime.datetime | None = None) -> dict:
         cancelled_at__isnull=True, ends_on__lt=today, ends_on__gte=today - datetime.timedelta(days=7)
     )
     for delegation in ended.select_related("delegate"):
-        _drop_delegate_perms(delegation)
+        delegation_perms_drop(delegation)
     return {"steps": len(due), "emails": sent}
 
 

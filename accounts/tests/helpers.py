@@ -1,11 +1,8 @@
 """Small helpers the accounts tests share (and the higher apps' tests of accounts code): asking for
 access as a person would, reading who may decide a step, and checking a refusal."""
 
-from django.core.exceptions import ValidationError
-
 from accounts.models import ApprovalStepUserObjectPermission
 from accounts.services.access_requests import access_request_create
-from portal.testing.assertions import refused_and_nothing_written
 
 
 def ask(cast, app=None, *, who=None, level=None, justification="For the Q3 project.", end_date=None):
@@ -27,10 +24,3 @@ def perms_on(step) -> set[str]:
     return set(
         ApprovalStepUserObjectPermission.objects.filter(content_object=step).values_list("user__username", flat=True)
     )
-
-
-def refused(call, **kwargs) -> str:
-    """Run a call that must be refused with a `ValidationError` and write nothing; return its message."""
-    with refused_and_nothing_written(ValidationError) as info:
-        call(**kwargs)
-    return " ".join(info.value.messages)

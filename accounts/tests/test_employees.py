@@ -23,9 +23,8 @@ from accounts.tests.factories import (
     EntitlementFactory,
     UserFactory,
 )
-from accounts.tests.helpers import refused
 from portal.models import AuditEvent
-from portal.testing.assertions import refused_and_nothing_written
+from portal.testing.assertions import refused, refused_and_nothing_written
 
 
 @pytest.fixture
@@ -99,10 +98,6 @@ def test_delete_of_an_employee_already_gone_is_refused(admin_user):
     assert refused(employee_delete, employee=ghost, acting_user=admin_user) == (
         "Gus Ghost no longer exists; nothing to delete."
     )
-
-
-# The race between two real transactions granting the same application is in
-# assets/tests/test_services.py, beside the check-out race (one PostgreSQL-only module).
 
 
 # --- employee_create --------------------------------------------------------------------

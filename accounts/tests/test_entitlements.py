@@ -20,8 +20,8 @@ from accounts.models import (
 from accounts.services import entitlements
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
-from accounts.tests.helpers import refused
 from portal.models import AuditEvent
+from portal.testing.assertions import refused
 
 
 @pytest.fixture
@@ -273,4 +273,4 @@ def test_revoke_frees_the_application_for_a_new_grant(alice, slack, admin_user):
 
 
 # The race between two real transactions granting the same application is in
-# assets/tests/test_services.py, beside the check-out race (one PostgreSQL-only module).
+# assets/tests/test_races.py, beside the check-out race (one PostgreSQL-only module).

@@ -7,6 +7,7 @@ The rules that hold whatever the models are (`groups_sync` itself) are proved in
 import pytest
 from django.contrib.auth.models import Group, Permission
 
+from accounts.models import CANCEL_REQUEST_PERM, DECIDE_STEP_PERM
 from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, groups_sync
 
 pytestmark = pytest.mark.django_db
@@ -27,7 +28,7 @@ def test_groups_sync_removes_an_app_permission_granted_by_hand(groups):
 
 def test_it_admin_decides_approvals_and_cancels_requests(groups):
     admin = perms_of(groups[IT_ADMIN])
-    assert {"accounts.decide_approvalstep", "accounts.cancel_accessrequest", "portal.view_auditevent"} <= admin
+    assert {DECIDE_STEP_PERM, CANCEL_REQUEST_PERM, "portal.view_auditevent"} <= admin
 
 
 def test_helpdesk_changes_people_access_and_hardware_but_only_views_settings(groups):
@@ -51,7 +52,7 @@ def test_helpdesk_changes_people_access_and_hardware_but_only_views_settings(gro
         "accounts.change_department",
     }
     # No approving on others' behalf.
-    assert "accounts.decide_approvalstep" not in helpdesk
+    assert DECIDE_STEP_PERM not in helpdesk
 
 
 def test_auditor_views_the_apps_history(groups):

@@ -16,6 +16,9 @@ import accounts.connectors  # noqa: F401 - registers the connectors
 from accounts.access import decides_twice
 from accounts.connectors.base import connector_registry
 from accounts.models import (
+    CANCEL_REQUEST,
+    DECIDE_STEP,
+    DECIDE_STEP_PERM,
     AccessRequest,
     AccessRequestUserObjectPermission,
     Application,
@@ -32,12 +35,12 @@ from accounts.models import (
     Location,
     Role,
 )
-from accounts.services.approval_steps import _approver_chain
+from accounts.services.approval_steps import approval_chain_for
 from accounts.tests.factories import AccessRequestFactory, EmployeeFactory, EntitlementFactory
 from assets.models import HELD_STATUSES, AssetCheckout, AssetStatus, HardwareAsset, License, RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
-from demo.management.commands.seed_demo import DEMO_PASSWORD, LOGINS
+from demo.company import DEMO_PASSWORD, LOGINS
 from demo.seeding import count_rows
 from offboarding.models import (
     ChecklistKind,
@@ -186,7 +189,7 @@ class TestSeedDemo:
         assert "Checklists: 3 joiners" in output and "LDAP" in output
 
     def test_a_failure_while_loading_leaves_nothing_behind(self, monkeypatch):
-        from demo.management.commands import seed_demo as command
+        from demo import builder as command
 
         def broken(self, itadmin):
             raise RuntimeError("the checklists could not be made")
@@ -224,7 +227,7 @@ class TestSeedDemo:
             assert client.login(username=username, password=DEMO_PASSWORD), username
             client.logout()
         assert users["manager"].has_perm(
-            "accounts.decide_approvalstep",
+            DECIDE_STEP_PERM,
             ApprovalStep.objects.filter(approver=manager, status=ApprovalStepStatus.PENDING).first(),
         )
 
@@ -266,7 +269,7 @@ class TestSeedDemo:
 def decide_permission_holders() -> dict[int, set[int]]:
     """Step id → ids of the users holding `accounts.decide_approvalstep` on it."""
     holders: dict[int, set[int]] = {}
-    rows = ApprovalStepUserObjectPermission.objects.filter(permission__codename="decide_approvalstep")
+    rows = ApprovalStepUserObjectPermission.objects.filter(permission__codename=DECIDE_STEP)
     for step_id, user_id in rows.values_list("content_object_id", "user_id"):
         holders.setdefault(step_id, set()).add(user_id)
     return holders
@@ -302,7 +305,7 @@ class TestSeedDemoGoesThroughTheProduct:
 
     def test_only_the_requester_may_withdraw_a_pending_request(self):
         seed_demo()
-        rows = AccessRequestUserObjectPermission.objects.filter(permission__codename="cancel_accessrequest")
+        rows = AccessRequestUserObjectPermission.objects.filter(permission__codename=CANCEL_REQUEST)
         granted = set(rows.values_list("content_object_id", "user_id"))
         expected = set(
             AccessRequest.objects.filter(status="pending", employee__user__isnull=False).values_list(
@@ -326,7 +329,7 @@ class TestSeedDemoGoesThroughTheProduct:
         }
         for request in requests:
             steps = sorted(request.steps.all(), key=lambda s: s.order)
-            chain = _approver_chain(employee=request.employee, application=request.application)
+            chain = approval_chain_for(employee=request.employee, application=request.application)
             assert [(s.kind, s.approver_id) for s in steps] == [(kind, a.pk) for kind, a in chain], request
             assert (AuditEvent.Action.REQUEST, request.pk) in audited, request
             statuses = [s.status for s in steps]

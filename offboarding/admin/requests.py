@@ -1,6 +1,6 @@
 """Managers' move and leave requests: registers `ChangeRequest`, read-only. IT confirms a request
 (its move or leave run starts) or declines it with a reason the manager reads, through
-`offboarding.change_requests`.
+`offboarding.flows.change_requests`.
 """
 
 from django import forms
@@ -39,7 +39,7 @@ def _decline(request, item, data):
 @admin.register(ChangeRequest)
 class ChangeRequestAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
     """A manager's request to move or off-board a report. IT confirms it (the move or leave run starts,
-    through `offboarding.change_requests`) or declines it with a reason the manager reads."""
+    through `offboarding.flows.change_requests`) or declines it with a reason the manager reads."""
 
     list_display = (
         "__str__",

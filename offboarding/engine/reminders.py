@@ -97,4 +97,5 @@ def tasks_remind_overdue(*, now: datetime.datetime | None = None) -> dict[str, i
 
 def _send(*, address: str, count: int, context: dict) -> None:
     """One overdue reminder: `emails/task_overdue.txt` (subject on its first line) with `task_overdue.html`."""
-    email_send(template="task_overdue", to=[address], context={**context, "count": count}, html=True)
+    # No reply-to: the reminder goes to IT itself too, and never had one.
+    email_send(template="task_overdue", to=[address], context={**context, "count": count}, html=True, reply_to_it=False)

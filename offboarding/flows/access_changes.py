@@ -2,16 +2,7 @@
 
 Both run through the lifecycle engine, so IT sees each provisioning or revocation as a task (with
 its connector's error, retry and skip) like any other. Each employee has at most one open
-"access change" run; these functions add one task per change to it (opening one if needed):
-
-- `access_request_fulfil(request_id=, acting_user=None)`: an approved request's entitlement is
-  planned (`pending`, with the request's end date as expiry) and a `provision_entitlement` task
-  (key `request:<id>`) provisions it through the application's connector.
-- `access_expire_due(now=None)`: every active entitlement whose `expires_at` has passed gets a
-  `revoke_entitlement` task (key `expire:<entitlement id>`).
-
-Idempotent: a second delivery finds the request's entitlement linked and its task present in an
-access run of the person, and adds nothing; the actions themselves look at the entitlement first.
+"access change" run; each change adds one task to it (opening the run if needed).
 """
 
 from django.db import transaction
@@ -52,8 +43,10 @@ def _task_exists(employee: Employee, key: str) -> bool:
 
 @transaction.atomic
 def access_request_fulfil(*, request_id: int, acting_user=None) -> dict:
-    """Provision what an approved request grants (see the module docstring). A request that is not
-    approved (cancelled meanwhile, say) provisions nothing."""
+    """Provision what an approved request grants: its entitlement is planned (`pending`, with the
+    request's end date as expiry) and a `provision_entitlement` task (key `request:<id>`) provisions it
+    through the application's connector. A request that is not approved (cancelled meanwhile, say)
+    provisions nothing. Idempotent: a second delivery finds the entitlement linked and the task present."""
     request = (
         AccessRequest.objects.select_for_update(of=("self",))
         .select_related("employee", "application")
@@ -95,7 +88,8 @@ def access_request_fulfil(*, request_id: int, acting_user=None) -> dict:
 
 
 def access_expire_due(*, now=None, limit: int = 500) -> dict:
-    """Queue the revocation of every active entitlement past its `expires_at` (bounded per call)."""
+    """Queue the revocation of every active entitlement past its `expires_at` (bounded per call): one
+    `revoke_entitlement` task each, key `expire:<entitlement id>`, so a second call adds nothing."""
     now = now or timezone.now()
     due = list(
         Entitlement.objects.filter(status=EntitlementStatus.ACTIVE, expires_at__lte=now)

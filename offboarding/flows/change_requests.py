@@ -1,10 +1,5 @@
-"""A manager asks IT to move or off-board one of their direct reports; IT confirms or declines it.
-
-- `change_request_create(manager=, employee=, kind=, effective_date=, reason=, new_role=None,
-  new_department=None, new_manager=None, acting_user=)`: only for one's own direct report.
-- `change_request_confirm(request=, acting_user=)`: IT starts the move (`flows.mover_apply`) or the
-  leave (`flows.employee_terminate`) the request describes; the request keeps the run.
-- `change_request_decline(request=, note=, acting_user=)`: with the reason, told to the manager.
+"""Managers' change requests: a manager asks IT to move or off-board one of their direct reports; IT
+confirms it (the move or leave run starts, and the request keeps it) or declines it with a reason.
 
 Nothing about the person changes until IT confirms: the request is a proposal, with history.
 """

@@ -76,7 +76,7 @@ def retention_purge_due(
     """
     now = now or timezone.now()
     if max_seconds is None:
-        max_seconds = settings.Q_CLUSTER.get("timeout", 60) / 2
+        max_seconds = settings.Q_CLUSTER["timeout"] / 2
     deadline = time.monotonic() + max_seconds
     # Due: the purge date (last day + RETENTION_DAYS + 1) is today or earlier.
     last_day_before = timezone.localdate(now) - datetime.timedelta(days=lifecycle_setting("RETENTION_DAYS"))
@@ -108,7 +108,7 @@ def retention_purge_due(
 def retention_purge(*, employee: Employee, acting_user) -> dict:
     """Anonymise a terminated employee's personal data after the retention period.
 
-    The employee row and its history rows (`accounts.services.employee_anonymise`), then copies
+    The employee row and its history rows (`accounts.services.employees.employee_anonymise`), then copies
     of their name and emails in their runs' task texts (and those tasks' history) and in the
     audit log's target snapshots. Records stay; only personal data goes. Idempotent.
     """

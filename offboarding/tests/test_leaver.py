@@ -12,6 +12,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.models import (
+    DECIDE_STEP_PERM,
     ApprovalStep,
     ApprovalStepKind,
     ApprovalStepStatus,
@@ -81,7 +82,7 @@ def company(client, recording):
     step = ApprovalStep.objects.create(
         request=request, order=1, kind=ApprovalStepKind.MANAGER, approver=lee, status=ApprovalStepStatus.PENDING
     )
-    assign_perm("accounts.decide_approvalstep", lee_user, step)
+    assign_perm(DECIDE_STEP_PERM, lee_user, step)
     assets = [HardwareAssetFactory(asset_tag=f"LEE-{i}") for i in (1, 2)]
     for asset in assets:
         asset_check_out(asset=asset, employee=lee, acting_user=None, terms_accepted=True)
@@ -157,7 +158,7 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     company["step"].refresh_from_db()
     company["wiki"].refresh_from_db()
     assert company["step"].approver == morgan and company["wiki"].owner == morgan
-    assert morgan.user.has_perm("accounts.decide_approvalstep", company["step"])
+    assert morgan.user.has_perm(DECIDE_STEP_PERM, company["step"])
     returns = list(HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag"))
     assert [r.asset.asset_tag for r in returns] == ["LEE-1", "LEE-2"]
     assert {r.status for r in returns} == {ReturnStatus.OPEN}

@@ -53,6 +53,7 @@ def test_overdue_it_task_is_reminded_to_the_it_team_with_a_link(settings):
     (message,) = mail.outbox
     assert message.to == ["it-team@example.com"]
     assert message.subject == "Overdue: 1 task waiting for you in Portal"
+    assert message.reply_to == []  # as before it went through portal.mail
     assert "Collect the badge" in message.body
     assert run.employee.full_name in message.body
     assert "3 days overdue" in message.body

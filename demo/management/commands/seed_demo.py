@@ -15,10 +15,8 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Employee
-from demo.builder import DemoBuilder, DemoNotLoadable, demo_load
+from demo.builder import DemoNotLoadable, demo_load
 from demo.company import DEMO_PASSWORD, LOGINS, MARKER_EMPLOYEE_NUMBER
-
-__all__ = ["DEMO_PASSWORD", "LOGINS", "Command", "DemoBuilder"]
 
 
 class Command(BaseCommand):
