@@ -1,5 +1,5 @@
 """The ground's audit trail on Django's own models: `audit_record` and the append-only `AuditEvent`,
-history attribution by `set_history_user`, and `groups_sync`'s rules for the three staff groups.
+and history attribution by `set_history_user`.
 
 What the groups may do with the apps' models, and history rows of an employee change, are proved in
 `config/tests/test_group_permissions.py` and `config/tests/test_audit_trail.py`.
@@ -19,7 +19,6 @@ from django.db.migrations.loader import MigrationLoader
 from django.urls import reverse
 
 from portal.audit import audit_record
-from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, PORTAL_APPS, groups_sync
 from portal.history import set_history_user
 from portal.models import AuditEvent
 
@@ -258,75 +257,3 @@ def test_set_history_user_marks_the_instance_for_its_next_history_row(actor):
 def test_set_history_user_without_a_user_marks_the_system(acting_user):
     group = Group.objects.create(name="Marked")
     assert set_history_user(group, acting_user)._history_user is None
-
-
-# --- Staff groups -----------------------------------------------------------------------
-# Rules that hold whatever the apps' models are; the groups' rights over those models are in
-# config/tests/test_group_permissions.py.
-
-
-def perms_of(group: Group) -> set[str]:
-    return {f"{p.content_type.app_label}.{p.codename}" for p in group.permissions.select_related("content_type")}
-
-
-def portal_perms() -> set[str]:
-    return {
-        f"{p.content_type.app_label}.{p.codename}"
-        for p in Permission.objects.filter(content_type__app_label__in=PORTAL_APPS).select_related("content_type")
-    }
-
-
-def test_groups_sync_is_idempotent(groups):
-    before = {name: (group.pk, perms_of(group)) for name, group in groups.items()}
-
-    again = groups_sync()
-
-    assert {name: (group.pk, perms_of(group)) for name, group in again.items()} == before
-    assert Group.objects.filter(name__in=[IT_ADMIN, IT_HELPDESK, AUDITOR]).count() == 3
-
-
-def test_groups_sync_removes_permissions_granted_by_hand(groups):
-    helpdesk = groups[IT_HELPDESK]
-    helpdesk.permissions.add(Permission.objects.get(content_type__app_label="auth", codename="delete_user"))
-
-    groups_sync()
-
-    assert "auth.delete_user" not in perms_of(helpdesk)
-
-
-def test_it_admin_has_every_portal_permission_and_manages_users_and_the_queue(groups):
-    admin = perms_of(groups[IT_ADMIN])
-
-    assert portal_perms() <= admin
-    assert {"auth.change_user", "auth.change_group", "django_q.delete_ormq", "portal.view_auditevent"} <= admin
-
-
-def test_helpdesk_deletes_nothing_and_has_no_users_groups_or_queue(groups):
-    helpdesk = perms_of(groups[IT_HELPDESK])
-
-    assert not {perm for perm in helpdesk if ".delete_" in perm}
-    assert not {perm for perm in helpdesk if perm.startswith(("auth.", "django_q."))}
-
-
-def test_helpdesk_sees_everything_in_portal(groups):
-    helpdesk = perms_of(groups[IT_HELPDESK])
-    assert {perm for perm in portal_perms() if ".view_" in perm} <= helpdesk
-
-
-def test_auditor_only_views_but_views_everything(groups):
-    auditor = perms_of(groups[AUDITOR])
-
-    assert auditor, "the auditor group has no permissions at all"
-    assert all(perm.split(".", 1)[1].startswith("view_") for perm in auditor)
-    assert {perm for perm in portal_perms() if ".view_" in perm} <= auditor
-    assert {"portal.view_auditevent", "django_q.view_task"} <= auditor
-
-
-def test_a_user_in_the_auditor_group_cannot_change_anything(groups):
-    user = User.objects.create_user(username="auditor", is_staff=True)
-    user.groups.add(groups[AUDITOR])
-
-    assert user.has_perm("portal.view_auditevent")
-    assert user.has_perm("django_q.view_task")
-    assert not user.has_perm("auth.change_user")
-    assert not user.has_perm("django_q.delete_ormq")
