@@ -8,6 +8,7 @@ environment (see `.env.example`). Safe defaults for a laptop; production
 
 import datetime
 import os
+import re
 from pathlib import Path
 
 import dj_database_url
@@ -77,6 +78,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "portal.middleware.PrivatePagesMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -232,9 +234,35 @@ IMPORT_EXPORT_EXPORT_PERMISSION_CODE = "view"
 # the services that keep check-outs and the audit log in step: history is read-only.
 SIMPLE_HISTORY_REVERT_DISABLED = True
 
+# --- HTTPS ---------------------------------------------------------------------------
+# Production sits behind HTTPS: cookies are secure, browsers are told to stay on HTTPS (HSTS, sent
+# only on HTTPS responses) and, behind a proxy that ends TLS, the proxy's header says a request was
+# HTTPS. Redirecting plain HTTP is usually the proxy's job, so it is off unless asked for.
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SECURE = not DEBUG
 CSRF_COOKIE_SECURE = not DEBUG
+SECURE_HSTS_SECONDS = env_int("PORTAL_HSTS_SECONDS", 0 if DEBUG else 31_536_000)
+if SECURE_HSTS_SECONDS < 0:
+    raise ImproperlyConfigured(f"PORTAL_HSTS_SECONDS must be 0 (off) or more, not {SECURE_HSTS_SECONDS}.")
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("PORTAL_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_SSL_REDIRECT = env_bool("PORTAL_SSL_REDIRECT", False)
+
+
+def proxy_ssl_header(value: str) -> tuple[str, str] | None:
+    """`HTTP_X_FORWARDED_PROTO=https` -> `("HTTP_X_FORWARDED_PROTO", "https")`; empty -> None (no proxy trusted)."""
+    value = value.strip()
+    if not value:
+        return None
+    header, sep, expected = (part.strip() for part in value.partition("="))
+    if not sep or not expected or re.fullmatch(r"HTTP_[A-Z0-9_]+", header) is None:
+        raise ImproperlyConfigured(
+            "PORTAL_PROXY_SSL_HEADER must be HEADER=value, the header named as Django names it (HTTP_, "
+            f"upper case, underscores), e.g. HTTP_X_FORWARDED_PROTO=https, not {value!r}."
+        )
+    return header, expected
+
+
+SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("PORTAL_PROXY_SSL_HEADER", ""))
 
 LOGGING = {
     "version": 1,

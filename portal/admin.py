@@ -23,6 +23,7 @@ from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from portal.models import AuditEvent
+from portal.resources import AuditEventResource
 
 
 class EstimatedCountPaginator(Paginator):
@@ -342,6 +343,7 @@ class AuditEventAdmin(ReadOnlyRecordMixin, ExportMixin, admin.ModelAdmin):
     """The append-only audit log: anyone with the view permission may read and export it; nobody may change it."""
 
     formats = [CSV, XLSX]
+    resource_classes = [AuditEventResource]
     list_display = ("created_at", "actor_repr", "action", "target_type", "target_link", "short_detail")
     list_filter = ("action", "target_type", ("created_at", admin.DateFieldListFilter))
     search_fields = ("actor_repr", "target_repr", "=target_id")

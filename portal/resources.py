@@ -1,7 +1,8 @@
 """Base classes for CSV/XLSX import and export (django-import-export 4.x), shared by every app.
 
-`PortalResource` makes an import all-or-nothing, validated and attributed; the widgets read
-natural keys, ISO dates and comma-separated names the way HR files write them.
+`FormulaSafeResource` keeps exported text from running as a spreadsheet formula; `PortalResource`
+adds an all-or-nothing, validated and attributed import; the widgets read natural keys, ISO dates
+and comma-separated names the way HR files write them. `AuditEventResource` exports the audit log.
 """
 
 import datetime
@@ -65,8 +66,54 @@ class NamesListWidget(widgets.Widget):
         return ", ".join(value or [])
 
 
-class PortalResource(resources.ModelResource):
-    """Base for Portal's resources: all-or-nothing, validated, attributed.
+#: A cell starting with one of these is read by spreadsheets as a formula (or, for tab and
+#: carriage return, may be turned into one): OWASP's CSV-injection list.
+FORMULA_TRIGGERS = ("=", "+", "-", "@", "\t", "\r")
+TEXT_MARK = "'"
+
+
+def formula_escape(value: str) -> str:
+    """`value` as spreadsheet text: a leading `'` when it (after any leading `'`) starts a formula."""
+    return TEXT_MARK + value if value.lstrip(TEXT_MARK).startswith(FORMULA_TRIGGERS) else value
+
+
+def formula_unescape(value: str) -> str:
+    """The inverse of `formula_escape`: drops the one `'` it adds, and nothing else."""
+    if value.startswith(TEXT_MARK) and value.lstrip(TEXT_MARK).startswith(FORMULA_TRIGGERS):
+        return value[1:]
+    return value
+
+
+class FormulaSafeResource(resources.ModelResource):
+    """Base of every Portal resource: no exported cell is ever a live formula.
+
+    Export: every text value starting with `=`, `+`, `-`, `@`, tab or carriage return gets a
+    leading `'` (OWASP's CSV-injection advice), in CSV and XLSX alike, so a person named
+    `=HYPERLINK(...)` is text in IT's spreadsheet. Numbers (number widgets: `-1` stays a number,
+    also when CSV writes it as text) and dates are left alone. A value that already starts with
+    `'` followed by such a character gets one more `'`, so the rule can be undone exactly.
+
+    Import: a text cell is read back through `formula_unescape`, which removes exactly the `'`
+    the export added. Importing a file Portal exported gives back the same values, `'=x` included
+    (exported as `''=x`). A hand-written cell `'=x` is read as `=x`: the quote is taken as the
+    spreadsheet's "this is text" mark, which is what it almost always means.
+    """
+
+    def export_field(self, field, instance, **kwargs):
+        value = super().export_field(field, instance, **kwargs)
+        if isinstance(value, str) and not isinstance(field.widget, widgets.NumberWidget):
+            return formula_escape(value)
+        return value
+
+    def before_import_row(self, row, **kwargs):
+        for column, value in row.items():
+            if isinstance(value, str):
+                row[column] = formula_unescape(value)
+        super().before_import_row(row, **kwargs)
+
+
+class PortalResource(FormulaSafeResource):
+    """Base for Portal's importable resources: formula-safe, all-or-nothing, validated, attributed.
 
     - `clean_model_instances`: every row goes through the model's `full_clean()`,
       which checks lengths (SQLite would silently store an over-long value),
@@ -151,6 +198,13 @@ class PortalResource(resources.ModelResource):
                 "created": getattr(instance, "_import_created", False),
             },
         )
+
+
+class AuditEventResource(FormulaSafeResource):
+    """The audit log's export (every column of the event); the admin offers no import."""
+
+    class Meta:
+        model = AuditEvent
 
 
 def _normalise_key(value) -> str:

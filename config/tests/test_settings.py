@@ -163,3 +163,53 @@ def test_migrate_on_a_fresh_database_creates_the_staff_groups(tmp_path):
     result = run_python(code, tmp_path, DJANGO_SETTINGS_MODULE="config.settings")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout.strip().splitlines()[-1]) == ["Auditor", "IT admin", "IT helpdesk"]
+
+
+# --- HTTPS settings -------------------------------------------------------------------------------
+
+HTTPS_SETTINGS = (
+    "[s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER]"
+)
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "portal.example.com"}
+
+
+def test_https_defaults_on_a_laptop_send_no_hsts_and_trust_no_proxy(tmp_path):
+    assert settings_value(HTTPS_SETTINGS, tmp_path) == [0, False, False, None]
+
+
+def test_https_defaults_in_production_send_hsts_for_a_year(tmp_path):
+    assert settings_value(HTTPS_SETTINGS, tmp_path, **PRODUCTION) == [31536000, False, False, None]
+
+
+def test_https_settings_come_from_the_environment(tmp_path):
+    value = settings_value(
+        HTTPS_SETTINGS,
+        tmp_path,
+        **PRODUCTION,
+        PORTAL_HSTS_SECONDS="3600",
+        PORTAL_HSTS_INCLUDE_SUBDOMAINS="true",
+        PORTAL_SSL_REDIRECT="yes",
+        PORTAL_PROXY_SSL_HEADER="HTTP_X_FORWARDED_PROTO=https",
+    )
+    assert value == [3600, True, True, ["HTTP_X_FORWARDED_PROTO", "https"]]
+
+
+def test_hsts_can_be_turned_off_in_production(tmp_path):
+    assert settings_value("s.SECURE_HSTS_SECONDS", tmp_path, **PRODUCTION, PORTAL_HSTS_SECONDS="0") == 0
+
+
+@pytest.mark.parametrize(
+    "value", ["HTTP_X_FORWARDED_PROTO", "X-Forwarded-Proto=https", "HTTP_X_FORWARDED_PROTO=", "=https"]
+)
+def test_a_malformed_proxy_ssl_header_is_refused(tmp_path, value):
+    result = run_python("import config.settings", tmp_path, PORTAL_PROXY_SSL_HEADER=value)
+    assert result.returncode != 0
+    assert "ImproperlyConfigured" in result.stderr
+    assert "PORTAL_PROXY_SSL_HEADER must be HEADER=value" in result.stderr
+    assert "e.g. HTTP_X_FORWARDED_PROTO=https" in result.stderr
+
+
+def test_negative_hsts_seconds_are_refused(tmp_path):
+    result = run_python("import config.settings", tmp_path, PORTAL_HSTS_SECONDS="-1")
+    assert result.returncode != 0
+    assert "PORTAL_HSTS_SECONDS must be 0 (off) or more" in result.stderr
