@@ -96,7 +96,8 @@ class FormulaSafeResource(resources.ModelResource):
     Import: a text cell is read back through `formula_unescape`, which removes exactly the `'`
     the export added. Importing a file Portal exported gives back the same values, `'=x` included
     (exported as `''=x`). A hand-written cell `'=x` is read as `=x`: the quote is taken as the
-    spreadsheet's "this is text" mark, which is what it almost always means.
+    spreadsheet's "this is text" mark, which is what it almost always means. (XLSX is XML, which
+    reads any bare carriage return back as a line feed: that is the format, not this rule.)
     """
 
     def export_field(self, field, instance, **kwargs):
