@@ -195,6 +195,24 @@ ACCESS_REQUESTS = {
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
 IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")
 
+# --- Sign-in throttling (portal/signin.py, both login pages) ---------------------------
+SIGN_IN_THROTTLE = {
+    # Failed sign-ins for one username, or from one client address, before further attempts are refused.
+    "FAILURE_LIMIT": env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5),
+    # ... counted within this many minutes of the first failure.
+    "WINDOW": datetime.timedelta(minutes=env_int("PORTAL_LOGIN_WINDOW_MINUTES", 15)),
+    # A locked username or address is refused this many minutes, the right password included.
+    "COOLOFF": datetime.timedelta(minutes=env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15)),
+}
+if (
+    SIGN_IN_THROTTLE["FAILURE_LIMIT"] < 1
+    or min(SIGN_IN_THROTTLE["WINDOW"], SIGN_IN_THROTTLE["COOLOFF"]).total_seconds() < 60
+):
+    raise ImproperlyConfigured(
+        "PORTAL_LOGIN_FAILURE_LIMIT, PORTAL_LOGIN_WINDOW_MINUTES and PORTAL_LOGIN_COOLOFF_MINUTES must be at least 1."
+    )
+# --- End of sign-in throttling ------------------------------------------------------------
+
 # --- Auth ----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

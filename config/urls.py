@@ -1,18 +1,24 @@
-"""Portal URL configuration: admin, self-service pages and their login."""
+"""Portal URL configuration: admin, self-service pages and their login (both login forms throttled)."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from config import views
+from portal.signin import AdminSignInForm, SignInForm
 
 admin.site.site_header = "Portal administration"
 admin.site.site_title = "Portal admin"
 admin.site.index_title = "IT operations"
+admin.site.login_form = AdminSignInForm
 
 urlpatterns = [
     path("", views.home, name="home"),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        auth_views.LoginView.as_view(redirect_authenticated_user=True, authentication_form=SignInForm),
+        name="login",
+    ),
     path("logout/", views.PortalLogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
     path("", include("accounts.urls")),

@@ -71,6 +71,8 @@ class AuditEvent(models.Model):
         CHANGE_REQUESTED = "change_requested", "Change requested by a manager"
         CHANGE_CONFIRMED = "change_confirmed", "Change request confirmed by IT"
         CHANGE_DECLINED = "change_declined", "Change request declined by IT"
+        # Sign-in
+        SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after repeated failures"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
