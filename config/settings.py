@@ -158,6 +158,8 @@ if Q_CLUSTER["max_attempts"] < 1:
     raise ImproperlyConfigured(f"Q_MAX_ATTEMPTS must be at least 1, not {Q_CLUSTER['max_attempts']}.")
 if REDIS_URL:
     Q_CLUSTER["redis"] = REDIS_URL
+    # One cache for every process and host: sign-in throttling counts failures there.
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     Q_CLUSTER["orm"] = "default"
     Q_CLUSTER["poll"] = 0.5
@@ -197,19 +199,22 @@ IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")
 
 # --- Sign-in throttling (portal/signin.py, both login pages) ---------------------------
 SIGN_IN_THROTTLE = {
-    # Failed sign-ins for one username, or from one client address, before further attempts are refused.
+    # Failed sign-ins for one username before further attempts for it are refused.
     "FAILURE_LIMIT": env_int("PORTAL_LOGIN_FAILURE_LIMIT", 5),
+    # ... and from one client address: higher, since people behind one NAT or office proxy share it.
+    "ADDRESS_FAILURE_LIMIT": env_int("PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT", 50),
     # ... counted within this many minutes of the first failure.
     "WINDOW": datetime.timedelta(minutes=env_int("PORTAL_LOGIN_WINDOW_MINUTES", 15)),
     # A locked username or address is refused this many minutes, the right password included.
     "COOLOFF": datetime.timedelta(minutes=env_int("PORTAL_LOGIN_COOLOFF_MINUTES", 15)),
 }
 if (
-    SIGN_IN_THROTTLE["FAILURE_LIMIT"] < 1
+    min(SIGN_IN_THROTTLE["FAILURE_LIMIT"], SIGN_IN_THROTTLE["ADDRESS_FAILURE_LIMIT"]) < 1
     or min(SIGN_IN_THROTTLE["WINDOW"], SIGN_IN_THROTTLE["COOLOFF"]).total_seconds() < 60
 ):
     raise ImproperlyConfigured(
-        "PORTAL_LOGIN_FAILURE_LIMIT, PORTAL_LOGIN_WINDOW_MINUTES and PORTAL_LOGIN_COOLOFF_MINUTES must be at least 1."
+        "PORTAL_LOGIN_FAILURE_LIMIT, PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT, PORTAL_LOGIN_WINDOW_MINUTES and "
+        "PORTAL_LOGIN_COOLOFF_MINUTES must be at least 1."
     )
 # --- End of sign-in throttling ------------------------------------------------------------
 

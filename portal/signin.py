@@ -92,7 +92,7 @@ def signin_failure_record(*, username: str, address: str | None) -> None:
         except ValueError:  # expired between add and incr
             cache.add(count_key, 1, timeout=window)
             count = 1
-        if count != conf["FAILURE_LIMIT"]:
+        if count != conf["FAILURE_LIMIT" if what == "username" else "ADDRESS_FAILURE_LIMIT"]:
             continue
         until = _now() + cooloff
         cache.set(_key("lock", what, value), until, timeout=int(cooloff.total_seconds()) + 60)

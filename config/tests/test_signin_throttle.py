@@ -142,7 +142,8 @@ def test_another_user_is_not_affected_by_a_lock(client, someone, password, page)
 
 
 @pytest.mark.parametrize("page", PAGES)
-def test_failures_from_one_address_lock_that_address_for_everyone(client, someone, password, page):
+def test_failures_from_one_address_lock_that_address_for_everyone(client, someone, password, page, settings):
+    settings.SIGN_IN_THROTTLE = {**settings.SIGN_IN_THROTTLE, "ADDRESS_FAILURE_LIMIT": 5}
     for n in range(5):
         sign_in(client, page, f"nobody{n}", "wrong", address="10.0.0.9")
 
@@ -187,3 +188,24 @@ def test_a_non_staff_user_with_the_right_password_on_the_admin_page_is_not_a_fai
         response = sign_in(client, "/admin/login/", "pat", password)
         assert "for a staff account" in response.content.decode()
     assert signed_in(sign_in(client, "/login/", "pat", password))
+
+
+def test_one_address_has_a_higher_limit_than_one_username(client, someone, password):
+    """People behind one office proxy share an address: five people mistyping once lock nobody out."""
+    for n in range(5):
+        sign_in(client, "/login/", f"colleague{n}", "wrong", address="10.0.0.7")
+
+    assert signed_in(sign_in(client, "/login/", "sam", password, address="10.0.0.7"))
+
+
+def test_it_unlocks_from_the_command_line(client, someone, password):
+    from django.core.management import call_command
+    from django.core.management.base import CommandError
+
+    fail(client, "/login/", "sam", 5)
+    with pytest.raises(CommandError, match="Name what to unlock"):
+        call_command("signin_unlock")
+
+    call_command("signin_unlock", username="SAM")
+
+    assert signed_in(sign_in(client, "/login/", "sam", password))
