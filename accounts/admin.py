@@ -66,6 +66,7 @@ from portal.admin import (
     ReadOnlyRecordMixin,
     report_action_results,
 )
+from portal.forms import parse_id
 
 # --- Search ------------------------------------------------------------------------------------
 # Changelist search that stays fast at any company size: only lookups an index answers (exact
@@ -344,8 +345,8 @@ class DepartmentListFilter(admin.SimpleListFilter):
         departments = list(Department.objects.order_by("name").values_list("pk", "name")[: self.max_listed + 1])
         if len(departments) > self.max_listed:
             departments = []
-        selected = self.value()
-        if selected and selected.isdigit() and not any(str(pk) == selected for pk, _ in departments):
+        selected = parse_id(self.value())
+        if selected is not None and not any(pk == selected for pk, _ in departments):
             departments += Department.objects.filter(pk=selected).values_list("pk", "name")
         return departments
 
@@ -353,9 +354,10 @@ class DepartmentListFilter(admin.SimpleListFilter):
         value = self.value()
         if not value:
             return queryset
-        if not value.isdigit():
+        department_id = parse_id(value)
+        if department_id is None:
             raise IncorrectLookupParameters(f"Unknown department {value!r}.")
-        return queryset.filter(department_id=value)
+        return queryset.filter(department_id=department_id)
 
 
 class EmployeeAdminBase(PortalImportExportAdmin):
@@ -613,8 +615,8 @@ class AccessRequestAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
         q = Q(employee_id__in=employee_ids_for_search(self, request, term))
         q |= Q(application_id__in=application_ids_for_search(term))
         number = term.removeprefix("#")
-        if number.isdigit() and len(number) < 10:
-            q |= Q(pk=int(number))
+        if len(number) < 10 and (pk := parse_id(number)) is not None:
+            q |= Q(pk=pk)
         return queryset.filter(q), False
 
 

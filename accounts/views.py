@@ -26,7 +26,7 @@ from accounts.models import (
 from accounts.selectors import employee_for_user, entitlements_for_employee
 from accounts.services import access_requests, approval_steps
 from accounts.services import delegations as delegation_services
-from portal.forms import add_service_errors
+from portal.forms import add_service_errors, parse_id
 from portal.views import no_record_page
 
 
@@ -51,8 +51,9 @@ def request_access(request):
         return no_record_page(request, "Request access")
     applications = list(access.requestable_applications())
     initial = {}
-    if request.method == "GET" and request.GET.get("application", "").isdigit():
-        initial["application"] = int(request.GET["application"])
+    application_id = parse_id(request.GET.get("application")) if request.method == "GET" else None
+    if application_id is not None:
+        initial["application"] = application_id
     form = AccessRequestForm(request.POST or None, applications=applications, initial=initial)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data

@@ -1,7 +1,8 @@
 """Admin building blocks every app composes its pages from, and the read-only audit log.
 
 Registers only `AuditEvent`. Exports the base classes (`PortalModelAdmin`: history
-without revert, cheap changelists; `PortalImportExportAdmin`: plus CSV/XLSX import and
+without revert, cheap changelists, junk in the query string answered like a bad lookup;
+`PortalImportExportAdmin`: plus CSV/XLSX import and
 export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
 `ActionsOnlyRecordMixin`: each docstring says what it forbids) and the one "confirm
 then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
@@ -10,6 +11,7 @@ then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
 import json
 
 from django.contrib import admin, messages
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
@@ -80,7 +82,26 @@ class EstimatedCountPaginator(Paginator):
         return queryset.model._meta.db_table
 
 
-class PortalModelAdmin(SimpleHistoryAdmin):
+class UnreadableQueryMixin:
+    """For a model admin: a changelist query string it cannot read gets Django's "incorrect lookup" answer.
+
+    Django turns a filter value the database refuses into `IncorrectLookupParameters` (the list comes
+    back unfiltered, with `?e=1`), but not every one: a date hierarchy's year too big for a date
+    (`OverflowError`), a number too big for the database's integer (`OverflowError`), a value a
+    custom filter or search cannot convert (`ValueError`, `ValidationError`). Those get the same
+    answer here instead of a server error. Every Portal admin has it; the admins other apps register
+    (auth, django-q) read only Django's own filters, which answer junk without a server error
+    (`config/tests/test_junk_input.py` sweeps them too), so they need no wrapper.
+    """
+
+    def get_changelist_instance(self, request):
+        try:
+            return super().get_changelist_instance(request)
+        except (OverflowError, ValueError, ValidationError) as exc:
+            raise IncorrectLookupParameters(exc) from exc
+
+
+class PortalModelAdmin(UnreadableQueryMixin, SimpleHistoryAdmin):
     """A model admin with simple-history's history view, which is read-only.
 
     Reverting from the history page would save an old version of the row
@@ -339,7 +360,7 @@ class ConfirmAction:
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyRecordMixin, ExportMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, admin.ModelAdmin):
     """The append-only audit log: anyone with the view permission may read and export it; nobody may change it."""
 
     formats = [CSV, XLSX]
