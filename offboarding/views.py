@@ -12,6 +12,7 @@ from django.http import Http404
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils import timezone
+from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_POST
 
 from accounts.models import Location
@@ -147,12 +148,14 @@ def _employee_for_link(request, token: str):
     return employee, None
 
 
+@never_cache  # a leaver's own items, shown by token to a browser that is not signed in
 def return_link(request, token: str):
     """The return checklist through the signed link in a leaver's reminder emails (no sign-in needed)."""
     employee, invalid = _employee_for_link(request, token)
     return invalid or _returns_page(request, employee, token=token)
 
 
+@never_cache
 @require_POST
 def return_link_ship(request, token: str, pk: int):
     employee, invalid = _employee_for_link(request, token)

@@ -1,11 +1,29 @@
-"""Responses for signed-in users are private: `Cache-Control: private, no-store`.
+"""Two request guards every page shares.
 
-Every page a signed-in user sees (self-service and admin alike) shows their own data or data
-they may see, so neither a shared browser's cache nor a proxy may keep a copy. Other
-directives a view sets (the admin's `never_cache`) are kept; `public` is replaced.
+- A query string holding a NUL character is refused with 400 and a plain reason: no field may hold
+  one, and PostgreSQL refuses it in any text comparison (a filter or search would fail with a 500).
+- Responses for signed-in users are private: `Cache-Control: private, no-store`. Every page a
+  signed-in user sees (self-service and admin alike) shows their own data or data they may see,
+  so neither a shared browser's cache nor a proxy may keep a copy. Other directives a view sets
+  (the admin's `never_cache`) are kept; `public` is replaced.
 """
 
+from django.http import HttpResponseBadRequest
 from django.utils.cache import patch_cache_control
+
+NUL_REFUSED = "The address contains a NUL character (%00), which no search, filter or field may hold."
+
+
+class NulQueryRefusedMiddleware:
+    """400 for a query string with a NUL character in a key or a value; nothing else is looked at."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request):
+        if any("\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()):
+            return HttpResponseBadRequest(NUL_REFUSED, content_type="text/plain; charset=utf-8")
+        return self.get_response(request)
 
 
 class PrivatePagesMiddleware:

@@ -27,3 +27,13 @@ def test_admin_pages_are_private_and_not_stored(client, it_admin, name):
     response = client.get(reverse(name))
     assert response.status_code == 200
     assert {"private", "no-store"} <= directives(response)
+
+
+def test_a_return_link_page_is_not_stored_either(client):
+    """A leaver opens it without signing in (their login ended at the cut-off); it lists their own items."""
+    from accounts.tests.factories import EmployeeFactory
+    from offboarding.flows.returns import return_link_token
+
+    response = client.get(reverse("offboarding:return_link", args=[return_link_token(EmployeeFactory())]))
+    assert response.status_code < 500
+    assert "no-store" in directives(response)

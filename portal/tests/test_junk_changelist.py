@@ -61,3 +61,19 @@ def test_a_date_filter_value_that_is_no_date_redirects_to_the_incorrect_lookup_p
 )
 def test_parse_id_reads_only_ascii_digits_that_fit_a_primary_key(value, expected):
     assert parse_id(value) == expected
+
+
+@pytest.mark.parametrize("query", [{"q": "a\x00b"}, {"x\x00": "1"}], ids=["in-a-value", "in-a-key"])
+def test_a_nul_character_in_the_query_string_is_refused_with_its_reason(client, db, query):
+    from portal.middleware import NUL_REFUSED
+    from portal.testing.assertions import nothing_written
+
+    with nothing_written():
+        response = client.get("/login/", query)
+
+    assert response.status_code == 400
+    assert response.content.decode() == NUL_REFUSED
+
+
+def test_a_query_string_without_nul_goes_through(client, db):
+    assert client.get("/login/", {"q": "plain"}).status_code == 200
