@@ -34,7 +34,7 @@ from offboarding.models import (
     TaskStatus,
     TaskTemplate,
 )
-from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin, ReadOnlyInline
+from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin, ReadOnlyInline, overdue_badge
 
 
 def format_duration(value: datetime.timedelta | None) -> str:
@@ -264,9 +264,9 @@ class TaskInline(ReadOnlyInline):
     def get_queryset(self, request):
         return super().get_queryset(request).select_related("assignee")
 
-    @admin.display(description="overdue", boolean=True)
+    @admin.display(description="overdue")
     def overdue(self, obj):
-        return obj.is_overdue()
+        return overdue_badge(obj.is_overdue())
 
     @admin.display(description="last error")
     def error(self, obj):
@@ -370,9 +370,9 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
             '<a href="{}?run__id__exact={}&amp;status__exact=failed">{}</a>', url, obj.pk, obj.failed_tasks
         )
 
-    @admin.display(description="overdue", boolean=True, ordering="overdue_tasks")
+    @admin.display(description="overdue", ordering="overdue_tasks")
     def overdue(self, obj):
-        return obj.overdue_tasks > 0
+        return overdue_badge(obj.overdue_tasks > 0)
 
     @admin.display(description="time to provision / deprovision")
     def figure(self, obj):

@@ -13,7 +13,7 @@ from assets.models import HardwareAsset
 from offboarding.admin.common import YesNoFilter, employee_link
 from offboarding.flows import returns
 from offboarding.models import HardwareReturn, ReturnCondition, ReturnStatus
-from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
+from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin, overdue_badge
 
 
 class ReturnOverdueFilter(YesNoFilter):
@@ -84,9 +84,9 @@ class HardwareReturnAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
     def employee_name(self, obj):
         return employee_link(obj.employee)
 
-    @admin.display(description="overdue", boolean=True)
+    @admin.display(description="overdue")
     def overdue(self, obj):
-        return obj.status == ReturnStatus.OPEN and obj.due_date < timezone.localdate()
+        return overdue_badge(obj.status == ReturnStatus.OPEN and obj.due_date < timezone.localdate())
 
     receive_returns = ConfirmAction(
         form_class=ReceiveReturnForm,

@@ -18,7 +18,7 @@ from django.utils.html import format_html, format_html_join
 from offboarding import engine
 from offboarding.admin.common import NoteForm, ReasonForm, YesNoFilter, employee_link, pretty_json
 from offboarding.models import FINISHED_TASK_STATUSES, Assignee, Task, TaskStatus
-from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
+from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin, overdue_badge
 
 
 class TaskOverdueFilter(YesNoFilter):
@@ -122,9 +122,9 @@ class TaskAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         url = reverse("admin:offboarding_checklistrun_change", args=[obj.run_id])
         return format_html('<a href="{}">{}</a>', url, obj.run)
 
-    @admin.display(description="overdue", boolean=True)
+    @admin.display(description="overdue")
     def overdue(self, obj):
-        return obj.is_overdue()
+        return overdue_badge(obj.is_overdue())
 
     @admin.display(description="last error")
     def error(self, obj):

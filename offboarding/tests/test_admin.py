@@ -108,6 +108,9 @@ def test_run_list_shows_progress_failures_overdue_and_figures(
     assert "1 d 3 h" in page
     row = response.context["cl"].result_list[0]
     assert (row.total_tasks, row.finished_tasks, row.failed_tasks, row.overdue_tasks) == (3, 0, 1, 2)
+    # Overdue reads as a warning, not as Django's green "yes" tick.
+    assert 'class="portal-overdue"' in page and ">Overdue<" in page
+    assert "icon-yes.svg" not in page
 
 
 def test_run_filters_failed_and_overdue(client, it_admin, leaver_template, django_capture_on_commit_callbacks):
@@ -123,6 +126,8 @@ def test_run_filters_failed_and_overdue(client, it_admin, leaver_template, djang
     assert listed("failed=no") == {fine.pk, future.pk}
     assert listed("overdue=yes") == {failing.pk, fine.pk}  # both have the laptop task overdue
     assert listed("overdue=no") == {future.pk}
+    on_time = client.get(f"{RUNS}?overdue=no").content.decode()
+    assert 'class="portal-overdue"' not in on_time and "icon-no.svg" not in on_time
     assert listed(f"employee__id__exact={fine.employee_id}") == {fine.pk}
 
 

@@ -138,3 +138,10 @@ def test_an_object_page_posts_to_itself_and_shows_a_refusal_on_the_form(rf, edit
     assert response.context_data["form"].non_field_errors() == ["a locked group keeps its name."]
     assert (response.context_data["back_url"], response.context_data["back_label"]) == ("/back/", "locked")
     assert names() == ["alpha", "beta", "locked"]
+
+
+def test_the_overdue_badge_warns_in_red_and_is_a_dash_otherwise():
+    from portal.admin import overdue_badge
+
+    assert ">Overdue<" in overdue_badge(True) and "#ba2121" in overdue_badge(True)
+    assert overdue_badge(False) == "—"
