@@ -347,9 +347,12 @@ def test_worker_killed_mid_leaver_run_completes_with_each_effect_once(cluster, h
     run = _start_leave(employee)
 
     def mid_run():
+        # A revoke call the peer is still holding (no answer yet): its task is running in a worker, and
+        # stays so for the peer's delay, so the kill below lands while that call is in flight.
+        in_flight = any(call.event == "revoke" and call.status == 0 for call in list(hook.calls))
         statuses = list(Task.objects.filter(run=run).values_list("status", flat=True))
         applied = sum(1 for e in hook.effects if e["event"] == "revoke")
-        return applied >= 2 and TaskStatus.RUNNING in statuses and len(statuses) > 1
+        return in_flight and applied >= 2 and TaskStatus.RUNNING in statuses and len(statuses) > 1
 
     wait_for(mid_run, timeout=30, interval=0.02, message=cluster.log_tail())
     killed = cluster.kill()
