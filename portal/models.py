@@ -73,6 +73,7 @@ class AuditEvent(models.Model):
         CHANGE_DECLINED = "change_declined", "Change request declined by IT"
         # Sign-in
         SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after repeated failures"
+        SIGN_IN_UNLOCKED = "sign_in_unlocked", "Sign-in lock lifted by IT"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

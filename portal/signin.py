@@ -123,10 +123,22 @@ def signin_success_record(*, username: str, address: str | None) -> None:
         cache.delete(_key("failures", what, value))
 
 
-def signin_unlock(*, username: str | None = None, address: str | None = None) -> None:
-    """Lift the lock and clear the failure count of a username and/or an address (for IT)."""
+def signin_unlock(*, username: str | None = None, address: str | None = None, acting_user=None) -> None:
+    """Lift the lock and clear the failure count of a username and/or an address (for IT).
+
+    Unlocking an existing account is audited (`sign_in_unlocked`, naming `acting_user`, or the system
+    for the command line), like the lock it lifts.
+    """
     for what, value in _subjects(username=username, address=address):
         cache.delete_many([_key("lock", what, value), _key("failures", what, value)])
+    users = list(get_user_model()._default_manager.filter(username__iexact=username)[:2]) if username else []
+    if len(users) == 1:
+        audit_record(
+            action=AuditEvent.Action.SIGN_IN_UNLOCKED,
+            target=users[0],
+            acting_user=acting_user,
+            detail={"address": address},
+        )
 
 
 class ThrottledSignInMixin:

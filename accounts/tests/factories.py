@@ -91,3 +91,21 @@ class AccessRequestFactory(factory.django.DjangoModelFactory):
     application = factory.SubFactory(ApplicationFactory)
     level = "user"
     justification = "Needed for my project."
+
+
+def admin_search_people() -> tuple:
+    """Ada and Alan (active) and Grace (terminated): the employees the admin search and page tests look for."""
+    ada = EmployeeFactory(
+        first_name="Ada", last_name="Lovelace", employee_number="E100001", work_email="ada.lovelace@example.com"
+    )
+    alan = EmployeeFactory(
+        first_name="Alan", last_name="Turing", employee_number="E100002", work_email="alan.turing@example.com"
+    )
+    grace = EmployeeFactory(
+        first_name="Grace",
+        last_name="Hopper",
+        employee_number="E200003",
+        work_email="grace@example.com",
+        status=models.EmployeeStatus.TERMINATED,
+    )
+    return ada, alan, grace

@@ -10,13 +10,14 @@ from django.urls import reverse
 
 from accounts import admin as accounts_admin
 from accounts.admin import DepartmentListFilter
-from accounts.models import Department, Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.models import Department, Employee, Entitlement, EntitlementStatus
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
     DepartmentFactory,
     EmployeeFactory,
     EntitlementFactory,
+    admin_search_people,
 )
 from portal.models import AuditEvent
 
@@ -43,20 +44,7 @@ def texts(response):
 
 @pytest.fixture
 def people():
-    ada = EmployeeFactory(
-        first_name="Ada", last_name="Lovelace", employee_number="E100001", work_email="ada.lovelace@example.com"
-    )
-    alan = EmployeeFactory(
-        first_name="Alan", last_name="Turing", employee_number="E100002", work_email="alan.turing@example.com"
-    )
-    grace = EmployeeFactory(
-        first_name="Grace",
-        last_name="Hopper",
-        employee_number="E200003",
-        work_email="grace@example.com",
-        status=EmployeeStatus.TERMINATED,
-    )
-    return ada, alan, grace
+    return admin_search_people()
 
 
 # --- Search and filters -----------------------------------------------------------------------

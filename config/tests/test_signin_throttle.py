@@ -209,3 +209,5 @@ def test_it_unlocks_from_the_command_line(client, someone, password):
     call_command("signin_unlock", username="SAM")
 
     assert signed_in(sign_in(client, "/login/", "sam", password))
+    [unlocked] = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_UNLOCKED)
+    assert (unlocked.target_id, unlocked.actor_repr) == (str(someone.pk), "system")

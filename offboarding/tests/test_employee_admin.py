@@ -15,6 +15,7 @@ from accounts.tests.factories import (
     EmployeeFactory,
     EntitlementFactory,
     RoleFactory,
+    admin_search_people,
 )
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
@@ -231,20 +232,7 @@ def test_start_join_action(client, it_admin):
 
 @pytest.fixture
 def people():
-    ada = EmployeeFactory(
-        first_name="Ada", last_name="Lovelace", employee_number="E100001", work_email="ada.lovelace@example.com"
-    )
-    alan = EmployeeFactory(
-        first_name="Alan", last_name="Turing", employee_number="E100002", work_email="alan.turing@example.com"
-    )
-    grace = EmployeeFactory(
-        first_name="Grace",
-        last_name="Hopper",
-        employee_number="E200003",
-        work_email="grace@example.com",
-        status=EmployeeStatus.TERMINATED,
-    )
-    return ada, alan, grace
+    return admin_search_people()
 
 
 def test_employee_page_shows_access_and_hardware_read_only(client, helpdesk, it_admin, people):
