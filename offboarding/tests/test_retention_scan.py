@@ -1,0 +1,230 @@
+"""The retention purge forgets a leaver everywhere: a leaver with every kind of activity, then a scan of
+every column of every table (`portal.testing.personal_data`) for every value that identifies them."""
+
+import datetime
+import traceback
+
+import pytest
+from django.contrib.admin.models import CHANGE, LogEntry
+from django.core import mail
+from django.utils import timezone
+
+from accounts.models import (
+    AccessRequest,
+    ApprovalPolicy,
+    ApprovalStep,
+    ConnectorType,
+    Employee,
+    EmployeeStatus,
+    RoleApplication,
+)
+from accounts.services.access_requests import access_request_create
+from accounts.services.approval_steps import approval_step_decide
+from accounts.services.delegations import delegation_create
+from accounts.tests.factories import ApplicationFactory, DepartmentFactory, EmployeeFactory, RoleFactory, UserFactory
+from assets.models import RoleKitItem
+from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
+from offboarding import engine
+from offboarding.flows.change_requests import change_request_confirm, change_request_create
+from offboarding.flows.joiner import joiner_start
+from offboarding.flows.retention import retention_purge_due
+from offboarding.flows.returns import hardware_return_receive, hardware_return_ship
+from offboarding.models import ChangeRequestKind, ChecklistKind, HardwareReturn, ReturnMethod, TaskStatus
+from offboarding.tests.factories import lifecycle_templates
+from portal.testing.personal_data import personal_data_scan
+
+pytestmark = pytest.mark.django_db
+
+FIRST, PREFERRED, LAST = "Zephyrine", "Zeph", "Quillfeather"
+WORK_EMAIL = "zephyrine.quillfeather@example.com"
+PERSONAL_EMAIL = "zq.home@private-mail.example"
+USERNAME = "zquillfeather"
+PHONE = "+44 20 7946 0321"
+ADDRESS = "17 Larkspur Mews, Whitby"
+# Free text she wrote; each carries a marker so the scan can tell whether the text itself survived.
+JUSTIFICATION = "Marker-JUST-7781: I run the quarterly close for the Whitby office."
+APPROVAL_COMMENT = "Marker-APPR-7782: fine by me, Rory needs it for the audit."
+REJECTION_COMMENT = "Marker-REJ-7783: not needed for the new team."
+DELEGATION_REASON = "Marker-DELEG-7784: hospital stay"
+MOVE_REASON = "Marker-MOVE-7785: Rory joins the data team."
+TASK_NOTE = "Marker-NOTE-7786: read it twice."
+
+IDENTIFYING = [
+    f"{FIRST} {LAST}",  # the legal name
+    f"{PREFERRED} {LAST}",  # the name Portal shows (full_name)
+    WORK_EMAIL,
+    PERSONAL_EMAIL,
+    WORK_EMAIL.split("@")[0],  # the work email's local part: the LDAP uid, in the entry's DN
+    USERNAME,
+    PHONE,
+    ADDRESS,
+    LAST,  # distinctive here: any copy of the surname alone is a copy of her
+    *(text.split(":")[0] for text in (JUSTIFICATION, APPROVAL_COMMENT, REJECTION_COMMENT, DELEGATION_REASON)),
+    *(text.split(":")[0] for text in (MOVE_REASON, TASK_NOTE)),
+]
+
+
+def fail_naming(employee_id: int) -> None:
+    """A queued function that fails with the person's name in its message, as any service error may."""
+    employee = Employee.objects.get(pk=employee_id)
+    raise RuntimeError(f"Could not reach {employee.full_name} <{employee.work_email}>")
+
+
+def django_q_failure(func, *args) -> None:
+    """Run `func(*args)` as django-q2's worker does and store its failure through django-q2's monitor."""
+    from django_q.brokers import get_broker
+    from django_q.humanhash import uuid
+    from django_q.monitor import save_task
+
+    task_id, name = uuid()
+    started = timezone.now()
+    try:
+        func(*args)
+    except Exception as exc:  # noqa: BLE001 - recorded as the worker records it
+        result = f"{exc} : {traceback.format_exc()}"
+    else:
+        raise AssertionError(f"{func.__name__} was meant to fail")
+    task = {
+        "id": task_id, "name": name, "func": f"{func.__module__}.{func.__name__}", "args": args, "kwargs": {},
+        "started": started, "stopped": timezone.now(), "result": result, "success": False,
+    }
+    save_task(task, get_broker())
+
+
+def build_leaver(settle, client, ldap, hook):
+    """Zephyrine's whole working life in Portal, through the services, then her leave; returns her and IT."""
+    it = UserFactory(username="it-staff", is_staff=True, is_superuser=True)
+    lifecycle_templates()
+    directory = ApplicationFactory(
+        name="Directory",
+        connector=ConnectorType.LDAP,
+        connector_config=ldap.connector_config(),
+        approval_policy=ApprovalPolicy.NONE,
+    )
+    ops = ApplicationFactory(
+        name="Ops Console",
+        connector=ConnectorType.WEBHOOK,
+        connector_config=hook.connector_config(),
+        approval_policy=ApprovalPolicy.MANAGER_THEN_OWNER,
+        owner=EmployeeFactory(first_name="Owen", last_name="Owner", user=UserFactory(username="owen")),
+    )
+    role = RoleFactory(name="Analyst", code="analyst")
+    RoleApplication.objects.create(role=role, application=directory, access_level="user")
+    RoleItem = AssetModelFactory(manufacturer="Lenovo", name="T14")
+    RoleKitItem.objects.create(role=role, asset_model=RoleItem, quantity=1)
+    HardwareAssetFactory(asset_tag="LT-4242", model=RoleItem)
+    finance = DepartmentFactory(name="Finance")
+    head = EmployeeFactory(
+        first_name="Hana", last_name="Head", user=UserFactory(username="hana"), status=EmployeeStatus.ACTIVE
+    )
+    other_manager = EmployeeFactory(
+        first_name="Omar", last_name="Other", user=UserFactory(username="omar"), status=EmployeeStatus.ACTIVE
+    )
+    colleague = EmployeeFactory(
+        first_name="Cleo", last_name="Colleague", user=UserFactory(username="cleo"), status=EmployeeStatus.ACTIVE
+    )
+    owner = ops.owner
+
+    # She joins: birthright LDAP access, a laptop reserved, welcome emails to both addresses.
+    zeph = EmployeeFactory(
+        employee_number="E-7700",
+        first_name=FIRST,
+        preferred_name=PREFERRED,
+        last_name=LAST,
+        work_email=WORK_EMAIL,
+        personal_email=PERSONAL_EMAIL,
+        personal_phone=PHONE,
+        home_address=ADDRESS,
+        role=role,
+        department=finance,
+        manager=head,
+        status=EmployeeStatus.PRE_HIRE,
+        start_date=timezone.localdate(),
+        user=UserFactory(username=USERNAME, first_name=FIRST, last_name=LAST, email=WORK_EMAIL),
+    )
+    join = settle(func=joiner_start, employee=zeph, acting_user=it)
+    for _ in range(3):
+        settle(func=engine.sweep, now=timezone.now() + datetime.timedelta(days=5))
+    for task in join.tasks.filter(status=TaskStatus.PENDING, assignee_type__in=["employee", "manager", "it"]):
+        if task.is_finished:
+            continue
+        settle(func=engine.task_complete, task=task, acting_user=zeph.user, note=TASK_NOTE)
+    assert mail.outbox, "the joiner emails were sent"
+    zeph.refresh_from_db()
+    laptop = zeph.assets.get() if hasattr(zeph, "assets") else None
+    assert ldap.people(), "her LDAP entry exists"
+
+    # Her reports; she asks for access, approves and rejects theirs, delegates while away.
+    rory = EmployeeFactory(
+        first_name="Rory", last_name="Report", manager=zeph, user=UserFactory(username="rory"),
+        status=EmployeeStatus.ACTIVE,
+    )
+    rhea = EmployeeFactory(
+        first_name="Rhea", last_name="Report", manager=zeph, user=UserFactory(username="rhea"),
+        status=EmployeeStatus.ACTIVE,
+    )
+    client.force_login(zeph.user)  # a live session, and self-service use
+    mine = settle(
+        func=access_request_create, employee=zeph, application=ops, level="user",
+        justification=JUSTIFICATION, acting_user=zeph.user,
+    )
+    settle(func=approval_step_decide, step=mine.steps.get(order=1), acting_user=head.user, approve=True, comment="ok")
+    settle(func=approval_step_decide, step=ApprovalStep.objects.get(request=mine, order=2), acting_user=owner.user,
+           approve=True)
+    assert hook.accounts["E-7700"]["active"], "her webhook account was provisioned"
+    for report, approve, comment in ((rory, True, APPROVAL_COMMENT), (rhea, False, REJECTION_COMMENT)):
+        request = settle(
+            func=access_request_create, employee=report, application=ops, level="user",
+            justification=f"{report.first_name} needs Ops.", acting_user=report.user,
+        )
+        settle(func=approval_step_decide, step=request.steps.get(order=1), acting_user=zeph.user,
+               approve=approve, comment=comment)
+    settle(
+        func=delegation_create, delegator=zeph, delegate=colleague,
+        starts_on=timezone.localdate() + datetime.timedelta(days=1),
+        ends_on=timezone.localdate() + datetime.timedelta(days=5), acting_user=zeph.user, reason=DELEGATION_REASON,
+    )
+    # She asks IT to move Rory to another manager; IT confirms: Rory's move run names her as former manager.
+    move = settle(
+        func=change_request_create, manager=zeph, employee=rory, kind=ChangeRequestKind.MOVE,
+        effective_date=timezone.localdate(), reason=MOVE_REASON, acting_user=zeph.user, new_manager=other_manager,
+    )
+    settle(func=change_request_confirm, request=move, acting_user=it)
+    assert rory.checklist_runs.filter(kind=ChecklistKind.MOVE).exists()
+    # IT edits her in the admin (a LogEntry naming her).
+    LogEntry.objects.log_actions(it.pk, [zeph], CHANGE, change_message=f"Changed title of {zeph}.", single_object=True)
+    # A queued task failed with her name in its message: django-q2 keeps failures (pickled).
+    django_q_failure(fail_naming, zeph.pk)
+
+    # Her manager asks IT to off-board her; IT confirms; the cut-off runs now.
+    leave = settle(
+        func=change_request_create, manager=head, employee=zeph, kind=ChangeRequestKind.LEAVE,
+        effective_date=timezone.localdate(), reason="Leaving for a sabbatical.", acting_user=head.user,
+    )
+    settle(func=change_request_confirm, request=leave, acting_user=it)
+    for _ in range(5):
+        settle(func=engine.sweep, now=timezone.now() + datetime.timedelta(days=1))
+    for item in HardwareReturn.objects.filter(employee=zeph):
+        settle(func=hardware_return_ship, item=item, method=ReturnMethod.COURIER, acting_user=None, via_link=True,
+               carrier="DHL", tracking_number="JD0142")
+        settle(func=hardware_return_receive, item=item, acting_user=it, note=f"Back from {zeph.full_name}")
+    zeph.refresh_from_db()
+    assert zeph.status == EmployeeStatus.TERMINATED
+    assert AccessRequest.objects.filter(employee=zeph).exists()
+    del laptop
+    return zeph, it
+
+
+def test_after_the_purge_no_column_of_any_table_holds_anything_that_identifies_the_leaver(
+    settle, client, ldap_directory, webhook_server, settings
+):
+    zeph, _it = build_leaver(settle, client, ldap_directory, webhook_server)
+    before = personal_data_scan(IDENTIFYING)
+    assert len(before) > 20, before  # the scan sees her everywhere before the purge
+
+    purge_day = zeph.end_date + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"] + 1)
+    counts = settle(func=retention_purge_due, now=timezone.make_aware(datetime.datetime.combine(purge_day, datetime.time(3))))
+    assert counts["purged"] == 1, counts
+
+    left = personal_data_scan(IDENTIFYING)
+    assert not left, "Still identifying the leaver after the purge:\n" + "\n".join(left)
