@@ -85,8 +85,15 @@ def django_q_failure(func, *args) -> None:
     else:
         raise AssertionError(f"{func.__name__} was meant to fail")
     task = {
-        "id": task_id, "name": name, "func": f"{func.__module__}.{func.__name__}", "args": args, "kwargs": {},
-        "started": started, "stopped": timezone.now(), "result": result, "success": False,
+        "id": task_id,
+        "name": name,
+        "func": f"{func.__module__}.{func.__name__}",
+        "args": args,
+        "kwargs": {},
+        "started": started,
+        "stopped": timezone.now(),
+        "result": result,
+        "success": False,
     }
     save_task(task, get_broker())
 
@@ -156,38 +163,71 @@ def build_leaver(settle, client, ldap, hook):
 
     # Her reports; she asks for access, approves and rejects theirs, delegates while away.
     rory = EmployeeFactory(
-        first_name="Rory", last_name="Report", manager=zeph, user=UserFactory(username="rory"),
+        first_name="Rory",
+        last_name="Report",
+        manager=zeph,
+        user=UserFactory(username="rory"),
         status=EmployeeStatus.ACTIVE,
     )
     rhea = EmployeeFactory(
-        first_name="Rhea", last_name="Report", manager=zeph, user=UserFactory(username="rhea"),
+        first_name="Rhea",
+        last_name="Report",
+        manager=zeph,
+        user=UserFactory(username="rhea"),
         status=EmployeeStatus.ACTIVE,
     )
     client.force_login(zeph.user)  # a live session, and self-service use
     mine = settle(
-        func=access_request_create, employee=zeph, application=ops, level="user",
-        justification=JUSTIFICATION, acting_user=zeph.user,
+        func=access_request_create,
+        employee=zeph,
+        application=ops,
+        level="user",
+        justification=JUSTIFICATION,
+        acting_user=zeph.user,
     )
     settle(func=approval_step_decide, step=mine.steps.get(order=1), acting_user=head.user, approve=True, comment="ok")
-    settle(func=approval_step_decide, step=ApprovalStep.objects.get(request=mine, order=2), acting_user=owner.user,
-           approve=True)
+    settle(
+        func=approval_step_decide,
+        step=ApprovalStep.objects.get(request=mine, order=2),
+        acting_user=owner.user,
+        approve=True,
+    )
     assert hook.accounts["E-7700"]["active"], "her webhook account was provisioned"
     for report, approve, comment in ((rory, True, APPROVAL_COMMENT), (rhea, False, REJECTION_COMMENT)):
         request = settle(
-            func=access_request_create, employee=report, application=ops, level="user",
-            justification=f"{report.first_name} needs Ops.", acting_user=report.user,
+            func=access_request_create,
+            employee=report,
+            application=ops,
+            level="user",
+            justification=f"{report.first_name} needs Ops.",
+            acting_user=report.user,
         )
-        settle(func=approval_step_decide, step=request.steps.get(order=1), acting_user=zeph.user,
-               approve=approve, comment=comment)
+        settle(
+            func=approval_step_decide,
+            step=request.steps.get(order=1),
+            acting_user=zeph.user,
+            approve=approve,
+            comment=comment,
+        )
     settle(
-        func=delegation_create, delegator=zeph, delegate=colleague,
+        func=delegation_create,
+        delegator=zeph,
+        delegate=colleague,
         starts_on=timezone.localdate() + datetime.timedelta(days=1),
-        ends_on=timezone.localdate() + datetime.timedelta(days=5), acting_user=zeph.user, reason=DELEGATION_REASON,
+        ends_on=timezone.localdate() + datetime.timedelta(days=5),
+        acting_user=zeph.user,
+        reason=DELEGATION_REASON,
     )
     # She asks IT to move Rory to another manager; IT confirms: Rory's move run names her as former manager.
     move = settle(
-        func=change_request_create, manager=zeph, employee=rory, kind=ChangeRequestKind.MOVE,
-        effective_date=timezone.localdate(), reason=MOVE_REASON, acting_user=zeph.user, new_manager=other_manager,
+        func=change_request_create,
+        manager=zeph,
+        employee=rory,
+        kind=ChangeRequestKind.MOVE,
+        effective_date=timezone.localdate(),
+        reason=MOVE_REASON,
+        acting_user=zeph.user,
+        new_manager=other_manager,
     )
     settle(func=change_request_confirm, request=move, acting_user=it)
     assert rory.checklist_runs.filter(kind=ChecklistKind.MOVE).exists()
@@ -198,15 +238,27 @@ def build_leaver(settle, client, ldap, hook):
 
     # Her manager asks IT to off-board her; IT confirms; the cut-off runs now.
     leave = settle(
-        func=change_request_create, manager=head, employee=zeph, kind=ChangeRequestKind.LEAVE,
-        effective_date=timezone.localdate(), reason="Leaving for a sabbatical.", acting_user=head.user,
+        func=change_request_create,
+        manager=head,
+        employee=zeph,
+        kind=ChangeRequestKind.LEAVE,
+        effective_date=timezone.localdate(),
+        reason="Leaving for a sabbatical.",
+        acting_user=head.user,
     )
     settle(func=change_request_confirm, request=leave, acting_user=it)
     for _ in range(5):
         settle(func=engine.sweep, now=timezone.now() + datetime.timedelta(days=1))
     for item in HardwareReturn.objects.filter(employee=zeph):
-        settle(func=hardware_return_ship, item=item, method=ReturnMethod.COURIER, acting_user=None, via_link=True,
-               carrier="DHL", tracking_number="JD0142")
+        settle(
+            func=hardware_return_ship,
+            item=item,
+            method=ReturnMethod.COURIER,
+            acting_user=None,
+            via_link=True,
+            carrier="DHL",
+            tracking_number="JD0142",
+        )
         settle(func=hardware_return_receive, item=item, acting_user=it, note=f"Back from {zeph.full_name}")
     zeph.refresh_from_db()
     assert zeph.status == EmployeeStatus.TERMINATED
@@ -223,7 +275,9 @@ def test_after_the_purge_no_column_of_any_table_holds_anything_that_identifies_t
     assert len(before) > 20, before  # the scan sees her everywhere before the purge
 
     purge_day = zeph.end_date + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"] + 1)
-    counts = settle(func=retention_purge_due, now=timezone.make_aware(datetime.datetime.combine(purge_day, datetime.time(3))))
+    counts = settle(
+        func=retention_purge_due, now=timezone.make_aware(datetime.datetime.combine(purge_day, datetime.time(3)))
+    )
     assert counts["purged"] == 1, counts
 
     left = personal_data_scan(IDENTIFYING)
