@@ -38,6 +38,7 @@ class AuditEvent(models.Model):
         TERMS = "terms", "Terms accepted"
         TERMINATE = "terminate", "Employee terminated"
         PURGE = "purge", "Personal data purged"
+        ACCOUNT_FORGOTTEN = "account_forgotten", "Account forgotten by an application (retention purge)"
         DELETE = "delete", "Deleted"
         IMPORT = "import", "Imported"
         # People

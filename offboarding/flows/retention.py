@@ -20,10 +20,13 @@ from accounts.models import (
     Employee,
     EmployeeStatus,
 )
-from accounts.services import employees
+from accounts.services import employees, provisioning
+from offboarding import engine
 from offboarding.conf import lifecycle_setting
 from offboarding.models import (
+    Assignee,
     ChangeRequest,
+    ChecklistKind,
     ChecklistRun,
     Task,
 )
@@ -262,5 +265,35 @@ def retention_purge(*, employee: Employee, acting_user) -> dict:
 
 
 def account_forget_tasks_add(*, employee: Employee, acting_user) -> list[int]:
-    """Placeholder until the connector forget exists."""
-    return []
+    """One `forget_account` task per application whose connector can forget and where the person had an
+    account (`accounts.services.provisioning.applications_to_forget`), in their access-change run.
+
+    Runs inside the purge's transaction, so the tasks exist only if the purge commits, and are queued
+    after it commits. The engine runs them (retried with backoff, failures shown to IT, skippable);
+    key `forget:<application id>`, so a second call adds nothing. Returns the new tasks' ids.
+    """
+    applications = provisioning.applications_to_forget(employee=employee)
+    if not applications:
+        return []
+    now = timezone.now()
+    run = engine.run_start(
+        employee=employee, kind=ChecklistKind.ACCESS, event_date=timezone.localdate(now), effective_at=now,
+        acting_user=acting_user,
+    )
+    added = []
+    for application in applications:
+        key = f"forget:{application.pk}"
+        if Task.objects.filter(run__employee=employee, key=key).exists():
+            continue
+        task = engine.task_add(
+            run=run,
+            key=key,
+            title=f"Ask {application.name} to forget the purged person",
+            action="forget_account",
+            params={"application": application.pk},
+            assignee_type=Assignee.SYSTEM,
+            due_at=now,
+        )
+        added.append(task.pk)
+    engine.run_advance(run=run)
+    return added

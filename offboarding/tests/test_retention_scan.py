@@ -29,7 +29,8 @@ from offboarding.flows.change_requests import change_request_confirm, change_req
 from offboarding.flows.joiner import joiner_start
 from offboarding.flows.retention import retention_purge_due
 from offboarding.flows.returns import hardware_return_receive, hardware_return_ship
-from offboarding.models import ChangeRequestKind, ChecklistKind, HardwareReturn, ReturnMethod, TaskStatus
+from offboarding.models import ChangeRequestKind, ChecklistKind, HardwareReturn, ReturnMethod, Task, TaskStatus
+from portal.models import AuditEvent
 from offboarding.tests.factories import lifecycle_templates
 from portal.testing.personal_data import personal_data_scan
 
@@ -282,3 +283,15 @@ def test_after_the_purge_no_column_of_any_table_holds_anything_that_identifies_t
 
     left = personal_data_scan(IDENTIFYING)
     assert not left, "Still identifying the leaver after the purge:\n" + "\n".join(left)
+
+    # The connectors that can forget were told, once each, by queued tasks: the LDAP entry is gone
+    # (default on_forget) and the webhook peer got one signed forget event naming only the number.
+    assert ldap_directory.people() == []
+    [forget] = webhook_server.calls_for("forget")
+    assert forget.signature_ok and forget.applied
+    assert forget.json["employee"] == {"employee_number": "E-7700"}
+    assert "E-7700" not in webhook_server.accounts
+    forgotten = AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_FORGOTTEN, target_id=str(zeph.pk))
+    assert sorted(e.detail["connector"] for e in forgotten) == ["ldap", "webhook"]
+    tasks = Task.objects.filter(run__employee=zeph, action="forget_account")
+    assert sorted(t.status for t in tasks) == [TaskStatus.DONE, TaskStatus.DONE]
