@@ -25,7 +25,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.connectors import ManualActionRequired
-from accounts.models import LIVE_ENTITLEMENT_STATUSES, Application, Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
+    Application,
+    Employee,
+    EmployeeStatus,
+    Entitlement,
+    EntitlementStatus,
+)
 from accounts.services import approval_steps, employees, provisioning
 from offboarding import engine
 from offboarding.actions import Handoff, register

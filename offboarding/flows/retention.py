@@ -277,7 +277,10 @@ def account_forget_tasks_add(*, employee: Employee, acting_user) -> list[int]:
         return []
     now = timezone.now()
     run = engine.run_start(
-        employee=employee, kind=ChecklistKind.ACCESS, event_date=timezone.localdate(now), effective_at=now,
+        employee=employee,
+        kind=ChecklistKind.ACCESS,
+        event_date=timezone.localdate(now),
+        effective_at=now,
         acting_user=acting_user,
     )
     added = []

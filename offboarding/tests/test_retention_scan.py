@@ -7,6 +7,7 @@ import traceback
 import pytest
 from django.contrib.admin.models import CHANGE, LogEntry
 from django.core import mail
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.models import (
@@ -21,17 +22,26 @@ from accounts.models import (
 from accounts.services.access_requests import access_request_create
 from accounts.services.approval_steps import approval_step_decide
 from accounts.services.delegations import delegation_create
-from accounts.tests.factories import ApplicationFactory, DepartmentFactory, EmployeeFactory, RoleFactory, UserFactory
+from accounts.services.provisioning import account_forget
+from accounts.tests.factories import (
+    ApplicationFactory,
+    DepartmentFactory,
+    EmployeeFactory,
+    EntitlementFactory,
+    RoleFactory,
+    UserFactory,
+)
 from assets.models import RoleKitItem
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory
 from offboarding import engine
 from offboarding.flows.change_requests import change_request_confirm, change_request_create
 from offboarding.flows.joiner import joiner_start
-from offboarding.flows.retention import retention_purge_due
+from offboarding.flows.retention import retention_purge, retention_purge_due
 from offboarding.flows.returns import hardware_return_receive, hardware_return_ship
 from offboarding.models import ChangeRequestKind, ChecklistKind, HardwareReturn, ReturnMethod, Task, TaskStatus
-from portal.models import AuditEvent
 from offboarding.tests.factories import lifecycle_templates
+from portal.models import AuditEvent
+from portal.testing.assertions import refused_and_nothing_written
 from portal.testing.personal_data import personal_data_scan
 
 pytestmark = pytest.mark.django_db
@@ -295,3 +305,75 @@ def test_after_the_purge_no_column_of_any_table_holds_anything_that_identifies_t
     assert sorted(e.detail["connector"] for e in forgotten) == ["ldap", "webhook"]
     tasks = Task.objects.filter(run__employee=zeph, action="forget_account")
     assert sorted(t.status for t in tasks) == [TaskStatus.DONE, TaskStatus.DONE]
+
+
+@pytest.fixture
+def purgeable(webhook_server):
+    """Pia, terminated long ago, who held a webhook account; and the webhook application."""
+    ops = ApplicationFactory(
+        name="Ops", connector=ConnectorType.WEBHOOK, connector_config=webhook_server.connector_config()
+    )
+    pia = EmployeeFactory(
+        employee_number="P-0042",
+        first_name="Pialotta",
+        last_name="Vandersnoot",
+        status=EmployeeStatus.TERMINATED,
+        end_date=timezone.localdate() - datetime.timedelta(days=400),
+        start_date=datetime.date(2020, 1, 1),
+        work_email="pialotta.vandersnoot@example.com",
+        user=UserFactory(username="pvandersnoot"),
+    )
+    EntitlementFactory(employee=pia, application=ops, status="revoked", revoked_at=timezone.now(), external_id="x-42")
+    return pia, ops
+
+
+def test_a_second_purge_queues_no_second_forget_and_a_peer_that_is_down_is_retried(settle, purgeable, webhook_server):
+    pia, _ops = purgeable
+    webhook_server.fail_always(503, '{"error": "down for maintenance"}')
+    first = settle(func=retention_purge, employee=pia, acting_user=None)
+    [task] = Task.objects.filter(pk__in=first["forget_tasks"])
+    task.refresh_from_db()
+    assert task.status != TaskStatus.DONE and "down for maintenance" in task.last_error  # retried later
+    assert Employee.objects.get(pk=pia.pk).anonymised_at is not None  # the purge itself stands
+
+    assert settle(func=retention_purge, employee=pia, acting_user=None) == {"already": True}
+    webhook_server.behave()
+    settle(func=engine.sweep, now=timezone.now() + datetime.timedelta(hours=2))  # past the backoff
+    task.refresh_from_db()
+    assert task.status == TaskStatus.DONE
+    assert [call.applied for call in webhook_server.calls_for("forget") if call.status == 200] == [True]
+    assert Task.objects.filter(action="forget_account").count() == 1
+    assert AuditEvent.objects.filter(action=AuditEvent.Action.ACCOUNT_FORGOTTEN).count() == 1
+
+
+def test_forget_is_refused_for_someone_not_purged_and_for_a_connector_that_cannot(purgeable):
+    pia, ops = purgeable
+    with refused_and_nothing_written(ValidationError, match="has not been purged"):
+        account_forget(employee=pia, application=ops, idempotency_key="t-1")
+    manual = ApplicationFactory(name="Paper", connector=ConnectorType.MANUAL)
+    Employee.objects.filter(pk=pia.pk).update(anonymised_at=timezone.now())
+    with refused_and_nothing_written(ValidationError, match="manual connector, which cannot forget"):
+        account_forget(employee=pia, application=manual, idempotency_key="t-1")
+
+
+def test_a_namesake_keeps_their_name_and_short_texts_are_removed_only_where_she_wrote_them(settle, purgeable):
+    pia, ops = purgeable
+    namesake = EmployeeFactory(first_name="Pialotta", last_name="Vandersnoot", status=EmployeeStatus.ACTIVE)
+    theirs = AccessRequest.objects.create(employee=namesake, application=ops, justification="ok")
+    mine = AccessRequest.objects.create(employee=pia, application=ops, justification="ok", status="rejected")
+    outcome = settle(func=retention_purge, employee=pia, acting_user=None)
+    assert outcome["namesake"] is True
+    namesake.refresh_from_db()
+    theirs.refresh_from_db()
+    mine.refresh_from_db()
+    assert namesake.full_name == "Pialotta Vandersnoot" and str(theirs) == f"#{theirs.pk} Pialotta Vandersnoot → Ops"
+    assert theirs.justification == "ok"  # someone else's identical words stay
+    assert mine.justification == "(removed by the retention purge)"
+    assert not personal_data_scan(["pialotta.vandersnoot@example.com", "pvandersnoot", "Vandersnoot (P-0042)"])
+
+
+def test_purge_of_someone_not_terminated_is_refused_and_writes_nothing(purgeable):
+    pia, _ops = purgeable
+    Employee.objects.filter(pk=pia.pk).update(status=EmployeeStatus.ACTIVE)
+    with refused_and_nothing_written(ValidationError, match="is not terminated"):
+        retention_purge(employee=Employee.objects.get(pk=pia.pk), acting_user=None)
