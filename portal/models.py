@@ -8,7 +8,8 @@ from django.db import models
 class AuditEventQuerySet(models.QuerySet):
     """Bulk writes that would bypass AuditEvent.save()/delete() are refused too.
 
-    A retention purge that must remove events uses `AuditEvent._base_manager` on purpose.
+    The retention purge, which must rewrite a purged person's name in events, uses
+    `AuditEvent._base_manager` on purpose (`portal.personal_data.personal_data_rewrite`).
     """
 
     def update(self, **kwargs):

@@ -1,7 +1,8 @@
 """The retention purge: a leaver's personal data is anonymised `RETENTION_DAYS` after their last day.
 
 The leave run only records the date; the daily schedule (`offboarding.tasks.purge_due`) purges
-everyone due, in the employee row, history rows, task texts and audit snapshots. Records stay.
+everyone due: every copy of what identified them, in every table (`retention_purge`), then the
+connectors that can forget are told by queued tasks. Records stay. README: "Retention".
 """
 
 import datetime
