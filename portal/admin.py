@@ -1,7 +1,7 @@
-"""Admin building blocks every app composes its pages from, and the read-only audit log.
+"""Admin building blocks every app composes its pages from, the read-only audit log and email outbox.
 
-Registers only `AuditEvent` and the email outbox (`OutboundEmail`), both read-only. Exports the base classes (`PortalModelAdmin`: history
-without revert, cheap changelists, junk in the query string answered like a bad lookup;
+Registers only `AuditEvent` and `OutboundEmail`, both read-only. Exports the base classes
+(`PortalModelAdmin`: history without revert, cheap changelists, junk in the query string answered like a bad lookup;
 `PortalImportExportAdmin`: plus CSV/XLSX import and
 export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
 `ActionsOnlyRecordMixin`: each docstring says what it forbids) and the one "confirm
