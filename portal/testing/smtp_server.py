@@ -10,7 +10,7 @@
         smtp.hold("DATA")       # once a whole message is received (and counted), wait before answering 250 ...
         smtp.wait_held("DATA")  # ... block until a client is held there ...
         smtp.release()          # ... and let every held answer go
-        smtp.hold("RCPT")       # the same before answering a recipient (nothing delivered yet)
+        smtp.hold("RCPT", times=1)  # the same before answering the next recipient only (nothing delivered yet)
         smtp.refuse("RCPT", "550 5.1.1 No such user")   # answer every RCPT (or "MAIL", "DATA") so
         smtp.behave()                                   # ... until this
 
@@ -108,7 +108,7 @@ class SmtpServer:
         self.messages: list[ReceivedMessage] = []
         self.commands: list[str] = []
         self._lock = threading.Lock()
-        self._holds: set[str] = set()
+        self._holds: dict[str, int | None] = {}  # stage -> answers left to hold (None: all)
         self._release = threading.Event()
         self._held: dict[str, int] = {}
         self._refusals: dict[str, str] = {}
@@ -182,12 +182,12 @@ class SmtpServer:
         }
 
     # --- misbehaving on request -------------------------------------------------------------
-    def hold(self, stage: str) -> None:
-        """Hold every answer at `stage` ("MAIL", "RCPT" or "DATA") until `release()`."""
+    def hold(self, stage: str, *, times: int | None = None) -> None:
+        """Hold the answers at `stage` ("MAIL", "RCPT" or "DATA") until `release()`: every one, or the next `times`."""
         if stage not in STAGES:
             raise ValueError(f"Hold one of {', '.join(STAGES)}, not {stage!r}.")
         self._release.clear()
-        self._holds.add(stage)
+        self._holds[stage] = times
 
     def release(self) -> None:
         """Answer every held client and hold no more."""
@@ -220,9 +220,11 @@ class SmtpServer:
             self.commands.append(stage)
 
     async def _stage(self, stage: str) -> None:
-        if stage not in self._holds:
-            return
         with self._lock:
+            if stage not in self._holds or self._holds[stage] == 0:
+                return
+            if self._holds[stage] is not None:
+                self._holds[stage] -= 1
             self._held[stage] = self._held.get(stage, 0) + 1
         while not self._release.is_set():
             await asyncio.sleep(0.01)
