@@ -224,7 +224,10 @@ def send_email(task):
             ),
             result={"template": template},
         )
-    emails.lifecycle_email_send(template=template, employee=employee, to=recipients, run=task.run)
+    # The task id as idempotency key: a retry after a kill between sending and `_remember` sends nothing.
+    emails.lifecycle_email_send(
+        template=template, employee=employee, to=recipients, run=task.run, key=f"checklist-task:{task.pk}"
+    )
     _remember(task, template=template, to=recipients, sent_at=timezone.now().isoformat())
     return task.result
 
