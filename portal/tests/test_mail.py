@@ -185,7 +185,7 @@ def test_the_sweeper_is_scheduled_every_minute():
     from django.apps import apps
     from django_q.models import Schedule
 
-    module = importlib.import_module("portal.migrations.0007_outbox_sweeper_schedule")
+    module = importlib.import_module("portal.migrations.0008_outbox_sweeper_schedule")
     module.create_schedule(apps, None)  # idempotent; a flushed database lost the migration's row
     module.create_schedule(apps, None)
     schedule = Schedule.objects.get(name="Email outbox sweeper")

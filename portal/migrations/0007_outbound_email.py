@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('portal', '0005_audit_sign_in_unlocked'),
+        ('portal', '0006_audit_account_forgotten'),
     ]
 
     operations = [
