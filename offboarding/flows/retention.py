@@ -32,7 +32,7 @@ from offboarding.models import (
     Task,
 )
 from portal.history import set_history_user
-from portal.models import AuditEvent
+from portal.models import AuditEvent, OutboundEmail
 from portal.personal_data import Replacements, personal_data_rewrite
 
 logger = logging.getLogger(__name__)
@@ -129,6 +129,7 @@ AUTHORED_TEXT_COPIES = frozenset(
         Task._meta.label,
         Task.history.model._meta.label,
         "admin.LogEntry",
+        OutboundEmail._meta.label,
     }
 )
 REMOVED_TEXT = "(removed by the retention purge)"
@@ -239,6 +240,7 @@ def retention_purge(*, employee: Employee, acting_user) -> dict:
         if user is not None
         else {}
     )
+    emails_removed = _emails_to_remove(locked, login.get("email", ""))
     authored, authored_rows = _authored_texts_remove(locked) if locked.status == EmployeeStatus.TERMINATED else ([], 0)
     outcome = employees.employee_anonymise(employee=locked, acting_user=acting_user)
     fresh = Employee.objects.select_related("user").get(pk=employee.pk)
@@ -258,11 +260,43 @@ def retention_purge(*, employee: Employee, acting_user) -> dict:
         "already": False,
         "history_rows": outcome["history_rows"],
         "authored_rows": authored_rows,
+        "emails_removed": emails_removed,
         "rewritten": rewritten,
         "queue_results_deleted": queue_results,
         "namesake": namesake,
         "forget_tasks": forget,
     }
+
+
+def _emails_to_remove(employee: Employee, login_email: str) -> int:
+    """Empty the outbox rows addressed to the person (their greeting names them by first name alone,
+    which the whole-value rewrite leaves alone to spare namesakes). Returns how many.
+
+    The row stays (that an email of this kind went, when, and its outcome); its addresses, subject
+    and text go. One not yet sent is not sent any more: it fails with the reason.
+    """
+    addresses = {a.strip().lower() for a in (employee.work_email, employee.personal_email, login_email) if a}
+    if not addresses:
+        return 0
+    condition = Q()
+    for address in addresses:
+        condition |= Q(recipients__icontains=address)
+    ids = [
+        row.pk
+        for row in OutboundEmail.objects.filter(condition).only("pk", "recipients")
+        if addresses & {line.strip().lower() for line in row.recipients.splitlines()}
+    ]
+    if not ids:
+        return 0
+    OutboundEmail.objects.filter(pk__in=ids).update(
+        recipients=REMOVED_VALUE, subject=REMOVED_TEXT, body=REMOVED_TEXT, html="", last_error=""
+    )
+    OutboundEmail.objects.filter(
+        pk__in=ids, status__in=(OutboundEmail.Status.PENDING, OutboundEmail.Status.SENDING)
+    ).update(
+        status=OutboundEmail.Status.FAILED, next_attempt_at=None, last_error="Not sent: removed by the retention purge."
+    )
+    return len(ids)
 
 
 def account_forget_tasks_add(*, employee: Employee, acting_user) -> list[int]:

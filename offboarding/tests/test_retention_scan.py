@@ -377,3 +377,48 @@ def test_purge_of_someone_not_terminated_is_refused_and_writes_nothing(purgeable
     Employee.objects.filter(pk=pia.pk).update(status=EmployeeStatus.ACTIVE)
     with refused_and_nothing_written(ValidationError, match="is not terminated"):
         retention_purge(employee=Employee.objects.get(pk=pia.pk), acting_user=None)
+
+
+def test_emails_addressed_to_her_are_emptied_and_one_not_yet_sent_is_never_sent(purgeable):
+    """Her greeting names her by first name alone, which the whole-value rewrite leaves to spare
+    namesakes: the purge empties every outbox row addressed to her instead. Rows to others stay."""
+    from portal.models import OutboundEmail
+
+    pia, _ops = purgeable
+    sent = OutboundEmail.objects.create(
+        template="welcome",
+        from_email="it@example.com",
+        recipients=f"{pia.work_email}\n",
+        subject="Welcome, Pialotta",
+        body="Hello Pialotta,\n\nYour laptop is ready.",
+        status=OutboundEmail.Status.SENT,
+        sent_at=timezone.now(),
+    )
+    waiting = OutboundEmail.objects.create(
+        template="reminder",
+        from_email="it@example.com",
+        recipients=pia.work_email.upper(),
+        subject="Return your laptop, Pialotta",
+        body="Hello Pialotta, please return it.",
+    )
+    other = OutboundEmail.objects.create(
+        template="welcome",
+        from_email="it@example.com",
+        recipients="pialotta.someone-else@example.com",
+        subject="Welcome, Pialotta",
+        body="Hello Pialotta,",
+        status=OutboundEmail.Status.SENT,
+    )
+    outcome = retention_purge(employee=pia, acting_user=None)
+
+    assert outcome["emails_removed"] == 2
+    sent.refresh_from_db()
+    waiting.refresh_from_db()
+    other.refresh_from_db()
+    for row in (sent, waiting):
+        assert "Pialotta" not in f"{row.recipients} {row.subject} {row.body} {row.html}"
+        assert row.template  # the record of what kind of email went, and when, stays
+    assert sent.status == OutboundEmail.Status.SENT
+    assert waiting.status == OutboundEmail.Status.FAILED
+    assert "retention purge" in waiting.last_error
+    assert other.body == "Hello Pialotta,"  # someone else's email is untouched
