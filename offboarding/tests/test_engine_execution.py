@@ -174,7 +174,7 @@ def test_an_action_returning_something_else_than_a_dict_fails_the_attempt(django
         run = start(EmployeeFactory())
     task = run.tasks.get()
     assert task.status == TaskStatus.FAILED
-    assert "returned str, not a dict or Handoff" in task.last_error
+    assert "returned str, not a dict, Handoff or Repeat" in task.last_error
 
 
 # --- Concurrency (PostgreSQL: real threads, real transactions) ------------------------------------------
