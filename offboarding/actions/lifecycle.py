@@ -8,7 +8,9 @@ runs the action's `on_manual_complete`, which records the change (e.g. access co
 Fan-out actions (`provision_birthrights`, `revoke_all_access`) add one child task per
 entitlement (`engine.task_add_many`, idempotent on the key) and make every task that
 waited for them wait for the children too, so a downstream step starts only once each
-entitlement is done.
+entitlement is done. A leaver's revocations are planned when the run starts
+(`leaver.leaver_revocations_add`); `revoke_all_access` adds only access granted since.
+`remind_hardware_returns` repeats as one task (`Repeat`) while a return is open.
 
 Names used by templates:
   joiner  reserve_kit, provision_birthrights (→ provision_entitlement), send_email, activate_employee

@@ -111,6 +111,10 @@ def test_run_list_shows_progress_failures_overdue_and_figures(
     assert "1 d 3 h" in page
     row = response.context["cl"].result_list[0]
     assert (row.total_tasks, row.finished_tasks, row.failed_tasks, row.overdue_tasks) == (3, 0, 1, 2)
+    # The failed task blocks the run: said on the list and on the run's page, linking to the failures.
+    blocked = "blocked by Revoke access: ConnectionError: target unavailable for revoke"
+    assert f'status__exact=failed">{blocked}</a>' in page
+    assert blocked in client.get(reverse("admin:offboarding_checklistrun_change", args=[run.pk])).content.decode()
     # Overdue reads as a warning, not as Django's green "yes" tick.
     assert 'class="portal-overdue"' in page and ">Overdue<" in page
     assert "icon-yes.svg" not in page
