@@ -221,6 +221,11 @@ def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user
     run = settle(func=employee_terminate, employee=lee, last_day=last_day, acting_user=it_user)
     cut_off = end_of_day(last_day)
     assert run.effective_at == cut_off
+    # The revocations are planned now, due at the cut-off: the run's task count is known from the start.
+    total = selectors.runs_with_progress().get(pk=run.pk).total_tasks
+    revocations = run.tasks.filter(action="revoke_entitlement")
+    assert {t.params["entitlement"] for t in revocations} == {company["chat"].pk, company["legacy"].pk}
+    assert {t.due_at for t in revocations} == {cut_off}
     lee.refresh_from_db()
     lee.user.refresh_from_db()
     assert lee.end_date == last_day and lee.status == EmployeeStatus.ACTIVE and lee.user.is_active
@@ -237,6 +242,21 @@ def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user
     assert not lee.user.is_active and lee.status == EmployeeStatus.TERMINATED
     company["chat"].refresh_from_db()
     assert company["chat"].status == EntitlementStatus.REVOKED
+    assert selectors.runs_with_progress().get(pk=run.pk).total_tasks == total
+
+
+def test_access_granted_between_the_termination_and_the_cut_off_is_revoked_too(settle, company, it_user):
+    """The plan made at the start is not the last word: the cut-off adds what was granted since."""
+    lee = company["lee"]
+    last_day = timezone.localdate() + datetime.timedelta(days=2)
+    run = settle(func=employee_terminate, employee=lee, last_day=last_day, acting_user=it_user)
+    late = EntitlementFactory(employee=lee, application=ApplicationFactory(name="Late", connector="test-recording"))
+    sweep_until_quiet(settle, end_of_day(last_day) + datetime.timedelta(minutes=1))
+    late.refresh_from_db()
+    assert late.status == EntitlementStatus.REVOKED
+    child = run.tasks.get(key=f"revoke:{late.pk}")
+    assert child.status == TaskStatus.DONE and child.parent == core(run, "revoke-access")
+    assert run.tasks.filter(action="revoke_entitlement").count() == 3
 
 
 def test_termination_before_the_start_date_is_refused_with_the_reason(company, it_user):
