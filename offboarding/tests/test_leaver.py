@@ -483,7 +483,8 @@ def test_a_template_cannot_run_a_step_before_the_login_is_disabled(settle, compa
     template = checklist_build(
         "Leaver — careless",
         ChecklistKind.LEAVE,
-        [{k: v for k, v in step.items() if k != "after"} for step in factories.LEAVER_STEPS[:7]],
+        # Last step first: queued in that order, they would run in that order if nothing held them back.
+        [{k: v for k, v in step.items() if k != "after"} for step in reversed(factories.LEAVER_STEPS[:7])],
     )
     first_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
     run = settle(
