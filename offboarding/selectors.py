@@ -67,15 +67,16 @@ def runs_with_progress(*, now: datetime.datetime | None = None) -> QuerySet:
     )
 
 
-# "Attempt 5 of 5: " / "Attempt 1 of 5, not retried (...): " in front of a task's last error.
-_ATTEMPT_PREFIX = re.compile(r"^Attempt \d+(?: of \d+)?[^:]*: ")
+# "Attempt 5 of 5: " / "Attempt 1 of 5, not retried (...): " in front of a task's last error, and
+# the module path of the exception's class ("accounts.connectors.base.ConnectorError" → "ConnectorError").
+_ATTEMPT_PREFIX = re.compile(r"^Attempt \d+(?: of \d+)?[^:]*: (?:[A-Za-z_][\w]*\.)*(?=[A-Za-z_]\w*: )")
 BLOCKED_ERROR_CHARS = 200
 
 
 def run_blocked_by(run: ChecklistRun) -> str:
     """ "blocked by <task title>: <error>" for a run of `runs_with_progress` with a failed task, else "".
 
-    The error without its attempt counter, cut to `BLOCKED_ERROR_CHARS` characters; with more
+    The error without its attempt counter and its exception's module path, cut to `BLOCKED_ERROR_CHARS` characters; with more
     than one failed task, "(and n more)" follows the title.
     """
     title = getattr(run, "blocked_task_title", None)

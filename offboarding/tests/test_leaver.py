@@ -615,6 +615,9 @@ def test_a_revocation_that_fails_for_good_stalls_nothing_else(settle, company, i
     assert "invalidCredentials" in alert.body and f"/admin/offboarding/task/{failed.pk}/change/" in alert.body
     failed.refresh_from_db()
     assert failed.failure_alerted_at is not None
+    blocked = selectors.run_blocked_by(selectors.runs_with_progress().get(pk=run.pk))
+    assert blocked.startswith("blocked by Revoke Corporate Directory (user): ConnectorError: LDAP bind to ldap://")
+    assert blocked.endswith("failed: invalidCredentials")
     # No task was created overdue: the manager's notes (template: 3 days before the cut-off) get a day.
     assert [task.key for task in run.tasks.all() if task.due_at < before] == []
     notes = run.tasks.get(key__endswith=":manager-handover")
