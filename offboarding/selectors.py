@@ -74,10 +74,10 @@ BLOCKED_ERROR_CHARS = 200
 
 
 def run_blocked_by(run: ChecklistRun) -> str:
-    """ "blocked by <task title>: <error>" for a run of `runs_with_progress` with a failed task, else "".
+    """What blocks a run of `runs_with_progress`: "blocked by <task title>: <error>", or "" when no task failed.
 
-    The error without its attempt counter and its exception's module path, cut to `BLOCKED_ERROR_CHARS` characters; with more
-    than one failed task, "(and n more)" follows the title.
+    The error is shown without its attempt counter and its exception's module path, cut to
+    `BLOCKED_ERROR_CHARS` characters; with more than one failed task, "(and n more)" follows the title.
     """
     title = getattr(run, "blocked_task_title", None)
     if not title:
