@@ -254,6 +254,8 @@ def test_a_task_page_offers_the_buttons_that_apply_and_they_work(
     assert page.status_code == 200
     assert [label for _, label in page.context["task_verbs"]] == ["Retry", "Skip"]
     assert "target unavailable for revoke" in page.content.decode()
+    revoke.refresh_from_db()
+    assert "Failure alerted at" in page.content.decode() and revoke.failure_alerted_at is not None
     assert 'name="_save"' not in page.content.decode()
     skip_url = reverse("admin:offboarding_task_skip", args=[revoke.pk])
     assert client.get(skip_url).status_code == 200
