@@ -202,8 +202,9 @@ MOVER = Template(
 LEAVER = Template(
     "Leaver — everyone",
     ChecklistKind.LEAVE,
-    "The cut-off, in order: login, status, access, approvals, hardware, reminders, the retention purge date. "
-    "The run closes once the hardware is back and the people's tasks are done.",
+    "At the cut-off the login goes first, then the status; access, approvals, hardware and the retention "
+    "purge date then go side by side, so one revocation waiting for IT holds up nothing else. "
+    "The run closes once the access is gone, the hardware is back and the people's tasks are done.",
     (
         Step("disable-login", "Disable login and end sessions", action="disable_login"),
         Step("set-terminated", "Set the status to terminated", action="mark_terminated", after=("disable-login",)),
@@ -217,13 +218,13 @@ LEAVER = Template(
             "hand-over",
             "Hand pending approvals and owned applications to the manager",
             action="hand_over_approvals",
-            after=("revoke-access",),
+            after=("set-terminated",),
         ),
         Step(
             "hardware-returns",
             "Open a hardware return per asset held",
             action="create_hardware_returns",
-            after=("hand-over",),
+            after=("set-terminated",),
         ),
         Step(
             "remind-returns",
@@ -235,7 +236,7 @@ LEAVER = Template(
             "schedule-purge",
             "Record the retention purge date",
             action="schedule_purge",
-            after=("remind-returns",),
+            after=("set-terminated",),
         ),
         Step(
             "manager-handover",
@@ -249,7 +250,7 @@ LEAVER = Template(
             "Archive the mailbox and set an auto-reply",
             assignee=Assignee.IT,
             offset=1,
-            after=("revoke-access",),
+            after=("set-terminated",),
             knowledge_url=f"{KB}/it/mailbox-archive",
         ),
     ),

@@ -8,15 +8,15 @@ reported as missing (`Http404`): an id tried in a URL tells nothing about anyone
 - Team: a manager sees their direct reports, each one's access, hardware and open checklists.
 """
 
-from django.db.models import Count, IntegerField, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, IntegerField, OuterRef, QuerySet, Subquery
 from django.db.models.functions import Coalesce
 from django.http import Http404
 
 from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement
 from accounts.selectors import employee_for_user
 from assets.models import HELD_STATUSES, HardwareAsset
+from offboarding import selectors
 from offboarding.models import (
-    FINISHED_TASK_STATUSES,
     Assignee,
     ChangeRequest,
     ChangeRequestStatus,
@@ -110,14 +110,11 @@ def report_detail(report: Employee, manager: Employee | None = None) -> dict:
     """What the team page shows of one report, in a constant number of queries."""
     from assets.selectors import hardware_for_employee
 
-    open_runs = (
-        ChecklistRun.objects.filter(employee=report, status=RunStatus.RUNNING)
-        .annotate(
-            total_tasks=Count("tasks"),
-            finished_tasks=Count("tasks", filter=Q(tasks__status__in=FINISHED_TASK_STATUSES)),
-        )
-        .order_by("-created_at")
+    open_runs = list(
+        selectors.runs_with_progress().filter(employee=report, status=RunStatus.RUNNING).order_by("-created_at")
     )
+    for run in open_runs:
+        run.blocked_by = selectors.run_blocked_by(run)
     return {
         "entitlements": list(
             Entitlement.objects.filter(employee=report, status__in=LIVE_ENTITLEMENT_STATUSES)
@@ -125,7 +122,7 @@ def report_detail(report: Employee, manager: Employee | None = None) -> dict:
             .order_by("application__name")
         ),
         "hardware": list(hardware_for_employee(report)),
-        "runs": list(open_runs),
+        "runs": open_runs,
         "change_requests": list(
             ChangeRequest.objects.filter(employee=report, requested_by=manager or report.manager).select_related(
                 "new_role", "new_department", "new_manager"

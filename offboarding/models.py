@@ -226,6 +226,9 @@ class Task(models.Model):
     )
     note = models.TextField(blank=True, help_text="Why it was skipped or retried, or what was done.")
     last_reminded_at = models.DateTimeField(null=True, blank=True)
+    failure_alerted_at = models.DateTimeField(
+        null=True, blank=True, help_text="When IT was told this task failed for good (once per failure)."
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     history = HistoricalRecords()
 

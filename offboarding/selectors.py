@@ -7,8 +7,9 @@ has passed.
 """
 
 import datetime
+import re
 
-from django.db.models import Count, Exists, OuterRef, Q, QuerySet
+from django.db.models import Count, Exists, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 
 from offboarding.models import (
@@ -46,11 +47,14 @@ def runs_overdue(*, now: datetime.datetime | None = None) -> QuerySet:
 
 
 def runs_with_progress(*, now: datetime.datetime | None = None) -> QuerySet:
-    """Runs annotated with `total_tasks`, `finished_tasks`, `failed_tasks` and `overdue_tasks`.
+    """Runs annotated with `total_tasks`, `finished_tasks`, `failed_tasks`, `overdue_tasks`, and
+    `blocked_task_title` / `blocked_task_error`: the first failed task's title and error (None
+    when nothing failed); `run_blocked_by(run)` words them.
 
     One query with a single join to the tasks; overdue counts only open runs' tasks.
     """
     now = now or timezone.now()
+    first_failed = Task.objects.filter(run=OuterRef("pk"), status=TaskStatus.FAILED).order_by("pk")
     return ChecklistRun.objects.annotate(
         total_tasks=Count("tasks"),
         finished_tasks=Count("tasks", filter=Q(tasks__status__in=FINISHED_TASK_STATUSES)),
@@ -58,7 +62,32 @@ def runs_with_progress(*, now: datetime.datetime | None = None) -> QuerySet:
         overdue_tasks=Count(
             "tasks", filter=_unfinished("tasks__") & Q(tasks__due_at__lt=now, status=RunStatus.RUNNING)
         ),
+        blocked_task_title=Subquery(first_failed.values("title")[:1]),
+        blocked_task_error=Subquery(first_failed.values("last_error")[:1]),
     )
+
+
+# "Attempt 5 of 5: " / "Attempt 1 of 5, not retried (...): " in front of a task's last error, and
+# the module path of the exception's class ("accounts.connectors.base.ConnectorError" → "ConnectorError").
+_ATTEMPT_PREFIX = re.compile(r"^Attempt \d+(?: of \d+)?[^:]*: (?:[A-Za-z_][\w]*\.)*(?=[A-Za-z_]\w*: )")
+BLOCKED_ERROR_CHARS = 200
+
+
+def run_blocked_by(run: ChecklistRun) -> str:
+    """What blocks a run of `runs_with_progress`: "blocked by <task title>: <error>", or "" when no task failed.
+
+    The error is shown without its attempt counter and its exception's module path, cut to
+    `BLOCKED_ERROR_CHARS` characters; with more than one failed task, "(and n more)" follows the title.
+    """
+    title = getattr(run, "blocked_task_title", None)
+    if not title:
+        return ""
+    error = _ATTEMPT_PREFIX.sub("", getattr(run, "blocked_task_error", None) or "").strip() or "no error recorded"
+    if len(error) > BLOCKED_ERROR_CHARS:
+        error = error[: BLOCKED_ERROR_CHARS - 1] + "…"
+    more = (getattr(run, "failed_tasks", 1) or 1) - 1
+    also = f" (and {more} more)" if more > 0 else ""
+    return f"blocked by {title}{also}: {error}"
 
 
 def runs_with_failed_tasks() -> QuerySet:

@@ -69,6 +69,7 @@ class AuditEvent(models.Model):
         RUN_CANCELLED = "run_cancelled", "Checklist cancelled"
         TASK_RETRIED = "task_retried", "Checklist task retried"
         TASK_SKIPPED = "task_skipped", "Checklist task skipped"
+        TASK_FAILED = "task_failed", "Checklist task failed for good (IT alerted)"
         # Manager change requests
         CHANGE_REQUESTED = "change_requested", "Change requested by a manager"
         CHANGE_CONFIRMED = "change_confirmed", "Change request confirmed by IT"

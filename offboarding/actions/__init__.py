@@ -3,15 +3,19 @@
 An action is a function `(task) -> dict | Handoff` registered with `@register(name, label)`.
 It must be idempotent: it looks at the target's state before acting and uses the task id as
 the idempotency key, so a second delivery, or a retry after a crash mid-way, has its effect
-once. It raises an exception to fail (the engine retries with backoff), returns a dict stored
-as the task's result, or returns `Handoff(...)` when a person must finish the work (a manual
-connector): the task is then reassigned to that person and completed by them.
+once. It raises an exception to fail (the engine retries with backoff; an error whose
+`retryable` is False fails the task at once), returns a dict stored as the task's result,
+returns `Handoff(...)` when a person must finish the work (a manual connector): the task is
+then reassigned to that person and completed by them, or returns `Repeat(at=...)` to run again
+later as the same task (a reminder while something is still out), so a run's task count does
+not grow with each repetition.
 
 Every module of this package is imported at the bottom (`builtin`, `lifecycle`, any later
 one), so that `registry` is complete wherever it is read: the engine, the template admin's
 action picker and `TaskTemplate.clean`.
 """
 
+import datetime
 import importlib
 import pkgutil
 from collections.abc import Callable
@@ -33,6 +37,14 @@ class Handoff:
 
     instructions: str
     assignee_type: str = "it"
+    result: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Repeat:
+    """Not finished: run this same task again at `at` (never before now), keeping `result`."""
+
+    at: datetime.datetime
     result: dict = field(default_factory=dict)
 
 

@@ -8,7 +8,9 @@ runs the action's `on_manual_complete`, which records the change (e.g. access co
 Fan-out actions (`provision_birthrights`, `revoke_all_access`) add one child task per
 entitlement (`engine.task_add_many`, idempotent on the key) and make every task that
 waited for them wait for the children too, so a downstream step starts only once each
-entitlement is done.
+entitlement is done. A leaver's revocations are planned when the run starts
+(`leaver.leaver_revocations_add`); `revoke_all_access` adds only access granted since.
+`remind_hardware_returns` repeats as one task (`Repeat`) while a return is open.
 
 Names used by templates:
   joiner  reserve_kit, provision_birthrights (→ provision_entitlement), send_email, activate_employee
@@ -26,7 +28,6 @@ from django.utils import timezone
 
 from accounts.connectors import ManualActionRequired
 from accounts.models import (
-    LIVE_ENTITLEMENT_STATUSES,
     Application,
     Employee,
     EmployeeStatus,
@@ -35,9 +36,10 @@ from accounts.models import (
 )
 from accounts.services import approval_steps, employees, provisioning
 from offboarding import engine
-from offboarding.actions import Handoff, register
+from offboarding.actions import Handoff, Repeat, register
 from offboarding.conf import lifecycle_setting
 from offboarding.flows import emails, joiner, leaver, mover, retention, returns
+from offboarding.flows.common import wait_for_children
 from offboarding.models import ChecklistKind, Task
 
 
@@ -53,19 +55,6 @@ def _remember(task, **data) -> None:
     """Keep progress on the task row at once (a second delivery reads it before acting again)."""
     task.result = {**(task.result or {}), **data}
     Task.objects.filter(pk=task.pk).update(result=task.result)
-
-
-def _wait_for_children(task, children: list) -> None:
-    """Tasks that wait for `task` wait for each of its children too."""
-    if not children:
-        return
-    Through = Task.depends_on.through
-    downstream = Through.objects.filter(to_task=task).values_list("from_task_id", flat=True)
-    # One insert however many children; a pair already there (a second delivery) is kept as is.
-    Through.objects.bulk_create(
-        [Through(from_task_id=waiting, to_task_id=child.pk) for waiting in downstream for child in children],
-        ignore_conflicts=True,
-    )
 
 
 def _record_revocation(task, entitlement: Entitlement) -> None:
@@ -181,7 +170,7 @@ def provision_birthrights(task):
                 }
             )
     children = engine.task_add_many(run=task.run, tasks=planned)
-    _wait_for_children(task, children)
+    wait_for_children(task, children)
     return {"entitlements": [child.params["entitlement"] for child in children]}
 
 
@@ -247,26 +236,9 @@ def mark_terminated(task):
 
 @register("revoke_all_access", "Revoke every entitlement through its connector (fan-out)")
 def revoke_all_access(task):
-    employee = _employee(task)
-    live = (
-        Entitlement.objects.filter(employee=employee, status__in=LIVE_ENTITLEMENT_STATUSES)
-        .select_related("application")
-        .order_by("application__name", "pk")
-    )
-    children = engine.task_add_many(
-        run=task.run,
-        tasks=[
-            {
-                "key": f"revoke:{entitlement.pk}",
-                "title": f"Revoke {entitlement.application} ({entitlement.level})",
-                "action": "revoke_entitlement",
-                "params": {"entitlement": entitlement.pk, "reason": "Leaver"},
-                "parent": task,
-            }
-            for entitlement in live
-        ],
-    )
-    _wait_for_children(task, children)
+    """The children were planned when the run started; at the cut-off this adds one for any
+    access granted since, and finishes, which lets every child start."""
+    children = leaver.leaver_revocations_add(run=task.run, parent=task)
     if not children and not Task.objects.filter(run=task.run, action="revoke_entitlement").exists():
         engine.run_record_revocation(run=task.run)  # nothing to revoke: access is gone at this point
     return {"revocations": [child.pk for child in children]}
@@ -296,22 +268,14 @@ def create_hardware_returns(task):
 
 @register("remind_hardware_returns", "Remind the leaver of open hardware returns (repeats until returned)")
 def remind_hardware_returns(task):
-    """Sends a reminder when one is due, then, while returns are open, adds the next reminder
-    `REMINDER_INTERVAL_DAYS` later (key `remind-returns:<n>`)."""
+    """Sends a reminder when one is due; while returns are open, the same task runs again
+    `REMINDER_INTERVAL_DAYS` later (`Repeat`), so the run's task count stays what it was.
+    Done once nothing is open; receiving the last item brings it forward (`hardware_return_receive`)."""
     outcome = returns.hardware_returns_remind(run=task.run)
     if outcome["open"]:
-        number = int(task.params.get("n", 0)) + 1
         interval = datetime.timedelta(days=lifecycle_setting("REMINDER_INTERVAL_DAYS"))
-        follow_up = engine.task_add(
-            run=task.run,
-            key=f"remind-returns:{number}",
-            title=f"Remind the leaver to return hardware (#{number + 1})",
-            action="remind_hardware_returns",
-            params={"n": number},
-            parent=task,
-            due_at=timezone.now() + interval,
-        )
-        outcome["next"] = follow_up.pk
+        rounds = int((task.result or {}).get("rounds", 0)) + 1
+        return Repeat(at=timezone.now() + interval, result={**outcome, "rounds": rounds})
     return outcome
 
 

@@ -6,7 +6,8 @@
   checklist's task, a dependency on a task being deleted) is refused with the reason, and
   nothing of it is saved. The flat task-template list is read-only.
 - Runs are written only by the engine (`offboarding.engine`): their pages are read-only. IT watches
-  progress, failures, overdue tasks and figures, and cancels a run with a reason
+  progress, failures ("blocked by <task>: <error>" for a task failed for good), overdue tasks and
+  figures, and cancels a run with a reason
   (`portal.admin.ConfirmAction`). Lists are built in a constant number of queries.
 """
 
@@ -313,6 +314,7 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         "status",
         "progress",
         "failed",
+        "blocked_by",
         "overdue",
         "figure",
         "created_at",
@@ -333,6 +335,7 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         ("event_date", "effective_at"),
         ("started_by", "created_at", "completed_at"),
         "progress",
+        "blocked_by",
         ("time_to_provision_display", "time_to_deprovision_display", "last_revocation_at"),
         "details_display",
     )
@@ -368,6 +371,17 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         url = reverse("admin:offboarding_task_changelist")
         return format_html(
             '<a href="{}?run__id__exact={}&amp;status__exact=failed">{}</a>', url, obj.pk, obj.failed_tasks
+        )
+
+    @admin.display(description="blocked by")
+    def blocked_by(self, obj):
+        """ "blocked by <task>: <error>" for a run with a failed task, linking to that task; else "—"."""
+        text = selectors.run_blocked_by(obj)
+        if not text:
+            return "—"
+        url = reverse("admin:offboarding_task_changelist")
+        return format_html(
+            '<a class="portal-blocked" href="{}?run__id__exact={}&amp;status__exact=failed">{}</a>', url, obj.pk, text
         )
 
     @admin.display(description="overdue", ordering="overdue_tasks")

@@ -96,7 +96,7 @@ class TaskAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         ("due_at", "not_before"),
         ("attempts", "max_attempts"),
         ("queued_at", "started_at"),
-        "last_error_display",
+        ("last_error_display", "failure_alerted_at"),
         "result_display",
         ("completed_at", "completed_by"),
         "note",

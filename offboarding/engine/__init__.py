@@ -11,7 +11,7 @@ with backoff), `manual` (people complete, retry, skip), `sweeper` (recovery ever
 It knows nothing of joiners, movers or leavers: those are `offboarding.flows`, built on this.
 """
 
-from offboarding.engine.execution import action_registry, task_claim, task_execute
+from offboarding.engine.execution import action_registry, task_claim, task_execute, task_failure_alert
 from offboarding.engine.manual import task_complete, task_retry, task_skip
 from offboarding.engine.reminders import tasks_remind_overdue
 from offboarding.engine.runs import (
@@ -25,6 +25,7 @@ from offboarding.engine.runs import (
     runnable_tasks,
     task_add,
     task_add_many,
+    tasks_start_now,
 )
 from offboarding.engine.sweeper import sweep
 from offboarding.engine.templates import dependency_cycle, template_dependency_cycle, template_validate, templates_for
@@ -46,9 +47,11 @@ __all__ = [
     "task_claim",
     "task_complete",
     "task_execute",
+    "task_failure_alert",
     "task_retry",
     "task_skip",
     "tasks_remind_overdue",
+    "tasks_start_now",
     "template_dependency_cycle",
     "template_validate",
     "templates_for",

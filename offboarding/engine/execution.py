@@ -3,25 +3,33 @@
 A task is claimed with one conditional update (`queued → running`, or a `running` task whose
 worker has been silent past the deadline); a second delivery finds nothing to claim, and a late
 original delivery cannot record an outcome over the one that took over. A failing action is
-retried with exponential backoff up to the task's `max_attempts`, then `failed` with its error
-for IT. Nothing here holds a transaction open while an action talks to an outside system.
+retried with exponential backoff up to the task's `max_attempts` (an error that says retrying
+cannot help, `retryable=False`, fails it at once), then `failed` with its error, and IT is
+told once (`task_failure_alert`). Nothing here holds a transaction open while an action talks
+to an outside system.
 """
 
 import datetime
 import logging
 import traceback
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from offboarding.conf import lifecycle_setting
-from offboarding.engine.runs import assignee_for, run_advance
+from offboarding.engine.runs import assignee_for, due_at_from_now, run_advance
 from offboarding.models import (
+    Assignee,
+    RunStatus,
     Task,
     TaskStatus,
 )
+from portal.audit import audit_record
+from portal.mail import email_send_on_commit, portal_url
+from portal.models import AuditEvent
 
 logger = logging.getLogger(__name__)
 
@@ -70,22 +78,23 @@ def task_claim(*, task_id: int, now: datetime.datetime | None = None) -> Task | 
 def task_execute(*, task_id: int) -> str:
     """Run one automated task: claim, act, record the outcome, advance the run.
 
-    Returns the outcome: "done", "handed-off", "retry", "failed", "not-claimed" (another
-    delivery has it, or nothing to do) or "superseded" (a worker that took over this one's
-    stale claim records the outcome instead).
+    Returns the outcome: "done", "handed-off", "repeat" (pending again, due at the time the
+    action asked for), "retry", "failed" (IT alerted), "not-claimed" (another delivery has it,
+    or nothing to do) or "superseded" (a worker that took over this one's stale claim records
+    the outcome instead).
     """
     task = task_claim(task_id=task_id)
     if task is None:
         return "not-claimed"
-    from offboarding.actions import Handoff
+    from offboarding.actions import Handoff, Repeat
 
     action = action_registry().get(task.action)
     try:
         if action is None:
             raise ValidationError(f"Unknown action {task.action!r}.")
         outcome = action.func(task)
-        if outcome is not None and not isinstance(outcome, dict | Handoff):
-            raise TypeError(f"Action {task.action!r} returned {type(outcome).__name__}, not a dict or Handoff.")
+        if outcome is not None and not isinstance(outcome, dict | Handoff | Repeat):
+            raise TypeError(f"Action {task.action!r} returned {type(outcome).__name__}, not a dict, Handoff or Repeat.")
     except Exception as exc:  # noqa: BLE001 - any failure of an action is recorded on the task
         return _task_failed(task, exc)
     mine = Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, started_at=task.started_at)
@@ -101,6 +110,17 @@ def task_execute(*, task_id: int) -> str:
                 not_before=None,
             )
             result = "handed-off"
+        elif isinstance(outcome, Repeat):
+            updated = mine.update(
+                status=TaskStatus.PENDING,
+                due_at=due_at_from_now(outcome.at, assignee_type=Assignee.SYSTEM),
+                result=outcome.result,
+                attempts=0,
+                last_error="",
+                not_before=None,
+                queued_at=None,
+            )
+            result = "repeat"
         else:
             updated = mine.update(
                 status=TaskStatus.DONE, completed_at=timezone.now(), result=outcome or {}, last_error=""
@@ -115,8 +135,13 @@ def _task_failed(task: Task, exc: Exception) -> str:
     message = str(exc) or exc.__class__.__name__
     logger.warning("Task %s (%s) failed on attempt %s: %s", task.pk, task.action, task.attempts, message)
     detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
-    detail = f"Attempt {task.attempts} of {task.max_attempts}: {detail}"[:4000]
-    if task.attempts >= task.max_attempts:
+    final = task.attempts >= task.max_attempts or getattr(exc, "retryable", True) is False
+    if final and task.attempts < task.max_attempts:
+        detail = f"Attempt {task.attempts} of {task.max_attempts}, not retried (trying again cannot help): {detail}"
+    else:
+        detail = f"Attempt {task.attempts} of {task.max_attempts}: {detail}"
+    detail = detail[:4000]
+    if final:
         fields = {"status": TaskStatus.FAILED, "last_error": detail, "not_before": None}
         outcome = "failed"
     else:
@@ -126,5 +151,52 @@ def _task_failed(task: Task, exc: Exception) -> str:
             "not_before": timezone.now() + _backoff(task.attempts),
         }
         outcome = "retry"
-    updated = Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, started_at=task.started_at).update(**fields)
+    with transaction.atomic():
+        updated = Task.objects.filter(pk=task.pk, status=TaskStatus.RUNNING, started_at=task.started_at).update(
+            **fields
+        )
+        if updated and final:
+            task_failure_alert(task_id=task.pk)
     return outcome if updated else "superseded"
+
+
+def task_failure_alert(*, task_id: int) -> bool:
+    """Tell IT, once, that a task is failed for good; True if this call did.
+
+    For a failed task of an open run, not alerted yet: marks `failure_alerted_at`, records a
+    TASK_FAILED audit event (task title, attempts, run; the error stays on the task) and emails
+    `settings.IT_TEAM_EMAIL` after commit with the task, the person, the error and the link to
+    the task's admin page, all in one transaction. The mark is a conditional update, so a
+    second delivery, the sweeper finding the task again or two concurrent callers send one
+    email. IT retrying the task clears the mark (`task_retry`): a new failure is told again.
+    """
+    with transaction.atomic():
+        now = timezone.now()
+        claimed = Task.objects.filter(
+            pk=task_id, status=TaskStatus.FAILED, failure_alerted_at__isnull=True, run__status=RunStatus.RUNNING
+        ).update(failure_alerted_at=now)
+        if not claimed:
+            return False
+        task = Task.objects.select_related("run__employee").get(pk=task_id)
+        run = task.run
+        audit_record(
+            action=AuditEvent.Action.TASK_FAILED,
+            target=task,
+            acting_user=None,
+            detail={"run": run.pk, "title": task.title, "attempts": task.attempts, "alerted": settings.IT_TEAM_EMAIL},
+        )
+        # Plain values only: the email may be stored before it is sent.
+        email_send_on_commit(
+            template="task_failed",
+            to=[settings.IT_TEAM_EMAIL],
+            context={
+                "title": task.title,
+                "employee": run.employee.full_name,
+                "kind": run.get_kind_display().lower(),
+                "error": task.last_error,
+                "attempts": task.attempts,
+                "task_url": portal_url("admin:offboarding_task_change", task.pk),
+                "run_url": portal_url("admin:offboarding_checklistrun_change", run.pk),
+            },
+        )
+    return True

@@ -60,7 +60,10 @@ def task_complete(*, task: Task, acting_user, note: str = "") -> Task:
 
 @transaction.atomic
 def task_retry(*, task: Task, acting_user, reason: str) -> Task:
-    """IT sends a failed task back to the queue with a fresh set of attempts; the reason is kept in history."""
+    """IT sends a failed task back to the queue with a fresh set of attempts; the reason is kept in history.
+
+    The failure alert's mark is cleared: if the task fails for good again, IT is told again.
+    """
     if not reason.strip():
         raise ValidationError("Give a reason for the retry.")
     task = Task.objects.select_for_update().select_related("run").get(pk=task.pk)
@@ -71,9 +74,10 @@ def task_retry(*, task: Task, acting_user, reason: str) -> Task:
     task.status = TaskStatus.PENDING
     task.attempts = 0
     task.not_before = None
+    task.failure_alerted_at = None
     task.note = reason
     set_history_user(task, acting_user)
-    task.save(update_fields=["status", "attempts", "not_before", "note"])
+    task.save(update_fields=["status", "attempts", "not_before", "failure_alerted_at", "note"])
     audit_record(
         action=AuditEvent.Action.TASK_RETRIED,
         target=task,

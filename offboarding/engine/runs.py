@@ -4,8 +4,9 @@ Tasks are materialised once: `(run, key)` is unique, so starting or fanning out 
 nothing twice, and there is at most one open run of each kind per employee, under concurrency
 too. Runnable automated tasks move `pending → queued` once however many callers race, and only
 their ids travel to the queue, after commit (`portal.queue.enqueue_on_commit`). A task waits for
-every task it depends on to be done or skipped, and for its due time. The time to deprovision
-of a leave run is kept current through `run_record_revocation`.
+every task it depends on to be done or skipped, and for its due time. No task is created
+overdue (`due_at_from_now`). The time to deprovision of a leave run is kept current through
+`run_record_revocation`.
 """
 
 import datetime
@@ -61,8 +62,24 @@ def assignee_for(assignee_type: str, employee: Employee) -> Employee | None:
     return None
 
 
-def _due_at(effective_at: datetime.datetime, offset_days: int) -> datetime.datetime:
-    return effective_at + datetime.timedelta(days=offset_days)
+# A person given a task whose due time has already passed when it is created (an immediate
+# leaver's "3 days before the cut-off", a joiner added late) gets this long for it, not a task
+# that is overdue, and reminded about, from the moment it exists.
+LATE_TASK_GRACE = datetime.timedelta(days=1)
+
+
+def due_at_from_now(
+    due_at: datetime.datetime | None, *, assignee_type: str, now: datetime.datetime | None = None
+) -> datetime.datetime:
+    """The due time a new task gets: `due_at`, but never before `now` (the moment it is created).
+
+    A due time already past becomes now for an automated task (it starts at once) and now +
+    `LATE_TASK_GRACE` for a person's task. No due time: now.
+    """
+    now = now or timezone.now()
+    if due_at is not None and due_at >= now:
+        return due_at
+    return now if assignee_type == Assignee.SYSTEM or due_at is None else now + LATE_TASK_GRACE
 
 
 @transaction.atomic
@@ -127,6 +144,7 @@ def _max_attempts(template: TaskTemplate | None = None) -> int:
 
 def _materialise(run: ChecklistRun, template: ChecklistTemplate) -> None:
     task_templates = list(template.task_templates.prefetch_related("depends_on"))
+    now = timezone.now()
     by_template: dict[int, Task] = {}
     for tt in task_templates:
         key = f"{template.pk}:{tt.key}"
@@ -142,7 +160,9 @@ def _materialise(run: ChecklistRun, template: ChecklistTemplate) -> None:
                 "assignee": assignee_for(tt.assignee, run.employee),
                 "action": tt.action,
                 "params": tt.params,
-                "due_at": _due_at(run.effective_at, tt.due_offset_days),
+                "due_at": due_at_from_now(
+                    run.effective_at + datetime.timedelta(days=tt.due_offset_days), assignee_type=tt.assignee, now=now
+                ),
                 "max_attempts": _max_attempts(tt),
             },
         )
@@ -170,6 +190,8 @@ def task_add(
     max_attempts: int | None = None,
 ) -> Task:
     """Add one task to an open run (e.g. a fan-out child). Idempotent on `(run, key)`.
+
+    Its due time is `due_at` (default now), never before now (`due_at_from_now`).
 
     Refused (ValidationError) for a run that is not open, an unknown action, a system task
     without an action, or a parent or dependency from another run. The task is not queued
@@ -239,7 +261,7 @@ def _task_fields(
         "params": params or {},
         "assignee_type": assignee_type,
         "assignee": assignee if assignee is not None else assignee_for(assignee_type, run.employee),
-        "due_at": due_at or timezone.now(),
+        "due_at": due_at_from_now(due_at, assignee_type=assignee_type),
         "parent": parent,
         "instructions": instructions,
         "knowledge_url": knowledge_url,
@@ -325,6 +347,20 @@ def run_advance(*, run: ChecklistRun, now: datetime.datetime | None = None) -> i
     if not queued:  # a task just queued is unfinished: the run cannot be
         run_close_if_finished(run=run)
     return queued
+
+
+def tasks_start_now(*, run: ChecklistRun, action: str) -> int:
+    """Bring the run's pending automated tasks of `action` due later forward to now and queue
+    what can run (after commit), e.g. a repeating reminder once nothing is left to remind of.
+
+    Returns how many tasks were queued; dependencies still hold (a task waiting for another
+    stays pending). Nothing for a run that is not open.
+    """
+    now = timezone.now()
+    Task.objects.filter(
+        run=run, action=action, status=TaskStatus.PENDING, assignee_type=Assignee.SYSTEM, due_at__gt=now
+    ).update(due_at=now, not_before=None)
+    return run_advance(run=run, now=now)
 
 
 def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:

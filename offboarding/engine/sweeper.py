@@ -1,8 +1,8 @@
 """The sweeper: runs every minute from the queue's scheduler and recovers what the queue lost.
 
 It re-enqueues tasks stuck in `queued` or `running` (a Redis broker loses a task when a worker
-dies), fails a task whose worker died on its last attempt, starts tasks whose due time or
-backoff has come, and closes runs left with nothing to do. Safe to run concurrently.
+dies), fails a task whose worker died on its last attempt (and tells IT), starts tasks whose
+due time or backoff has come, and closes runs left with nothing to do. Safe to run concurrently.
 """
 
 import datetime
@@ -12,6 +12,7 @@ from django.db.models import Exists, F, OuterRef
 from django.utils import timezone
 
 from offboarding.conf import lifecycle_setting
+from offboarding.engine.execution import task_failure_alert
 from offboarding.engine.runs import EXECUTE_TASK, run_advance, run_close_if_finished, runnable_tasks
 from offboarding.models import (
     FINISHED_TASK_STATUSES,
@@ -33,11 +34,20 @@ def sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
     - `queued` past QUEUED_DEADLINE: enqueued again (the broker lost it); the claim dedups.
     - `running` past RUNNING_DEADLINE (its worker died or timed out): enqueued again, and the
       claim takes over; on its last attempt it is failed instead, with that as its error.
+    - a failed task of an open run that IT was not told of yet (failed above, or before alerts
+      existed): IT is emailed, once (`task_failure_alert`).
     - pending automated tasks whose time and dependencies have come: queued.
     - open runs with nothing left to do: closed.
     """
     now = now or timezone.now()
-    counts = {"requeued_queued": 0, "requeued_running": 0, "failed_stalled": 0, "started": 0, "closed": 0}
+    counts = {
+        "requeued_queued": 0,
+        "requeued_running": 0,
+        "failed_stalled": 0,
+        "alerted": 0,
+        "started": 0,
+        "closed": 0,
+    }
     with transaction.atomic():
         lost = list(
             Task.objects.filter(status=TaskStatus.QUEUED, queued_at__lt=now - lifecycle_setting("QUEUED_DEADLINE"))
@@ -63,6 +73,11 @@ def sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
                     "(it timed out or crashed) and no attempts are left."
                 ),
             )
+        unalerted = Task.objects.filter(
+            status=TaskStatus.FAILED, failure_alerted_at__isnull=True, run__status=RunStatus.RUNNING
+        ).order_by()
+        for task_id in unalerted.values_list("pk", flat=True)[:SWEEP_BATCH]:
+            counts["alerted"] += task_failure_alert(task_id=task_id)
         for task_id in stalled.filter(attempts__lt=F("max_attempts")).values_list("pk", flat=True)[:SWEEP_BATCH]:
             # Left `running`: task_claim takes over a stale running task, so a late original
             # delivery and this one cannot both record an outcome.

@@ -1,7 +1,8 @@
 """What the join and leave flows share: their core steps, local times, the hardware a person holds.
 
 A run always holds its flow's core steps (`CoreStep`), whatever its templates say: a step no
-template gave it is added with the key `core:<step>`, so no template can leave access in place.
+template gave it is added with the key `core:<step>`, so no template can leave access in place,
+and each core step waits for the core steps it needs (`CoreStep.after`), whoever made it.
 """
 
 import datetime
@@ -19,6 +20,7 @@ from offboarding.models import (
     Assignee,
     ChecklistRun,
     Task,
+    TaskStatus,
 )
 
 
@@ -39,21 +41,33 @@ def held_by(employee: Employee) -> Q:
 
 @dataclass(frozen=True)
 class CoreStep:
-    """A step every run of a flow holds; `offset_days` from the run's effective time."""
+    """A step every run of a flow holds; `offset_days` from the run's effective time.
+
+    `after` names the core steps (by key, earlier in the tuple) this one really needs finished
+    first, and only those: a step that does not need another's outcome does not wait for it.
+    """
 
     key: str
     title: str
     action: str
     offset_days: int = 0
+    after: tuple[str, ...] = ()
 
 
-def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...], *, chained: bool) -> None:
-    """Add to `run` each core step no template gave it (key `core:<step>`); chained: each after the previous."""
+def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...]) -> dict[str, Task]:
+    """Give `run` each core step, waiting for the core steps it needs; returns the tasks by step key.
+
+    A step a template gave the run (its top-level task with the step's action) is kept, with
+    the template's own dependencies; one no template gave it is added (key `core:<step>`).
+    Either way each step then waits for the steps in its `after`, so "login disabled before
+    anything slower" holds whatever a template says. Idempotent: nothing is added twice.
+    """
     existing: dict[str, Task] = {}
     for task in run.tasks.filter(parent__isnull=True).exclude(action="").order_by("due_at", "pk"):
         existing.setdefault(task.action, task)
-    previous = None
+    by_key: dict[str, Task] = {}
     for step in steps:
+        needs = [by_key[key] for key in step.after]
         task = existing.get(step.action)
         if task is None:
             task = engine.task_add(
@@ -63,6 +77,36 @@ def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...], *, chained: boo
                 action=step.action,
                 assignee_type=Assignee.SYSTEM,
                 due_at=run.effective_at + datetime.timedelta(days=step.offset_days),
-                depends_on=[previous] if chained and previous is not None else None,
+                depends_on=needs or None,
             )
-        previous = task
+        elif needs:
+            task.depends_on.add(*needs)  # a pair already there is kept as is
+            if any(not need.is_finished for need in needs):
+                # Queued by `run_start` before this step had to wait: back to pending, before
+                # commit (nothing was sent yet); the delivery finds nothing to claim.
+                Task.objects.filter(pk=task.pk, status=TaskStatus.QUEUED).update(
+                    status=TaskStatus.PENDING, queued_at=None
+                )
+        by_key[step.key] = task
+    return by_key
+
+
+def wait_for_children(task: Task, children: list[Task]) -> None:
+    """Tasks that wait for `task` (a fan-out step) wait for each of its `children` too.
+
+    One insert however many children; a pair already there (a second delivery) is kept as is.
+    """
+    if not children:
+        return
+    Through = Task.depends_on.through
+    downstream = list(Through.objects.filter(to_task=task).values_list("from_task_id", flat=True))
+    child_ids = {child.pk for child in children}
+    Through.objects.bulk_create(
+        [
+            Through(from_task_id=waiting, to_task_id=child_id)
+            for waiting in downstream
+            if waiting not in child_ids
+            for child_id in child_ids
+        ],
+        ignore_conflicts=True,
+    )

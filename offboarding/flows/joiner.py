@@ -59,7 +59,7 @@ def joiner_start(*, employee: Employee, acting_user) -> ChecklistRun:
         effective_at=aware(locked.start_date),
         details={"role": locked.role_id, "department": locked.department_id},
     )
-    ensure_steps(run, JOINER_STEPS, chained=False)
+    ensure_steps(run, JOINER_STEPS)
     engine.run_advance(run=run)
     return run
 

@@ -1,8 +1,9 @@
 """The leaver flow: terminating an employee (the leave run) and what happens at the cut-off.
 
-The run's core steps, in order: disable the login, set the status, revoke every entitlement,
-hand over approvals and owned applications, open and remind hardware returns, record the
-purge date. The steps' actions live in `offboarding.actions.lifecycle`.
+The run's core steps: disable the login first, then set the status; after that, side by side,
+revoke every entitlement (one child task each, planned when the run starts), hand over approvals
+and owned applications, open (then remind) hardware returns and record the purge date. The
+steps' actions live in `offboarding.actions.lifecycle`.
 """
 
 import datetime
@@ -12,28 +13,45 @@ from django.db import transaction
 from django.utils import timezone
 
 from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
     Employee,
     EmployeeStatus,
+    Entitlement,
 )
 from accounts.services import access_requests, employees
 from offboarding import engine
-from offboarding.flows.common import CoreStep, end_of_day, ensure_steps
+from offboarding.flows.common import CoreStep, end_of_day, ensure_steps, wait_for_children
 from offboarding.models import (
     ChecklistKind,
     ChecklistRun,
     RunStatus,
+    Task,
 )
 from portal.audit import audit_record
 from portal.models import AuditEvent
 
+# Login first (the fastest way to cut access), then the status; the rest needs only those two,
+# so one slow or failing step (a revocation) holds up nothing but what truly follows from it.
+AFTER_CUT_OFF = ("set-terminated",)
 LEAVER_STEPS = (
     CoreStep("disable-login", "Disable login and end sessions", "disable_login"),
-    CoreStep("set-terminated", "Set the status to terminated", "mark_terminated"),
-    CoreStep("revoke-access", "Revoke every entitlement through its connector", "revoke_all_access"),
-    CoreStep("hand-over", "Hand pending approvals and owned applications to the manager", "hand_over_approvals"),
-    CoreStep("hardware-returns", "Open a hardware return per asset held", "create_hardware_returns"),
-    CoreStep("remind-returns", "Remind the leaver to return hardware", "remind_hardware_returns"),
-    CoreStep("schedule-purge", "Record the retention purge date", "schedule_purge"),
+    CoreStep("set-terminated", "Set the status to terminated", "mark_terminated", after=("disable-login",)),
+    CoreStep(
+        "revoke-access", "Revoke every entitlement through its connector", "revoke_all_access", after=AFTER_CUT_OFF
+    ),
+    CoreStep(
+        "hand-over",
+        "Hand pending approvals and owned applications to the manager",
+        "hand_over_approvals",
+        after=AFTER_CUT_OFF,
+    ),
+    CoreStep(
+        "hardware-returns", "Open a hardware return per asset held", "create_hardware_returns", after=AFTER_CUT_OFF
+    ),
+    CoreStep(
+        "remind-returns", "Remind the leaver to return hardware", "remind_hardware_returns", after=("hardware-returns",)
+    ),
+    CoreStep("schedule-purge", "Record the retention purge date", "schedule_purge", after=AFTER_CUT_OFF),
 )
 
 
@@ -57,14 +75,22 @@ def employee_terminate(
       that run (the employee row is locked first), so two concurrent terminations make one run;
     - `end_date` is set at once; the cut-off is now (`immediate`), `cut_off` if given, or the end
       of `last_day` (local time), never in the past. The run's `effective_at` is the cut-off;
-    - at the cut-off, in this order (each step waits for the previous one, and a fan-out step's
-      children): `disable_login` → `mark_terminated` (status terminated; other open join/move
-      runs cancelled) → `revoke_all_access` (one `revoke_entitlement` child per live
-      entitlement) → `hand_over_approvals` → `create_hardware_returns` →
-      `remind_hardware_returns` (repeats every `REMINDER_INTERVAL_DAYS` while a return is open)
-      → `schedule_purge` (records the purge date, last day + `RETENTION_DAYS` + 1, in its result
-      and `run.details["purge_due"]`; the purge is not part of the run). These come from the
-      leave templates; any a template lacks is added to the run (keys `core:<step>`);
+    - at the cut-off, in this order: `disable_login` first, then `mark_terminated` (status
+      terminated; other open join/move runs cancelled); then, independently of each other
+      (`LEAVER_STEPS`), `revoke_all_access`, `hand_over_approvals`, `create_hardware_returns`
+      (then `remind_hardware_returns`, one task that repeats every `REMINDER_INTERVAL_DAYS`
+      while a return is open) and `schedule_purge` (records the purge date, last day +
+      `RETENTION_DAYS` + 1, in its result and `run.details["purge_due"]`; the purge is not part
+      of the run). A revocation that fails, or waits for IT, holds up none of the others; a
+      task that exhausts its retries is failed and IT alerted (`engine.task_execute`);
+    - these come from the leave templates, with the templates' dependencies; any core step a
+      template lacks is added (key `core:<step>`), and each core step waits at least for the
+      core steps it needs (login before anything else), whatever the template says;
+    - one `revoke_entitlement` child per live entitlement is created now, with the run, due at
+      the cut-off (`leaver_revocations_add`), so the run's task count is known from the start;
+      at the cut-off `revoke_all_access` adds only access granted since;
+    - no task is due before it is created (`engine.task_add`): an immediate termination's
+      template tasks due "3 days before" are due now, a person's a day from now;
     - `time_to_deprovision` = cut-off → last revocation confirmed (automated or by IT);
     - the run closes once its work is done: access revoked, approvals handed over, hardware
       returned (`hardware_return_receive`) and the people's tasks completed.
@@ -102,7 +128,8 @@ def employee_terminate(
         effective_at=cut_off,
         details={"immediate": immediate, "reason": reason, "cut_off": cut_off.isoformat()},
     )
-    ensure_steps(run, LEAVER_STEPS, chained=True)
+    steps = ensure_steps(run, LEAVER_STEPS)
+    leaver_revocations_add(run=run, parent=steps["revoke-access"])
     audit_record(
         action=AuditEvent.Action.TERMINATE,
         target=locked,
@@ -117,6 +144,38 @@ def employee_terminate(
     )
     engine.run_advance(run=run)
     return run
+
+
+def leaver_revocations_add(*, run: ChecklistRun, parent: Task) -> list[Task]:
+    """One `revoke_entitlement` child of `parent` per live entitlement of the leaver; the children.
+
+    Key `revoke:<entitlement>`, due at the cut-off, each waiting for `parent` (so for the login
+    and the status before it); a task that waits for `parent` waits for every child too.
+    Idempotent: a child already there is returned as is, so calling it when the run starts
+    and again at the cut-off adds only the access granted in between.
+    """
+    live = (
+        Entitlement.objects.filter(employee_id=run.employee_id, status__in=LIVE_ENTITLEMENT_STATUSES)
+        .select_related("application")
+        .order_by("application__name", "pk")
+    )
+    children = engine.task_add_many(
+        run=run,
+        tasks=[
+            {
+                "key": f"revoke:{entitlement.pk}",
+                "title": f"Revoke {entitlement.application} ({entitlement.level})",
+                "action": "revoke_entitlement",
+                "params": {"entitlement": entitlement.pk, "reason": "Leaver"},
+                "parent": parent,
+                "depends_on": [parent],
+                "due_at": run.effective_at,
+            }
+            for entitlement in live
+        ],
+    )
+    wait_for_children(parent, children)
+    return children
 
 
 def employee_cut_off(*, employee: Employee, run: ChecklistRun, acting_user=None) -> dict:

@@ -317,7 +317,9 @@ def hardware_return_receive(
 
 
 def _stop_return_reminders(*, run: ChecklistRun, acting_user) -> None:
-    """Skip the run's pending follow-up reminders when no return of the run is still out."""
+    """Once no return of the leave run is still out, end its reminders: the repeating reminder
+    runs now and finishes (it finds nothing open), and follow-up reminder tasks of runs made
+    before reminders repeated are skipped. The run then closes as soon as its other steps are done."""
     if HardwareReturn.objects.filter(run=run, status__in=[ReturnStatus.OPEN, ReturnStatus.SHIPPED]).exists():
         return
     follow_ups = Task.objects.filter(
@@ -328,3 +330,4 @@ def _stop_return_reminders(*, run: ChecklistRun, acting_user) -> None:
             engine.task_skip(task=task, acting_user=acting_user, reason="Every item is back; no more reminders.")
         except ValidationError:
             continue  # it started meanwhile: it finds nothing open and ends by itself
+    engine.tasks_start_now(run=run, action="remind_hardware_returns")

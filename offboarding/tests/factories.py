@@ -211,13 +211,13 @@ LEAVER_STEPS = [
         "key": "hand-over",
         "title": "Hand pending approvals and owned applications to the manager",
         "action": "hand_over_approvals",
-        "after": ("revoke-access",),
+        "after": ("set-terminated",),
     },
     {
         "key": "hardware-returns",
         "title": "Open a hardware return per asset held",
         "action": "create_hardware_returns",
-        "after": ("hand-over",),
+        "after": ("set-terminated",),
     },
     {
         "key": "remind-returns",
@@ -229,7 +229,7 @@ LEAVER_STEPS = [
         "key": "schedule-purge",
         "title": "Record the retention purge date",
         "action": "schedule_purge",
-        "after": ("remind-returns",),
+        "after": ("set-terminated",),
     },
     {
         "key": "manager-handover",

@@ -75,6 +75,9 @@ def leaver_run(django_capture_on_commit_callbacks, *, fail=True, manager=True):
     employee = EmployeeFactory(manager=EmployeeFactory() if manager else None)
     with django_capture_on_commit_callbacks(execute=True):
         run = start(employee)
+    # The laptop task was due two days ago: no task is created overdue, so time passes instead.
+    then = timezone.now() - datetime.timedelta(days=2)
+    run.tasks.filter(key__endswith=":laptop").update(due_at=then, created_at=then)
     return run
 
 
@@ -108,6 +111,10 @@ def test_run_list_shows_progress_failures_overdue_and_figures(
     assert "1 d 3 h" in page
     row = response.context["cl"].result_list[0]
     assert (row.total_tasks, row.finished_tasks, row.failed_tasks, row.overdue_tasks) == (3, 0, 1, 2)
+    # The failed task blocks the run: said on the list and on the run's page, linking to the failures.
+    blocked = "blocked by Revoke access: ConnectionError: target unavailable for revoke"
+    assert f'status__exact=failed">{blocked}</a>' in page
+    assert blocked in client.get(reverse("admin:offboarding_checklistrun_change", args=[run.pk])).content.decode()
     # Overdue reads as a warning, not as Django's green "yes" tick.
     assert 'class="portal-overdue"' in page and ">Overdue<" in page
     assert "icon-yes.svg" not in page
@@ -247,6 +254,8 @@ def test_a_task_page_offers_the_buttons_that_apply_and_they_work(
     assert page.status_code == 200
     assert [label for _, label in page.context["task_verbs"]] == ["Retry", "Skip"]
     assert "target unavailable for revoke" in page.content.decode()
+    revoke.refresh_from_db()
+    assert "Failure alerted at" in page.content.decode() and revoke.failure_alerted_at is not None
     assert 'name="_save"' not in page.content.decode()
     skip_url = reverse("admin:offboarding_task_skip", args=[revoke.pk])
     assert client.get(skip_url).status_code == 200

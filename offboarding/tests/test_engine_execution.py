@@ -6,6 +6,7 @@ The test actions are in `offboarding.tests.actions`.
 import datetime
 
 import pytest
+from django.core import mail
 from django.db import connection
 from django.utils import timezone
 
@@ -21,6 +22,7 @@ from offboarding.models import (
 )
 from offboarding.tests.actions import calls, failures_left
 from offboarding.tests.factories import make_template, one_task_template, start
+from portal.models import AuditEvent
 from portal.testing.concurrency import kinds, run_at_once
 
 pytestmark = pytest.mark.django_db
@@ -168,13 +170,79 @@ def test_an_always_failing_action_ends_failed_after_max_attempts_with_its_error(
     assert run.status == RunStatus.RUNNING
 
 
+def test_a_task_failed_for_good_alerts_it_once_until_it_is_retried(
+    django_capture_on_commit_callbacks, settings, it_admin
+):
+    settings.IT_TEAM_EMAIL = "it-team@example.com"
+    one_task_template(action="test_flaky", max_attempts=2, title="Revoke the VPN")
+    failures_left["only"] = -1  # forever
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(EmployeeFactory(first_name="Lee", last_name="Leaver"))
+    task = _sweep_until_settled(run.tasks.get(), django_capture_on_commit_callbacks)
+    assert task.status == TaskStatus.FAILED and task.failure_alerted_at is not None
+
+    def alerts():
+        return [m for m in mail.outbox if m.to == ["it-team@example.com"]]
+
+    (alert,) = alerts()
+    assert alert.subject == "Blocked: “Revoke the VPN” failed for Lee Leaver"
+    assert "Attempt 2 of 2: ConnectionError: target unavailable for only" in alert.body
+    assert f"/admin/offboarding/task/{task.pk}/change/" in alert.body
+    assert f"/admin/offboarding/checklistrun/{run.pk}/change/" in alert.body
+    event = AuditEvent.objects.get(action=AuditEvent.Action.TASK_FAILED)
+    assert (event.target_id, event.actor, event.detail["attempts"]) == (str(task.pk), None, 2)
+
+    # A second delivery, a late failure of a stale claim, the sweeper, a direct second call: no second email.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.task_execute(task_id=task.pk) == "not-claimed"
+        assert _task_failed(task, RuntimeError("late")) == "superseded"
+        assert engine.sweep(now=timezone.now() + datetime.timedelta(days=1))["alerted"] == 0
+        assert engine.task_failure_alert(task_id=task.pk) is False
+    assert len(alerts()) == 1 and AuditEvent.objects.filter(action=AuditEvent.Action.TASK_FAILED).count() == 1
+
+    # IT retries; it fails for good again: that is a new failure, told again.
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.task_retry(task=task, acting_user=it_admin, reason="VPN back up")
+    task = _sweep_until_settled(task, django_capture_on_commit_callbacks)
+    assert task.status == TaskStatus.FAILED
+    assert len(alerts()) == 2
+
+
+def test_an_error_that_retrying_cannot_help_fails_the_task_at_once(django_capture_on_commit_callbacks, recording):
+    """A connector saying `retryable=False` (a refused bind, a missing group) is not tried 5 times."""
+    from accounts.connectors import ConnectorError
+    from accounts.tests.factories import ApplicationFactory, EntitlementFactory
+    from accounts.tests.fakes import RecordingConnector
+    from offboarding.models import ChecklistKind
+
+    employee = EmployeeFactory()
+    retried = EntitlementFactory(employee=employee, application=ApplicationFactory(connector=RecordingConnector.kind))
+    run = start(employee, ChecklistKind.ACCESS)
+    task = engine.task_add(
+        run=run, key="revoke", title="Revoke", action="revoke_entitlement", params={"entitlement": retried.pk}
+    )
+    RecordingConnector.fail["revoke"] = ConnectorError("Group cn=x does not exist.", retryable=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.run_advance(run=run)
+    task.refresh_from_db()
+    assert (task.status, task.attempts, task.max_attempts) == (TaskStatus.FAILED, 1, 5)
+    assert task.last_error.startswith("Attempt 1 of 5, not retried (trying again cannot help): ")
+    assert task.failure_alerted_at is not None
+
+    RecordingConnector.fail["revoke"] = ConnectorError("LDAP server is unreachable.")  # retryable
+    with django_capture_on_commit_callbacks(execute=True):
+        engine.task_retry(task=task, acting_user=None, reason="try again")
+    task.refresh_from_db()
+    assert (task.status, task.attempts) == (TaskStatus.PENDING, 1) and task.not_before is not None
+
+
 def test_an_action_returning_something_else_than_a_dict_fails_the_attempt(django_capture_on_commit_callbacks):
     one_task_template(action="test_bad_result", max_attempts=1)
     with django_capture_on_commit_callbacks(execute=True):
         run = start(EmployeeFactory())
     task = run.tasks.get()
     assert task.status == TaskStatus.FAILED
-    assert "returned str, not a dict or Handoff" in task.last_error
+    assert "returned str, not a dict, Handoff or Repeat" in task.last_error
 
 
 # --- Concurrency (PostgreSQL: real threads, real transactions) ------------------------------------------

@@ -13,6 +13,7 @@ from offboarding.engine import reminders
 from offboarding.models import (
     Assignee,
     ChecklistKind,
+    ChecklistRun,
     ChecklistTemplate,
     TaskTemplate,
 )
@@ -25,9 +26,18 @@ pytestmark = pytest.mark.django_db
 
 
 def _manual_run(*, assignee=Assignee.IT, due_days_ago=3, employee=None, **task):
+    """A run with one manual task, started `due_days_ago` days ago and due then.
+
+    No task is created overdue (`engine.task_add`), so the run is started now and the clock
+    moved back, as if it had been started then and the days had passed.
+    """
     one_task_template(assignee=assignee, action="", key="manual", title="Collect the badge", **task)
-    effective_at = timezone.now() - datetime.timedelta(days=due_days_ago)
-    return start(employee or EmployeeFactory(), effective_at=effective_at)
+    run = start(employee or EmployeeFactory())
+    then = timezone.now() - datetime.timedelta(days=due_days_ago)
+    ChecklistRun.objects.filter(pk=run.pk).update(effective_at=then, created_at=then)
+    run.tasks.update(due_at=then, created_at=then)
+    run.refresh_from_db()
+    return run
 
 
 def test_overdue_selectors_find_unfinished_tasks_past_due():
@@ -82,8 +92,11 @@ def test_a_task_for_the_employee_or_manager_is_reminded_to_them_one_email_each(s
     template = ChecklistTemplate.objects.create(name="Join people", kind=ChecklistKind.JOIN)
     for key, who in (("policy", Assignee.EMPLOYEE), ("training", Assignee.EMPLOYEE), ("buddy", Assignee.MANAGER)):
         TaskTemplate.objects.create(checklist=template, key=key, title=key.title(), assignee=who)
-    start(employee, ChecklistKind.JOIN, effective_at=timezone.now() - datetime.timedelta(days=1, hours=1))
-    assert engine.tasks_remind_overdue() == {"emails": 2, "tasks": 3, "errors": 0}
+    run = start(employee, ChecklistKind.JOIN)
+    assert engine.tasks_remind_overdue() == {"emails": 0, "tasks": 0, "errors": 0}  # none is created overdue
+    assert run.tasks.count() == 3
+    later = timezone.now() + engine.runs.LATE_TASK_GRACE + datetime.timedelta(hours=1)
+    assert engine.tasks_remind_overdue(now=later) == {"emails": 2, "tasks": 3, "errors": 0}
     by_address = {m.to[0]: m for m in mail.outbox}
     assert set(by_address) == {"morgan@example.com", "erin@example.com"}
     assert by_address["erin@example.com"].subject == "Overdue: 2 tasks waiting for you in Portal"

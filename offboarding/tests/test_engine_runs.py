@@ -21,7 +21,7 @@ from accounts.tests.factories import (
     RoleFactory,
     UserFactory,
 )
-from offboarding import engine
+from offboarding import engine, selectors
 from offboarding.models import (
     Assignee,
     ChecklistKind,
@@ -113,6 +113,40 @@ def test_due_dates_assignees_and_attempts_come_from_the_template(settings):
     assert (tasks["laptop"].assignee, tasks["buddy"].assignee, tasks["policy"].assignee) == (None, manager, employee)
     assert (tasks["laptop"].max_attempts, tasks["auto"].max_attempts) == (7, 2)
     assert tasks["auto"].status == TaskStatus.PENDING  # its time has not come
+
+
+def test_no_task_is_created_overdue(django_capture_on_commit_callbacks):
+    """A due time already past when a task is made (a late joiner, an immediate leaver, a retro-active
+    move) becomes now for an automated task, which starts at once, and a day from now for a person's."""
+    employee = EmployeeFactory(manager=EmployeeFactory())
+    template = ChecklistTemplate.objects.create(name="Join late", kind=ChecklistKind.JOIN)
+    for key, who, offset in (("kit", Assignee.SYSTEM, -21), ("buddy", Assignee.MANAGER, -2), ("day", Assignee.IT, 1)):
+        TaskTemplate.objects.create(
+            checklist=template,
+            key=key,
+            title=key,
+            assignee=who,
+            due_offset_days=offset,
+            action="test_count" if who == Assignee.SYSTEM else "",
+        )
+    before = timezone.now()
+    effective_at = before + datetime.timedelta(days=1)  # starts tomorrow: the kit was due 20 days ago
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(employee, ChecklistKind.JOIN, effective_at=effective_at)
+    after = timezone.now()
+    tasks = {t.key.split(":")[1]: t for t in run.tasks.all()}
+    assert before <= tasks["kit"].due_at <= after and tasks["kit"].status == TaskStatus.DONE  # ran at once
+    assert before + engine.runs.LATE_TASK_GRACE <= tasks["buddy"].due_at <= after + engine.runs.LATE_TASK_GRACE
+    assert tasks["day"].due_at == effective_at + datetime.timedelta(days=1)  # in the future: as the template says
+    assert not selectors.tasks_overdue().filter(run=run).exists()
+
+    # Added by a flow later with a past due time: the same rule.
+    old = before - datetime.timedelta(days=3)
+    it_task = engine.task_add(run=run, key="late-it", title="Late", assignee_type=Assignee.IT, due_at=old)
+    system = engine.task_add(run=run, key="late-auto", title="Auto", action="test_count", due_at=old)
+    assert it_task.due_at - timezone.now() > engine.runs.LATE_TASK_GRACE - datetime.timedelta(minutes=1)
+    assert before <= system.due_at <= timezone.now()
+    assert not selectors.tasks_overdue(now=timezone.now()).filter(run=run).exclude(pk=system.pk).exists()
 
 
 def test_every_checklist_kind_starts_with_its_own_audit_action():

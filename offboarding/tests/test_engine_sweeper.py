@@ -3,11 +3,14 @@
 import datetime
 
 import pytest
+from django.conf import settings
+from django.core import mail
 from django.utils import timezone
 
 from accounts.tests.factories import EmployeeFactory
 from offboarding import engine
 from offboarding.models import (
+    ChecklistRun,
     RunStatus,
     Task,
     TaskStatus,
@@ -87,11 +90,35 @@ def test_a_task_whose_worker_died_on_its_last_attempt_is_failed_with_the_reason(
     assert engine.task_claim(task_id=task.pk) is None  # no attempts left to take over
     with django_capture_on_commit_callbacks(execute=True):
         counts = engine.sweep()
-    assert counts["failed_stalled"] == 1 and counts["requeued_running"] == 0
+    assert counts["failed_stalled"] == 1 and counts["requeued_running"] == 0 and counts["alerted"] == 1
     task.refresh_from_db()
-    assert task.status == TaskStatus.FAILED
+    assert task.status == TaskStatus.FAILED and task.failure_alerted_at is not None
     assert "stopped responding" in task.last_error
     assert calls == []
+    (alert,) = mail.outbox
+    assert alert.to == [settings.IT_TEAM_EMAIL] and "stopped responding" in alert.body
+    # The next sweep finds the failed task again and tells nobody twice.
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.sweep()["alerted"] == 0
+    assert len(mail.outbox) == 1
+
+
+def test_the_sweeper_alerts_it_of_a_failed_task_nobody_was_told_of(django_capture_on_commit_callbacks):
+    """A task failed before alerts existed (or by any other path) is told once, by the next sweep."""
+    run, task = _queued_task()
+    Task.objects.filter(pk=task.pk).update(status=TaskStatus.FAILED, last_error="Attempt 5 of 5: old failure")
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.sweep()["alerted"] == 1
+        assert engine.sweep()["alerted"] == 0
+    (alert,) = mail.outbox
+    assert "old failure" in alert.body
+    # Not for a run that is over: cancelled runs' failures are nobody's work.
+    other_run = start(EmployeeFactory())
+    other_run.tasks.update(status=TaskStatus.FAILED)
+    ChecklistRun.objects.filter(pk=other_run.pk).update(status=RunStatus.CANCELLED)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert engine.sweep()["alerted"] == 0
+    assert len(mail.outbox) == 1
 
 
 def test_sweeper_closes_an_open_run_with_nothing_left_to_do():

@@ -32,7 +32,7 @@ from assets.models import AssetStatus
 from assets.selectors import licenses_with_usage
 from assets.services import asset_check_in, asset_check_out, asset_reserve
 from assets.tests.factories import HardwareAssetFactory, LicenseFactory
-from offboarding import engine
+from offboarding import engine, selectors
 from offboarding.actions import registry
 from offboarding.flows.common import end_of_day
 from offboarding.flows.joiner import joiner_start
@@ -49,7 +49,8 @@ from offboarding.models import (
     Task,
     TaskStatus,
 )
-from offboarding.tests.factories import lifecycle_templates
+from offboarding.tests import factories
+from offboarding.tests.factories import checklist_build, lifecycle_templates
 from portal.models import AuditEvent
 from portal.testing.assertions import refused_and_nothing_written
 from portal.testing.concurrency import kinds, run_at_once
@@ -100,11 +101,18 @@ def company(client, recording):
 
 
 def sweep_until_quiet(settle, now):
-    """Sweep as the periodic scheduler would at `now`, until nothing more starts (a chain of steps due then)."""
+    """Sweep as the periodic scheduler would at `now`, until no more tasks finish (a chain of steps
+    due then). The repeating return reminder is left out: it asks to run again two days after the
+    real clock, which is before this test's `now`, so each sweep would run it once more."""
+    finished = Task.objects.filter(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED]).exclude(
+        action="remind_hardware_returns"
+    )
     for _ in range(20):
-        if not settle(func=engine.sweep, now=now)["started"]:
+        done = finished.count()
+        settle(func=engine.sweep, now=now)
+        if finished.count() == done:
             return
-    raise AssertionError("the sweeper kept starting tasks")
+    raise AssertionError("the sweeper kept finishing tasks")
 
 
 def seats_used(license_):
@@ -143,18 +151,18 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     company["chat"].refresh_from_db()
     assert company["chat"].status == EntitlementStatus.REVOKED
     assert seats_used(company["license"]) == 1
-    # The manual application is handed to IT; everything after the revocations waits for it.
+    # The manual application is handed to IT; the hand-over, the returns and the purge date do
+    # not wait for it (only the archive, which the template puts after the revocations).
     legacy_task = run.tasks.get(key=f"revoke:{company['legacy'].pk}")
     assert legacy_task.status == TaskStatus.PENDING and legacy_task.assignee_type == Assignee.IT
     assert "Remove the account of Lee Leaver" in legacy_task.instructions
-    company["step"].refresh_from_db()
-    assert company["step"].approver == lee
-    assert core(run, "hand-over").status == TaskStatus.PENDING
-
-    settle(func=engine.task_complete, task=legacy_task, acting_user=it_user, note="Removed in the ERP.")
-
-    company["legacy"].refresh_from_db()
-    assert company["legacy"].status == EntitlementStatus.REVOKED
+    for key in ("hand-over", "hardware-returns", "schedule-purge"):
+        assert core(run, key).status == TaskStatus.DONE, key
+    assert core(run, "remind-returns").status == TaskStatus.PENDING  # repeats while a device is out
+    archive = run.tasks.get(key__endswith=":archive-mailbox")
+    assert {t.key for t in archive.depends_on.all()} >= {core(run, "revoke-access").key, legacy_task.key}
+    with pytest.raises(ValidationError, match="waits for: .*Revoke Legacy ERP"):
+        engine.task_complete(task=archive, acting_user=it_user)
     company["step"].refresh_from_db()
     company["wiki"].refresh_from_db()
     assert company["step"].approver == morgan and company["wiki"].owner == morgan
@@ -178,10 +186,16 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     run.refresh_from_db()
     assert run.details["purge_due"] == purge_due
     assert run.status == RunStatus.RUNNING  # the hardware is still out
+
+    settle(func=engine.task_complete, task=legacy_task, acting_user=it_user, note="Removed in the ERP.")
+    company["legacy"].refresh_from_db()
+    assert company["legacy"].status == EntitlementStatus.REVOKED
+    run.refresh_from_db()
     assert run.last_revocation_at == company["legacy"].revoked_at
     assert run.time_to_deprovision == run.last_revocation_at - run.effective_at
+    settle(func=engine.task_complete, task=archive, acting_user=it_user)
 
-    # Order at the cut-off, read from the audit log.
+    # Order at the cut-off, read from the audit log: login, then status, then the rest.
     events = list(AuditEvent.objects.filter(pk__gt=first_event).order_by("pk"))
 
     def first(predicate):
@@ -197,7 +211,8 @@ def test_immediate_termination_cuts_access_in_order(settle, company, it_user, se
     handover = first(lambda e: e.action == AuditEvent.Action.APPROVAL_HANDED_OVER)
     returns_at = first(lambda e: e.action == AuditEvent.Action.ASSET_STATUS and e.detail.get("to") == "pending_return")
     terminate = first(lambda e: e.action == AuditEvent.Action.TERMINATE)
-    assert terminate < login < status < first_revoke <= revokes < handover < returns_at
+    assert terminate < login < status < min(first_revoke, handover, returns_at)
+    assert revokes > handover  # the manual revocation came last, and held up nothing but the archive
 
 
 def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user):
@@ -206,6 +221,11 @@ def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user
     run = settle(func=employee_terminate, employee=lee, last_day=last_day, acting_user=it_user)
     cut_off = end_of_day(last_day)
     assert run.effective_at == cut_off
+    # The revocations are planned now, due at the cut-off: the run's task count is known from the start.
+    total = selectors.runs_with_progress().get(pk=run.pk).total_tasks
+    revocations = run.tasks.filter(action="revoke_entitlement")
+    assert {t.params["entitlement"] for t in revocations} == {company["chat"].pk, company["legacy"].pk}
+    assert {t.due_at for t in revocations} == {cut_off}
     lee.refresh_from_db()
     lee.user.refresh_from_db()
     assert lee.end_date == last_day and lee.status == EmployeeStatus.ACTIVE and lee.user.is_active
@@ -222,6 +242,21 @@ def test_future_dated_termination_waits_for_the_cut_off(settle, company, it_user
     assert not lee.user.is_active and lee.status == EmployeeStatus.TERMINATED
     company["chat"].refresh_from_db()
     assert company["chat"].status == EntitlementStatus.REVOKED
+    assert selectors.runs_with_progress().get(pk=run.pk).total_tasks == total
+
+
+def test_access_granted_between_the_termination_and_the_cut_off_is_revoked_too(settle, company, it_user):
+    """The plan made at the start is not the last word: the cut-off adds what was granted since."""
+    lee = company["lee"]
+    last_day = timezone.localdate() + datetime.timedelta(days=2)
+    run = settle(func=employee_terminate, employee=lee, last_day=last_day, acting_user=it_user)
+    late = EntitlementFactory(employee=lee, application=ApplicationFactory(name="Late", connector="test-recording"))
+    sweep_until_quiet(settle, end_of_day(last_day) + datetime.timedelta(minutes=1))
+    late.refresh_from_db()
+    assert late.status == EntitlementStatus.REVOKED
+    child = run.tasks.get(key=f"revoke:{late.pk}")
+    assert child.status == TaskStatus.DONE and child.parent == core(run, "revoke-access")
+    assert run.tasks.filter(action="revoke_entitlement").count() == 3
 
 
 def test_termination_before_the_start_date_is_refused_with_the_reason(company, it_user):
@@ -289,27 +324,34 @@ def test_reminders_repeat_until_everything_is_returned(settle, company, it_user,
         acting_user=it_user,
         immediate=True,
     )
-    settle(func=engine.task_complete, task=run.tasks.get(key=f"revoke:{company['legacy'].pk}"), acting_user=it_user)
     assert len(mail.outbox) == 1
+    tasks = run.tasks.count()
     interval = datetime.timedelta(days=settings.LIFECYCLE["REMINDER_INTERVAL_DAYS"])
-    follow_up = run.tasks.get(key="remind-returns:1")
-    assert follow_up.status == TaskStatus.PENDING
+    reminder = core(run, "remind-returns")
+    # One task that runs again: pending, due an interval later, no follow-up task added.
+    assert reminder.status == TaskStatus.PENDING and reminder.attempts == 0
+    assert reminder.due_at - timezone.now() > interval - datetime.timedelta(minutes=1)
+    assert reminder.result["rounds"] == 1 and reminder.result["sent"] is True
 
     def days_pass():  # the clock moves on by one interval
         for item in HardwareReturn.objects.filter(run=run):
             HardwareReturn.objects.filter(pk=item.pk).update(last_reminded_at=item.last_reminded_at - interval)
 
     days_pass()
-    settle(func=engine.sweep, now=follow_up.due_at + datetime.timedelta(minutes=1))
+    settle(func=engine.sweep, now=reminder.due_at + datetime.timedelta(minutes=1))
     assert len(mail.outbox) == 2 and "LEE-1" in mail.outbox[1].body
     assert set(HardwareReturn.objects.filter(run=run).values_list("reminders_sent", flat=True)) == {2}
+    reminder.refresh_from_db()
+    assert reminder.status == TaskStatus.PENDING and reminder.result["rounds"] == 2
+    assert run.tasks.count() == tasks
 
     HardwareReturn.objects.filter(run=run).update(status=ReturnStatus.RECEIVED, received_at=timezone.now())
     days_pass()
-    second = run.tasks.get(key="remind-returns:2")
-    settle(func=engine.sweep, now=second.due_at + datetime.timedelta(minutes=1))
+    settle(func=engine.sweep, now=reminder.due_at + datetime.timedelta(minutes=1))
     assert len(mail.outbox) == 2
-    assert not run.tasks.filter(key="remind-returns:3").exists()
+    reminder.refresh_from_db()
+    assert reminder.status == TaskStatus.DONE and reminder.result["open"] == 0
+    assert run.tasks.count() == tasks
 
 
 def test_the_run_closes_once_the_hardware_is_back_not_after_the_retention_period(settle, company, it_user):
@@ -319,11 +361,12 @@ def test_the_run_closes_once_the_hardware_is_back_not_after_the_retention_period
     )
     settle(func=engine.task_complete, task=run.tasks.get(key=f"revoke:{company['legacy'].pk}"), acting_user=it_user)
     first, second = HardwareReturn.objects.filter(run=run).order_by("asset__asset_tag")
-    follow_up = run.tasks.get(key="remind-returns:1")
+    reminder = core(run, "remind-returns")
+    due = reminder.due_at
 
     settle(func=hardware_return_receive, item=first, acting_user=it_user)
-    follow_up.refresh_from_db()
-    assert follow_up.status == TaskStatus.PENDING  # LEE-2 is still out
+    reminder.refresh_from_db()
+    assert (reminder.status, reminder.due_at) == (TaskStatus.PENDING, due)  # LEE-2 is still out
 
     settle(func=hardware_return_receive, item=second, acting_user=it_user, condition="damaged", note="Dent.")
 
@@ -338,8 +381,10 @@ def test_the_run_closes_once_the_hardware_is_back_not_after_the_retention_period
     assert (laptop_2.status, laptop_2.assigned_to) == (AssetStatus.IN_REPAIR, None)
     assert not laptop_1.checkouts.filter(checked_in_at__isnull=True).exists()
     assert laptop_2.checkouts.get().condition_on_return == "damaged"
-    follow_up.refresh_from_db()
-    assert follow_up.status == TaskStatus.SKIPPED and "Every item is back" in follow_up.note
+    # The reminder ran at once, found nothing out and finished (no email).
+    reminder.refresh_from_db()
+    assert reminder.status == TaskStatus.DONE and reminder.result["open"] == 0
+    assert len([m for m in mail.outbox if "return your company hardware" in m.subject]) == 1
     received = AuditEvent.objects.filter(action=AuditEvent.Action.RETURN_RECEIVED)
     assert received.count() == 2 and {e.actor for e in received} == {it_user}
 
@@ -410,14 +455,52 @@ def test_core_cut_off_steps_are_added_when_no_template_applies(settle, company, 
     run = settle(
         func=employee_terminate, employee=lee, last_day=timezone.localdate(), acting_user=it_user, immediate=True
     )
-    keys = [step.key for step in LEAVER_STEPS]
-    tasks = [run.tasks.get(key=f"core:{key}") for key in keys]
-    for previous, task in zip(tasks, tasks[1:], strict=False):
-        assert previous in task.depends_on.all()
+    needs = {task.key: {dep.key for dep in task.depends_on.all()} for task in run.tasks.filter(key__startswith="core:")}
+    assert needs == {
+        "core:disable-login": set(),
+        "core:set-terminated": {"core:disable-login"},
+        "core:revoke-access": {"core:set-terminated"},
+        "core:hand-over": {"core:set-terminated"},
+        "core:hardware-returns": {"core:set-terminated"},
+        "core:remind-returns": {"core:hardware-returns"},
+        "core:schedule-purge": {"core:set-terminated"},
+    }
+    assert {step.key for step in LEAVER_STEPS} == {key.removeprefix("core:") for key in needs}
+    for child in run.tasks.filter(action="revoke_entitlement"):
+        assert {dep.key for dep in child.depends_on.all()} == {"core:revoke-access"}
     lee.refresh_from_db()
     assert lee.status == EmployeeStatus.TERMINATED
     company["chat"].refresh_from_db()
     assert company["chat"].status == EntitlementStatus.REVOKED
+    # The hand-over did not wait for the manual revocation still with IT.
+    assert run.tasks.get(key=f"revoke:{company['legacy'].pk}").status == TaskStatus.PENDING
+    assert run.tasks.get(key="core:hand-over").status == TaskStatus.DONE
+
+
+def test_a_template_cannot_run_a_step_before_the_login_is_disabled(settle, company, it_user):
+    """A template that forgot the order (every step on its own) still gets login → status → the rest."""
+    ChecklistTemplate.objects.all().delete()
+    template = checklist_build(
+        "Leaver — careless",
+        ChecklistKind.LEAVE,
+        # Last step first: queued in that order, they would run in that order if nothing held them back.
+        [{k: v for k, v in step.items() if k != "after"} for step in reversed(factories.LEAVER_STEPS[:7])],
+    )
+    first_event = AuditEvent.objects.order_by("-pk").values_list("pk", flat=True).first()
+    run = settle(
+        func=employee_terminate,
+        employee=company["lee"],
+        last_day=timezone.localdate(),
+        acting_user=it_user,
+        immediate=True,
+    )
+    handover = run.tasks.get(key=f"{template.pk}:hand-over")
+    assert {dep.key for dep in handover.depends_on.all()} == {f"{template.pk}:set-terminated"}
+    assert handover.status == TaskStatus.DONE
+    events = list(AuditEvent.objects.filter(pk__gt=first_event).order_by("pk").values_list("action", flat=True))
+    login = events.index(AuditEvent.Action.LOGIN_DISABLED)
+    assert login < events.index(AuditEvent.Action.STATUS_CHANGED) < events.index(AuditEvent.Action.APPROVAL_HANDED_OVER)
+    assert login < events.index(AuditEvent.Action.REVOKE)
 
 
 def test_cut_off_stops_an_open_join_run(settle, it_user):
@@ -466,3 +549,96 @@ def test_concurrent_terminations_make_one_run(recording):
     assert len({run_id for _, run_id in outcomes}) == 1
     assert ChecklistRun.objects.filter(employee=lee, kind=ChecklistKind.LEAVE).count() == 1
     assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE, target_id=str(lee.pk)).count() == 1
+
+
+def test_a_revocation_that_fails_for_good_stalls_nothing_else(settle, company, it_user, ldap_directory, settings):
+    """The demo's stall: an immediate termination where one LDAP revocation fails for good (the
+    directory refuses Portal's bind) and ten manual revocations wait for IT. Returns, hand-over and
+    the purge date are done at once all the same; IT is told of the failure once; the run says what
+    blocks it; nothing is created overdue; the progress denominator never moves."""
+    settings.IT_TEAM_EMAIL = "it-team@example.com"
+    lee, morgan = company["lee"], company["morgan"]
+    directory = ApplicationFactory(
+        name="Corporate Directory",
+        connector=ConnectorType.LDAP,
+        connector_config=ldap_directory.connector_config(bind_password="not-the-password"),
+    )
+    ldap_access = EntitlementFactory(
+        employee=lee, application=directory, external_id="uid=lee,ou=people,dc=example,dc=com"
+    )
+    manual = [company["legacy"]] + [
+        EntitlementFactory(employee=lee, application=ApplicationFactory(name=f"Manual {i}", connector="manual"))
+        for i in range(9)
+    ]
+    before = timezone.now()
+
+    run = settle(
+        func=employee_terminate,
+        employee=lee,
+        last_day=timezone.localdate(),
+        acting_user=it_user,
+        immediate=True,
+        reason="Dismissed",
+    )
+
+    def progress():
+        row = selectors.runs_with_progress().get(pk=run.pk)
+        return row.finished_tasks, row.total_tasks
+
+    # Login first, and everything that needs only the cut-off is done, whatever the revocations do.
+    lee.refresh_from_db()
+    lee.user.refresh_from_db()
+    assert not lee.user.is_active and lee.status == EmployeeStatus.TERMINATED
+    for key in ("disable-login", "set-terminated", "hand-over", "hardware-returns", "schedule-purge"):
+        assert core(run, key).status == TaskStatus.DONE, key
+    company["step"].refresh_from_db()
+    company["wiki"].refresh_from_db()
+    assert company["step"].approver == morgan and company["wiki"].owner == morgan
+    assert HardwareReturn.objects.filter(run=run, status=ReturnStatus.OPEN).count() == 2
+    run.refresh_from_db()
+    assert run.details["purge_due"]
+    # ... while the revocations are still open: ten with IT, one failed.
+    revocations = {t.params["entitlement"]: t for t in run.tasks.filter(action="revoke_entitlement")}
+    assert len(revocations) == 12
+    for entitlement in manual:
+        task = revocations[entitlement.pk]
+        assert (task.status, task.assignee_type) == (TaskStatus.PENDING, Assignee.IT)
+    failed = revocations[ldap_access.pk]
+    assert failed.status == TaskStatus.FAILED and "invalidCredentials" in failed.last_error
+    assert revocations[company["chat"].pk].status == TaskStatus.DONE
+    ldap_access.refresh_from_db()
+    assert ldap_access.status != EntitlementStatus.REVOKED
+
+    # IT is told once, by email, and the run says what blocks it.
+    (alert,) = [m for m in mail.outbox if m.to == ["it-team@example.com"]]
+    assert "Revoke Corporate Directory" in alert.subject and "Lee Leaver" in alert.subject
+    assert "invalidCredentials" in alert.body and f"/admin/offboarding/task/{failed.pk}/change/" in alert.body
+    failed.refresh_from_db()
+    assert failed.failure_alerted_at is not None
+    blocked = selectors.run_blocked_by(selectors.runs_with_progress().get(pk=run.pk))
+    assert blocked.startswith("blocked by Revoke Corporate Directory (user): ConnectorError: LDAP bind to ldap://")
+    assert blocked.endswith("failed: invalidCredentials")
+    # No task was created overdue: the manager's notes (template: 3 days before the cut-off) get a day.
+    assert [task.key for task in run.tasks.all() if task.due_at < before] == []
+    notes = run.tasks.get(key__endswith=":manager-handover")
+    assert notes.due_at - before >= engine.runs.LATE_TASK_GRACE
+    # (A revocation handed to IT stays due at the cut-off: access held after it is overdue.)
+    people_tasks = run.tasks.filter(template__isnull=False).exclude(template__assignee=Assignee.SYSTEM)
+    assert people_tasks.count() == 2 and not people_tasks.filter(pk__in=selectors.tasks_overdue()).exists()
+
+    # The denominator is fixed from the start: IT finishes the manual revocations and skips the
+    # failed one, the hardware comes back, the people's tasks are done; total never moves.
+    done, total = progress()
+    assert total == run.tasks.count() and done < total
+    for entitlement in manual:
+        settle(func=engine.task_complete, task=revocations[entitlement.pk], acting_user=it_user, note="Removed.")
+        assert progress()[1] == total
+    settle(func=engine.task_skip, task=failed, acting_user=it_user, reason="Removed by hand in the directory.")
+    for item in HardwareReturn.objects.filter(run=run):
+        settle(func=hardware_return_receive, item=item, acting_user=it_user)
+    for task in run.tasks.exclude(status__in=[TaskStatus.DONE, TaskStatus.SKIPPED]):
+        settle(func=engine.task_complete, task=task, acting_user=it_user)
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
+    assert progress() == (total, total)
+    assert len([m for m in mail.outbox if m.to == ["it-team@example.com"]]) == 1

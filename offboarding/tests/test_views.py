@@ -57,3 +57,29 @@ def test_a_task_note_that_is_too_long_is_refused_and_the_task_stays_open(cast, c
     assert "is not marked done" in response.content.decode()
     task.refresh_from_db()
     assert task.status == TaskStatus.PENDING and task.note == ""
+
+
+def test_the_team_page_says_what_blocks_a_reports_checklist(cast, client, django_capture_on_commit_callbacks):
+    """A task failed for good shows on the manager's view of the run: "blocked by <task>: <error>"."""
+    from offboarding.models import Assignee
+    from offboarding.tests.actions import failures_left
+    from offboarding.tests.factories import one_task_template, start
+
+    one_task_template(key="revoke", title="Revoke Corporate Directory", action="test_flaky", max_attempts=1)
+    one_task_template(key="notes", title="Collect notes", action="", assignee=Assignee.MANAGER)
+    failures_left["revoke"] = 1
+    with django_capture_on_commit_callbacks(execute=True):
+        run = start(cast.employee)
+    assert run.tasks.get(key__endswith=":revoke").status == TaskStatus.FAILED
+    client.force_login(cast.manager.user)
+    url = reverse("offboarding:team_member", args=[cast.employee.pk])
+    page = client.get(url).content.decode()
+    assert "0 of 2 tasks done" in page
+    assert "Blocked by Revoke Corporate Directory: ConnectionError: target unavailable for revoke." in page
+
+    task = run.tasks.get(key__endswith=":revoke")
+    from offboarding import engine
+
+    engine.task_skip(task=task, acting_user=None, reason="Removed by hand.")
+    page = client.get(url).content.decode()
+    assert "Blocked by" not in page and "1 of 2 tasks done" in page
