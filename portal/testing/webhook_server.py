@@ -59,6 +59,7 @@ class WebhookCall:
     absorbed: bool = False  # answered with the answer of an earlier call with the same key
     held: bool = False  # its answer was withheld until `release()` (see `WebhookServer.hold`)
     answered: bool = False  # the answer was handed to the HTTP layer (False while held)
+    client: tuple[str, int] | None = None  # the caller's address and port (which process: see QCluster)
     received_at: float = field(default_factory=time.time)
 
     @property
@@ -238,12 +239,16 @@ class WebhookServer:
         expected = hmac.new(self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(signature, f"sha256={expected}")
 
-    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(
+        self, path: str, headers: dict[str, str], body: bytes, client: tuple[str, int] | None = None
+    ) -> tuple[int, bytes]:
         try:
             payload = json.loads(body)
         except ValueError:
             payload = None
-        call = WebhookCall(path=path, headers=headers, body=body, json=payload, signature_ok=self.verify(headers, body))
+        call = WebhookCall(
+            path=path, headers=headers, body=body, json=payload, signature_ok=self.verify(headers, body), client=client
+        )
         with self._lock:
             self.calls.append(call)
         if self.delay:
@@ -338,7 +343,7 @@ def _handler_for(server: WebhookServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            status, answer = server.handle(self.path, headers, body)
+            status, answer = server.handle(self.path, headers, body, client=self.client_address[:2])
             self.send_response(status)
             content_type = "application/json" if answer.lstrip().startswith(b"{") else "text/html"
             self.send_header("Content-Type", content_type)
