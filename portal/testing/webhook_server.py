@@ -7,6 +7,10 @@
         ...                                           # provision through the connector
         hook.calls          # every request received, in order (WebhookCall: headers, body, json, answer)
         hook.effects        # one dict per distinct idempotency key the receiver applied
+        hook.absorbed       # the calls answered from an earlier answer (key applied before): no effect
+        hook.counts()       # {"received": .., "applied": .., "absorbed": .., "refused": .., "pings": ..}
+        hook.hold("revoke")               # apply the next revoke, then withhold its answer ...
+        hook.wait_held(timeout=10)        # ... (returns that call) until hook.release()
         hook.accounts       # the receiving system's state: {employee_number: {"active", "level", "external_id"}}
                             # (a `forget` event removes the person from it)
         hook.app_accounts   # the same per application: {(application name, employee_number): {...}}
@@ -20,7 +24,11 @@ What it checks, as a real receiver should (the protocol is in `accounts.connecto
 `<X-Portal-Timestamp>.<raw body>`; the timestamp must be within `tolerance` seconds of now
 (replay protection). A bad signature or stale timestamp answers 401 and applies nothing.
 A request whose `X-Portal-Idempotency-Key` was already applied is answered with the first
-answer again and applied no second time. `ping` events are answered and never applied.
+answer again and applied no second time: it is counted as absorbed (`WebhookCall.absorbed`),
+so a test sees how many re-sent calls the key caught rather than only the final state.
+`ping` events are answered and never applied. A held call (`hold`) is applied and its answer
+recorded at once, as a real target would commit, and the HTTP answer waits for `release()`:
+the client is in flight, the effect already happened.
 
 pytest: the root `conftest.py` has a `webhook_server` fixture (a fresh server per test).
 """
@@ -48,7 +56,11 @@ class WebhookCall:
     signature_ok: bool
     status: int = 0
     answer: bytes = b""
-    applied: bool = False
+    applied: bool = False  # this call's effect was applied (the first with its key)
+    absorbed: bool = False  # answered with the answer of an earlier call with the same key
+    held: bool = False  # its answer was withheld until `release()` (see `WebhookServer.hold`)
+    answered: bool = False  # the answer was handed to the HTTP layer (False while held)
+    client: tuple[str, int] | None = None  # the caller's address and port (which process: see QCluster)
     received_at: float = field(default_factory=time.time)
 
     @property
@@ -83,6 +95,11 @@ class WebhookServer:
         self._answers: dict[str, tuple[int, bytes]] = {}
         self._failures: list[tuple[int, bytes]] = []
         self._fail_always: tuple[int, bytes] | None = None
+        self._hold: tuple[str, str | None, int] | None = None  # (event, application or None, count)
+        self._held = threading.Event()
+        self._held_call: WebhookCall | None = None
+        self._release = threading.Event()
+        self.hold_timeout = 120.0
         self._lock = threading.Lock()
         self._httpd: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
@@ -109,6 +126,7 @@ class WebhookServer:
         return self
 
     def stop(self) -> None:
+        self.release()
         if self._httpd is not None:
             self._httpd.shutdown()
             self._httpd.server_close()
@@ -137,11 +155,67 @@ class WebhookServer:
             self._fail_always = (status, _bytes(body))
 
     def behave(self) -> None:
-        """Stop failing: forget `fail_next`, `fail_always` and `delay`."""
+        """Stop failing: forget `fail_next`, `fail_always`, `delay` and `hold` (a held answer goes out)."""
         with self._lock:
             self._failures.clear()
             self._fail_always = None
             self.delay = 0.0
+        self.release()
+
+    def hold(self, event: str = "revoke", *, application: str | None = None, count: int = 1) -> None:
+        """The next `count` calls of `event` (to `application` if given) that are applied have their
+        answer withheld until `release()`: the effect is applied, the caller still waits."""
+        with self._lock:
+            self._hold = (event, application, count)
+            self._held.clear()
+            self._release.clear()
+            self._held_call = None
+
+    def wait_held(self, *, timeout: float = 10) -> WebhookCall:
+        """Block until an answer is withheld; the call. RuntimeError after `timeout` seconds."""
+        if not self._held.wait(timeout):
+            raise RuntimeError(f"No webhook answer matching {self._hold} was withheld within {timeout}s.")
+        return self._held_call
+
+    def release(self) -> None:
+        """Send withheld answers on (the client may be gone by then) and disarm `hold`."""
+        with self._lock:
+            self._hold = None
+        self._release.set()
+
+    @property
+    def absorbed(self) -> list[WebhookCall]:
+        """Calls answered from an earlier answer because their idempotency key was applied before."""
+        with self._lock:
+            return [call for call in self.calls if call.absorbed]
+
+    def calls_with_key(self, key: str) -> list[WebhookCall]:
+        """Every call received with idempotency key `key`, applied or absorbed or refused."""
+        with self._lock:
+            return [call for call in self.calls if call.idempotency_key == key]
+
+    def effects_for(self, *, event: str, application: str | None = None, employee_number: str | None = None):
+        """The applied effects of `event`, to `application` and for `employee_number` if given."""
+        with self._lock:
+            return [
+                e
+                for e in self.effects
+                if e.get("event") == event
+                and (application is None or e.get("application") == application)
+                and (employee_number is None or _employee_number(e) == employee_number)
+            ]
+
+    def counts(self) -> dict[str, int]:
+        """How many calls were received, applied, absorbed by their key, refused (4xx/5xx), pings."""
+        with self._lock:
+            calls = list(self.calls)
+        return {
+            "received": len(calls),
+            "applied": sum(c.applied for c in calls),
+            "absorbed": sum(c.absorbed for c in calls),
+            "refused": sum(c.status >= 400 for c in calls),
+            "pings": sum(c.event == "ping" for c in calls),
+        }
 
     def reset(self) -> None:
         """Forget everything received and applied, and behave."""
@@ -166,19 +240,39 @@ class WebhookServer:
         expected = hmac.new(self.secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
         return hmac.compare_digest(signature, f"sha256={expected}")
 
-    def handle(self, path: str, headers: dict[str, str], body: bytes) -> tuple[int, bytes]:
+    def handle(
+        self, path: str, headers: dict[str, str], body: bytes, client: tuple[str, int] | None = None
+    ) -> tuple[int, bytes]:
         try:
             payload = json.loads(body)
         except ValueError:
             payload = None
-        call = WebhookCall(path=path, headers=headers, body=body, json=payload, signature_ok=self.verify(headers, body))
+        call = WebhookCall(
+            path=path, headers=headers, body=body, json=payload, signature_ok=self.verify(headers, body), client=client
+        )
         with self._lock:
             self.calls.append(call)
         if self.delay:
             time.sleep(self.delay)
         with self._lock:
             call.status, call.answer = self._answer(call)
+            hold = self._should_hold(call)
+        if hold:
+            self._held.set()
+            self._release.wait(self.hold_timeout)
+        call.answered = True
         return call.status, call.answer
+
+    def _should_hold(self, call: WebhookCall) -> bool:
+        if self._hold is None or not call.applied:
+            return False
+        event, application, count = self._hold
+        if call.event != event or (application is not None and (call.json or {}).get("application") != application):
+            return False
+        self._hold = (event, application, count - 1) if count > 1 else None
+        call.held = True
+        self._held_call = call
+        return True
 
     def _answer(self, call: WebhookCall) -> tuple[int, bytes]:
         if self._fail_always is not None:
@@ -195,6 +289,7 @@ class WebhookServer:
         if payload.get("idempotency_key") != call.idempotency_key:
             return 400, b'{"error": "idempotency key in body and header differ"}'
         if call.idempotency_key in self._answers:  # delivered before: same answer, no second effect
+            call.absorbed = True
             return self._answers[call.idempotency_key]
         if payload["event"] == "ping":
             return 200, b'{"status": "ok"}'
@@ -238,6 +333,10 @@ class _QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
+def _employee_number(payload: dict) -> str:
+    return str((payload.get("employee") or {}).get("employee_number", ""))
+
+
 def _bytes(body: str | bytes) -> bytes:
     return body if isinstance(body, bytes) else body.encode()
 
@@ -250,7 +349,7 @@ def _handler_for(server: WebhookServer) -> type[BaseHTTPRequestHandler]:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length)
             headers = {name.lower(): value for name, value in self.headers.items()}
-            status, answer = server.handle(self.path, headers, body)
+            status, answer = server.handle(self.path, headers, body, client=self.client_address[:2])
             self.send_response(status)
             content_type = "application/json" if answer.lstrip().startswith(b"{") else "text/html"
             self.send_header("Content-Type", content_type)

@@ -253,6 +253,24 @@ class QCluster:
                 found.append(int(entry.name))
         return sorted(found)
 
+    def holds_connection_from(self, port: int) -> bool:
+        """Whether a process of this cluster owns the TCP socket bound to local `port` (the client
+        end of a connection a peer sees as coming from that port). Linux: /proc/net/tcp and fds."""
+        inodes = set()
+        for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+            with contextlib.suppress(OSError):
+                for line in Path(table).read_text().splitlines()[1:]:
+                    fields = line.split()
+                    if int(fields[1].rsplit(":", 1)[1], 16) == port:
+                        inodes.add(f"socket:[{fields[9]}]")
+        for pid in self.pids():
+            with contextlib.suppress(OSError):
+                for fd in Path(f"/proc/{pid}/fd").iterdir():
+                    with contextlib.suppress(OSError):
+                        if os.readlink(fd) in inodes:
+                            return True
+        return False
+
     def _wait_gone(self, timeout: float) -> None:
         deadline = time.monotonic() + timeout
         with contextlib.suppress(subprocess.TimeoutExpired):
