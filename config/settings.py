@@ -74,6 +74,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "portal.middleware.NulQueryRefusedMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -287,6 +288,32 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
 
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("PORTAL_PROXY_SSL_HEADER", ""))
+
+# --- Content-Security-Policy (django-csp, on every response) ----------------------------------
+# Scripts, styles, images, fonts and form posts only from Portal itself; no plugin, no framing, no
+# <base>. No inline script or <style> element runs: Portal's templates have none, and the one inline
+# piece of the packages' templates Portal uses is allowed by its exact hash only: django-import-export's
+# export page's "Select all" toggle (an onchange handler, hence 'unsafe-hashes'). test_headers.py
+# recomputes it from the installed template, so an upgrade that changes it fails there. Style
+# attributes (style="...") are allowed: they cannot run script or select other elements, and the
+# admin, django-import-export and simple-history set them.
+CSP_INLINE_HANDLER_HASHES = ["'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"]  # onSelectToggleChange(event)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-hashes'", *CSP_INLINE_HANDLER_HASHES],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+# --- End of Content-Security-Policy -------------------------------------------------------------
 
 LOGGING = {
     "version": 1,
