@@ -13,6 +13,8 @@ from django.db.models.functions import Lower
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
+from portal.limits import LONG_TEXT, SHORT_TEXT, limited_text
+
 # The object permissions of self-service access (django-guardian codenames, and the dotted names
 # `has_perm` and `assign_perm` take). Declared once here, used by the Meta classes below.
 DECIDE_STEP = "decide_approvalstep"
@@ -100,7 +102,7 @@ class Role(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     code = models.SlugField(max_length=50, unique=True)
-    description = models.TextField(blank=True)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
     birthright_applications = models.ManyToManyField(
         "accounts.Application", through="accounts.RoleApplication", related_name="roles", blank=True
     )
@@ -146,7 +148,7 @@ class Employee(models.Model):
     work_email = models.EmailField(max_length=254, unique=True)
     personal_email = models.EmailField(max_length=254, blank=True)
     personal_phone = models.CharField(max_length=30, blank=True)
-    home_address = models.TextField(blank=True)
+    home_address = limited_text(500, "The home address", blank=True)
     title = models.CharField(max_length=150, blank=True)
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="employees"
@@ -250,7 +252,7 @@ class Application(models.Model):
     """A system people get accounts in, how to reach it (connector) and who approves access."""
 
     name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
     owner = models.ForeignKey(
         Employee, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_applications"
     )
@@ -409,7 +411,7 @@ class AccessRequest(models.Model):
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="access_requests")
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="access_requests")
     level = models.CharField(max_length=50, default="user")
-    justification = models.TextField()
+    justification = limited_text(SHORT_TEXT, "The justification")
     end_date = models.DateField(null=True, blank=True, help_text="Access ends on this day; empty for no end.")
     status = models.CharField(max_length=20, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING)
     requested_by = models.ForeignKey(
@@ -473,7 +475,7 @@ class ApprovalStep(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    comment = models.TextField(blank=True)
+    comment = limited_text(SHORT_TEXT, "The comment", blank=True)
     activated_at = models.DateTimeField(
         null=True, blank=True, help_text="When the step started waiting on its approver."
     )
