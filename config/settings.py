@@ -218,6 +218,27 @@ if (
         "PORTAL_LOGIN_FAILURE_LIMIT, PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT, PORTAL_LOGIN_WINDOW_MINUTES and "
         "PORTAL_LOGIN_COOLOFF_MINUTES must be at least 1."
     )
+
+
+def trusted_proxies(value: str) -> list:
+    """`10.0.0.1, 10.1.0.0/16` -> networks; empty -> [] (no proxy trusted: X-Forwarded-For is ignored)."""
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"PORTAL_TRUSTED_PROXIES must be addresses or networks separated by commas, not {part!r}."
+            ) from exc
+    return networks
+
+
+# The reverse proxies in front of Portal: only from these is X-Forwarded-For believed (portal/signin.py).
+TRUSTED_PROXIES = trusted_proxies(os.environ.get("PORTAL_TRUSTED_PROXIES", ""))
 # --- End of sign-in throttling ------------------------------------------------------------
 
 # --- Auth ----------------------------------------------------------------------
