@@ -5,11 +5,14 @@ applications, entitlements (one person's access to one application) and access
 requests with their approval steps. Nothing here imports `assets` or `offboarding`.
 """
 
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
@@ -385,6 +388,14 @@ class Entitlement(models.Model):
 
     def __str__(self) -> str:
         return f"{self.employee.full_name} · {self.application.name} ({self.level})"
+
+    @property
+    def last_day(self) -> datetime.date | None:
+        """The last day the access lasts, in local time: access to an end date expires at the next
+        midnight (`expires_at_for`), so that midnight itself belongs to the day after. None: no end."""
+        if self.expires_at is None:
+            return None
+        return timezone.localdate(self.expires_at - datetime.timedelta(microseconds=1))
 
     def clean(self):
         if self.application_id and self.level not in self.application.access_levels:
