@@ -81,6 +81,7 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.middleware.PrivatePagesMiddleware",
+    "portal.middleware.NotFoundPageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -267,7 +268,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Without EMAIL_BACKEND set: each email in full in var/mail/, one line per email on the console.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "portal.email_backend.SummaryFileBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "portal@example.com")
 
 # django-import-export: imports are all-or-nothing; import writes history too.
@@ -336,9 +339,16 @@ CONTENT_SECURITY_POLICY = {
 }
 # --- End of Content-Security-Policy -------------------------------------------------------------
 
+# --- Logging ----------------------------------------------------------------------------------
+# One line per event on the console. The queue (django-q) logs two lines for every task it runs
+# (thousands in a demo hour): only its warnings and errors are shown unless PORTAL_QUEUE_LOG_LEVEL
+# says otherwise (INFO shows every task). Emails: one line each (portal.email_backend).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s", "datefmt": "%H:%M:%S"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {"django-q": {"level": os.environ.get("PORTAL_QUEUE_LOG_LEVEL", "WARNING")}},
 }
+# --- End of logging ----------------------------------------------------------------------------

@@ -92,3 +92,26 @@ def test_the_inline_handler_hash_matches_the_installed_export_template():
     assert handlers, "the export template has no inline handler any more: drop its hash from the policy"
     hashes = {f"'sha256-{base64.b64encode(hashlib.sha256(h.strip().encode()).digest()).decode()}'" for h in handlers}
     assert hashes == set(settings.CSP_INLINE_HANDLER_HASHES)
+
+
+# --- Page not found, with DEBUG on (the demo) ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("who", "path"),
+    [
+        (None, "/no-such-page/"),
+        ("employee_user", "/no-such-page/"),
+        ("employee_user", "/access/requests/999999/"),  # Http404 raised by a view
+        ("it_admin", "/admin/no-such-app/"),  # the admin's catch-all view
+    ],
+)
+def test_a_page_not_found_never_shows_djangos_debug_page(client, request, settings, who, path):
+    settings.DEBUG = True
+    if who:
+        client.force_login(request.getfixturevalue(who))
+    response = client.get(path)
+    assert response.status_code == 404
+    html = response.content.decode()
+    assert "Page not found" in html and "There is nothing at this address" in html
+    assert "URLconf" not in html and "DEBUG = True" not in html and "admin/" not in html.split("<main", 1)[1]
