@@ -349,6 +349,10 @@ LOGGING = {
     "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s", "datefmt": "%H:%M:%S"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
-    "loggers": {"django-q": {"level": os.environ.get("PORTAL_QUEUE_LOG_LEVEL", "WARNING")}},
+    "loggers": {
+        "django-q": {"level": os.environ.get("PORTAL_QUEUE_LOG_LEVEL", "WARNING")},
+        # Django's own console handler on "django" would print each of its lines a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
 # --- End of logging ----------------------------------------------------------------------------
