@@ -49,3 +49,5 @@ def test_the_queue_logs_only_warnings_by_default():
     queue = logging.getLogger("django-q")
     assert not queue.isEnabledFor(logging.INFO)
     assert queue.isEnabledFor(logging.WARNING)
+    # Django's own lines go to the root handler only (its "django" console handler would print them twice).
+    assert logging.getLogger("django").handlers == [] and logging.getLogger("django").propagate
