@@ -197,7 +197,11 @@ ACCESS_REQUESTS = {
     # Holders of time-bound access are told this many days before it ends.
     "EXPIRY_NOTICE_DAYS": env_int("PORTAL_EXPIRY_NOTICE_DAYS", 3),
 }
-PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "http://127.0.0.1:8000")
+# Links in emails start with this. `manage.py serve HOST:PORT` (`make run`) sets it for its web server and
+# worker to the address it serves, unless the environment already names one (a proxy's public address).
+PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "").strip() or "http://127.0.0.1:8000"
+if not re.match(r"^https?://[^/\s]+", PORTAL_BASE_URL):
+    raise ImproperlyConfigured(f"PORTAL_BASE_URL must be an http:// or https:// address, not {PORTAL_BASE_URL!r}.")
 IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")
 
 # --- Sign-in throttling (portal/signin.py, both login pages) ---------------------------
@@ -272,6 +276,28 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "portal.email_backend.SummaryFileBackend")
 EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "portal@example.com")
+# The SMTP backend's server (Django's settings, from the environment).
+EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
+EMAIL_PORT = env_int("EMAIL_PORT", 25)
+EMAIL_HOST_USER = os.environ.get("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = os.environ.get("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+# Seconds an SMTP call may hang; below Q_TIMEOUT, so a stuck server fails the attempt instead of the worker.
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 0) or max(1, min(20, Q_CLUSTER["timeout"] // 2))
+# The outbox (portal.mail): emails are rows, sent by a task, swept every minute.
+EMAIL_OUTBOX = {
+    # Deliveries of one email before it is failed for IT (a refusal for good fails it at once).
+    "MAX_ATTEMPTS": env_int("PORTAL_EMAIL_MAX_ATTEMPTS", 5),
+    # A failed attempt is tried again after BACKOFF_BASE x 2^(attempts - 1), at most an hour.
+    "BACKOFF_BASE": datetime.timedelta(seconds=60),
+    # A claim whose worker is silent this long is presumed dead (the queue kills a task after Q_TIMEOUT).
+    "CLAIM_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["timeout"] + 30),
+    # A pending email not picked up this long is presumed lost by the broker, and enqueued again.
+    "QUEUED_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["retry"] + 30),
+}
+if Q_CLUSTER["timeout"] <= EMAIL_TIMEOUT:
+    raise ImproperlyConfigured(f"EMAIL_TIMEOUT ({EMAIL_TIMEOUT} s) must be below Q_TIMEOUT ({Q_CLUSTER['timeout']} s).")
 
 # django-import-export: imports are all-or-nothing; import writes history too.
 IMPORT_EXPORT_USE_TRANSACTIONS = True

@@ -1,7 +1,7 @@
-"""Admin building blocks every app composes its pages from, and the read-only audit log.
+"""Admin building blocks every app composes its pages from, the read-only audit log and email outbox.
 
-Registers only `AuditEvent`. Exports the base classes (`PortalModelAdmin`: history
-without revert, cheap changelists, junk in the query string answered like a bad lookup;
+Registers only `AuditEvent` and `OutboundEmail`, both read-only. Exports the base classes
+(`PortalModelAdmin`: history without revert, cheap changelists, junk in the query string answered like a bad lookup;
 `PortalImportExportAdmin`: plus CSV/XLSX import and
 export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
 `ActionsOnlyRecordMixin`: each docstring says what it forbids) and the one "confirm
@@ -24,7 +24,7 @@ from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
-from portal.models import AuditEvent
+from portal.models import AuditEvent, OutboundEmail
 from portal.resources import AuditEventResource
 
 
@@ -397,3 +397,52 @@ class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, ad
     @admin.display(description="detail")
     def pretty_detail(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    """The email outbox, for IT to read: what was sent to whom, and what was not (failed, or unconfirmed).
+
+    Read-only for everyone with the view permission: rows change only through `portal.mail`. An
+    `unconfirmed` row shows its Message-ID to look up in the mail server's log.
+    """
+
+    list_display = ("created_at", "short_recipients", "subject", "status", "sent_at", "attempts", "short_error")
+    list_filter = ("status", "template", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("recipients", "subject")
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = (
+        "created_at",
+        "status",
+        "template",
+        "message_id",
+        "from_email",
+        "recipients",
+        "reply_to",
+        "subject",
+        "body",
+        "html",
+        "attempts",
+        "claimed_at",
+        "handed_at",
+        "sent_at",
+        "next_attempt_at",
+        "last_error",
+    )
+    readonly_fields = fields
+
+    @admin.display(description="to", ordering="recipients")
+    def short_recipients(self, obj):
+        return ", ".join(obj.to)
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.last_error if len(obj.last_error) <= 80 else f"{obj.last_error[:77]}..."
+
+    @admin.display(description="Message-ID")
+    def message_id(self, obj):
+        return obj.message_id

@@ -8,7 +8,8 @@ from django.db import models
 class AuditEventQuerySet(models.QuerySet):
     """Bulk writes that would bypass AuditEvent.save()/delete() are refused too.
 
-    A retention purge that must remove events uses `AuditEvent._base_manager` on purpose.
+    The retention purge, which must rewrite a purged person's name in events, uses
+    `AuditEvent._base_manager` on purpose (`portal.personal_data.personal_data_rewrite`).
     """
 
     def update(self, **kwargs):
@@ -38,6 +39,7 @@ class AuditEvent(models.Model):
         TERMS = "terms", "Terms accepted"
         TERMINATE = "terminate", "Employee terminated"
         PURGE = "purge", "Personal data purged"
+        ACCOUNT_FORGOTTEN = "account_forgotten", "Account forgotten by an application (retention purge)"
         DELETE = "delete", "Deleted"
         IMPORT = "import", "Imported"
         # People
@@ -108,3 +110,82 @@ class AuditEvent(models.Model):
 
     def delete(self, *args, **kwargs):
         raise PermissionDenied("Audit events are append-only.")
+
+
+class OutboundEmail(models.Model):
+    """One email Portal sends (the outbox): written with the change it tells about, transmitted at most once.
+
+    `portal.mail.email_send_on_commit` writes the rendered email here inside the caller's
+    transaction (a rollback leaves no row: nobody hears of a change that did not happen) and
+    enqueues `portal.tasks.outbox_send(id)` on commit; `portal.mail.outbox_deliver` sends it. The row
+    id is the idempotency key: it names the message (`message_id`), and every delivery claims the
+    row first, so a task delivered twice sends once.
+
+    Status:
+    - `pending`: waiting for a worker (first try, or a retry once `next_attempt_at` has passed;
+      the sweeper enqueues those, and first tries whose queue message was lost).
+    - `sending`: claimed by one delivery (`attempts` counts claims and identifies the current one).
+      `handed_at` is set, by a conditional update, once the mail server has accepted the sender and
+      recipients and just before the message itself goes out: only one delivery can pass that gate.
+    - `sent`: the server accepted the message (`sent_at`).
+    - `unconfirmed`: the message was handed over but the server's answer was never recorded (the
+      worker was killed, or the connection broke mid-message). The server may have it, so it is
+      never sent again automatically; IT checks the mail server's log for `message_id`.
+    - `failed`: the server refused it for good, or no attempts are left; `last_error` says why.
+
+    Personal data (for a retention purge): `recipients` (addresses), `subject`, `body` and `html`
+    (rendered with names, addresses, free text and links), `last_error` (a server's refusal may
+    quote an address). `from_email`, `reply_to` and `template` name only the company and the kind.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        SENT = "sent", "Sent"
+        UNCONFIRMED = "unconfirmed", "Handed over, outcome unknown: check the mail server"
+        FAILED = "failed", "Failed"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    template = models.CharField(max_length=100, help_text="The template under templates/emails/ it was rendered from.")
+    key = models.CharField(
+        max_length=200,
+        null=True,
+        blank=True,
+        unique=True,
+        help_text="The caller's idempotency key, when it gave one: a second send with it sends nothing.",
+    )
+    from_email = models.CharField(max_length=254)
+    recipients = models.TextField(help_text="One address per line.")
+    reply_to = models.CharField(max_length=254, blank=True)
+    subject = models.CharField(max_length=998)
+    body = models.TextField()
+    html = models.TextField(blank=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0, help_text="Deliveries that claimed it.")
+    next_attempt_at = models.DateTimeField(
+        null=True, blank=True, help_text="A pending email not sent by then is enqueued again by the sweeper."
+    )
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    handed_at = models.DateTimeField(null=True, blank=True, help_text="When the message itself went to the server.")
+    sent_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="outbox_status_due_idx")]
+        default_permissions = ("view",)
+        verbose_name = "outbound email"
+
+    def __str__(self) -> str:
+        return f"{self.subject} → {', '.join(self.to)} ({self.status})"
+
+    @property
+    def to(self) -> list[str]:
+        return [line for line in self.recipients.splitlines() if line]
+
+    @property
+    def message_id(self) -> str:
+        """The `Message-ID` header, the same on every attempt: derived from the row id and its creation time
+        (so two databases, or a database reset, do not reuse one), at the sender's domain."""
+        domain = self.from_email.rpartition("@")[2].strip("> ") or "portal.invalid"
+        return f"<portal-outbox-{self.pk}.{self.created_at:%Y%m%d%H%M%S}@{domain}>"

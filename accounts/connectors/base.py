@@ -46,6 +46,9 @@ class Connector:
     secret_fields: tuple[str, ...] = ()
     # False: `read_state` cannot ask the target and says only what it knows (see the subclass).
     supports_read_state: bool = True
+    # True: `forget` erases what the target keeps about a person (asked by the retention purge).
+    # False (the default, and the manual connector): the purge asks nothing of this target.
+    supports_forget: bool = False
     # Shown in the admin as an example of `connector_config`.
     example_config: dict = {}
 
@@ -103,6 +106,15 @@ class Connector:
 
     def read_state(self, *, employee, external_id: str) -> AccountState:
         raise NotImplementedError
+
+    def forget(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
+        """Erase the person's account data in the target, after Portal's retention purge.
+
+        `employee` is already anonymised: identify the account by `employee.employee_number` and
+        `external_id`, never by name or email. Idempotent: an account the target no longer has is
+        forgotten already. Only for connectors with `supports_forget`.
+        """
+        raise NotImplementedError(f"The {self.kind} connector cannot forget a person.")
 
 
 connector_registry: dict[str, type[Connector]] = {}

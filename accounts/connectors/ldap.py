@@ -12,7 +12,8 @@ Config (`Application.connector_config`)::
       "use_starttls": false, "ca_file": "/etc/ssl/certs/ldap-ca.pem",   # optional TLS
       "timeout": 10,                                  # seconds, connect and each answer
       "on_revoke": "remove_membership",               # or "disable_entry" / "delete_entry"
-      "uid_from": "email"                             # or "employee_number"
+      "uid_from": "email",                            # or "employee_number"
+      "on_forget": "delete_entry"                     # or "scrub_entry" (the retention purge)
     }
 
 Model in the directory:
@@ -32,6 +33,13 @@ Model in the directory:
 - `on_revoke`: "remove_membership" (default) leaves the entry, which other applications in the
   same directory may use; "disable_entry" also disables it; "delete_entry" deletes it (only
   for a directory this application has to itself).
+
+- `forget` (after Portal's retention purge): "delete_entry" (default) takes the entry out of this
+  application's groups and deletes it; "scrub_entry" keeps it (for a directory that must keep
+  every entry) but renames it `uid=former-<employee number>`, replaces cn, sn, givenName and mail
+  by the purged placeholders and marks it disabled. Either way the entry is found by employeeNumber,
+  which Portal keeps. Groups of other applications that still name the old DN are not Portal's:
+  the directory's referential-integrity overlay (refint) fixes them, where it runs.
 
 Idempotency: every operation reads the entry and the groups first and changes only what
 differs, so repeating it, with the same `idempotency_key` or not, changes nothing; races
@@ -63,6 +71,7 @@ from accounts.connectors.base import (
 
 DISABLED = "disabled"
 ON_REVOKE = ("remove_membership", "disable_entry", "delete_entry")
+ON_FORGET = ("delete_entry", "scrub_entry")
 UID_FROM = ("email", "employee_number")
 DEFAULT_TIMEOUT = 10
 PERSON_ATTRIBUTES = ["uid", "cn", "sn", "givenName", "mail", "employeeNumber", "employeeType"]
@@ -79,6 +88,7 @@ KNOWN_SETTINGS = {
     "timeout",
     "on_revoke",
     "uid_from",
+    "on_forget",
 }
 
 # LDAP result codes (RFC 4511) this module acts on.
@@ -112,6 +122,7 @@ class LdapConnector(Connector):
 
     kind = "ldap"
     secret_fields = ("bind_password",)
+    supports_forget = True
     example_config = {
         "url": "ldap://ldap.example.com:389",
         "bind_dn": "cn=portal,dc=example,dc=com",
@@ -190,6 +201,8 @@ class LdapConnector(Connector):
         errors.extend(check_timeout_setting(config))
         if config.get("on_revoke", ON_REVOKE[0]) not in ON_REVOKE:
             errors.append(bad_setting("on_revoke", f"must be one of {', '.join(ON_REVOKE)}."))
+        if config.get("on_forget", ON_FORGET[0]) not in ON_FORGET:
+            errors.append(bad_setting("on_forget", f"must be one of {', '.join(ON_FORGET)}."))
         if config.get("uid_from", UID_FROM[0]) not in UID_FROM:
             errors.append(bad_setting("uid_from", f"must be one of {', '.join(UID_FROM)}."))
         if errors:
@@ -240,6 +253,34 @@ class LdapConnector(Connector):
                 return AccountState(exists=False)
             self._set_disabled(conn, entry, True)
             return self._state(conn, entry["dn"])
+
+    def forget(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
+        """Delete the person's entry, or scrub it (`on_forget`); see the module docstring."""
+        with self._connect() as conn:
+            entry = self._find(conn, employee, external_id if _is_dn(external_id) else "")
+            if entry is None:
+                return AccountState(exists=False)
+            dn = entry["dn"]
+            self._set_membership(conn, dn, target_group=None)
+            if self.config.get("on_forget", ON_FORGET[0]) == "delete_entry":
+                conn.delete(dn)
+                self._check(conn, f"delete of {dn}", ok=(SUCCESS, NO_SUCH_OBJECT))
+                return AccountState(exists=False)
+            changes = {
+                name: [(ldap3.MODIFY_REPLACE, [value])]
+                for name, value in self._person(employee).items()
+                if _values(entry, name) != [value]
+            }
+            if changes:
+                conn.modify(dn, changes)
+                self._check(conn, f"scrubbing {dn}")
+            self._set_disabled(conn, self._read(conn, dn) or entry, True)
+            rdn = f"uid={escape_rdn('former-' + employee.employee_number.lower())}"
+            if not _same_dn(dn.split(",", 1)[0], rdn):
+                conn.modify_dn(dn, rdn, delete_old_dn=True)
+                self._check(conn, f"renaming {dn} to {rdn}")
+                dn = f"{rdn},{dn.split(',', 1)[1]}"
+            return self._state(conn, dn)
 
     def read_state(self, *, employee, external_id: str) -> AccountState:
         with self._connect() as conn:

@@ -11,7 +11,7 @@ The request (one per operation)::
 
     POST <url>
     Content-Type: application/json
-    X-Portal-Event: provision | change_level | revoke | disable | ping
+    X-Portal-Event: provision | change_level | revoke | disable | forget | ping
     X-Portal-Idempotency-Key: <key>
     X-Portal-Timestamp: <unix seconds>
     X-Portal-Signature: sha256=<hex HMAC-SHA256(secret, "<timestamp>.<raw body>")>
@@ -35,6 +35,11 @@ What the receiver must do:
   status, a body that is not JSON, a status other than "ok") is a failure: Portal raises
   ConnectorError naming the HTTP status and the receiver's message, and the task retries.
 - `revoke` and `disable` of an account it does not have are done already: answer "ok".
+- `forget` (sent once Portal's retention purge has anonymised the person): erase everything the
+  receiver keeps about them. Its body names the person by employee number and external id only
+  (`{"event": "forget", "idempotency_key": ..., "application": ..., "employee":
+  {"employee_number": ...}, "external_id": ...}`). A person it does not know is forgotten already:
+  answer "ok".
 - `ping` (sent by `check_connection`, e.g. when the admin saves the config) has no effect;
   answer it like any other event.
 
@@ -83,6 +88,7 @@ class WebhookConnector(Connector):
     kind = "webhook"
     secret_fields = ("secret",)
     supports_read_state = False
+    supports_forget = True
     example_config = {"url": "https://ops.example.com/hooks/portal", "secret_env": "PORTAL_OPS_WEBHOOK_SECRET"}
 
     # --- configuration -------------------------------------------------------------------------
@@ -134,6 +140,21 @@ class WebhookConnector(Connector):
     def disable(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
         answer = self._send("disable", employee, idempotency_key, level=None, external_id=external_id)
         return AccountState(exists=True, active=False, external_id=_external_id(answer) or external_id)
+
+    def forget(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
+        """A signed `forget` event naming the person by employee number and external id only."""
+        if not idempotency_key:
+            raise ConnectorError("A webhook call needs an idempotency key (the task id).", retryable=False)
+        self._post(
+            {
+                "event": "forget",
+                "idempotency_key": self.delivery_key("forget", employee, idempotency_key),
+                "application": self.application.name,
+                "employee": {"employee_number": employee.employee_number},
+                "external_id": external_id or "",
+            }
+        )
+        return AccountState(exists=False)
 
     def read_state(self, *, employee, external_id: str) -> AccountState:
         """Unsupported by the protocol: nothing is asked. Says "exists" only when an external id is known."""

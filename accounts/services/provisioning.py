@@ -266,3 +266,54 @@ def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, a
     if entitlement.status != EntitlementStatus.ACTIVE:
         raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
     return _mark_level(entitlement, acting_user, level=level, external_id="", via="manual")
+
+
+def applications_to_forget(*, employee: Employee) -> list[Application]:
+    """The applications where `employee` holds or held an account and whose connector can forget, by name."""
+    from accounts.connectors.base import connector_registry
+
+    held = Application.objects.filter(entitlements__employee=employee).distinct().order_by("name")
+    return [app for app in held if getattr(connector_registry.get(app.connector), "supports_forget", False)]
+
+
+def account_forget(*, employee: Employee, application: Application, idempotency_key: str, acting_user=None) -> dict:
+    """Ask `application`'s connector to erase what it keeps about a purged person; one audit event when done.
+
+    Refused (ValidationError, not retried) for a person not yet anonymised by the retention purge
+    (the target would be told to forget someone Portal still keeps) and for a connector that
+    cannot forget. The account is named by employee number and the last external id Portal holds.
+    Idempotent: the connector forgets by state (LDAP) or by `idempotency_key` (webhook), and the
+    `account_forgotten` event is written once per application.
+    """
+    employee = Employee.objects.get(pk=employee.pk)
+    if employee.anonymised_at is None:
+        raise ValidationError(
+            f"Employee {employee.employee_number} has not been purged; {application.name} is only asked "
+            "to forget a person after the retention purge."
+        )
+    connector = connector_for(application)
+    if not connector.supports_forget:
+        raise ValidationError(f"{application.name} uses the {connector.kind} connector, which cannot forget a person.")
+    latest = (
+        Entitlement.objects.filter(employee=employee, application=application)
+        .exclude(external_id="")
+        .order_by("-pk")
+        .first()
+    )
+    state = connector.forget(
+        employee=employee, external_id=latest.external_id if latest else "", idempotency_key=idempotency_key
+    )
+    outcome = {"application": application.pk, "connector": connector.kind, "exists": state.exists}
+    with transaction.atomic():
+        Employee.objects.select_for_update(of=("self",)).get(pk=employee.pk)
+        done = AuditEvent.objects.filter(
+            action=AuditEvent.Action.ACCOUNT_FORGOTTEN,
+            target_type=Employee._meta.label,
+            target_id=str(employee.pk),
+            detail__application=application.pk,
+        ).exists()
+        if not done:
+            audit_record(
+                action=AuditEvent.Action.ACCOUNT_FORGOTTEN, target=employee, acting_user=acting_user, detail=outcome
+            )
+    return outcome

@@ -235,6 +235,56 @@ def test_a_stale_external_id_falls_back_to_the_employee_number(directory, connec
     assert connector.read_state(employee=ada, external_id=stale).external_id == ADA_DN
 
 
+# --- forget (after the retention purge) -------------------------------------------------------------
+
+
+def purged(employee):
+    """The same person as the retention purge leaves them: names and email replaced, the number kept."""
+    return EmployeeFactory.build(
+        pk=employee.pk,
+        employee_number=employee.employee_number,
+        first_name="Former employee",
+        last_name=employee.employee_number,
+        work_email=f"former-{employee.employee_number.lower()}@anonymised.invalid",
+    )
+
+
+def test_forget_deletes_the_entry_found_by_employee_number(directory, config, connector, ada):
+    connector.provision(employee=ada, level="admin", idempotency_key="task-1")
+    stale = "uid=former-e100001-1,ou=people,dc=example,dc=com"  # the purge rewrote the DN Portal kept
+
+    assert connector.forget(employee=purged(ada), external_id=stale, idempotency_key="t-2") == AccountState(
+        exists=False
+    )
+    assert connector.forget(employee=purged(ada), external_id=stale, idempotency_key="t-2") == AccountState(
+        exists=False
+    )
+    assert directory.people() == []
+    assert directory.members(config["groups"]["admin"]) == set()  # no dangling member DN
+
+
+def test_forget_can_scrub_the_entry_instead(directory, config, ada):
+    connector = make_connector({**config, "on_forget": "scrub_entry"})
+    connector.provision(employee=ada, level="user", idempotency_key="task-1")
+
+    state = connector.forget(employee=purged(ada), external_id=ADA_DN, idempotency_key="task-2")
+    again = connector.forget(employee=purged(ada), external_id=state.external_id, idempotency_key="task-2")
+
+    scrubbed_dn = "uid=former-e100001,ou=people,dc=example,dc=com"
+    assert state == again == AccountState(exists=True, active=False, level=None, external_id=scrubbed_dn)
+    assert directory.people() == [scrubbed_dn]
+    entry = directory.entry(scrubbed_dn)
+    assert entry["cn"] == ["Former employee E100001"] and entry["sn"] == ["E100001"]
+    assert entry["mail"] == ["former-e100001@anonymised.invalid"] and entry["employeeType"] == ["disabled"]
+    assert not any("ada" in value.lower() or "lovelace" in value.lower() for v in entry.values() for value in v)
+    assert directory.members(config["groups"]["user"]) == set()
+
+
+def test_forget_of_someone_the_directory_never_had_changes_nothing(directory, connector, ada):
+    assert connector.forget(employee=purged(ada), external_id="", idempotency_key="t-1") == AccountState(exists=False)
+    assert directory.people() == []
+
+
 # --- failures: the server's own words ----------------------------------------------------------------
 
 
@@ -328,6 +378,7 @@ def test_validate_config_names_each_missing_setting():
         ),
         ({"groups": {"user": "users", "admin": "admins"}}, "“groups.user” is a short name, so “groups_dn” must be set"),
         ({"on_revoke": "shred"}, "“on_revoke” must be one of remove_membership, disable_entry, delete_entry"),
+        ({"on_forget": "shred"}, "“on_forget” must be one of delete_entry, scrub_entry"),
         ({"timeout": "soon"}, "“timeout” must be a number of seconds"),
         ({"use_starttls": "yes"}, "“use_starttls” must be true or false"),
         ({"server_uri": "ldap://x"}, "“server_uri” not an LDAP setting"),

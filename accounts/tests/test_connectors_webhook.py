@@ -235,3 +235,37 @@ def test_an_invalid_saved_config_fails_without_a_call(webhook_server, ada):
     with pytest.raises(ConnectorError, match="the webhook connector config is not valid: .*PORTAL_TEST_UNSET_VARIABLE"):
         connector.provision(employee=ada, level="operator", idempotency_key="task-1")
     assert webhook_server.calls == []
+
+
+def test_forget_is_a_signed_event_naming_only_the_employee_number_and_applied_once(webhook_server, connector, ada):
+    connector.provision(employee=ada, level="operator", idempotency_key="task-1")
+    purged = EmployeeFactory.build(
+        pk=7, employee_number="E100001", first_name="Former employee", last_name="E100001", work_email="x@y.invalid"
+    )
+
+    first = connector.forget(employee=purged, external_id="ext-E100001", idempotency_key="task-9")
+    again = connector.forget(employee=purged, external_id="ext-E100001", idempotency_key="task-9")
+
+    assert first == again == AccountState(exists=False)
+    calls = webhook_server.calls_for("forget")
+    assert len(calls) == 2 and all(call.signature_ok for call in calls)
+    assert [call.applied for call in calls] == [True, False]  # the second delivery is absorbed by its key
+    assert calls[0].idempotency_key == "task-9:forget:42:7"
+    assert calls[0].json == {
+        "event": "forget",
+        "idempotency_key": "task-9:forget:42:7",
+        "application": "Ops Console",
+        "employee": {"employee_number": "E100001"},
+        "external_id": "ext-E100001",
+    }
+    assert "E100001" not in webhook_server.accounts
+    assert [effect["event"] for effect in webhook_server.effects] == ["provision", "forget"]
+
+
+def test_forget_refused_by_the_receiver_fails_with_its_words(webhook_server, connector, ada):
+    webhook_server.fail_next(1, status=503, body='{"error": "erasure queue full"}')
+    with pytest.raises(ConnectorError, match="answered HTTP 503: erasure queue full") as exc:
+        connector.forget(employee=ada, external_id="", idempotency_key="task-9")
+    assert exc.value.retryable
+    with pytest.raises(ConnectorError, match="needs an idempotency key"):
+        connector.forget(employee=ada, external_id="", idempotency_key="")

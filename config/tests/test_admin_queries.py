@@ -45,6 +45,7 @@ from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, Lice
 from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.audit import audit_record
+from portal.mail import email_send_on_commit
 from portal.models import AuditEvent
 from portal.testing.query_counts import QueryCountBaselines
 
@@ -273,6 +274,15 @@ def make_audit_events(n, user):
         )
 
 
+def make_outbound_emails(n, user):
+    for _ in range(n):
+        email_send_on_commit(
+            template="access_expiring",
+            to=[f"reader{next(_counter)}@example.com"],
+            context={"employee": {"first_name": "Reader"}, "entitlement": {}, "url": "http://portal/"},
+        )
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
     "accounts.AccessRequest": make_access_requests,
@@ -303,6 +313,7 @@ ROW_BUILDERS = {
     "offboarding.Task": make_tasks,
     "offboarding.TaskTemplate": make_task_templates,
     "portal.AuditEvent": make_audit_events,
+    "portal.OutboundEmail": make_outbound_emails,
 }
 
 REGISTERED = sorted(model._meta.label for model in admin.site._registry)

@@ -28,6 +28,7 @@ from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, Lice
 from offboarding.engine import run_start
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.groups import PORTAL_APPS
+from portal.mail import email_send_on_commit
 
 pytestmark = pytest.mark.django_db
 
@@ -95,6 +96,11 @@ def one_of_everything(it_admin):
         requested_by=manager,
         effective_date=datetime.date(2030, 1, 31),
         reason="Resigned.",
+    )
+    email_send_on_commit(
+        template="access_expiring",
+        to=[employee.work_email],
+        context={"employee": employee, "entitlement": employee.entitlements.first(), "url": "http://portal/"},
     )
 
 

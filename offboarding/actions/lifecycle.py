@@ -16,6 +16,7 @@ Names used by templates:
   leaver  disable_login, mark_terminated, revoke_all_access (→ revoke_entitlement), hand_over_approvals,
           create_hardware_returns, remind_hardware_returns, schedule_purge (records the purge date;
           the daily `offboarding.tasks.purge_due` purges), purge_personal_data (older runs)
+  purge   forget_account (one per application whose connector can forget, after the purge)
 """
 
 import datetime
@@ -24,7 +25,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from accounts.connectors import ManualActionRequired
-from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
+from accounts.models import (
+    LIVE_ENTITLEMENT_STATUSES,
+    Application,
+    Employee,
+    EmployeeStatus,
+    Entitlement,
+    EntitlementStatus,
+)
 from accounts.services import approval_steps, employees, provisioning
 from offboarding import engine
 from offboarding.actions import Handoff, register
@@ -216,7 +224,10 @@ def send_email(task):
             ),
             result={"template": template},
         )
-    emails.lifecycle_email_send(template=template, employee=employee, to=recipients, run=task.run)
+    # The task id as idempotency key: a retry after a kill between sending and `_remember` sends nothing.
+    emails.lifecycle_email_send(
+        template=template, employee=employee, to=recipients, run=task.run, key=f"checklist-task:{task.pk}"
+    )
     _remember(task, template=template, to=recipients, sent_at=timezone.now().isoformat())
     return task.result
 
@@ -309,6 +320,15 @@ def schedule_purge(task):
     """Done at once: the date goes into the result and `run.details["purge_due"]`; the daily
     `offboarding.tasks.purge_due` anonymises the person then, so the run need not stay open."""
     return retention.retention_purge_record(run=task.run)
+
+
+@register("forget_account", "Ask an application's connector to forget a purged person (params: application)")
+def forget_account(task):
+    """Run by the retention purge's access-change tasks, one per application (`retention.account_forget_tasks_add`)."""
+    application = Application.objects.get(pk=task.params["application"])
+    return provisioning.account_forget(
+        employee=_employee(task), application=application, idempotency_key=str(task.pk), acting_user=None
+    )
 
 
 @register("purge_personal_data", "Anonymise the employee's personal data, history included")

@@ -64,10 +64,16 @@ def email_context(employee: Employee, run: ChecklistRun | None = None) -> dict:
 
 
 def lifecycle_email_send(
-    *, template: str, employee: Employee, to: list[str], run: ChecklistRun | None = None, context: dict | None = None
+    *,
+    template: str,
+    employee: Employee,
+    to: list[str],
+    run: ChecklistRun | None = None,
+    context: dict | None = None,
+    key: str | None = None,
 ) -> EmailMessage:
     """Render `templates/emails/<template>.txt` (first line: the subject) and send it.
 
-    Replies go to the IT team.
+    Replies go to the IT team. With `key` (e.g. the checklist task's), a second call sends nothing.
     """
-    return email_send(template=template, to=to, context={**email_context(employee, run), **(context or {})})
+    return email_send(template=template, to=to, context={**email_context(employee, run), **(context or {})}, key=key)

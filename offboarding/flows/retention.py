@@ -1,7 +1,8 @@
 """The retention purge: a leaver's personal data is anonymised `RETENTION_DAYS` after their last day.
 
 The leave run only records the date; the daily schedule (`offboarding.tasks.purge_due`) purges
-everyone due, in the employee row, history rows, task texts and audit snapshots. Records stay.
+everyone due: every copy of what identified them, in every table (`retention_purge`), then the
+connectors that can forget are told by queued tasks. Records stay. README: "Retention".
 """
 
 import datetime
@@ -10,24 +11,29 @@ import time
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F, Q, Value
-from django.db.models.functions import Replace
+from django.db.models import Q
 from django.utils import timezone
 
 from accounts.models import (
+    AccessRequest,
+    ApprovalDelegation,
+    ApprovalStep,
     Employee,
     EmployeeStatus,
-    Entitlement,
 )
-from accounts.services import employees
+from accounts.services import employees, provisioning
+from offboarding import engine
 from offboarding.conf import lifecycle_setting
 from offboarding.models import (
+    Assignee,
+    ChangeRequest,
+    ChecklistKind,
     ChecklistRun,
-    HardwareReturn,
     Task,
 )
 from portal.history import set_history_user
-from portal.models import AuditEvent
+from portal.models import AuditEvent, OutboundEmail
+from portal.personal_data import Replacements, personal_data_rewrite
 
 logger = logging.getLogger(__name__)
 
@@ -104,57 +110,228 @@ def retention_purge_due(
     return counts
 
 
+# Free text a person writes, by model: (model, field, who wrote it). Their copies of it are removed
+# on purge, in the row and its history rows. One line per kind of text.
+AUTHORED_TEXTS = (
+    (AccessRequest, "justification", lambda employee, user_id: Q(employee=employee) | Q(requested_by=user_id)),
+    (ApprovalStep, "comment", lambda employee, user_id: Q(decided_by=user_id)),
+    (ApprovalDelegation, "reason", lambda employee, user_id: Q(delegator=employee) | Q(created_by=user_id)),
+    (ChangeRequest, "reason", lambda employee, user_id: Q(requested_by=employee)),
+    (Task, "note", lambda employee, user_id: Q(completed_by=user_id)),
+)
+# Where copies of that text land (audit details, run details, task texts, the admin log): a text she
+# wrote is hunted there only, so someone else who wrote the same words keeps them.
+AUTHORED_TEXT_COPIES = frozenset(
+    {
+        AuditEvent._meta.label,
+        ChecklistRun._meta.label,
+        ChecklistRun.history.model._meta.label,
+        Task._meta.label,
+        Task.history.model._meta.label,
+        "admin.LogEntry",
+        OutboundEmail._meta.label,
+    }
+)
+REMOVED_TEXT = "(removed by the retention purge)"
+REMOVED_VALUE = "(removed)"
+
+
+def _authored_texts_remove(employee: Employee) -> tuple[list[str], int]:
+    """Replace every free text `employee` wrote (`AUTHORED_TEXTS`), in the rows and their history rows.
+
+    Returns the texts as they were (to hunt their copies) and the number of rows changed.
+    """
+    texts: list[str] = []
+    rows = 0
+    for model, field, written_by in AUTHORED_TEXTS:
+        authored = written_by(employee, employee.user_id or 0)  # no login: user id 0 matches nobody
+        found = model._base_manager.filter(authored).exclude(**{field: ""}).exclude(**{field: REMOVED_TEXT})
+        pairs = list(found.values_list("pk", field))
+        ids = [pk for pk, _ in pairs]
+        texts += [text for _, text in pairs]
+        history = model.history.model
+        texts += list(
+            history._base_manager.filter(id__in=ids).exclude(**{field: ""}).values_list(field, flat=True).distinct()
+        )
+        rows += model._base_manager.filter(pk__in=ids).update(**{field: REMOVED_TEXT})
+        rows += history._base_manager.filter(id__in=ids).exclude(**{field: ""}).update(**{field: REMOVED_TEXT})
+    return sorted({t for t in texts if t != REMOVED_TEXT}), rows
+
+
+def _identity_replacements(employee: Employee, replaced: dict, login: dict) -> tuple[Replacements, bool]:
+    """What identified the person (`replaced`: the employee's values before anonymisation; `login`: the
+    user's) and what each becomes. Also whether a living namesake exists: then the bare name is not
+    rewritten (it is theirs too), only "<name> (<employee number>)", which is hers alone."""
+    new = employees.employee_anonymised_values(employee)
+    placeholder_name = employee.full_name
+    names = {replaced["full_name"], f"{replaced['first_name']} {replaced['last_name']}"}
+    names |= {f"{login['first_name']} {login['last_name']}"} if login.get("last_name") else set()
+    firsts = {n for n in (replaced["first_name"], replaced["preferred_name"], login.get("first_name")) if n}
+    namesake = (
+        Employee.objects.filter(anonymised_at__isnull=True, last_name__iexact=replaced["last_name"])
+        .filter(Q(first_name__in=firsts) | Q(preferred_name__in=firsts))
+        .exclude(pk=employee.pk)
+        .exists()
+    )
+    replacements = Replacements()
+    for name in sorted(names, key=len, reverse=True):
+        replacements.add(f"{name} ({employee.employee_number})", str(employee))
+        if not namesake:
+            replacements.words.setdefault(name.strip(), placeholder_name)
+    for key in ("work_email", "personal_email"):
+        if replaced[key]:
+            replacements.words.setdefault(replaced[key], new[key] or REMOVED_VALUE)
+    if login.get("email"):
+        replacements.words.setdefault(login["email"], new["work_email"])
+    local_part = (replaced["work_email"] or "").split("@", 1)[0]
+    replacements.add(local_part, new["work_email"].split("@", 1)[0])
+    for key in ("personal_phone", "home_address"):
+        if replaced[key]:
+            replacements.words.setdefault(replaced[key], REMOVED_VALUE)
+    if login.get("username") and login["username"] != login.get("new_username"):
+        replacements.add(login["username"], login["new_username"])
+    return replacements, namesake
+
+
+def _queue_results_delete(replacements: Replacements) -> int:
+    """Delete django-q2's stored results (successes and failures) that mention any identifying value.
+
+    They are pickled, so SQL cannot search them: each is decoded (django-q2's own field). Nothing is
+    lost that Portal needs: the lifecycle task is the record; this is the queue's result cache.
+    Queued payloads (`OrmQ`) are not touched: they carry ids only (`portal.queue`).
+    """
+    from django_q.models import Task as QueueTask
+
+    terms = [term.lower() for term in replacements.search_terms()]
+    doomed = []
+    for queued in QueueTask.objects.all().iterator(chunk_size=500):
+        text = repr((queued.name, queued.func, queued.args, queued.kwargs, queued.result)).lower()
+        if any(term in text for term in terms):
+            doomed.append(queued.pk)
+    return QueueTask.objects.filter(pk__in=doomed).delete()[0] if doomed else 0
+
+
 @transaction.atomic
 def retention_purge(*, employee: Employee, acting_user) -> dict:
-    """Anonymise a terminated employee's personal data after the retention period.
+    """Forget a terminated employee after the retention period: every copy of what identified them goes.
 
-    The employee row and its history rows (`accounts.services.employees.employee_anonymise`), then copies
-    of their name and emails in their runs' task texts (and those tasks' history) and in the
-    audit log's target snapshots. Records stay; only personal data goes. Idempotent.
+    In one transaction: the employee row, its history and their login
+    (`accounts.services.employees.employee_anonymise`); the free text they wrote, in its rows and
+    history (`AUTHORED_TEXTS`), and its copies (`AUTHORED_TEXT_COPIES`); every copy of their names,
+    emails, phone, address, username and LDAP uid in every text and JSON column of every table
+    (`portal.personal_data.personal_data_rewrite`: audit snapshots, actors and details, other
+    people's runs naming them as former manager, task texts and results, the admin log ...);
+    django-q2's stored results that mention them. Then each application that holds or held an
+    account of theirs and whose connector can forget is asked to, by one queued task each
+    (`account_forget_tasks_add`). Records stay (employee number, dates, who had what); only personal
+    data goes. Idempotent: a second call does nothing.
     """
-    outcome = employees.employee_anonymise(employee=employee, acting_user=acting_user)
-    if outcome["already"]:
+    locked = Employee.objects.select_for_update(of=("self",)).select_related("user").get(pk=employee.pk)
+    if locked.anonymised_at is not None:
         return {"already": True}
-    replaced = outcome["replaced"]
-    fresh = Employee.objects.get(pk=employee.pk)
-    new_values = employees.employee_anonymised_values(fresh)
-    pairs = [(replaced["full_name"], fresh.full_name)]
-    first_last = f"{replaced['first_name']} {replaced['last_name']}"
-    if first_last != replaced["full_name"]:
-        pairs.append((first_last, fresh.full_name))
-    pairs += [(replaced[k], new_values[k] or "(removed)") for k in ("work_email", "personal_email") if replaced[k]]
-    run_ids = list(ChecklistRun.objects.filter(employee=fresh).values_list("pk", flat=True))
-    task_history = Task.history.model
-    text_rows = 0
-    for model in (Task, task_history):
-        rows = model.objects.filter(run_id__in=run_ids)
-        for old, new in pairs:
-            text_rows += rows.filter(
-                Q(title__contains=old) | Q(instructions__contains=old) | Q(note__contains=old)
-            ).update(
-                title=Replace(F("title"), Value(old), Value(new)),
-                instructions=Replace(F("instructions"), Value(old), Value(new)),
-                note=Replace(F("note"), Value(old), Value(new)),
-            )
-    targets = (
-        Q(target_type=Employee._meta.label, target_id=str(fresh.pk))
-        | Q(
-            target_type=Entitlement._meta.label,
-            target_id__in=[str(pk) for pk in fresh.entitlements.values_list("pk", flat=True)],
-        )
-        | Q(target_type=ChecklistRun._meta.label, target_id__in=[str(pk) for pk in run_ids])
-        | Q(
-            target_type=HardwareReturn._meta.label,
-            target_id__in=[str(pk) for pk in fresh.hardware_returns.values_list("pk", flat=True)],
-        )
+    user = locked.user
+    login = (
+        {
+            "username": user.get_username(),
+            "first_name": user.first_name,
+            "last_name": user.last_name,
+            "email": user.email,
+        }
+        if user is not None
+        else {}
     )
-    # The audit log is append-only for everyone else; a retention purge rewrites only the
-    # person's name in the snapshots (`AuditEvent._base_manager`, as portal.models documents).
-    audit_rows = 0
-    for old, new in pairs:
-        audit_rows += (
-            AuditEvent._base_manager.filter(targets, target_repr__contains=old)
-            .exclude(action=AuditEvent.Action.PURGE)
-            .update(target_repr=Replace(F("target_repr"), Value(old), Value(new)))
+    emails_removed = _emails_to_remove(locked, login.get("email", ""))
+    authored, authored_rows = _authored_texts_remove(locked) if locked.status == EmployeeStatus.TERMINATED else ([], 0)
+    outcome = employees.employee_anonymise(employee=locked, acting_user=acting_user)
+    fresh = Employee.objects.select_related("user").get(pk=employee.pk)
+    if user is not None:
+        login["new_username"] = fresh.user.get_username()
+    replacements, namesake = _identity_replacements(fresh, outcome["replaced"], login)
+    rewritten = personal_data_rewrite(replacements)
+    copies = Replacements()
+    for text in authored:
+        copies.add(text, REMOVED_TEXT)
+    rewritten_copies = personal_data_rewrite(copies, only=AUTHORED_TEXT_COPIES)
+    for label, count in rewritten_copies.items():
+        rewritten[label] = rewritten.get(label, 0) + count
+    queue_results = _queue_results_delete(replacements)
+    forget = account_forget_tasks_add(employee=fresh, acting_user=acting_user)
+    return {
+        "already": False,
+        "history_rows": outcome["history_rows"],
+        "authored_rows": authored_rows,
+        "emails_removed": emails_removed,
+        "rewritten": rewritten,
+        "queue_results_deleted": queue_results,
+        "namesake": namesake,
+        "forget_tasks": forget,
+    }
+
+
+def _emails_to_remove(employee: Employee, login_email: str) -> int:
+    """Empty the outbox rows addressed to the person (their greeting names them by first name alone,
+    which the whole-value rewrite leaves alone to spare namesakes). Returns how many.
+
+    The row stays (that an email of this kind went, when, and its outcome); its addresses, subject
+    and text go. One not yet sent is not sent any more: it fails with the reason.
+    """
+    addresses = {a.strip().lower() for a in (employee.work_email, employee.personal_email, login_email) if a}
+    if not addresses:
+        return 0
+    condition = Q()
+    for address in addresses:
+        condition |= Q(recipients__icontains=address)
+    ids = [
+        row.pk
+        for row in OutboundEmail.objects.filter(condition).only("pk", "recipients")
+        if addresses & {line.strip().lower() for line in row.recipients.splitlines()}
+    ]
+    if not ids:
+        return 0
+    OutboundEmail.objects.filter(pk__in=ids).update(
+        recipients=REMOVED_VALUE, subject=REMOVED_TEXT, body=REMOVED_TEXT, html="", last_error=""
+    )
+    OutboundEmail.objects.filter(
+        pk__in=ids, status__in=(OutboundEmail.Status.PENDING, OutboundEmail.Status.SENDING)
+    ).update(
+        status=OutboundEmail.Status.FAILED, next_attempt_at=None, last_error="Not sent: removed by the retention purge."
+    )
+    return len(ids)
+
+
+def account_forget_tasks_add(*, employee: Employee, acting_user) -> list[int]:
+    """One `forget_account` task per application whose connector can forget and where the person had an
+    account (`accounts.services.provisioning.applications_to_forget`), in their access-change run.
+
+    Runs inside the purge's transaction, so the tasks exist only if the purge commits, and are queued
+    after it commits. The engine runs them (retried with backoff, failures shown to IT, skippable);
+    key `forget:<application id>`, so a second call adds nothing. Returns the new tasks' ids.
+    """
+    applications = provisioning.applications_to_forget(employee=employee)
+    if not applications:
+        return []
+    now = timezone.now()
+    run = engine.run_start(
+        employee=employee,
+        kind=ChecklistKind.ACCESS,
+        event_date=timezone.localdate(now),
+        effective_at=now,
+        acting_user=acting_user,
+    )
+    added = []
+    for application in applications:
+        key = f"forget:{application.pk}"
+        if Task.objects.filter(run__employee=employee, key=key).exists():
+            continue
+        task = engine.task_add(
+            run=run,
+            key=key,
+            title=f"Ask {application.name} to forget the purged person",
+            action="forget_account",
+            params={"application": application.pk},
+            assignee_type=Assignee.SYSTEM,
+            due_at=now,
         )
-    return {"already": False, "history_rows": outcome["history_rows"], "task_rows": text_rows, "audit_rows": audit_rows}
+        added.append(task.pk)
+    engine.run_advance(run=run)
+    return added

@@ -1,4 +1,7 @@
-"""Retention purge: personal data anonymised in the row, its history, task texts and audit snapshots."""
+"""Retention purge: when it runs, in bounded batches, idempotent, refused for someone not terminated.
+
+That it forgets the person everywhere (every column of every table) is `test_retention_scan.py`.
+"""
 
 import datetime
 
@@ -20,8 +23,6 @@ from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
 
-SECRETS = ("Petra", "Private", "petra.private@home.example", "petra@example.com", "+49 30 1234", "Hauptstr. 1")
-
 
 @pytest.fixture
 def petra():
@@ -40,11 +41,7 @@ def petra():
     return employee
 
 
-def leaks(text: str) -> list[str]:
-    return [secret for secret in SECRETS if secret in (text or "")]
-
-
-def test_daily_purge_anonymises_everywhere_and_keeps_the_record(settle, petra, settings):
+def test_daily_purge_runs_on_its_day_and_keeps_the_record(settle, petra, settings):
     lifecycle_templates()
     EntitlementFactory(employee=petra, application=ApplicationFactory(name="Old ERP", connector=ConnectorType.MANUAL))
     it_user = UserFactory(username="it")
@@ -79,26 +76,6 @@ def test_daily_purge_anonymises_everywhere_and_keeps_the_record(settle, petra, s
     assert petra.anonymised_at is not None
     assert petra.status == EmployeeStatus.TERMINATED and petra.title == "Senior Analyst"  # the record stays
     assert Employee.objects.filter(pk=petra.pk).exists()
-
-    history = list(Employee.history.filter(id=petra.pk))
-    assert len(history) >= 3
-    for row in history:
-        values = [
-            row.first_name,
-            row.last_name,
-            row.work_email,
-            row.personal_email,
-            row.personal_phone,
-            row.home_address,
-        ]
-        assert not leaks(" ".join(values)), row.history_id
-
-    for task in Task.objects.filter(run__employee=petra):
-        assert not leaks(f"{task.title} {task.instructions} {task.note}"), task.key
-    for row in Task.history.filter(run_id=run.pk):
-        assert not leaks(f"{row.title} {row.instructions}"), row.history_id
-    for event in AuditEvent.objects.all():
-        assert not leaks(event.target_repr), event.target_repr
 
     petra.user.refresh_from_db()
     assert (petra.user.first_name, petra.user.email, petra.user.is_active) == ("", "", False)

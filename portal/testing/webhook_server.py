@@ -8,6 +8,7 @@
         hook.calls          # every request received, in order (WebhookCall: headers, body, json, answer)
         hook.effects        # one dict per distinct idempotency key the receiver applied
         hook.accounts       # the receiving system's state: {employee_number: {"active", "level", "external_id"}}
+                            # (a `forget` event removes the person from it)
         hook.app_accounts   # the same per application: {(application name, employee_number): {...}}
         hook.fail_next(2)                 # the next 2 requests answer 500 (nothing applied)
         hook.fail_always(503, "down")     # every request answers 503 until hook.behave()
@@ -205,6 +206,11 @@ class WebhookServer:
     def _apply(self, payload: dict) -> str:
         employee = payload.get("employee") or {}
         number = str(employee.get("employee_number", ""))
+        if payload["event"] == "forget":  # erase what this system keeps about the person
+            self.accounts.pop(number, None)
+            self.app_accounts.pop((str(payload.get("application", "")), number), None)
+            self.effects.append(payload)
+            return ""
         fresh = {"active": False, "level": None, "external_id": f"ext-{number}", "disabled": False}
         accounts = [
             self.accounts.setdefault(number, dict(fresh)),

@@ -6,11 +6,17 @@ stops both: politely first (SIGTERM to each leader; qcluster then stops its
 workers, the autoreloader its server child), then SIGKILL to each whole process
 group after a grace period, so no orphans are left behind. If either child exits on its own (port taken,
 database missing), the other is stopped and the command fails with the reason.
+
+Links in emails (`settings.PORTAL_BASE_URL`) point at the address served: both children get
+`PORTAL_BASE_URL=http://HOST:PORT` unless the environment already sets it (a proxy's public address wins).
 """
 
 import contextlib
+import ipaddress
 import os
+import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -33,6 +39,33 @@ def _die_with_parent() -> None:  # pragma: no cover - runs in the child between 
             pass
 
 
+def served_base_url(addrport: str) -> str:
+    """The address people reach `runserver addrport` at, as `http://host:port`.
+
+    Accepts what runserver accepts: "8000", "host:8000", "[::1]:8000". A wildcard host (0.0.0.0, ::)
+    listens on every interface, so links name this machine (`socket.getfqdn()`) instead. Raises
+    CommandError, in plain words, for anything else.
+    """
+    match = re.fullmatch(r"(?:(?P<host>\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):)?(?P<port>\d{1,5})", addrport.strip())
+    if match is None or not 0 < int(match["port"]) < 65536:
+        raise CommandError(f"Give the address as PORT or HOST:PORT (e.g. 127.0.0.1:8000), not {addrport!r}.")
+    host = match["host"] or "127.0.0.1"
+    bare = host.strip("[]")
+    with contextlib.suppress(ValueError):
+        if ipaddress.ip_address(bare).is_unspecified:
+            host = socket.getfqdn()
+    return f"http://{host}:{int(match['port'])}"
+
+
+def child_env(addrport: str, environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of the web server and worker: `environ` (default: this process's), plus
+    `PORTAL_BASE_URL` for the served address when `environ` does not set one (a set one wins)."""
+    env = dict(os.environ if environ is None else environ)
+    if not env.get("PORTAL_BASE_URL", "").strip():
+        env["PORTAL_BASE_URL"] = served_base_url(addrport)
+    return env
+
+
 def _signal_group(proc: subprocess.Popen, sig: int) -> None:
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(proc.pid, sig)
@@ -51,6 +84,7 @@ class Command(BaseCommand):
         )
 
     def handle(self, *args, addrport: str, noreload: bool, grace: float, **options):
+        env = child_env(addrport)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         commands = {
             "web": [*manage, "runserver", addrport, *(["--noreload"] if noreload else [])],
@@ -66,12 +100,12 @@ class Command(BaseCommand):
         try:
             for name, command in commands.items():
                 procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
-                    command, start_new_session=True, preexec_fn=_die_with_parent
+                    command, env=env, start_new_session=True, preexec_fn=_die_with_parent
                 )
-            host = addrport if ":" in addrport else f"127.0.0.1:{addrport}"
             self.stdout.write(
-                f"Portal: web at http://{host}/ (pid {procs['web'].pid}) and task worker "
-                f"(pid {procs['worker'].pid}). Press Ctrl-C to stop both."
+                f"Portal: web at {served_base_url(addrport)}/ (pid {procs['web'].pid}) and task worker "
+                f"(pid {procs['worker'].pid}); links in emails start with {env['PORTAL_BASE_URL']}. "
+                "Press Ctrl-C to stop both."
             )
             exited = None
             while not stop_requested and exited is None:
