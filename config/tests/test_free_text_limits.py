@@ -31,6 +31,10 @@ TOO_LONG = f"is too long: at most {SHORT_TEXT} characters (this has 200000)."
 # Written by Portal itself, never typed by a person (and never shown in a form).
 NOT_TYPED = {
     "offboarding.Task.last_error": "the connector's error, written by the engine",
+    "portal.OutboundEmail.recipients": "the outbox: addresses of a rendered email",
+    "portal.OutboundEmail.body": "the outbox: an email Portal rendered from its templates",
+    "portal.OutboundEmail.html": "the outbox: an email Portal rendered from its templates",
+    "portal.OutboundEmail.last_error": "the outbox: the mail server's answer",
 }
 
 
