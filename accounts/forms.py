@@ -2,8 +2,9 @@
 
 from django import forms
 
-from accounts.models import Application, Employee, EmployeeStatus
+from accounts.models import AccessRequest, Application, ApprovalStep, Employee, EmployeeStatus
 from portal.forms import DateInput
+from portal.limits import text_limit, text_limit_message
 
 
 class ApplicationChoiceField(forms.ModelChoiceField):
@@ -21,8 +22,12 @@ class AccessRequestForm(forms.Form):
     level = forms.ChoiceField(choices=(), help_text="The access level you need in that application.")
     justification = forms.CharField(
         widget=forms.Textarea(attrs={"rows": 4}),
+        max_length=text_limit(AccessRequest, "justification"),
         help_text="Why you need it; your approvers read this.",
-        error_messages={"required": "Say why you need this access: a justification is required."},
+        error_messages={
+            "required": "Say why you need this access: a justification is required.",
+            "max_length": text_limit_message(AccessRequest, "justification"),
+        },
     )
     end_date = forms.DateField(
         required=False,
@@ -50,6 +55,8 @@ class DecisionForm(forms.Form):
     decision = forms.ChoiceField(choices=[("approve", "Approve"), ("reject", "Reject")], widget=forms.HiddenInput)
     comment = forms.CharField(
         required=False,
+        max_length=text_limit(ApprovalStep, "comment"),
+        error_messages={"max_length": text_limit_message(ApprovalStep, "comment")},
         widget=forms.Textarea(attrs={"rows": 3}),
         help_text="Required when you reject: the requester reads it.",
     )

@@ -5,13 +5,18 @@ applications, entitlements (one person's access to one application) and access
 requests with their approval steps. Nothing here imports `assets` or `offboarding`.
 """
 
+import datetime
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
+
+from portal.limits import LONG_TEXT, SHORT_TEXT, limited_text
 
 # The object permissions of self-service access (django-guardian codenames, and the dotted names
 # `has_perm` and `assign_perm` take). Declared once here, used by the Meta classes below.
@@ -100,7 +105,7 @@ class Role(models.Model):
 
     name = models.CharField(max_length=100, unique=True)
     code = models.SlugField(max_length=50, unique=True)
-    description = models.TextField(blank=True)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
     birthright_applications = models.ManyToManyField(
         "accounts.Application", through="accounts.RoleApplication", related_name="roles", blank=True
     )
@@ -146,7 +151,7 @@ class Employee(models.Model):
     work_email = models.EmailField(max_length=254, unique=True)
     personal_email = models.EmailField(max_length=254, blank=True)
     personal_phone = models.CharField(max_length=30, blank=True)
-    home_address = models.TextField(blank=True)
+    home_address = limited_text(500, "The home address", blank=True)
     title = models.CharField(max_length=150, blank=True)
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="employees"
@@ -250,7 +255,7 @@ class Application(models.Model):
     """A system people get accounts in, how to reach it (connector) and who approves access."""
 
     name = models.CharField(max_length=100, unique=True)
-    description = models.TextField(blank=True)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
     owner = models.ForeignKey(
         Employee, null=True, blank=True, on_delete=models.SET_NULL, related_name="owned_applications"
     )
@@ -384,6 +389,14 @@ class Entitlement(models.Model):
     def __str__(self) -> str:
         return f"{self.employee.full_name} · {self.application.name} ({self.level})"
 
+    @property
+    def last_day(self) -> datetime.date | None:
+        """The last day the access lasts, in local time: access to an end date expires at the next
+        midnight (`expires_at_for`), so that midnight itself belongs to the day after. None: no end."""
+        if self.expires_at is None:
+            return None
+        return timezone.localdate(self.expires_at - datetime.timedelta(microseconds=1))
+
     def clean(self):
         if self.application_id and self.level not in self.application.access_levels:
             raise ValidationError(
@@ -409,7 +422,7 @@ class AccessRequest(models.Model):
     employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="access_requests")
     application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="access_requests")
     level = models.CharField(max_length=50, default="user")
-    justification = models.TextField()
+    justification = limited_text(SHORT_TEXT, "The justification")
     end_date = models.DateField(null=True, blank=True, help_text="Access ends on this day; empty for no end.")
     status = models.CharField(max_length=20, choices=AccessRequestStatus.choices, default=AccessRequestStatus.PENDING)
     requested_by = models.ForeignKey(
@@ -473,7 +486,7 @@ class ApprovalStep(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    comment = models.TextField(blank=True)
+    comment = limited_text(SHORT_TEXT, "The comment", blank=True)
     activated_at = models.DateTimeField(
         null=True, blank=True, help_text="When the step started waiting on its approver."
     )

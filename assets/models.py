@@ -13,6 +13,7 @@ from django.db.models import Q
 from simple_history.models import HistoricalRecords
 
 from accounts.models import Application, Employee, Location, Role
+from portal.limits import LONG_TEXT, SHORT_TEXT, limited_text
 
 
 class AssetCategory(models.TextChoices):
@@ -89,7 +90,7 @@ class HardwareAsset(models.Model):
         max_digits=10, decimal_places=2, null=True, blank=True, validators=[MinValueValidator(Decimal("0"))]
     )
     warranty_end = models.DateField(null=True, blank=True)
-    notes = models.TextField(blank=True)
+    notes = limited_text(LONG_TEXT, "The notes", blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -151,7 +152,7 @@ class AssetCheckout(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     condition_on_return = models.CharField(max_length=100, blank=True)
-    note = models.TextField(blank=True)
+    note = limited_text(SHORT_TEXT, "The note", blank=True)
     history = HistoricalRecords()
 
     class Meta:
@@ -215,7 +216,7 @@ class License(models.Model):
     currency = models.CharField(max_length=3, default="EUR")
     start_date = models.DateField()
     renewal_date = models.DateField()
-    notes = models.TextField(blank=True)
+    notes = limited_text(LONG_TEXT, "The notes", blank=True)
     history = HistoricalRecords()
 
     class Meta:

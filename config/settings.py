@@ -74,12 +74,14 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "portal.middleware.NulQueryRefusedMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "portal.middleware.PrivatePagesMiddleware",
+    "portal.middleware.NotFoundPageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "simple_history.middleware.HistoryRequestMiddleware",
@@ -221,6 +223,27 @@ if (
         "PORTAL_LOGIN_FAILURE_LIMIT, PORTAL_LOGIN_ADDRESS_FAILURE_LIMIT, PORTAL_LOGIN_WINDOW_MINUTES and "
         "PORTAL_LOGIN_COOLOFF_MINUTES must be at least 1."
     )
+
+
+def trusted_proxies(value: str) -> list:
+    """`10.0.0.1, 10.1.0.0/16` -> networks; empty -> [] (no proxy trusted: X-Forwarded-For is ignored)."""
+    import ipaddress
+
+    networks = []
+    for part in (p.strip() for p in value.split(",")):
+        if not part:
+            continue
+        try:
+            networks.append(ipaddress.ip_network(part, strict=False))
+        except ValueError as exc:
+            raise ImproperlyConfigured(
+                f"PORTAL_TRUSTED_PROXIES must be addresses or networks separated by commas, not {part!r}."
+            ) from exc
+    return networks
+
+
+# The reverse proxies in front of Portal: only from these is X-Forwarded-For believed (portal/signin.py).
+TRUSTED_PROXIES = trusted_proxies(os.environ.get("PORTAL_TRUSTED_PROXIES", ""))
 # --- End of sign-in throttling ------------------------------------------------------------
 
 # --- Auth ----------------------------------------------------------------------
@@ -249,7 +272,9 @@ STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"]
 
-EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend")
+# Without EMAIL_BACKEND set: each email in full in var/mail/, one line per email on the console.
+EMAIL_BACKEND = os.environ.get("EMAIL_BACKEND", "portal.email_backend.SummaryFileBackend")
+EMAIL_FILE_PATH = os.environ.get("EMAIL_FILE_PATH", str(BASE_DIR / "var" / "mail"))
 DEFAULT_FROM_EMAIL = os.environ.get("DEFAULT_FROM_EMAIL", "portal@example.com")
 # The SMTP backend's server (Django's settings, from the environment).
 EMAIL_HOST = os.environ.get("EMAIL_HOST", "localhost")
@@ -314,9 +339,46 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("PORTAL_PROXY_SSL_HEADER", ""))
 
+# --- Content-Security-Policy (django-csp, on every response) ----------------------------------
+# Scripts, styles, images, fonts and form posts only from Portal itself; no plugin, no framing, no
+# <base>. No inline script or <style> element runs: Portal's templates have none, and the one inline
+# piece of the packages' templates Portal uses is allowed by its exact hash only: django-import-export's
+# export page's "Select all" toggle (an onchange handler, hence 'unsafe-hashes'). test_headers.py
+# recomputes it from the installed template, so an upgrade that changes it fails there. Style
+# attributes (style="...") are allowed: they cannot run script or select other elements, and the
+# admin, django-import-export and simple-history set them.
+CSP_INLINE_HANDLER_HASHES = ["'sha256-wid4zL8fR53ZYy1ljOepzR77Dn6vWUUxuNnnWWBP3I8='"]  # onSelectToggleChange(event)
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'", "'unsafe-hashes'", *CSP_INLINE_HANDLER_HASHES],
+        "style-src": ["'self'"],
+        "style-src-attr": ["'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "form-action": ["'self'"],
+        "frame-ancestors": ["'none'"],
+        "base-uri": ["'none'"],
+        "object-src": ["'none'"],
+    }
+}
+# --- End of Content-Security-Policy -------------------------------------------------------------
+
+# --- Logging ----------------------------------------------------------------------------------
+# One line per event on the console. The queue (django-q) logs two lines for every task it runs
+# (thousands in a demo hour): only its warnings and errors are shown unless PORTAL_QUEUE_LOG_LEVEL
+# says otherwise (INFO shows every task). Emails: one line each (portal.email_backend).
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"line": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s", "datefmt": "%H:%M:%S"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "line"}},
     "root": {"handlers": ["console"], "level": os.environ.get("LOG_LEVEL", "INFO")},
+    "loggers": {
+        "django-q": {"level": os.environ.get("PORTAL_QUEUE_LOG_LEVEL", "WARNING")},
+        # Django's own console handler on "django" would print each of its lines a second time.
+        "django": {"handlers": [], "level": "INFO", "propagate": True},
+    },
 }
+# --- End of logging ----------------------------------------------------------------------------

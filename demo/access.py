@@ -92,7 +92,7 @@ APPLICATIONS = [
             license=("Atlassian", "68.00", "USD", 118, 1.12)),
     AppSpec("Datadog", "Metrics, logs and on-call dashboards.", "owner", A.OWNER, ["read_only", "standard", "admin"],
             S.MEDIUM, True, license=("Datadog", "276.00", "USD", 163, 1.20)),
-    AppSpec("AWS Console", "Production and staging AWS accounts (via IAM Identity Center).", "plat_director",
+    AppSpec("AWS Console", "Production and staging AWS accounts (via IAM Identity Center).", "owner",
             A.MANAGER_THEN_OWNER, ["read_only", "developer", "admin"], S.HIGH, True, max_days=90),
     AppSpec("Helix Ops Console", "Internal tool: shipments, carriers and exceptions.", "prod_director", A.MANAGER,
             ["viewer", "operator", "admin"], S.MEDIUM, True, connector=ConnectorType.WEBHOOK,
@@ -163,6 +163,9 @@ JUSTIFICATIONS = {
     "Workday": "Covering people-partner duties while a colleague is on leave.",
 }
 REJECTION = "Not needed for this role; the read-only dashboards cover it."
+# The README's demo story: `employee` asks for it, `manager` then `owner` approve (it is owned by `owner`,
+# manager-then-owner). So the `employee` login neither holds it nor has asked for it.
+STORY_APPLICATION = "AWS Console"
 HOLIDAY_STARTS_IN, HOLIDAY_DAYS = 14, 10  # the `manager` login's holiday: in two weeks, for ten days
 
 
@@ -248,7 +251,7 @@ class AccessMixin:
                 ents.append(self.entitlement(p, app, level, EntitlementSource.BIRTHRIGHT, granted))
                 held.add(app)
             wanted = 2 if p.key == "employee" else (self.rng.choice([0, 0, 1, 1, 2]) if self.rng.random() < 0.45 else 0)
-            options = [a for a in requestable if a not in held]
+            options = [a for a in requestable if a not in held and not (p.key == "employee" and a == STORY_APPLICATION)]
             for app in self.rng.sample(options, wanted):
                 source = self.rng.choices(
                     [EntitlementSource.REQUEST, EntitlementSource.MANUAL, EntitlementSource.IMPORT], [6, 3, 1]
@@ -428,7 +431,10 @@ class AccessMixin:
 
         manager = self.keyed["manager"]
         team = [p for p in self.people if p.manager is manager and p.status == EmployeeStatus.ACTIVE]
-        ask_now(self.keyed["employee"], "AWS Console")
+        # The `employee` login has one request waiting for `manager` (not the story's application).
+        for app in ("Tableau", "Figma", "Helix Ops Console"):
+            if ask(self.keyed["employee"], app, self.at(self.days_ago(0, 9))):
+                break
         for p, app in zip(team[1:], ["Figma", "Tableau", "Helix Ops Console", "AWS Console"], strict=False):
             ask_now(p, app)
         for p in [p for p in self.people if p.dept in ("CS", "IT") and p.status == EmployeeStatus.ACTIVE][:3]:
@@ -456,7 +462,7 @@ class AccessMixin:
             else:
                 ask(p, app, created, cancel=True)
         employee = self.keyed["employee"]
-        withdrawn = [a for a in candidates(employee) if (employee.index, a) not in asked]
+        withdrawn = [a for a in candidates(employee) if (employee.index, a) not in asked and a != STORY_APPLICATION]
         if withdrawn:
             ask(employee, withdrawn[0], self.at(self.days_ago(20, 40)), cancel=True)
 

@@ -215,7 +215,11 @@ LOGINS = {
     "helpdesk": ("helpdesk", IT_HELPDESK, "IT helpdesk (staff): day-to-day changes in the admin"),
     "auditor": ("auditor", AUDITOR, "Auditor (staff): read-only admin, history and exports"),
     "manager": ("manager", None, "Manager: a team of engineers; access requests wait for their approval"),
-    "owner": ("owner", None, "Application owner: GitHub, Jira, Confluence, Datadog; owner approvals waiting"),
+    "owner": (
+        "owner",
+        None,
+        "Application owner: GitHub, Jira, Confluence, Datadog, AWS Console; owner approvals waiting",
+    ),
     "employee": ("employee", None, "Employee: reports to `manager`, holds hardware and access"),
 }
 # Fixed individual contributors who get a login: (team manager key or department code, title)

@@ -139,7 +139,8 @@ class HardwareMixin:
                 laptop, AssetStatus.ASSIGNED, holder=p, location=p.location, age_days=(20, 1100), not_after=p.start
             )
             leaving = p.end is not None and p.employment_type != EmploymentType.INTERN
-            self.checkout(asset, p, accepted=rng.random() < 0.93 or p.key == "manager")
+            # The `manager` and `employee` logins accepted their laptop's terms (the README says so).
+            self.checkout(asset, p, accepted=rng.random() < 0.93 or p.key in ("manager", "employee"))
             if leaving:
                 asset.status = AssetStatus.PENDING_RETURN
             extra = []
@@ -155,7 +156,7 @@ class HardwareMixin:
                 item = self.new_asset(
                     model_name, AssetStatus.ASSIGNED, holder=p, location=p.location, age_days=(20, 700)
                 )
-                self.checkout(item, p, accepted=not (p.key == "employee" and model_name == YUBIKEY))
+                self.checkout(item, p, accepted=True)
                 if leaving:
                     item.status = AssetStatus.PENDING_RETURN
         # Leavers: about half have not returned their laptop yet; the others returned it to stock.
@@ -239,7 +240,7 @@ class HardwareMixin:
         """A few of today's hardware changes, made by the helpdesk through the asset services."""
         helpdesk = self.users["helpdesk"]
         employee = self.keyed["employee"].obj
-        # A new badge for the `employee` login, terms not accepted yet.
+        # A new badge for the `employee` login, terms not accepted yet: the only device of theirs without.
         badge = next(a for a in self.assets if a.status == AssetStatus.IN_STOCK and a.model.category == "badge")
         asset_check_out(asset=badge, employee=employee, acting_user=helpdesk, note="Replacement badge.")
         # A leaver's laptop came back by courier.

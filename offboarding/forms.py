@@ -3,8 +3,9 @@
 from django import forms
 
 from accounts.models import Department, Employee, EmployeeStatus, Location, Role
-from offboarding.models import ReturnMethod
+from offboarding.models import ChangeRequest, ReturnMethod, Task
 from portal.forms import DateInput
+from portal.limits import text_limit, text_limit_message
 
 
 class ReturnShipForm(forms.Form):
@@ -20,7 +21,12 @@ class ReturnShipForm(forms.Form):
 
 
 class CompleteTaskForm(forms.Form):
-    note = forms.CharField(label="Note (optional)", required=False, max_length=1000)
+    note = forms.CharField(
+        label="Note (optional)",
+        required=False,
+        max_length=text_limit(Task, "note"),
+        error_messages={"max_length": text_limit_message(Task, "note")},
+    )
 
 
 class MoveRequestForm(forms.Form):
@@ -34,7 +40,12 @@ class MoveRequestForm(forms.Form):
         label="New manager (work email)", required=False, help_text="Leave empty to keep the manager."
     )
     effective_date = forms.DateField(label="First day in the new position", widget=DateInput)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="What changes and why; IT reads it.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=text_limit(ChangeRequest, "reason"),
+        error_messages={"max_length": text_limit_message(ChangeRequest, "reason")},
+        help_text="What changes and why; IT reads it.",
+    )
 
     def clean_new_manager(self):
         email = (self.cleaned_data.get("new_manager") or "").strip().lower()
@@ -48,4 +59,9 @@ class MoveRequestForm(forms.Form):
 
 class LeaveRequestForm(forms.Form):
     effective_date = forms.DateField(label="Last day of work", widget=DateInput)
-    reason = forms.CharField(widget=forms.Textarea(attrs={"rows": 3}), help_text="E.g. resignation; IT reads it.")
+    reason = forms.CharField(
+        widget=forms.Textarea(attrs={"rows": 3}),
+        max_length=text_limit(ChangeRequest, "reason"),
+        error_messages={"max_length": text_limit_message(ChangeRequest, "reason")},
+        help_text="E.g. resignation; IT reads it.",
+    )

@@ -17,6 +17,7 @@ from simple_history.models import HistoricalRecords
 
 from accounts.models import Department, Employee, EmploymentType, Location, Role
 from assets.models import HardwareAsset
+from portal.limits import LONG_TEXT, SHORT_TEXT, limited_text
 
 
 class ChecklistKind(models.TextChoices):
@@ -42,7 +43,7 @@ class ChecklistTemplate(models.Model):
 
     name = models.CharField(max_length=150, unique=True)
     kind = models.CharField(max_length=10, choices=ChecklistKind.choices)
-    description = models.TextField(blank=True)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
     is_active = models.BooleanField(default=True)
     roles = models.ManyToManyField(Role, blank=True, related_name="checklist_templates")
     departments = models.ManyToManyField(Department, blank=True, related_name="checklist_templates")
@@ -77,7 +78,7 @@ class TaskTemplate(models.Model):
     key = models.SlugField(max_length=50, help_text="Short unique name within the checklist, e.g. disable-login.")
     position = models.PositiveSmallIntegerField(default=0)
     title = models.CharField(max_length=200)
-    instructions = models.TextField(blank=True)
+    instructions = limited_text(LONG_TEXT, "The instructions", blank=True)
     knowledge_url = models.URLField(blank=True)
     assignee = models.CharField(max_length=20, choices=Assignee.choices, default=Assignee.IT)
     action = models.CharField(max_length=50, blank=True, help_text="Automated action; empty for a manual task.")
@@ -202,7 +203,7 @@ class Task(models.Model):
     parent = models.ForeignKey("self", null=True, blank=True, on_delete=models.CASCADE, related_name="children")
     key = models.CharField(max_length=100)
     title = models.CharField(max_length=200)
-    instructions = models.TextField(blank=True)
+    instructions = limited_text(LONG_TEXT, "The instructions", blank=True)
     knowledge_url = models.URLField(blank=True)
     assignee_type = models.CharField(max_length=20, choices=Assignee.choices, default=Assignee.IT)
     assignee = models.ForeignKey(
@@ -224,7 +225,9 @@ class Task(models.Model):
     completed_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
-    note = models.TextField(blank=True, help_text="Why it was skipped or retried, or what was done.")
+    note = limited_text(
+        SHORT_TEXT, "The note", blank=True, help_text="Why it was skipped or retried, or what was done."
+    )
     last_reminded_at = models.DateTimeField(null=True, blank=True)
     failure_alerted_at = models.DateTimeField(
         null=True, blank=True, help_text="When IT was told this task failed for good (once per failure)."
@@ -370,13 +373,13 @@ class ChangeRequest(models.Model):
     new_department = models.ForeignKey(Department, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     new_manager = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     effective_date = models.DateField(help_text="The move's first day in the new position, or the leaver's last day.")
-    reason = models.TextField()
+    reason = limited_text(SHORT_TEXT, "The reason")
     created_at = models.DateTimeField(auto_now_add=True)
     decided_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     decided_at = models.DateTimeField(null=True, blank=True)
-    decision_note = models.TextField(blank=True)
+    decision_note = limited_text(SHORT_TEXT, "The note", blank=True)
     run = models.ForeignKey(ChecklistRun, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     history = HistoricalRecords()
 

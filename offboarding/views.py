@@ -54,7 +54,7 @@ def task_done(request, pk: int):
 # --- Hardware returns -------------------------------------------------------------------------
 
 
-def _returns_page(request, employee, *, token: str | None = None, failed=None):
+def _returns_page(request, employee, *, token: str | None = None, failed=None, status: int | None = None):
     """The return checklist of `employee`: one item per asset, a form for each open one, progress."""
     items = list(access.returns_for_employee(employee))
     forms = {}
@@ -91,12 +91,16 @@ def _returns_page(request, employee, *, token: str | None = None, failed=None):
             "received": received,
             "via_link": token is not None,
         },
-        status=200 if failed is None else 400,
+        status=status or (200 if failed is None else 400),
     )
 
 
 def _ship(request, employee, pk: int, *, token: str | None = None):
+    """Confirm one item on its way; a return no longer open (received by IT, or confirmed from another tab)
+    answers 409 with the reason on the checklist page, and nothing changes."""
     item = access.return_for_holder(employee, pk)
+    if item.status != ReturnStatus.OPEN:
+        return _closed_return(request, employee, item, token=token)
     form = ReturnShipForm(request.POST, prefix=f"r{item.pk}")
     if form.is_valid():
         data = form.cleaned_data
@@ -113,6 +117,9 @@ def _ship(request, employee, pk: int, *, token: str | None = None):
                 via_link=token is not None,
             )
         except ValidationError as exc:
+            item.refresh_from_db(fields=["status"])
+            if item.status != ReturnStatus.OPEN:  # closed between the read above and the service's lock
+                return _closed_return(request, employee, item, token=token)
             add_service_errors(form, exc)
         else:
             how = "dropped off" if data["method"] == "drop_off" else "on its way by courier"
@@ -124,6 +131,11 @@ def _ship(request, employee, pk: int, *, token: str | None = None):
             return redirect("offboarding:my_returns")
     messages.error(request, f"{item.asset.asset_tag} is not confirmed yet: see the errors below.")
     return _returns_page(request, employee, token=token, failed=form)
+
+
+def _closed_return(request, employee, item, *, token: str | None):
+    messages.error(request, returns.hardware_return_closed_reason(item))
+    return _returns_page(request, employee, token=token, status=409)
 
 
 @login_required

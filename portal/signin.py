@@ -11,6 +11,7 @@ just the same but has no saved row to point an audit event at, so it is logged i
 
 import datetime
 import hashlib
+import ipaddress
 import logging
 import math
 
@@ -55,11 +56,36 @@ def _subjects(*, username: str | None, address: str | None) -> list[tuple[str, s
     return subjects
 
 
+def _trusted(address: str) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in settings.TRUSTED_PROXIES)
+
+
 def client_address(request: HttpRequest | None) -> str | None:
-    """The client's address as the server saw it (REMOTE_ADDR); forwarded headers are not trusted."""
+    """The client's address: REMOTE_ADDR, unless that is a configured trusted proxy (`TRUSTED_PROXIES`).
+
+    Only then is `X-Forwarded-For` read, from the right: each proxy appends the address it saw, so
+    the first address that is not a trusted proxy is the client's (anything to its left was written
+    by the client and may be forged). A header from any other peer is ignored, so nobody can pick the
+    address their failed sign-ins are counted against.
+    """
     if request is None:
         return None
-    return request.META.get("REMOTE_ADDR") or None
+    remote = request.META.get("REMOTE_ADDR") or None
+    if remote is None or not _trusted(remote):
+        return remote
+    forwarded = [part.strip() for part in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",") if part.strip()]
+    for hop in reversed(forwarded):
+        try:
+            ipaddress.ip_address(hop)
+        except ValueError:
+            return remote  # a malformed hop: count against the proxy rather than guess
+        if not _trusted(hop):
+            return hop
+    return forwarded[0] if forwarded else remote
 
 
 def signin_refusal(*, username: str | None, address: str | None) -> str | None:

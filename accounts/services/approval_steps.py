@@ -36,6 +36,7 @@ from accounts.models import (
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
+from portal.limits import text_limit_check
 from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
 
@@ -214,6 +215,7 @@ def approval_step_decide(*, step: ApprovalStep, acting_user, approve: bool, comm
         raise PermissionDenied("You may not decide this approval step.")
     if not approve and not comment:
         raise ValidationError({"comment": "Say why you reject the request: the requester will read it."})
+    text_limit_check(ApprovalStep, "comment", comment)
     locked.status = ApprovalStepStatus.APPROVED if approve else ApprovalStepStatus.REJECTED
     locked.decided_by = acting_user
     locked.decided_at = timezone.now()

@@ -378,3 +378,20 @@ def test_application_name_is_unique():
 def test_department_code_is_unique():
     Department.objects.create(name="Finance", code="FIN")
     assert_db_refuses(Department(name="Finance 2", code="FIN"))
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Australia/Sydney", "America/New_York"])
+def test_an_entitlements_last_day_is_the_end_date_it_was_granted_to(settings, zone):
+    """Access to an end date expires at the next local midnight; "Until" shows the end date, not the day after."""
+    import datetime
+
+    from django.utils import timezone
+
+    from accounts.models import Entitlement
+    from accounts.services.access_requests import expires_at_for
+
+    settings.TIME_ZONE = zone
+    with timezone.override(zone):
+        end = datetime.date(2027, 3, 31)
+        assert Entitlement(expires_at=expires_at_for(end)).last_day == end
+        assert Entitlement(expires_at=None).last_day is None

@@ -29,9 +29,14 @@ def browser():
 
 @pytest.fixture
 def new_page(browser):
-    """`new_page(viewport=DESKTOP)` opens a page in a fresh browser context (own cookies); closed after the test."""
+    """`new_page(viewport=DESKTOP)` opens a page in a fresh browser context (own cookies); closed after the test.
+
+    The test fails when any page it opened reported a Content-Security-Policy violation.
+    """
     with page_opener(browser) as open_page:
         yield open_page
+        violations = list(open_page.csp_violations)
+    assert not violations, "Content-Security-Policy violations:\n" + "\n".join(violations)
 
 
 @pytest.fixture

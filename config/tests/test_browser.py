@@ -5,6 +5,8 @@ The browser comes from `portal.testing.browser` (skipped when Chromium is missin
 PORTAL_REQUIRE_BROWSER=1); screenshots go to test-artifacts/.
 """
 
+import contextlib
+
 import pytest
 
 from portal.testing.browser import ARTIFACTS, DESKTOP, PHONE, no_horizontal_overflow, sign_in
@@ -89,3 +91,49 @@ def test_login_page_fits_a_phone(live_server, new_page):
     page.wait_for_timeout(300)  # its slide-in transition
     assert skip.bounding_box()["y"] >= 0
     assert skip.evaluate("el => getComputedStyle(el).outlineStyle") == "solid"
+
+
+# --- Content-Security-Policy: the admin and self-service work under it -----------------------------
+# `new_page` fails a test whose pages reported any violation (config/tests/conftest.py); every browser
+# test above and in test_browser_selfservice.py runs under the policy too.
+
+
+def test_the_admin_works_under_the_content_security_policy(live_server, new_page, auditor, it_admin, erin, password):
+    """An auditor's list and export page work (the export page's "Select all" toggle is an inline
+    handler, allowed by its hash), and IT's change form with its autocomplete widgets and the history
+    page load without a violation."""
+    page = new_page()
+    sign_in(page, f"{live_server.url}/admin/login/?next=/admin/", auditor.username, password)
+    response = page.goto(f"{live_server.url}/admin/accounts/employee/")
+    assert "default-src 'self'" in response.headers["content-security-policy"]
+    assert page.locator("#result_list").get_by_text("Erin").first.is_visible()
+    page.goto(f"{live_server.url}/admin/accounts/employee/export/")
+    toggle = page.locator("input[name='select-all-toggle']")
+    field = page.locator("form input[type=checkbox]:not(.select-toggle)").first
+    assert field.is_checked()
+    toggle.uncheck()
+    assert not field.is_checked(), "the inline onchange handler did not run: blocked by the policy?"
+
+    admin_page = new_page()
+    sign_in(admin_page, f"{live_server.url}/admin/login/?next=/admin/", it_admin.username, password)
+    admin_page.goto(f"{live_server.url}/admin/accounts/employee/{erin.pk}/change/")
+    assert admin_page.get_by_role("heading", name="Change employee").is_visible()
+    admin_page.locator(".select2-selection").first.click()  # an autocomplete widget opens and queries
+    admin_page.wait_for_selector(".select2-results__option")
+    admin_page.goto(f"{live_server.url}/admin/accounts/employee/{erin.pk}/history/")
+    assert admin_page.get_by_role("heading").first.is_visible()
+
+
+def test_a_violation_on_a_portal_page_is_seen_by_the_tests(live_server, browser):
+    """The listener the browser tests rely on does catch a violation: an inline script injected into
+    a real Portal page is refused by the policy and reported."""
+    from portal.testing.browser import page_opener
+
+    with page_opener(browser) as open_page:
+        page = open_page()
+        page.goto(f"{live_server.url}/login/")
+        with contextlib.suppress(Exception):
+            page.add_script_tag(content="window.injected = true;")
+        page.wait_for_timeout(200)
+        assert page.evaluate("window.injected === undefined")
+        assert any("script-src" in v for v in open_page.csp_violations), open_page.csp_violations

@@ -211,3 +211,60 @@ def test_it_unlocks_from_the_command_line(client, someone, password):
     assert signed_in(sign_in(client, "/login/", "sam", password))
     [unlocked] = AuditEvent.objects.filter(action=AuditEvent.Action.SIGN_IN_UNLOCKED)
     assert (unlocked.target_id, unlocked.actor_repr) == (str(someone.pk), "system")
+
+
+# --- The client's address behind a proxy ------------------------------------------------------------
+
+
+def _request(remote, forwarded=None):
+    from django.test import RequestFactory
+
+    extra = {"REMOTE_ADDR": remote}
+    if forwarded is not None:
+        extra["HTTP_X_FORWARDED_FOR"] = forwarded
+    return RequestFactory().get("/login/", **extra)
+
+
+@pytest.mark.parametrize(
+    ("trusted", "remote", "forwarded", "expected"),
+    [
+        ([], "203.0.113.5", "198.51.100.7", "203.0.113.5"),  # no proxy configured: the header is ignored
+        (["10.0.0.1"], "203.0.113.5", "198.51.100.7", "203.0.113.5"),  # not from the proxy: ignored
+        (["10.0.0.1"], "10.0.0.1", "198.51.100.7", "198.51.100.7"),  # from the proxy: its client
+        (["10.0.0.0/8"], "10.0.0.1", "1.2.3.4, 198.51.100.7, 10.0.0.2", "198.51.100.7"),  # forged hop on the left
+        (["10.0.0.1"], "10.0.0.1", None, "10.0.0.1"),  # the proxy itself, no header
+        (["10.0.0.1"], "10.0.0.1", "not-an-address", "10.0.0.1"),  # garbage: the proxy's address
+    ],
+)
+def test_x_forwarded_for_is_believed_only_from_a_trusted_proxy(settings, trusted, remote, forwarded, expected):
+    import ipaddress
+
+    settings.TRUSTED_PROXIES = [ipaddress.ip_network(t) for t in trusted]
+    assert signin.client_address(_request(remote, forwarded)) == expected
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_a_forged_header_does_not_dodge_the_address_lock(client, someone, password, page, settings):
+    """Without a trusted proxy, a client that sends a new X-Forwarded-For on each try is still one address."""
+    settings.SIGN_IN_THROTTLE = {**settings.SIGN_IN_THROTTLE, "ADDRESS_FAILURE_LIMIT": 3}
+    for n in range(3):
+        client.post(
+            page,
+            {"username": f"nobody{n}", "password": "wrong"},
+            REMOTE_ADDR="203.0.113.5",
+            HTTP_X_FORWARDED_FOR=f"198.51.100.{n}",
+        )
+    response = client.post(
+        page, {"username": "sam", "password": password}, REMOTE_ADDR="203.0.113.5", HTTP_X_FORWARDED_FOR="192.0.2.1"
+    )
+    assert ADDRESS_LOCKED in response.content.decode()
+
+
+def test_a_bad_trusted_proxies_setting_stops_start_up():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from config.settings import trusted_proxies
+
+    assert [str(n) for n in trusted_proxies(" 10.0.0.1, 10.1.0.0/16 ")] == ["10.0.0.1/32", "10.1.0.0/16"]
+    with pytest.raises(ImproperlyConfigured, match="PORTAL_TRUSTED_PROXIES must be addresses or networks"):
+        trusted_proxies("10.0.0.1, proxy.internal")

@@ -97,7 +97,9 @@ def test_home_shows_profile_access_and_hardware(client, erin):
     # Access: live entitlements with level, since, until and status.
     assert [e.application.name for e in response.context["entitlements"]] == ["Salesforce", "Slack"]
     assert "Old CRM" not in html  # revoked access is history, not "my access"
-    assert "30 Jun 2027" in html and "1 Jan 2025" in html and "No end date" in html
+    # Until: the last day. It expires at midnight UTC starting 30 Jun, so 29 Jun is its last day.
+    assert "29 Jun 2027" in html and "30 Jun 2027" not in html
+    assert "1 Jan 2025" in html and "No end date" in html
     # Hardware: tag, model, category, since, terms.
     assert [a.asset_tag for a in response.context["hardware"]] == ["LT-0042", "PH-0007"]
     assert "Apple MacBook Pro 14" in html and "Google Pixel 9" in html and "Phone" in html

@@ -10,6 +10,9 @@ from django.contrib import admin
 from django.urls import reverse
 from django.utils.html import format_html
 
+from offboarding.models import Task
+from portal.limits import text_limit, text_limit_message
+
 
 def employee_link(employee):
     url = reverse("admin:accounts_employee_change", args=[employee.pk])
@@ -39,6 +42,8 @@ class YesNoFilter(admin.SimpleListFilter):
 
 class ReasonForm(forms.Form):
     reason = forms.CharField(
+        max_length=text_limit(Task, "note"),
+        error_messages={"max_length": text_limit_message(Task, "note", "The reason")},
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="Why; kept in the history with your name.",
     )
@@ -47,6 +52,8 @@ class ReasonForm(forms.Form):
 class NoteForm(forms.Form):
     note = forms.CharField(
         required=False,
+        max_length=text_limit(Task, "note"),
+        error_messages={"max_length": text_limit_message(Task, "note")},
         widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
         help_text="What was done (optional); kept in the history with your name.",
     )

@@ -9,11 +9,12 @@ from django.db.models import Q
 from django.utils import timezone
 
 from assets.admin import HardwareAssetAdminBase, asset_action
-from assets.models import HardwareAsset
+from assets.models import AssetCheckout, HardwareAsset
 from offboarding.admin.common import YesNoFilter, employee_link
 from offboarding.flows import returns
 from offboarding.models import HardwareReturn, ReturnCondition, ReturnStatus
 from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin, overdue_badge
+from portal.limits import text_limit, text_limit_message
 
 
 class ReturnOverdueFilter(YesNoFilter):
@@ -30,7 +31,12 @@ class ReceiveReturnForm(forms.Form):
         initial=ReturnCondition.GOOD,
         help_text="Good: back in stock. Damaged or missing parts: into repair.",
     )
-    note = forms.CharField(required=False, widget=forms.Textarea(attrs={"rows": 2, "cols": 60}))
+    note = forms.CharField(
+        required=False,
+        max_length=text_limit(AssetCheckout, "note"),
+        error_messages={"max_length": text_limit_message(AssetCheckout, "note")},
+        widget=forms.Textarea(attrs={"rows": 2, "cols": 60}),
+    )
 
 
 def _receive(request, item, data):

@@ -9,11 +9,16 @@ from django.contrib import admin
 from offboarding.flows import change_requests
 from offboarding.models import ChangeRequest
 from portal.admin import ActionsOnlyRecordMixin, ConfirmAction, PortalModelAdmin
+from portal.limits import text_limit, text_limit_message
 
 
 class DecisionNoteForm(forms.Form):
     note = forms.CharField(
-        label="Reason for the manager", widget=forms.Textarea(attrs={"rows": 3, "cols": 60}), required=True
+        label="Reason for the manager",
+        widget=forms.Textarea(attrs={"rows": 3, "cols": 60}),
+        required=True,
+        max_length=text_limit(ChangeRequest, "decision_note"),
+        error_messages={"max_length": text_limit_message(ChangeRequest, "decision_note")},
     )
 
 

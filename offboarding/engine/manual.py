@@ -20,6 +20,7 @@ from offboarding.models import (
 )
 from portal.audit import audit_record
 from portal.history import set_history_user
+from portal.limits import text_limit_check
 from portal.models import AuditEvent
 
 
@@ -35,6 +36,7 @@ def task_complete(*, task: Task, acting_user, note: str = "") -> Task:
     one whose dependencies are not finished. Calls the action's `on_manual_complete` hook
     (e.g. confirming a revocation done by hand) in the same transaction.
     """
+    text_limit_check(Task, "note", note)
     task = Task.objects.select_for_update().select_related("run").get(pk=task.pk)
     if task.status == TaskStatus.DONE:
         return task
@@ -66,6 +68,7 @@ def task_retry(*, task: Task, acting_user, reason: str) -> Task:
     """
     if not reason.strip():
         raise ValidationError("Give a reason for the retry.")
+    text_limit_check(Task, "note", reason)
     task = Task.objects.select_for_update().select_related("run").get(pk=task.pk)
     if task.status != TaskStatus.FAILED:
         raise ValidationError(f"{_describe(task)}, not failed; nothing to retry.")
@@ -96,6 +99,7 @@ def task_skip(*, task: Task, acting_user, reason: str) -> Task:
     """
     if not reason.strip():
         raise ValidationError("Give a reason for skipping.")
+    text_limit_check(Task, "note", reason)
     task = Task.objects.select_for_update().select_related("run").get(pk=task.pk)
     if task.status not in (TaskStatus.FAILED, TaskStatus.PENDING):
         raise ValidationError(f"{_describe(task)}; only a failed or pending task can be skipped.")

@@ -17,6 +17,7 @@ from offboarding.flows.mover import mover_apply
 from offboarding.models import ChangeRequest, ChangeRequestKind, ChangeRequestStatus
 from portal.audit import audit_record
 from portal.history import set_history_user
+from portal.limits import text_limit_check, text_limit_error
 from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
 
@@ -55,6 +56,8 @@ def change_request_create(
         errors["effective_date"] = f"The last day is before {employee.full_name}'s start date ({employee.start_date})."
     if not reason:
         errors["reason"] = "Give IT the reason."
+    elif too_long := text_limit_error(ChangeRequest, "reason", reason):
+        errors["reason"] = too_long
     if kind == ChangeRequestKind.MOVE:
         changes = [
             new_role is not None and new_role.pk != employee.role_id,
@@ -168,6 +171,7 @@ def change_request_decline(*, request: ChangeRequest, note: str, acting_user) ->
     note = (note or "").strip()
     if not note:
         raise ValidationError({"decision_note": "Give the manager the reason for declining."})
+    text_limit_check(ChangeRequest, "decision_note", note)
     locked = _lock_pending(request)
     locked.status = ChangeRequestStatus.DECLINED
     locked.decided_by = acting_user if getattr(acting_user, "pk", None) else None

@@ -135,6 +135,20 @@ def hardware_returns_remind(*, run: ChecklistRun, now: datetime.datetime | None 
     return {"open": len(open_returns), "reminded": [r.pk for r in due_now], "sent": sent}
 
 
+def hardware_return_closed_reason(item: HardwareReturn) -> str:
+    """Why a return that is no longer open cannot be confirmed again, in the holder's words."""
+    tag = item.asset.asset_tag
+    if item.status == ReturnStatus.RECEIVED:
+        when = f" on {timezone.localtime(item.received_at):%d %b %Y}" if item.received_at else ""
+        return f"IT received {tag} already{when}; there is nothing more to confirm."
+    if item.status == ReturnStatus.SHIPPED:
+        when = f" on {timezone.localtime(item.shipped_at):%d %b %Y %H:%M}" if item.shipped_at else ""
+        return (
+            f"{tag} was already confirmed as on its way{when} (perhaps in another tab or window); nothing was changed."
+        )
+    return f"The return of {tag} is {item.get_status_display().lower()}; there is nothing to confirm."
+
+
 @transaction.atomic
 def hardware_return_ship(
     *,
@@ -155,11 +169,7 @@ def hardware_return_ship(
     carrier, tracking_number = (carrier or "").strip(), (tracking_number or "").strip()
     locked = HardwareReturn.objects.select_for_update(of=("self",)).select_related("asset").get(pk=item.pk)
     if locked.status != ReturnStatus.OPEN:
-        when = f" on {timezone.localtime(locked.shipped_at):%d %b %Y}" if locked.shipped_at else ""
-        raise ValidationError(
-            f"The return of {locked.asset.asset_tag} is {locked.get_status_display().lower()}{when}; "
-            "there is nothing more to confirm."
-        )
+        raise ValidationError(hardware_return_closed_reason(locked))
     errors: dict[str, str] = {}
     today = timezone.localdate()
     if method == ReturnMethod.DROP_OFF:

@@ -100,7 +100,7 @@ def test_a_shipped_return_cannot_be_shipped_again(cast, item):
         drop_off_date=timezone.localdate(),
         acting_user=cast.employee.user,
     )
-    with pytest.raises(ValidationError, match="nothing more to confirm"):
+    with pytest.raises(ValidationError, match="already confirmed as on its way"):
         hardware_return_ship(
             item=item, method="courier", carrier="UPS", tracking_number="1Z", acting_user=cast.employee.user
         )
@@ -202,3 +202,59 @@ def test_a_shipment_through_the_link_is_audited_as_the_links_owner_not_whoever_i
     client.post(reverse("offboarding:return_link_ship", args=[token, item.pk]), data)
     event = AuditEvent.objects.get(target_id=str(item.pk), action=AuditEvent.Action.RETURN_SHIPPED)
     assert (event.actor, event.detail["via"], event.detail["employee"]) == (None, "return link", cast.employee.pk)
+
+
+# --- A return that is no longer open, through the link: the reason, not a bare 400 ---------------
+
+
+def _courier(item, tracking="JD7"):
+    prefix = f"r{item.pk}"
+    return {f"{prefix}-method": "courier", f"{prefix}-carrier": "DHL", f"{prefix}-tracking_number": tracking}
+
+
+def test_a_confirmation_posted_twice_from_a_second_tab_answers_with_the_reason(cast, client, item):
+    """Both tabs show the form; the first confirms, the second gets 409 with why, and nothing changes."""
+    from portal.testing.assertions import database_snapshot
+
+    token = return_link_token(cast.employee)
+    url = reverse("offboarding:return_link_ship", args=[token, item.pk])
+    first = client.post(url, _courier(item, "JD7"))
+    assert first.status_code == 302
+    before = database_snapshot()
+    second = client.post(url, _courier(item, "OTHER-1"), follow=False)
+    assert second.status_code == 409
+    html = second.content.decode()
+    assert "LT-1001 was already confirmed as on its way on " in html
+    assert "(perhaps in another tab or window); nothing was changed." in html
+    assert "see the errors below" not in html
+    assert database_snapshot() == before
+    item.refresh_from_db()
+    assert item.tracking_number == "JD7"
+
+
+def test_a_link_whose_items_were_all_received_says_so(cast, client, item, it_user):
+    from offboarding.flows.returns import hardware_return_receive
+
+    token = return_link_token(cast.employee)
+    hardware_return_receive(item=item, acting_user=it_user)
+    page = client.get(reverse("offboarding:return_link", args=[token]))
+    assert page.status_code == 200
+    assert "Everything is back: IT received all 1 item. Thank you" in page.content.decode()
+
+    response = client.post(reverse("offboarding:return_link_ship", args=[token, item.pk]), _courier(item))
+    assert response.status_code == 409
+    html = response.content.decode()
+    assert f"IT received LT-1001 already on {timezone.localdate():%d %b %Y}; there is nothing more to confirm." in html
+    assert "see the errors below" not in html
+    item.refresh_from_db()
+    assert item.status == ReturnStatus.RECEIVED and item.tracking_number == ""
+
+
+def test_signed_in_a_received_return_answers_with_the_reason_too(cast, client, item, it_user):
+    from offboarding.flows.returns import hardware_return_receive
+
+    hardware_return_receive(item=item, acting_user=it_user)
+    client.force_login(cast.employee.user)
+    response = client.post(reverse("offboarding:return_ship", args=[item.pk]), _courier(item))
+    assert response.status_code == 409
+    assert "IT received LT-1001 already" in response.content.decode()

@@ -8,6 +8,7 @@ from offboarding.engine import run_start, task_add
 from offboarding.models import (
     TaskStatus,
 )
+from portal.limits import SHORT_TEXT
 
 pytestmark = pytest.mark.django_db
 
@@ -53,8 +54,10 @@ def test_a_task_note_that_is_too_long_is_refused_and_the_task_stays_open(cast, c
     run = run_start(employee=cast.employee, kind="join", event_date=timezone.localdate(), acting_user=None)
     task = task_add(run=run, key="badge", title="Collect your badge", assignee_type="employee", assignee=cast.employee)
     client.force_login(cast.employee.user)
-    response = client.post(reverse("offboarding:task_done", args=[task.pk]), {"note": "x" * 1001}, follow=True)
-    assert "is not marked done" in response.content.decode()
+    response = client.post(
+        reverse("offboarding:task_done", args=[task.pk]), {"note": "x" * (SHORT_TEXT + 1)}, follow=True
+    )
+    assert f"is not marked done: The note is too long: at most {SHORT_TEXT} characters" in response.content.decode()
     task.refresh_from_db()
     assert task.status == TaskStatus.PENDING and task.note == ""
 

@@ -62,17 +62,44 @@ def chromium_browser() -> Iterator:
             os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
 
 
+# Every page reports each Content-Security-Policy violation it sees (a blocked script, style, image,
+# form target...) to the test through an exposed function, before any of the page's own code runs.
+_REPORT_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  window.__portalCspViolation(`${e.effectiveDirective} blocked ${e.blockedURI || "inline"} at ${e.documentURI}`
+    + (e.sample ? `: ${e.sample}` : ""));
+});
+"""
+
+
 @contextlib.contextmanager
 def page_opener(browser) -> Iterator[Callable]:
-    """A function opening a page in a fresh browser context (own cookies) with a viewport; all closed on exit."""
+    """A function opening a page in a fresh browser context (own cookies) with a viewport; all closed on exit.
+
+    `open_page.csp_violations` lists every Content-Security-Policy violation any of its pages reported
+    (the `securitypolicyviolation` event, and Chromium's console errors naming the policy).
+    """
     contexts = []
+    violations: list[str] = []
+
+    def on_console(message):
+        if message.type == "error" and "Content Security Policy" in message.text:
+            violations.append(f"console: {message.text}")
+
+    def on_violation(text: str) -> None:
+        violations.append(text)
 
     def open_page(viewport=DESKTOP):
         context = browser.new_context(viewport=viewport)
         context.set_default_timeout(15_000)
+        context.expose_function("__portalCspViolation", on_violation)
+        context.add_init_script(_REPORT_CSP_VIOLATIONS)
         contexts.append(context)
-        return context.new_page()
+        page = context.new_page()
+        page.on("console", on_console)
+        return page
 
+    open_page.csp_violations = violations
     try:
         yield open_page
     finally:
