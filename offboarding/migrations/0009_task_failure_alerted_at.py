@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('offboarding', '0007_access_kind_change_request'),
+        ('offboarding', '0008_free_text_limits'),
     ]
 
     operations = [
