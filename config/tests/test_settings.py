@@ -172,7 +172,9 @@ def test_unusable_poll_or_bulk_is_refused(tmp_path, env, message):
 def test_env_example_documents_every_variable_settings_reads():
     source = (BASE_DIR / "config" / "settings.py").read_text()
     read = set(
-        re.findall(r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\(|env_float\()\s*["']([A-Z][A-Z0-9_]*)["']""", source)
+        re.findall(
+            r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\(|env_float\()\s*["']([A-Z][A-Z0-9_]*)["']""", source
+        )
     )
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
     assert read, "found no environment reads in settings.py; has the pattern changed?"
