@@ -94,6 +94,10 @@ class ChangelistPaginator(EstimatedCountPaginator):
     a subquery (`WHERE id IN (SELECT id ... ORDER BY ... LIMIT 50 OFFSET n)`) and only the page's rows
     are joined: still one query, the same rows in the same order. A DISTINCT, unordered, combined or
     already cut queryset is paged as Django does.
+
+    For searches only (an admin's `get_paginator` chooses it): on a plain filter the planner may pick a
+    worse plan for the subquery (the hardware list filtered by status: 0.4 ms joined, 24 ms by ids on
+    SQLite at 100k).
     """
 
     def page(self, number):
@@ -143,9 +147,8 @@ class PortalModelAdmin(UnreadableQueryMixin, SimpleHistoryAdmin):
     list_per_page = 50
     # The changelist's "N total" count is a full-table COUNT(*); skip it.
     show_full_result_count = False
-    # An unfiltered list of a big table on PostgreSQL counts from the planner's estimate; a page joins
-    # only its own rows.
-    paginator = ChangelistPaginator
+    # An unfiltered list of a big table on PostgreSQL counts from the planner's estimate.
+    paginator = EstimatedCountPaginator
 
     def revert_disabled(self, request, obj=None):
         return True
