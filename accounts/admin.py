@@ -20,6 +20,7 @@ from django.contrib import admin, messages
 from django.contrib.admin.actions import delete_selected as django_delete_selected
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import unquote
+from django.contrib.admin.views.main import SEARCH_VAR
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Count, OuterRef, Q, Subquery
@@ -60,6 +61,7 @@ from accounts.selectors import employee_search_q
 from accounts.services.employees import employee_create, employee_delete, employee_deletion_blockers
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
 from portal.admin import (
+    ChangelistPaginator,
     PortalImportExportAdmin,
     PortalModelAdmin,
     ReadOnlyInline,
@@ -412,6 +414,12 @@ class EmployeeAdminBase(PortalImportExportAdmin):
             super().save_model(request, obj, form, change)
             return
         employee_create(employee=obj, acting_user=request.user, via="admin")
+
+    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+        # A name search matches thousands at scale: sort and cut their ids alone, join only the page's rows.
+        searched = request.GET.get(SEARCH_VAR, "").strip()
+        paginator = ChangelistPaginator if searched else self.paginator
+        return paginator(queryset, per_page, orphans, allow_empty_first_page)
 
     def get_search_results(self, request, queryset, search_term):
         # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).

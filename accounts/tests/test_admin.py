@@ -6,6 +6,8 @@ tested with the page's owner, in `offboarding/tests/test_employee_admin.py`.
 
 import pytest
 from django.contrib.messages import get_messages
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from accounts import admin as accounts_admin
@@ -74,6 +76,28 @@ def test_search_finds_employee_by_name_email_or_number(client, helpdesk, people,
     response = client.get(CHANGELIST, {"q": term})
     assert response.status_code == 200
     assert listed(response) == {ada}
+
+
+def test_a_search_page_joins_only_its_own_rows_and_lists_the_same_people(client, helpdesk, monkeypatch):
+    """A searched list is read through the page's ids (`ChangelistPaginator`); an unsearched one as Django does."""
+    monkeypatch.setattr(accounts_admin.EmployeeAdminBase, "list_per_page", 2)
+    for first in ("Ada", "Bea", "Cy"):
+        EmployeeFactory(first_name=first, last_name="Lovelace")
+    EmployeeFactory(first_name="Ada", last_name="Byron")
+    client.force_login(helpdesk)
+
+    def page(params):
+        with CaptureQueriesContext(connection) as captured:
+            response = client.get(CHANGELIST, params)
+        selects = [q["sql"] for q in captured if 'FROM "accounts_employee"' in q["sql"] and "LIMIT" in q["sql"]]
+        return [e.first_name + " " + e.last_name for e in response.context["cl"].result_list], selects
+
+    first, sql = page({"q": "Lovelace"})
+    second, _ = page({"q": "Lovelace", "p": 2})
+    assert first + second == ["Ada Lovelace", "Bea Lovelace", "Cy Lovelace"]
+    assert any('"id" IN (SELECT' in q for q in sql), sql
+    _, sql = page({})
+    assert not any('"id" IN (SELECT' in q for q in sql), sql
 
 
 @pytest.mark.parametrize(

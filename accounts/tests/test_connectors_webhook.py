@@ -6,11 +6,12 @@ The receiver checks the signature itself and dedupes by idempotency key, as a re
 import hashlib
 import hmac
 import json
+import threading
 
 import pytest
 from django.core.exceptions import ValidationError
 
-from accounts.connectors import AccountState, ConnectorError
+from accounts.connectors import AccountState, ConnectorError, webhook
 from accounts.connectors.webhook import WebhookConnector, sign
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory
 from portal.testing.ldap_server import free_port
@@ -269,3 +270,36 @@ def test_forget_refused_by_the_receiver_fails_with_its_words(webhook_server, con
     assert exc.value.retryable
     with pytest.raises(ConnectorError, match="needs an idempotency key"):
         connector.forget(employee=ada, external_id="", idempotency_key="")
+
+
+# --- Keep-alive -------------------------------------------------------------------------------------
+
+
+def test_calls_from_one_thread_share_one_kept_alive_connection(webhook_server, connector, ada):
+    sessions = []
+
+    def three_revocations():  # in a thread of its own, so its session starts with no connection
+        for key in ("t1", "t2", "t3"):
+            connector.revoke(employee=ada, external_id="", idempotency_key=key)
+        sessions.append(webhook.http_session())
+
+    thread = threading.Thread(target=three_revocations)
+    thread.start()
+    thread.join()
+
+    assert len(webhook_server.calls) == 3
+    pools = sessions[0].get_adapter(webhook_server.url).poolmanager.pools
+    opened = [pools[key].num_connections for key in pools.keys()]  # noqa: SIM118 - urllib3 cannot iterate it
+    assert opened == [1]  # three calls, one pool, one TCP connection
+
+
+def test_each_thread_and_each_process_gets_its_own_session(monkeypatch):
+    mine = webhook.http_session()
+    assert webhook.http_session() is mine
+    others = []
+    thread = threading.Thread(target=lambda: others.append(webhook.http_session()))
+    thread.start()
+    thread.join()
+    assert others[0] is not mine
+    monkeypatch.setattr(webhook.os, "getpid", lambda: -1)  # as in a forked worker
+    assert webhook.http_session() is not mine

@@ -142,10 +142,39 @@ def test_unreadable_number_is_refused(tmp_path, name):
     assert f"{name} must be a whole number" in result.stderr
 
 
+def test_sqlite_connections_persist_between_tasks(tmp_path):
+    # django-q2 closes a non-persistent connection before every task and broker call.
+    assert settings_value("s.DATABASES['default']['CONN_MAX_AGE']", tmp_path) == 60
+
+
+def test_orm_broker_looks_for_work_often_and_takes_a_task_per_worker(tmp_path):
+    q = settings_value("s.Q_CLUSTER", tmp_path, Q_WORKERS="3")
+    assert (q["orm"], q["poll"], q["bulk"]) == ("default", 0.05, 3)
+    q = settings_value("s.Q_CLUSTER", tmp_path, Q_POLL="0.2", Q_BULK="5")
+    assert (q["poll"], q["bulk"]) == (0.2, 5)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"Q_POLL": "often"}, "Q_POLL must be a number, not 'often'"),
+        ({"Q_POLL": "0"}, "Q_POLL must be a number of seconds above 0 and at most 10 (not 0.0)"),
+        ({"Q_POLL": "nan"}, "Q_POLL must be a number of seconds above 0 and at most 10 (not nan)"),
+        ({"Q_BULK": "0"}, "Q_BULK a whole number of 1 or more (not 0)"),
+    ],
+)
+def test_unusable_poll_or_bulk_is_refused(tmp_path, env, message):
+    result = run_python("import config.settings", tmp_path, **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
 def test_env_example_documents_every_variable_settings_reads():
     source = (BASE_DIR / "config" / "settings.py").read_text()
     read = set(
-        re.findall(r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\()\s*["']([A-Z][A-Z0-9_]*)["']""", source)
+        re.findall(
+            r"""(?:os\.environ(?:\.get)?[\[(]|env_bool\(|env_int\(|env_float\()\s*["']([A-Z][A-Z0-9_]*)["']""", source
+        )
     )
     documented = set(re.findall(r"^#?\s*([A-Z][A-Z0-9_]*)=", (BASE_DIR / ".env.example").read_text(), re.MULTILINE))
     assert read, "found no environment reads in settings.py; has the pattern changed?"

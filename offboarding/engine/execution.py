@@ -72,7 +72,9 @@ def task_claim(*, task_id: int, now: datetime.datetime | None = None) -> Task | 
     )
     if not claimed:
         return None
-    return Task.objects.select_related("run", "run__employee", "run__employee__manager").get(pk=task_id)
+    # The run only: actions read the employee they need themselves (`run.employee` loads on first use,
+    # e.g. for a hand-off); joining two Employee rows here cost more than the rest of a no-op task.
+    return Task.objects.select_related("run").get(pk=task_id)
 
 
 def task_execute(*, task_id: int) -> str:

@@ -1,4 +1,5 @@
-"""The admin paginator: the planner's estimate for whole big tables on PostgreSQL, the exact count otherwise.
+"""The admin paginator: the planner's estimate for whole big tables on PostgreSQL, the exact count otherwise;
+a page read through the ids of its rows, so that only those rows are joined.
 
 Proved on Django's own `User` table; the estimate on a real changelist is in
 `config/tests/test_admin_paginator.py`.
@@ -10,8 +11,9 @@ import pytest
 from django.contrib.auth.models import User
 from django.db import connection
 from django.db.models import Count
+from django.test.utils import CaptureQueriesContext
 
-from portal.admin import EstimatedCountPaginator, PortalModelAdmin
+from portal.admin import ChangelistPaginator, EstimatedCountPaginator, PortalModelAdmin
 
 pytestmark = pytest.mark.django_db
 
@@ -40,6 +42,7 @@ def count(queryset, django_assert_num_queries) -> int:
 
 def test_portal_admins_use_it():
     assert PortalModelAdmin.paginator is EstimatedCountPaginator
+    assert issubclass(ChangelistPaginator, EstimatedCountPaginator)  # what a search page may choose
 
 
 def test_counts_exactly_below_the_threshold(django_assert_num_queries):
@@ -85,3 +88,56 @@ def test_narrowed_querysets_count_exactly(monkeypatch, django_assert_num_queries
     monkeypatch.setattr(EstimatedCountPaginator, "threshold", 10)
     analyze_users(30)
     assert count(narrow(User.objects.all()), django_assert_num_queries) == 35
+
+
+# --- A page through its ids -------------------------------------------------------------------------
+
+
+def _page(queryset, number, per_page=4):
+    """The rows of page `number` (usernames, as listed) and the SQL of the one query that read them."""
+    page = ChangelistPaginator(queryset, per_page).page(number)
+    with CaptureQueriesContext(connection) as captured:
+        rows = [user.username for user in page.object_list]
+    assert len(captured) == 1, [q["sql"] for q in captured]
+    return rows, captured[0]["sql"]
+
+
+def test_every_page_has_the_rows_plain_slicing_gives_in_the_same_order():
+    make_users(11)
+    every_third = list(User.objects.order_by("pk").values_list("pk", flat=True))[::3]
+    User.objects.filter(pk__in=every_third).update(first_name="b")  # an order unlike the ids' order
+    queryset = User.objects.select_related(None).order_by("first_name", "-username", "id")
+    expected = [user.username for user in queryset.all()]
+
+    pages = [_page(queryset, number)[0] for number in (1, 2, 3)]
+
+    assert pages[0] + pages[1] + pages[2] == expected
+    assert [len(rows) for rows in pages] == [4, 4, 3]
+
+
+def test_a_page_sorts_and_cuts_ids_in_a_subquery_and_joins_only_its_rows():
+    make_users(6)
+    queryset = User.objects.filter(username__startswith="user-").prefetch_related(None).order_by("username")
+    joined = queryset.annotate(groups_seen=Count("groups"))  # GROUP BY: still paged through ids
+
+    rows, sql = _page(queryset, 2)
+
+    assert rows == [user.username for user in queryset.all()][4:8]
+    assert "IN (SELECT" in sql.upper() and "LIMIT 2 OFFSET 4" in sql.upper(), sql
+    assert sql.upper().rstrip().endswith(("ASC", "DESC")), "the outer query keeps the order, not the cut"
+    assert _page(joined, 1)[0] == [user.username for user in queryset.all()][:4]
+
+
+@pytest.mark.parametrize("kind", ["distinct", "unordered"])
+def test_distinct_or_unordered_lists_are_paged_as_django_does(kind):
+    make_users(6)
+    queryset = User.objects.filter(username__startswith="user-")
+    queryset = queryset.order_by("username").distinct() if kind == "distinct" else queryset.order_by()
+
+    rows, sql = _page(queryset, 1) if kind == "distinct" else (None, None)
+    if kind == "distinct":
+        assert "IN (SELECT" not in sql.upper()
+        assert rows == [user.username for user in queryset.all()][:4]
+    else:
+        page = ChangelistPaginator(queryset, 4).page(1)
+        assert "IN (SELECT" not in str(page.object_list.query).upper()
