@@ -25,7 +25,7 @@ PAGES = {
             "search": "?q=s0000042",  # one person, by email / number
             "search surname": "?q=Garcia",  # a common surname: matches grow with the company
             "search first name": "?q=anna",  # typed in lower case; names are stored capitalised
-            # 30 first x 30 last names in seed_scale: none at 1k, a full page (~110 matches) at 100k.
+            # Each of the 30 x 30 name pairs once per 900 people in seed_scale: 1 match at 1k, ~111 at 100k.
             "search full name": "?q=Anna+Garcia",
             "filter": "?status__exact=terminated",
         },

@@ -410,8 +410,10 @@ class ScaleBuilder:
                         {
                             "id": self.emp_pk[i],
                             "employee_number": f"{PREFIX}{i + 1:07d}",
-                            "first_name": rng.choice(FIRST),
-                            "last_name": rng.choice(LAST),
+                            # Every first × last name pair once in each 900 people (Anna Garcia is
+                            # number 181): a name search finds someone at every size from 200 up.
+                            "first_name": FIRST[i % len(FIRST)],
+                            "last_name": LAST[(i // len(FIRST) + i) % len(LAST)],
                             "work_email": f"{PREFIX.lower()}{i + 1:07d}@{DOMAIN}",
                             "title": ("Manager, " if i * SPAN + 1 < n else "") + FAMILIES[role % len(FAMILIES)],
                             "department_id": self.departments[dept_of[i]].pk,
