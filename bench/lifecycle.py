@@ -161,8 +161,17 @@ def _fresh_employees(count: int) -> list:
     few, copies of its employees are added (a 1,000-person layoff needs more than 1,000 people)."""
     from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
 
+    from bench.selfservice import MANAGER_NUMBER
+
     def available():
-        return Employee.objects.filter(status=EmployeeStatus.ACTIVE, checklist_runs__isnull=True).order_by("pk")
+        # Not the self-service bench manager nor their reports: the web-load bench signs in as them
+        # while a layoff runs, and a leaver's pending requests are withdrawn (their steps then 404).
+        return (
+            Employee.objects.filter(status=EmployeeStatus.ACTIVE, checklist_runs__isnull=True)
+            .exclude(employee_number=MANAGER_NUMBER)
+            .exclude(manager__employee_number=MANAGER_NUMBER)
+            .order_by("pk")
+        )
 
     missing = count - available().count()
     if missing > 0:

@@ -82,7 +82,7 @@ def discover() -> dict[str, type[Bench]]:
     import bench
 
     for info in pkgutil.iter_modules(bench.__path__):
-        if info.name not in {"run", "registry"}:
+        if info.name not in {"run", "registry", "locustfile", "tests"}:
             importlib.import_module(f"bench.{info.name}")
     return REGISTRY
 
