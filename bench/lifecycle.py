@@ -160,7 +160,6 @@ def _fresh_employees(count: int) -> list:
     first, so a leaver run does only what the benchmark gives it). When the seeded company has too
     few, copies of its employees are added (a 1,000-person layoff needs more than 1,000 people)."""
     from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, EmployeeStatus, Entitlement, EntitlementStatus
-
     from bench.selfservice import MANAGER_NUMBER
 
     def available():
