@@ -1,6 +1,7 @@
 """The benchmark harness itself: results say what they measured, and an empty page fails the bench."""
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -42,14 +43,15 @@ class TestRowCounts:
 @pytest.mark.slow
 def test_each_benchmark_runs_in_its_own_fresh_database_and_its_result_names_what_it_measured(tmp_path):
     """Two benchmarks at one size: one seed, two copies; the results carry every metadata key and
-    say where their database came from. (A small real run: 200 people, the smallest with an Anna Garcia to search for.)"""
+    say where their database came from. (A small real run: 200 people, the smallest company with
+    an Anna Garcia for the full-name search.)"""
     results = ROOT / "bench" / "results"
     before = {p: p.read_bytes() for p in results.glob("*.json")} if results.exists() else {}
-    env = {k: v for k, v in __import__("os").environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL")}
     try:
         done = subprocess.run(
-            [sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "200", "--only", "admin_changelists,selfservice",
-             "--repeat", "1"],
+            [sys.executable, str(ROOT / "bench" / "run.py"), "--sizes", "200",
+             "--only", "admin_changelists,selfservice", "--repeat", "1"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600, check=False,
         )  # fmt: skip
         assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

@@ -439,9 +439,7 @@ class TestSeedScale:
             assert (step.pk, step.approver.user_id) in grants, step
         assert {pk for pk, _user in grants} == {step.pk for step in pending}  # no grant on a decided step
         cancel = set(AccessRequestUserObjectPermission.objects.values_list("content_object_id", "user_id"))
-        assert cancel == set(
-            AccessRequest.objects.filter(status="pending").values_list("pk", "employee__user_id")
-        )
+        assert cancel == set(AccessRequest.objects.filter(status="pending").values_list("pk", "employee__user_id"))
         assert ApprovalDelegation.objects.count() == 1
         assert AuditEvent.objects.filter(action=AuditEvent.Action.REQUEST).count() == 200 // 25
 
