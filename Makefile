@@ -18,6 +18,11 @@ ARGS ?=
 # tests start qcluster workers whose queue names are per file. JOBS=0 runs in this process only.
 JOBS ?= 2
 XDIST := -n $(JOBS) --dist loadfile
+# Benchmarks: sizes and a subset, e.g. `make bench SIZES=200,1000 ONLY=selfservice,web_load`.
+SIZES ?= 1000,100000
+ONLY  ?=
+# The PostgreSQL database the PostgreSQL benchmarks use (its seeds are <name>_seed_<N>): pick your own on a shared server.
+PORTAL_BENCH_DB ?= portal_bench
 # The PostgreSQL + Redis stack for `make test-pg` (pytest-django creates test_<name>).
 PG_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/portal
 PG_REDIS_URL    ?= redis://127.0.0.1:6379/0
@@ -58,11 +63,12 @@ format: $(STAMP) ## Apply ruff's fixes and formatting
 	$(RUFF) check --fix .
 	$(RUFF) format .
 
-bench: $(STAMP) ## Run the benchmarks; figures go to bench/results/ as JSON
-	$(PY) bench/run.py
+bench: $(STAMP) ## Run the benchmarks (SIZES, ONLY), each in a fresh copy of its seed; figures to bench/results/ as JSON
+	DATABASE_URL= REDIS_URL= $(PY) bench/run.py --sizes $(SIZES) --only "$(ONLY)"
 
-bench-pg: $(STAMP) ## Run the benchmarks on PostgreSQL + Redis (drops and recreates the database portal_bench)
-	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) $(PY) bench/run.py
+bench-pg: $(STAMP) ## The benchmarks on PostgreSQL + Redis (drops and recreates PORTAL_BENCH_DB and its seeds)
+	DATABASE_URL=$(PG_DATABASE_URL) REDIS_URL=$(PG_REDIS_URL) PORTAL_BENCH_DB=$(PORTAL_BENCH_DB) \
+		$(PY) bench/run.py --sizes $(SIZES) --only "$(ONLY)"
 
 migrations-check: $(STAMP) ## Fail if a model change has no migration
 	DATABASE_URL= $(PY) manage.py makemigrations --check --dry-run

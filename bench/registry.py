@@ -38,19 +38,24 @@ class Context:
     seed_seconds: float | None = None
     _clients: dict = field(default_factory=dict)
 
+    def user(self, audience: str = "it_admin"):
+        """The bench user of `audience` (it_admin, helpdesk, auditor): staff, in that group."""
+        from django.contrib.auth import get_user_model
+
+        from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, groups_sync
+
+        group = {"it_admin": IT_ADMIN, "helpdesk": IT_HELPDESK, "auditor": AUDITOR}[audience]
+        user, _ = get_user_model().objects.get_or_create(username=f"bench-{audience}", defaults={"is_staff": True})
+        user.groups.add(groups_sync()[group])
+        return user
+
     def client(self, audience: str = "it_admin"):
-        """A django.test.Client logged in as a bench user of `audience` (it_admin, helpdesk, auditor)."""
+        """A django.test.Client logged in as `user(audience)` (created on demand)."""
         if audience not in self._clients:
-            from django.contrib.auth import get_user_model
             from django.test import Client
 
-            from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK, groups_sync
-
-            group = {"it_admin": IT_ADMIN, "helpdesk": IT_HELPDESK, "auditor": AUDITOR}[audience]
-            user, _ = get_user_model().objects.get_or_create(username=f"bench-{audience}", defaults={"is_staff": True})
-            user.groups.add(groups_sync()[group])
             client = Client()
-            client.force_login(user)
+            client.force_login(self.user(audience))
             self._clients[audience] = client
         return self._clients[audience]
 
@@ -77,7 +82,7 @@ def discover() -> dict[str, type[Bench]]:
     import bench
 
     for info in pkgutil.iter_modules(bench.__path__):
-        if info.name not in {"run", "registry"}:
+        if info.name not in {"run", "registry", "locustfile", "tests"}:
             importlib.import_module(f"bench.{info.name}")
     return REGISTRY
 
@@ -128,6 +133,37 @@ def measure_get(client, url: str, *, repeat: int = 5, warmup: int = 1) -> dict:
         "db_ms": round(db_ms, 2),
         "slowest_queries": slowest,
     }
+
+
+class RowCountError(AssertionError):
+    """A page did not render the rows it should have: its timing would compare unlike pages."""
+
+
+def assert_rows(page: str, shown: int, expected: int) -> int:
+    """`shown` (rows counted in the page's HTML) must equal `expected` (counted in the database), and
+    at least one: a page that renders no row measures an empty page, whatever its timing. Returns `shown`."""
+    if expected < 1:
+        raise RowCountError(
+            f"{page}: the database holds nothing for this page to show (expected {expected} rows); "
+            "a benchmark of an empty page measures nothing: check the seed or the benchmark's setup."
+        )
+    if shown != expected:
+        raise RowCountError(f"{page}: the page rendered {shown} rows, but the database holds {expected} for it.")
+    return shown
+
+
+def changelist_expected_rows(user, url: str) -> int:
+    """Rows an admin changelist at `url` must show for `user`: min(page size, the exact number of rows
+    its filters and search select), counted with COUNT(*) on the changelist's queryset (not its
+    paginator, which may estimate, and not the HTML)."""
+    from django.test import RequestFactory
+    from django.urls import resolve
+
+    model_admin = resolve(url.partition("?")[0]).func.model_admin  # Django's admin views carry their ModelAdmin
+    request = RequestFactory().get(url)
+    request.user = user
+    changelist = model_admin.get_changelist_instance(request)
+    return min(changelist.list_per_page, changelist.queryset.count())
 
 
 def explain(sql: str) -> list[str]:

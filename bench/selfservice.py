@@ -13,12 +13,13 @@ Then, signed in as the manager: `/approvals/` (500 rows), its oldest step `/appr
 page has the same rows at every size). Goals (checked by `report`), as for the admin changelists:
 the same number of queries at every size, and the median page time at the largest size within
 1.5x of the smallest. A missed goal names the slowest queries at the largest size with their plan.
+Each page must render the rows the database holds for it, and at least one (`RowCountError` otherwise).
 """
 
 import datetime
 import time
 
-from bench.registry import Bench, Context, explain, measure_get, register
+from bench.registry import Bench, Context, assert_rows, explain, measure_get, register
 
 QUERY_GOAL = "same number of queries at every size"
 TIME_GOAL_RATIO = 1.5
@@ -40,7 +41,7 @@ ROW_MARKERS = {
     "team member": ['data-label="Application"', '<span class="mono">'],  # entitlements + hardware
 }
 EXPECTED_ROWS = {
-    "approvals inbox": REPORTS * APPLICATIONS,
+    "approvals inbox": REPORTS * APPLICATIONS,  # waiting; the page shows APPROVALS_PER_PAGE of them
     "approval step": 1,
     "team": REPORTS,
     "team member": TEAM_MEMBER_ENTITLEMENTS + TEAM_MEMBER_HARDWARE,
@@ -65,11 +66,21 @@ class SelfService(Bench):
             "team": "/team/",
             "team member": f"/team/{setup['report_pk']}/",
         }
+        # What each page must show, counted in the database (the team member page: that report's
+        # live entitlements and held hardware, whatever the seed gave them).
+        from accounts.views import APPROVALS_PER_PAGE
+
+        expected = dict(EXPECTED_ROWS)
+        expected["approvals inbox"] = min(expected["approvals inbox"], APPROVALS_PER_PAGE)
+        expected["approval step"] = 1 if setup["step_pk"] else 0
+        expected["team member"] = setup["report_rows"]
         pages = {}
         for page, url in urls.items():
             result = measure_get(client, url, repeat=ctx.repeat)
             body = client.get(url).content.decode(errors="replace")
             result["rows"] = sum(body.count(marker) for marker in ROW_MARKERS[page])
+            result["rows_expected"] = expected[page]
+            assert_rows(f"{page} ({url})", result["rows"], expected[page])
             for q in result["slowest_queries"][:2]:
                 q["plan"] = explain(q["sql"])
             pages[page] = result
@@ -96,8 +107,8 @@ class SelfService(Bench):
             rows = {s: per_size[s]["rows"] for s in sizes}
             db_ms = {s: per_size[s].get("db_ms") for s in sizes}
             ok_status = all(per_size[s]["status"] == 200 for s in sizes)
-            expected = EXPECTED_ROWS.get(key)
-            ok_rows = expected is None or all(r == expected for r in rows.values())
+            expected = {s: per_size[s].get("rows_expected") for s in sizes}
+            ok_rows = all(rows[s] == expected[s] for s in sizes)
             queries_met = ok_status and len(set(queries.values())) == 1
             time_met = ok_status and ratio is not None and ratio <= TIME_GOAL_RATIO
             all_met &= queries_met and time_met
@@ -329,6 +340,17 @@ def _create():
     return manager
 
 
+def _report_rows(report) -> int:
+    """Rows the team member page shows for `report`: live entitlements plus held hardware (0 for none)."""
+    from accounts.models import LIVE_ENTITLEMENT_STATUSES, Entitlement
+    from assets.models import HardwareAsset
+
+    if report is None:
+        return 0
+    live = Entitlement.objects.filter(employee=report, status__in=LIVE_ENTITLEMENT_STATUSES).count()
+    return live + HardwareAsset.objects.filter(assigned_to=report, status__in=["assigned", "pending_return"]).count()
+
+
 def _describe(manager) -> dict:
     """The pages' subjects (the first report on the team page, the oldest step in the inbox) and counts."""
     from django.db.models import Count, Q
@@ -355,6 +377,7 @@ def _describe(manager) -> dict:
         "user": manager.user,
         "manager_pk": manager.pk,
         "report_pk": report.pk if report else 0,
+        "report_rows": _report_rows(report),
         "step_pk": step.pk if step else 0,
         "reports": reports.count(),
         "pending_steps": pending.count(),

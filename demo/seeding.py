@@ -11,10 +11,12 @@ except the seed commands, their tests and the benchmarks.
 
 import contextlib
 import datetime
+import json
 import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 
 from django.core.management.color import no_style
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
 from django.db.models import Max
 from django.utils import timezone
@@ -124,7 +126,8 @@ class RawInserter:
     `seed_scale` this writes plain tuples instead. Rows are dicts of attnames (foreign keys as `*_id`);
     missing fields take their default. Primary keys are handed out by `allocate` up front (so rows
     can point at each other before they are written); on PostgreSQL the id sequence is moved past
-    them by `finish`. Only for models whose fields are plain values, dates and times (no JSON).
+    them by `finish`. For models whose fields are plain values, dates, times, durations and JSON
+    (JSON values are written as their text, which both databases parse).
     """
 
     def __init__(self, model: type[models.Model], *, reason: str = "", date: datetime.datetime | None = None):
@@ -171,6 +174,10 @@ class RawInserter:
             adapt = self.ops.adapt_datetimefield_value
         elif internal == "DateField":
             adapt = self.ops.adapt_datefield_value
+        elif internal == "JSONField":
+            return lambda v: None if v is None else json.dumps(v, cls=DjangoJSONEncoder)
+        elif internal == "DurationField":
+            return lambda v, f=field: None if v is None else f.get_db_prep_value(v, connection)
         elif internal == "DecimalField":
             return lambda v, f=field: (
                 None if v is None else self.ops.adapt_decimalfield_value(v, f.max_digits, f.decimal_places)

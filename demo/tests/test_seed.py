@@ -42,6 +42,7 @@ from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
 from demo.company import DEMO_PASSWORD, LOGINS
 from demo.seeding import count_rows
+from offboarding.engine.runs import runnable_tasks
 from offboarding.models import (
     ChecklistKind,
     ChecklistRun,
@@ -420,13 +421,41 @@ class TestSeedScale:
         assert Entitlement.history.count() == Entitlement.objects.count()
         assert "50 employees" in output
 
-    def test_writes_no_approval_chain_nor_permission_by_hand(self):
-        """Approval steps and their grants come only from the approval services; seed_scale writes none."""
-        seed_scale(50)
-        assert not AccessRequest.objects.exists()
-        assert not ApprovalStep.objects.exists()
-        assert not ApprovalStepUserObjectPermission.objects.exists()
-        assert not AccessRequestUserObjectPermission.objects.exists()
+    def test_lifecycle_history_in_proportion_through_the_services(self):
+        """Requests, steps, object permissions and delegations exist in proportion, as the approval
+        services make them: each pending step can be decided by its approver's login (and only
+        pending steps can), each pending request withdrawn by its requester; runs, tasks and audit
+        events cover every leaver and pre-hire."""
+        seed_scale(200)
+
+        assert AccessRequest.objects.count() == 200 // 25
+        assert set(AccessRequest.objects.values_list("status", flat=True)) <= {"pending", "rejected", "cancelled"}
+        assert AccessRequest.objects.filter(status="pending").exists()
+        assert_steps_follow_policy()
+        pending = ApprovalStep.objects.filter(status="pending").select_related("approver")
+        assert pending.exists()
+        grants = set(ApprovalStepUserObjectPermission.objects.values_list("content_object_id", "user_id"))
+        for step in pending:
+            assert (step.pk, step.approver.user_id) in grants, step
+        assert {pk for pk, _user in grants} == {step.pk for step in pending}  # no grant on a decided step
+        cancel = set(AccessRequestUserObjectPermission.objects.values_list("content_object_id", "user_id"))
+        assert cancel == set(AccessRequest.objects.filter(status="pending").values_list("pk", "employee__user_id"))
+        assert ApprovalDelegation.objects.count() == 1
+        assert AuditEvent.objects.filter(action=AuditEvent.Action.REQUEST).count() == 200 // 25
+
+        leavers = Employee.objects.filter(status=EmployeeStatus.TERMINATED)
+        assert ChecklistRun.objects.filter(kind="leave", status="done").count() == leavers.count() > 0
+        pre_hires = Employee.objects.filter(status=EmployeeStatus.PRE_HIRE)
+        assert ChecklistRun.objects.filter(kind="join", status="running").count() == pre_hires.count() > 0
+        revokes = Task.objects.filter(run__kind="leave", action="revoke_entitlement").count()
+        assert revokes == Entitlement.objects.filter(employee__in=leavers).count()
+        assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE).count() == leavers.count()
+        assert Task.history.count() == Task.objects.count()
+        # Nothing is left for a worker to run now: the pre-hires' tasks fall due on their first day.
+        assert not runnable_tasks().filter(assignee_type="system").exists()
+        # Approvers and requesters can sign in; nobody has a password.
+        assert not Employee.objects.filter(reports__isnull=False, user__isnull=True).exists()
+        assert not get_user_model().objects.filter(employee__isnull=False).exclude(password__startswith="!").exists()
 
     def test_rows_written_afterwards_get_fresh_ids(self):
         """seed_scale hands out ids itself; on PostgreSQL the sequences must have moved past them."""

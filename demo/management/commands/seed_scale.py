@@ -7,10 +7,25 @@ policy) with licenses, about 1.3 hardware assets per employee in every status (h
 open check-out to the holder; returned, repaired, retired and lost ones with a closed one), about
 6 entitlements per employee (birthright and extra; revoked for leavers, pending for pre-hires).
 
-No access requests: approval chains are written only by the approval services (`accounts.services`), which routes a step
-to an approver who can sign in and grants them its object permission, and the synthetic people
-have no logins. Bulk-writing requests and steps here would show what the product forbids (steps
-nobody may decide); a benchmark that needs pending approvals sets them up itself.
+Logins: every manager (who approves their reports' requests, and owns the applications) and
+every requester has one, without a password (they would sign in through single sign-on); a leaver's
+is deactivated.
+
+The lifecycle history, in proportion (PROPORTIONS, also written into each benchmark result):
+- access requests (N/25), made, decided and withdrawn **through the approval services** as people
+  would click them (`access_request_create`, `approval_step_decide`, `access_request_cancel`), so the
+  chains, the object permissions (deciding a step, withdrawing one's request) and their audit events
+  are exactly the product's: about 55% pending (some at the owner's step), 25% rejected, 20%
+  withdrawn; their times are moved back afterwards as the demo does (`AccessMixin.backdate_request`).
+  None is approved to the end (that would provision access after commit).
+- approval delegations (N/500), through `delegation_create` (which grants the delegate the steps).
+- checklist runs with their tasks and audit events, written in bulk as history: a finished leave
+  run per leaver (disable login, one revocation per entitlement, return, hand-over; audit: leave
+  started, terminated, login disabled, one revoke per entitlement), a running join run per pre-hire
+  (its tasks due from the first day, so no worker runs them early), a finished join run per
+  employee hired in the last 180 days, a finished move run for 3% of the others. These tasks have
+  no template: the checklist templates stay empty, so a benchmark's leavers get only the engine's
+  own tasks.
 
 Everything is written with bulk inserts (and one simple-history row per row) in a single
 transaction, chunk by chunk, with no per-row queries: 100 000 employees take a few minutes on
@@ -26,8 +41,12 @@ import random
 import time
 from decimal import Decimal
 
+from django.contrib.auth import get_user_model
+from django.contrib.auth.hashers import make_password
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, transaction
+from django.test.utils import override_settings
 from django.utils import timezone
 
 from accounts.models import (
@@ -46,8 +65,15 @@ from accounts.models import (
     RoleApplication,
     Sensitivity,
 )
+from accounts.services.access_requests import access_request_cancel, access_request_create
+from accounts.services.approval_steps import approval_step_decide
+from accounts.services.delegations import delegation_create
 from assets.models import AssetCategory, AssetCheckout, AssetModel, AssetStatus, HardwareAsset, License, RoleKitItem
+from demo.access import AccessMixin
+from demo.builder import queue_log_quiet
 from demo.seeding import DEFAULT_BATCH_SIZE, RawInserter, aware, bulk_change, bulk_insert
+from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
+from portal.models import AuditEvent
 
 PREFIX = "S"
 DOMAIN = "scale.example"
@@ -106,6 +132,33 @@ def employee_count(value: str) -> int:
     return number
 
 
+# What a company of N employees gets (stated in every benchmark result).
+PROPORTIONS = {
+    "locations": "N/1500 (3 to 200)",
+    "departments": "N/40 (at least 3)",
+    "roles": "N/2000 (4 to 60), 4 birthright applications each",
+    "applications": "N/1500 (12 to 300), every approval policy; licenses for 4 in 5",
+    "hardware assets": "1.3 per employee, every status; check-outs for held and past ones",
+    "entitlements": "about 6 per employee (birthright + 0-4 requested); revoked for leavers, pending for pre-hires",
+    "logins": "every manager and every requester (no password)",
+    "access requests": "N/25 through the services: ~55% pending, ~25% rejected, ~20% withdrawn",
+    "approval steps": "as the policies make them (1-2 per request)",
+    "object permissions": "as the services grant them: decide a pending step, withdraw one's pending request",
+    "approval delegations": "N/500 through the services (the delegate gets the delegator's pending steps)",
+    "checklist runs": "leave (done) per leaver, join (running) per pre-hire, join (done) per hire of the last "
+    "180 days, move (done) for 3% of the others",
+    "tasks": "4-5 per run plus one revocation per leaver's entitlement / one provisioning per joiner's",
+    "audit events": "the services' for requests, decisions and delegations; per run: started; per leaver: "
+    "terminated, login disabled, one revoke per entitlement",
+}
+REQUESTS_PER = 25  # one access request per this many employees
+DELEGATIONS_PER = 500
+RECENT_HIRE_DAYS = 180
+MOVED_SHARE = 0.03
+JUSTIFICATION = "Needed for my work (synthetic request, seed_scale)."
+REJECTION = "Not needed for this role (synthetic decision, seed_scale)."
+
+
 def proportions(n: int) -> dict[str, int]:
     """How many of each thing a company of `n` employees gets."""
     return {
@@ -114,7 +167,23 @@ def proportions(n: int) -> dict[str, int]:
         "roles": max(4, min(60, n // 2000)),
         "applications": max(12, min(300, n // 1500)),
         "assets": round(n * 1.3),
+        "access_requests": max(4, n // REQUESTS_PER),
+        "delegations": max(1, n // DELEGATIONS_PER),
     }
+
+
+def seeded_counts() -> dict[str, int]:
+    """Rows of each kind the database holds (what a benchmark ran on), by model label.
+
+    Every model with rows, history tables and the object-permission tables included."""
+    from django.apps import apps
+
+    counts = {}
+    for model in apps.get_models():
+        count = model._default_manager.count() if model is not AuditEvent else AuditEvent.objects.count()
+        if count:
+            counts[model._meta.label] = count
+    return counts
 
 
 class Command(BaseCommand):
@@ -137,7 +206,12 @@ class Command(BaseCommand):
             )
         self.verbosity = options.get("verbosity", 1)
         started = time.monotonic()
-        with transaction.atomic():
+        # The services send emails once the transaction commits: none for a synthetic company.
+        with (
+            queue_log_quiet(),
+            override_settings(EMAIL_BACKEND="django.core.mail.backends.dummy.EmailBackend"),
+            transaction.atomic(),
+        ):
             counts = ScaleBuilder(n=employees, seed=seed, batch_size=batch_size, log=self._log).build()
         if connection.vendor == "postgresql":
             # Planner statistics for the freshly loaded tables, as autovacuum would gather them shortly.
@@ -184,6 +258,12 @@ class ScaleBuilder:
         self.step("applications")
         self.access_and_hardware()
         self.step("entitlements, hardware")
+        self.access_requests()
+        self.step("access requests (services)")
+        self.delegations()
+        self.step("delegations (services)")
+        self.checklist_runs()
+        self.step("checklist runs, tasks, audit events")
         return self.counts
 
     # --- reference data ------------------------------------------------------------------------
@@ -284,14 +364,21 @@ class ScaleBuilder:
         self.emp_role = [0] * n
         self.emp_loc = [0] * n
         dept_of = [0] * n
+        self.emp_user: list[int | None] = [None] * n
+        self.emp_manager: list[int | None] = [None] * n
+        # Requesters: active employees who manage nobody, one in REQUESTS_PER (each asks once, below).
+        self.p_requester = min(1.0, 1.5 / REQUESTS_PER)
+        users = RawInserter(get_user_model())
+        unusable = make_password(None)
         inserter = RawInserter(Employee, reason=REASON, date=self.now)
         level_start, level_size = 0, 1
         while level_start < n:
             level_end = min(n, level_start + level_size)
             for chunk_start in range(level_start, level_end, CHUNK):
-                rows = []
+                rows, user_rows = [], []
                 for i in range(chunk_start, min(level_end, chunk_start + CHUNK)):
                     manager = (i - 1) // SPAN if i else None
+                    self.emp_manager[i] = manager
                     if i < n_depts:
                         dept_of[i] = i  # the first employees head the departments
                     elif manager is not None and rng.random() < 0.85:
@@ -305,12 +392,28 @@ class ScaleBuilder:
                     self.emp_role[i], self.emp_loc[i] = role, loc
                     self.emp_pk[i] = inserter.allocate()
                     kind = rng.random()
+                    manages = i * SPAN + 1 < n
+                    wants = status == EmployeeStatus.ACTIVE and rng.random() < self.p_requester
+                    if status != EmployeeStatus.PRE_HIRE and (manages or wants):
+                        self.emp_user[i] = users.allocate()
+                        user_rows.append(
+                            {
+                                "id": self.emp_user[i],
+                                "username": f"{PREFIX.lower()}{i + 1:07d}",
+                                "email": f"{PREFIX.lower()}{i + 1:07d}@{DOMAIN}",
+                                "password": unusable,
+                                "is_active": status != EmployeeStatus.TERMINATED,
+                                "date_joined": aware(min(start, self.today), 8),
+                            }
+                        )
                     rows.append(
                         {
                             "id": self.emp_pk[i],
                             "employee_number": f"{PREFIX}{i + 1:07d}",
-                            "first_name": rng.choice(FIRST),
-                            "last_name": rng.choice(LAST),
+                            # Every first × last name pair once in each 900 people (Anna Garcia is
+                            # number 181): a name search finds someone at every size from 200 up.
+                            "first_name": FIRST[i % len(FIRST)],
+                            "last_name": LAST[(i // len(FIRST) + i) % len(LAST)],
                             "work_email": f"{PREFIX.lower()}{i + 1:07d}@{DOMAIN}",
                             "title": ("Manager, " if i * SPAN + 1 < n else "") + FAMILIES[role % len(FAMILIES)],
                             "department_id": self.departments[dept_of[i]].pk,
@@ -325,11 +428,14 @@ class ScaleBuilder:
                             "status": status,
                             "start_date": start,
                             "end_date": end,
+                            "user_id": self.emp_user[i],
                         }
                     )
+                self.counts["logins"] = self.counts.get("logins", 0) + users.insert(user_rows)
                 self.counts["employees"] = self.counts.get("employees", 0) + inserter.insert(rows)
             level_start, level_size = level_end, level_size * SPAN
         inserter.finish()
+        users.finish()
         # Heads: the first employees, who sit at the top of the reporting tree.
         for k, dept in enumerate(self.departments):
             dept.head_id = self.emp_pk[k % n]
@@ -403,6 +509,7 @@ class ScaleBuilder:
             for model in (Entitlement, HardwareAsset, AssetCheckout)
         }
         self.asset_seq = 0
+        self.emp_apps: list[list[tuple[int, int, str]]] = [[] for _ in range(n)]  # (app index, entitlement id, status)
         for chunk_start in range(0, n, CHUNK):
             self.chunk(chunk_start, min(n, chunk_start + CHUNK))
         # Small companies: make sure every asset status exists.
@@ -471,6 +578,7 @@ class ScaleBuilder:
                         row["last_used_at"] = max(granted, self.now - datetime.timedelta(days=rng.randint(0, 20)))
                 row["id"] = ent_ids.allocate()
                 ents.append(row)
+                self.emp_apps[i].append((k, row["id"], row["status"]))
             # Hardware.
             if status in (EmployeeStatus.ACTIVE, EmployeeStatus.LEAVE_OF_ABSENCE) or (
                 status == EmployeeStatus.TERMINATED and rng.random() < 0.4
@@ -519,3 +627,305 @@ class ScaleBuilder:
         row["checked_in_at"] = back
         row["condition_on_return"] = {AssetStatus.LOST: "lost", AssetStatus.IN_REPAIR: "damaged"}.get(status, "good")
         checkouts.append(row)
+
+    # --- access requests and delegations, through the approval services ---------------------------
+
+    # The demo's way of giving requests made through the services their past (times only).
+    backdate_request = AccessMixin.backdate_request
+
+    def access_requests(self):
+        """N/REQUESTS_PER requests made, decided and withdrawn through the services (see the module doc)."""
+        rng, n = self.rng, self.n
+        requestable = [
+            k for k, app in enumerate(self.apps) if app.requestable and app.approval_policy != ApprovalPolicy.NONE
+        ]
+        requesters = [
+            i
+            for i in range(1, n)
+            if self.emp_user[i] is not None
+            and self.emp_status[i] == EmployeeStatus.ACTIVE
+            and self.emp_user[self.emp_manager[i]] is not None
+        ]
+        rng.shuffle(requesters)
+        wanted = self.sizes["access_requests"]
+        people = Employee.objects.select_related("user", "manager").in_bulk([self.emp_pk[i] for i in requesters])
+        apps = {app.pk: app for app in Application.objects.select_related("owner").filter(
+            pk__in=[self.apps[k].pk for k in requestable])}  # fmt: skip
+        outcomes = {"pending": 0, "rejected": 0, "withdrawn": 0, "refused": 0}
+        made = 0
+        for i in requesters:
+            if made >= wanted:
+                break
+            held = {k for k, _pk, _status in self.emp_apps[i]}
+            # Not one's own application nor one's manager's: the service then routes or merges the owner
+            # step (one person decides once), and the chain would not show the policy as it reads.
+            bosses = {self.emp_pk[i], self.emp_pk[self.emp_manager[i]]}
+            choices = [k for k in requestable if k not in held and self.apps[k].owner_id not in bosses]
+            if not choices:
+                continue
+            employee = people[self.emp_pk[i]]
+            application = apps[self.apps[rng.choice(choices)].pk]
+            try:
+                request = access_request_create(
+                    employee=employee,
+                    application=application,
+                    level="user",
+                    justification=JUSTIFICATION,
+                    end_date=None,
+                    acting_user=employee.user,
+                )
+            except ValidationError:  # the product refuses it (an approver who cannot sign in, say): not shown
+                outcomes["refused"] += 1
+                continue
+            made += 1
+            roll = rng.random()
+            steps = list(request.steps.select_related("approver__user").order_by("order"))
+            if roll < 0.25:
+                first = steps[0]
+                approval_step_decide(step=first, acting_user=first.approver.user, approve=False, comment=REJECTION)
+                outcomes["rejected"] += 1
+            elif roll < 0.45:
+                access_request_cancel(request=request, acting_user=employee.user)
+                outcomes["withdrawn"] += 1
+            else:
+                if roll < 0.6 and len(steps) > 1:  # waiting on the owner: the manager approved
+                    approval_step_decide(step=steps[0], acting_user=steps[0].approver.user, approve=True)
+                outcomes["pending"] += 1
+            self.backdate_request(request, self.now - datetime.timedelta(hours=rng.randint(2, 24 * 60)))
+        self.counts["access requests"] = made
+        self.log(f"    access requests: {outcomes}")
+
+    def delegations(self):
+        """N/DELEGATIONS_PER managers let a fellow manager (same manager) decide for them, through the service."""
+        rng, n = self.rng, self.n
+        managers = [i for i in range(1, n) if i * SPAN + 1 < n and self.emp_user[i] is not None]
+        rng.shuffle(managers)
+        people = Employee.objects.select_related("user").in_bulk([self.emp_pk[i] for i in managers])
+        made = 0
+        for i in managers:
+            if made >= self.sizes["delegations"]:
+                break
+            siblings = [j for j in managers if j != i and self.emp_manager[j] == self.emp_manager[i]]
+            if not siblings:
+                continue
+            delegator, delegate = people[self.emp_pk[i]], people[self.emp_pk[rng.choice(siblings)]]
+            starts = self.today + datetime.timedelta(days=rng.choice([0, 0, 0, 3, 10]))
+            try:
+                delegation_create(
+                    delegator=delegator,
+                    delegate=delegate,
+                    starts_on=starts,
+                    ends_on=starts + datetime.timedelta(days=rng.randint(3, 14)),
+                    acting_user=delegator.user,
+                    reason="Out of office (synthetic, seed_scale)",
+                )
+            except ValidationError:
+                continue
+            made += 1
+        self.counts["approval delegations"] = made
+
+    # --- checklist runs, tasks and their audit events (history, in bulk) ------------------------------
+
+    def checklist_runs(self):
+        """The company's lifecycle so far (see the module doc): runs, tasks and audit events in bulk."""
+        rng, n = self.rng, self.n
+        runs_w = RawInserter(ChecklistRun, reason=REASON, date=self.now)
+        tasks_w = RawInserter(Task, reason=REASON, date=self.now)
+        audit_w = RawInserter(AuditEvent)
+        started_action = {
+            ChecklistKind.JOIN: AuditEvent.Action.JOIN_STARTED,
+            ChecklistKind.LEAVE: AuditEvent.Action.LEAVE_STARTED,
+            ChecklistKind.MOVE: AuditEvent.Action.MOVE_STARTED,
+        }
+        recent = self.today - datetime.timedelta(days=RECENT_HIRE_DAYS)
+        app_names = [app.name for app in self.apps]
+        runs, tasks, events = [], [], []  # of the current chunk
+
+        def task(run, key, title, assignee, *, action="", params=None, due, done, person=None):
+            row = {
+                "id": tasks_w.allocate(),
+                "run_id": run["id"],
+                "key": key,
+                "title": title,
+                "assignee_type": assignee,
+                "assignee_id": person,
+                "action": action,
+                "params": params or {},
+                "due_at": due,
+                "created_at": run["created_at"],
+                "status": TaskStatus.DONE if done else TaskStatus.PENDING,
+            }
+            if done:
+                row["completed_at"] = min(self.now, due)
+                if action:
+                    row["attempts"], row["started_at"] = 1, row["completed_at"] - datetime.timedelta(seconds=1)
+                    row["queued_at"] = row["started_at"]
+            tasks.append(row)
+
+        def event(action, moment, target_type, target_id, target_repr, detail):
+            events.append(
+                {
+                    "id": audit_w.allocate(),
+                    "created_at": moment,
+                    "actor_repr": "system",
+                    "action": action,
+                    "target_type": target_type,
+                    "target_id": str(target_id),
+                    "target_repr": target_repr[:255],
+                    "detail": detail,
+                }
+            )
+
+        for lo in range(0, n, CHUNK):
+            for i in range(lo, min(n, lo + CHUNK)):
+                status, start, end = self.emp_status[i], self.emp_start[i], self.emp_end[i]
+                manager = self.emp_pk[self.emp_manager[i]] if self.emp_manager[i] is not None else None
+                if status == EmployeeStatus.TERMINATED:
+                    kind, day, done = ChecklistKind.LEAVE, end, True
+                elif status == EmployeeStatus.PRE_HIRE:
+                    kind, day, done = ChecklistKind.JOIN, start, False
+                elif start >= recent:
+                    kind, day, done = ChecklistKind.JOIN, start, True
+                elif rng.random() < MOVED_SHARE:
+                    kind, day, done = (
+                        ChecklistKind.MOVE,
+                        self.today - datetime.timedelta(days=rng.randint(7, 300)),
+                        True,
+                    )
+                else:
+                    continue
+                effective = aware(day, 18 if kind == ChecklistKind.LEAVE else 9)
+                created = min(self.now, effective - datetime.timedelta(days=rng.randint(1, 14)))
+                run = {
+                    "id": runs_w.allocate(),
+                    "employee_id": self.emp_pk[i],
+                    "kind": kind,
+                    "event_date": day,
+                    "effective_at": effective,
+                    "created_at": created,
+                    "status": RunStatus.DONE if done else RunStatus.RUNNING,
+                    "completed_at": min(self.now, effective + datetime.timedelta(days=3)) if done else None,
+                    "details": {"source": "seed_scale"},
+                }
+                runs.append(run)
+                label = f"{kind.label} · S{i + 1:07d} · {day:%Y-%m-%d}"
+                event(started_action[kind], created, "offboarding.checklistrun", run["id"], label, {"kind": kind})
+                owned = self.emp_apps[i]
+                if kind == ChecklistKind.LEAVE:
+                    last_revoked = effective + datetime.timedelta(seconds=rng.randint(2, 40))
+                    run["last_revocation_at"] = last_revoked
+                    run["time_to_deprovision"] = last_revoked - effective
+                    task(
+                        run,
+                        "disable-login",
+                        "Disable the login",
+                        Assignee.SYSTEM,
+                        action="disable_login",
+                        due=effective,
+                        done=True,
+                    )
+                    for k, ent_id, _status in owned:
+                        task(
+                            run,
+                            f"revoke-{ent_id}",
+                            f"Revoke {app_names[k]}",
+                            Assignee.SYSTEM,
+                            action="revoke_entitlement",
+                            params={"entitlement": ent_id},
+                            due=effective,
+                            done=True,
+                        )
+                        event(
+                            AuditEvent.Action.REVOKE,
+                            last_revoked,
+                            "accounts.entitlement",
+                            ent_id,
+                            f"S{i + 1:07d} · {app_names[k]} (user)",
+                            {"employee": self.emp_pk[i], "via": "leaver"},
+                        )
+                    task(run, "return-hardware", "Collect the hardware", Assignee.IT, due=effective, done=True)
+                    task(
+                        run,
+                        "hand-over",
+                        "Hand over approvals and files",
+                        Assignee.MANAGER,
+                        person=manager,
+                        due=effective,
+                        done=True,
+                    )
+                    moment = effective
+                    person = f"S{i + 1:07d}"
+                    event(
+                        AuditEvent.Action.TERMINATE,
+                        created,
+                        "accounts.employee",
+                        self.emp_pk[i],
+                        person,
+                        {"last_day": day},
+                    )
+                    event(AuditEvent.Action.LOGIN_DISABLED, moment, "accounts.employee", self.emp_pk[i], person, {})
+                elif kind == ChecklistKind.JOIN:
+                    # A pre-hire's tasks fall due from the first day: no worker runs them before.
+                    task(
+                        run,
+                        "create-login",
+                        "Create the login",
+                        Assignee.SYSTEM,
+                        action="create_login",
+                        due=effective,
+                        done=done,
+                    )
+                    for k, ent_id, _status in owned:
+                        task(
+                            run,
+                            f"provision-{ent_id}",
+                            f"Provision {app_names[k]}",
+                            Assignee.SYSTEM,
+                            action="provision_entitlement",
+                            params={"entitlement": ent_id},
+                            due=effective,
+                            done=done,
+                        )
+                    task(
+                        run,
+                        "prepare-kit",
+                        "Prepare the laptop and kit",
+                        Assignee.IT,
+                        due=effective - datetime.timedelta(days=1),
+                        done=done,
+                    )
+                    task(
+                        run,
+                        "welcome",
+                        "Welcome them on their first day",
+                        Assignee.MANAGER,
+                        person=manager,
+                        due=effective,
+                        done=done,
+                    )
+                else:
+                    task(
+                        run,
+                        "review-access",
+                        "Review the access for the new position",
+                        Assignee.MANAGER,
+                        person=manager,
+                        due=effective,
+                        done=True,
+                    )
+                    task(
+                        run,
+                        "adjust-access",
+                        "Adjust the access",
+                        Assignee.SYSTEM,
+                        action="adjust_access",
+                        due=effective,
+                        done=True,
+                    )
+            self.counts["checklist runs"] = self.counts.get("checklist runs", 0) + runs_w.insert(runs)
+            self.counts["tasks"] = self.counts.get("tasks", 0) + tasks_w.insert(tasks)
+            self.counts["audit events (bulk)"] = self.counts.get("audit events (bulk)", 0) + audit_w.insert(events)
+            for rows in (runs, tasks, events):
+                rows.clear()
+        for inserter in (runs_w, tasks_w, audit_w):
+            inserter.finish()
