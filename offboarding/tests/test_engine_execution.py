@@ -8,6 +8,7 @@ import datetime
 import pytest
 from django.core import mail
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from accounts.tests.factories import (
@@ -16,9 +17,13 @@ from accounts.tests.factories import (
 from offboarding import engine
 from offboarding.engine.execution import _backoff, _task_failed
 from offboarding.models import (
+    Assignee,
+    ChecklistKind,
+    ChecklistTemplate,
     RunStatus,
     Task,
     TaskStatus,
+    TaskTemplate,
 )
 from offboarding.tests.actions import calls, failures_left
 from offboarding.tests.factories import make_template, one_task_template, start
@@ -29,6 +34,24 @@ pytestmark = pytest.mark.django_db
 
 
 # --- Claiming and dependencies -----------------------------------------------------------------------
+
+
+def test_a_no_op_task_takes_seven_queries_claim_to_outcome():
+    """Claim (update, read), then in one transaction the outcome and the run's next step: what can
+    run now, and whether the run is finished. The queue's throughput is bounded by these."""
+    template = ChecklistTemplate.objects.create(name="No-ops", kind=ChecklistKind.MOVE)
+    for key in ("a", "b"):
+        TaskTemplate.objects.create(checklist=template, key=key, title="N", assignee=Assignee.SYSTEM, action="noop")
+    run = start(EmployeeFactory(), kind=ChecklistKind.MOVE)
+    first, second = run.tasks.filter(action="noop").order_by("pk")
+    with CaptureQueriesContext(connection) as queries:
+        assert engine.task_execute(task_id=first.pk) == "done"
+    # claim UPDATE, SELECT task + run; SAVEPOINT (the test's transaction), outcome UPDATE, runnable
+    # SELECT, unfinished SELECT, RELEASE
+    assert len(queries) == 7, [q["sql"] for q in queries.captured_queries]
+    assert engine.task_execute(task_id=second.pk) == "done"
+    run.refresh_from_db()
+    assert run.status == RunStatus.DONE
 
 
 def test_second_delivery_of_a_task_does_nothing():

@@ -137,3 +137,44 @@ def test_a_broker_failure_after_commit_does_not_break_the_caller_or_later_callba
 
     assert CALLS == [((2,), {})]
     assert f"Error calling enqueue_on_commit({TASK}) in on_commit() (broker unreachable)" in caplog.text
+
+
+def test_one_broker_is_kept_per_process_and_queue(django_capture_on_commit_callbacks, monkeypatch):
+    """Enqueueing reuses the process's broker (on Redis, its connection) for the same queue, and a
+    queue pointed elsewhere gets its own: the task lands on the queue named at the time."""
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "ORM", "default", raising=False)
+    monkeypatch.setattr(queue, "_brokers", {})
+    OrmQ.objects.all().delete()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 1)
+        enqueue_on_commit(TASK, 2)
+    assert len(queue._brokers) == 1
+    default = Conf.CLUSTER_NAME
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", "elsewhere")
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 3)
+
+    assert len(queue._brokers) == 2
+    assert sorted((row.key, SignedPackage.loads(row.payload)["args"]) for row in OrmQ.objects.all()) == [
+        ("elsewhere", (3,)),
+        (default, (1,)),
+        (default, (2,)),
+    ]
+
+
+def test_a_failure_on_the_kept_broker_is_retried_once_on_a_fresh_one(django_capture_on_commit_callbacks, monkeypatch):
+    real_async_task = queue.async_task
+
+    def kept_connection_broken(func, *args, **kwargs):
+        if "broker" in kwargs:
+            raise ConnectionError("Connection closed by server.")
+        return real_async_task(func, *args, **kwargs)
+
+    monkeypatch.setattr(queue, "async_task", kept_connection_broken)
+    with django_capture_on_commit_callbacks(execute=True):
+        enqueue_on_commit(TASK, 4)
+
+    assert CALLS == [((4,), {})]
+    assert queue._brokers == {}  # dropped: the next enqueue makes a new one
