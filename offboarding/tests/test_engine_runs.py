@@ -347,3 +347,21 @@ def test_two_concurrent_starts_for_the_same_employee_and_kind_make_one_run():
     assert len(set(runs)) == 1
     assert ChecklistRun.objects.filter(employee=employee).count() == 1
     assert Task.objects.filter(run_id=runs[0]).count() == 2
+
+
+@pytest.mark.parametrize("status", [RunStatus.DONE, RunStatus.CANCELLED])
+def test_advancing_a_run_that_is_no_longer_open_queues_nothing(status):
+    """Even with a runnable task left pending (as a concurrent cancel can leave one), a closed run
+    starts nothing and stays as it is."""
+    one_task_template(key="later", due_offset_days=1)
+    run = start(EmployeeFactory())
+    task = run.tasks.get(key__endswith=":later")
+    assert task.status == TaskStatus.PENDING
+    Task.objects.filter(pk=task.pk).update(due_at=timezone.now())
+    ChecklistRun.objects.filter(pk=run.pk).update(status=status)
+    run.refresh_from_db()
+
+    assert engine.run_advance(run=run) == 0
+    task.refresh_from_db()
+    run.refresh_from_db()
+    assert (task.status, run.status, run.completed_at) == (TaskStatus.PENDING, status, None)
