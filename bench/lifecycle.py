@@ -25,20 +25,15 @@ PORTAL_BENCH_LAYOFF_ENTITLEMENTS (10), PORTAL_BENCH_NOOP (2000), PORTAL_BENCH_WO
 at every company size (each in its own fresh copy of the seed), and the figures say which size.
 """
 
-import os
 import statistics
 import time
 import uuid
 
-from bench.registry import Bench, Context, percentile, register
+from bench.registry import Bench, Context, env_int, percentile, register
 
 DEPROVISION_GOAL_P95_S = 10.0
 LAYOFF_GOAL_RATIO = 0.5
 LAYOFF_GOAL_ALL_REVOKED_S = 60.0
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, "") or default)
 
 
 @register
@@ -54,11 +49,11 @@ class Lifecycle(Bench):
         from portal.testing.worker import QCluster, enqueue_to
 
         sizes = {
-            "leavers": _env_int("PORTAL_BENCH_LEAVERS", 20),
-            "layoff": _env_int("PORTAL_BENCH_LAYOFF", 1000),
-            "layoff_entitlements": _env_int("PORTAL_BENCH_LAYOFF_ENTITLEMENTS", 10),
-            "noop": _env_int("PORTAL_BENCH_NOOP", 2000),
-            "workers": _env_int("PORTAL_BENCH_WORKERS", 2),
+            "leavers": env_int("PORTAL_BENCH_LEAVERS", 20),
+            "layoff": env_int("PORTAL_BENCH_LAYOFF", 1000),
+            "layoff_entitlements": env_int("PORTAL_BENCH_LAYOFF_ENTITLEMENTS", 10),
+            "noop": env_int("PORTAL_BENCH_NOOP", 2000),
+            "workers": env_int("PORTAL_BENCH_WORKERS", 2),
         }
         stack = f"{connection.vendor} + {'redis' if settings.REDIS_URL else 'orm'} broker"
         ldap_reason = slapd_missing_reason()

@@ -20,6 +20,7 @@ Helpers for timing requests and counting queries live here too.
 """
 
 import importlib
+import os
 import pkgutil
 import statistics
 import time
@@ -85,6 +86,17 @@ def discover() -> dict[str, type[Bench]]:
         if info.name not in {"run", "registry", "locustfile", "tests"}:
             importlib.import_module(f"bench.{info.name}")
     return REGISTRY
+
+
+def env_int(name: str, default: int) -> int:
+    """A benchmark knob from the environment: a whole number, `default` when unset or empty."""
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be a whole number, not {raw!r}.") from None
 
 
 def percentile(values: list[float], pct: float) -> float:

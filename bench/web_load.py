@@ -29,14 +29,10 @@ import time
 import uuid
 from pathlib import Path
 
-from bench.registry import Bench, Context, register
+from bench.registry import Bench, Context, env_int, register
 
 GOAL_P95_MS = 500.0
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _env_int(name: str, default: int) -> int:
-    return int(os.environ.get(name, "") or default)
 
 
 def _free_port() -> int:
@@ -140,12 +136,12 @@ class WebLoad(Bench):
         from portal.testing.worker import QCluster, enqueue_to
 
         knobs = {
-            "users": _env_int("PORTAL_BENCH_WEB_USERS", 10),
-            "seconds": _env_int("PORTAL_BENCH_WEB_SECONDS", 60),
-            "web_workers": _env_int("PORTAL_BENCH_WEB_WORKERS", 2),
-            "layoff": _env_int("PORTAL_BENCH_LAYOFF", 1000),
-            "layoff_entitlements": _env_int("PORTAL_BENCH_LAYOFF_ENTITLEMENTS", 10),
-            "workers": _env_int("PORTAL_BENCH_WORKERS", 2),
+            "users": env_int("PORTAL_BENCH_WEB_USERS", 10),
+            "seconds": env_int("PORTAL_BENCH_WEB_SECONDS", 60),
+            "web_workers": env_int("PORTAL_BENCH_WEB_WORKERS", 2),
+            "layoff": env_int("PORTAL_BENCH_LAYOFF", 1000),
+            "layoff_entitlements": env_int("PORTAL_BENCH_LAYOFF_ENTITLEMENTS", 10),
+            "workers": env_int("PORTAL_BENCH_WORKERS", 2),
         }
         plan = load_plan(ctx)
         work = Path(tempfile.mkdtemp(prefix="portal-web-load-"))

@@ -114,3 +114,13 @@ def test_locust_figures_are_read_with_errors(tmp_path):
     assert figures["all"] == {"requests": 10, "errors": 2, "p50_ms": 30.0, "p95_ms": 80.0, "p99_ms": 90.0,
                               "max_ms": 90.0, "requests_per_s": 1.5}  # fmt: skip
     assert figures["failures"] == [{"page": "manager: team", "error": "no row rendered", "count": 2}]
+
+
+def test_a_knob_that_is_not_a_whole_number_is_refused_by_name(monkeypatch):
+    from bench.registry import env_int
+
+    monkeypatch.setenv("PORTAL_BENCH_LAYOFF", "1k")
+    with pytest.raises(SystemExit, match=r"PORTAL_BENCH_LAYOFF must be a whole number, not '1k'"):
+        env_int("PORTAL_BENCH_LAYOFF", 1000)
+    monkeypatch.setenv("PORTAL_BENCH_LAYOFF", "")
+    assert env_int("PORTAL_BENCH_LAYOFF", 1000) == 1000
