@@ -6,12 +6,13 @@ returns the connector. Every call takes an idempotency key (the lifecycle task's
 the target's state before acting, and is safe to repeat.
 
 Kinds: `manual` (a task for IT), `ldap` (`accounts.connectors.ldap`), `webhook`
-(`accounts.connectors.webhook`, whose docstring is the protocol a receiver implements).
+(`accounts.connectors.webhook`, whose docstring is the protocol a receiver implements), `scim`
+(`accounts.connectors.scim`, a SCIM 2.0 client for applications that serve RFC 7644).
 Secrets in a config (`Connector.secret_fields`) may be given as `<key>_env`, the name of an
 environment variable, to keep them out of the database and its history.
 """
 
-from accounts.connectors import ldap, manual, webhook  # noqa: E402,F401  (each registers itself)
+from accounts.connectors import ldap, manual, scim, webhook  # noqa: E402,F401  (each registers itself)
 from accounts.connectors.base import (  # noqa: F401
     SECRET_MASK,
     AccountState,
