@@ -1,5 +1,5 @@
 """Fixtures of the reliability tests: a database other processes can share, a real qcluster on it,
-and the two peers (slapd behind its counting front door, the webhook receiver)."""
+and the peers (slapd behind its counting front door, the webhook receiver, the scim2-server service provider)."""
 
 import os
 
@@ -74,3 +74,15 @@ def hook(webhook_server):
 @pytest.fixture
 def ldap(ldap_directory):
     return ldap_directory
+
+
+@pytest.fixture
+def scim():
+    """scim2-server's service provider on 127.0.0.1 behind the counting front door (`portal.testing.scim_server`)."""
+    from accounts.connectors.scim import forget_discovery
+    from portal.testing.scim_server import ScimServer
+
+    forget_discovery()
+    with ScimServer() as server:
+        yield server
+    forget_discovery()

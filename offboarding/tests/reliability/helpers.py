@@ -264,3 +264,77 @@ def assert_each_effect_once(*, mark: PeerMark, entitlements, run=None) -> dict:
             "only later steps wait"
         )
     return counts
+
+
+# --- SCIM targets (one tenant of the scim2-server peer per application) -------------------------------
+
+SCIM_GROUP = "Everyone"
+
+
+def make_scim_apps(scim, count: int, **config_extra) -> list:
+    """`count` SCIM applications, each its own target system (a tenant of `scim`) with a group for
+    its one level, and a 100-seat license."""
+    apps = []
+    for i in range(count):
+        tenant = f"rel-{i:02d}"
+        scim.add_group(SCIM_GROUP, tenant=tenant)
+        config = scim.connector_config(tenant, groups={"user": SCIM_GROUP}, **config_extra)
+        app = ApplicationFactory(
+            name=f"Rel {i:02d} scim", connector="scim", connector_config=config, access_levels=["user"]
+        )
+        LicenseFactory(application=app, seats_purchased=100)
+        apps.append(app)
+    return apps
+
+
+def scim_tenant(application) -> str:
+    """The tenant of the SCIM peer an application's config points at."""
+    return application.connector_config["url"].rstrip("/").split("/")[-2]
+
+
+class ScimMark:
+    """Where the SCIM peer's record stood at a moment (after set-up), so a test reads only what followed."""
+
+    def __init__(self, scim):
+        self.scim = scim
+        self._calls = len(scim.calls)
+        self.at = time.time()
+
+    def calls(self, *, tenant: str | None = None, writes: bool | None = None) -> list:
+        calls = self.scim.calls[self._calls :]
+        return [c for c in calls if (tenant is None or c.tenant == tenant) and (writes is None or c.is_write == writes)]
+
+    def effects(self, *, tenant: str | None = None) -> list:
+        return [c for c in self.calls(tenant=tenant) if c.applied]
+
+
+def assert_scim_effects_once(*, mark: ScimMark, entitlements) -> dict:
+    """Every SCIM entitlement revoked exactly once, counted by the peer, and recorded once here.
+
+    At the peer, per application (tenant): the user is inactive and out of the group, and exactly
+    two writes were applied after `mark`: the membership removed, then `active: false`. A re-sent
+    call that the connector's read-first absorbed sends no write, so it shows only as reads.
+    Portal: revoked, one REVOKE audit event each, every seat returned. Returns the counts.
+    """
+    ids = [e.pk for e in entitlements]
+    entitlements = list(Entitlement.objects.filter(pk__in=ids).select_related("employee", "application"))
+    assert len(entitlements) == len(ids) and ids, "the entitlements to check exist"
+    assert {e.status for e in entitlements} == {EntitlementStatus.REVOKED}
+    counts = {"scim_writes": 0, "scim_effects": 0, "scim_reads": 0, "scim_refused": 0}
+    for e in entitlements:
+        tenant = scim_tenant(e.application)
+        user = mark.scim.user(e.employee.work_email, tenant=tenant)
+        assert user is not None and user["id"] == e.external_id, f"{e}: the user Portal recorded is at the peer"
+        assert user["active"] is False, f"{e}: still active at the peer"
+        assert e.external_id not in mark.scim.members(SCIM_GROUP, tenant=tenant), f"{e}: still in {SCIM_GROUP}"
+        effects = mark.effects(tenant=tenant)
+        kinds = [(c.method, c.resource) for c in effects]
+        assert kinds == [("PATCH", "Groups"), ("PATCH", "Users")], f"{e}: the peer applied {effects}, not 2 writes"
+        calls = mark.calls(tenant=tenant)
+        counts["scim_writes"] += sum(c.is_write for c in calls)
+        counts["scim_effects"] += len(effects)
+        counts["scim_reads"] += sum(c.method == "GET" for c in calls)
+        counts["scim_refused"] += sum(c.status >= 400 for c in calls)
+    assert seats(entitlements) == {e.application_id: 0 for e in entitlements}, "every seat is returned"
+    assert revoke_events(entitlements) == len(entitlements), "one REVOKE audit event per entitlement"
+    return counts
