@@ -169,11 +169,74 @@ def test_a_manual_application_needs_no_config(admin_client):
     assert Application.objects.get().connector == "manual"
 
 
-def test_a_connector_portal_does_not_have_is_refused(admin_client):
-    response = admin_client.post(ADD, form_data(connector=ConnectorType.SCIM, connector_config={"url": "x"}))
-    if response.status_code == 302:  # a SCIM client connector exists by now: nothing to check here
-        pytest.skip("The SCIM connector is registered.")
-    assert "Portal has no scim connector yet" in " ".join(response.context["adminform"].form.errors["connector"])
+@pytest.fixture
+def scim_peer():
+    from accounts.connectors.scim import forget_discovery
+    from portal.testing.scim_server import ScimServer
+
+    forget_discovery()
+    with ScimServer() as server:
+        server.add_group("Grafana Admins", tenant="grafana")
+        yield server
+    forget_discovery()
+
+
+def test_a_scim_config_is_checked_against_the_service_on_save(admin_client, scim_peer):
+    config = scim_peer.connector_config("grafana", groups={"admin": "Grafana Admins"})
+    response = admin_client.post(ADD, form_data(connector=ConnectorType.SCIM, connector_config=config))
+
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    assert Application.objects.get().connector_config == config
+    assert [c.resource for c in scim_peer.calls] == ["ServiceProviderConfig", "Users", "Groups"]
+    assert scim_peer.effects() == [], "checking the connection writes nothing"
+
+
+def test_a_scim_config_with_bad_settings_names_each_and_saves_nothing(admin_client):
+    config = {"url": "ftp://app", "on_revoke": "burn", "groups": {"owner": "Owners"}}
+    response = admin_client.post(ADD, form_data(connector=ConnectorType.SCIM, connector_config=config))
+
+    errors = config_errors(response)
+    assert "“url” must be an http:// or https:// URL with a host." in errors
+    assert any(e.startswith("“token” is missing: the bearer token") for e in errors)
+    assert "“on_revoke” must be one of deactivate, delete." in errors
+    assert "“groups” names level(s) the application does not have: owner." in errors
+    assert not Application.objects.exists()
+
+
+def test_a_scim_group_missing_in_the_target_is_named_and_nothing_saved(admin_client, scim_peer):
+    config = scim_peer.connector_config("grafana", groups={"admin": "Admins (typo)"})
+    response = admin_client.post(ADD, form_data(connector=ConnectorType.SCIM, connector_config=config))
+
+    [error] = config_errors(response)
+    assert "These groups do not exist" in error and "Admins (typo) (for admin)" in error
+    assert not Application.objects.exists()
+
+
+def test_a_wrong_scim_token_is_refused_in_plain_words(admin_client, scim_peer):
+    config = scim_peer.connector_config("grafana", token="wrong", groups={"admin": "Grafana Admins"})
+    response = admin_client.post(ADD, form_data(connector=ConnectorType.SCIM, connector_config=config))
+
+    [error] = config_errors(response)
+    assert "refused Portal's bearer token (HTTP 401): check “token”" in error
+    assert not Application.objects.exists()
+
+
+def test_the_scim_token_is_masked_and_kept(admin_client, scim_peer):
+    config = scim_peer.connector_config("grafana", groups={"admin": "Grafana Admins"})
+    application = ApplicationFactory(
+        name="Grafana", connector=ConnectorType.SCIM, connector_config=config, access_levels=["user", "admin"]
+    )
+
+    page = admin_client.get(change_url(application)).content.decode()
+    assert scim_peer.token not in page and SECRET_MASK in page
+
+    masked = {**config, "token": SECRET_MASK, "timeout": 7}
+    response = admin_client.post(
+        change_url(application), form_data(connector=ConnectorType.SCIM, connector_config=masked)
+    )
+    assert response.status_code == 302, response.context["adminform"].form.errors
+    application.refresh_from_db()
+    assert application.connector_config == {**config, "timeout": 7}  # the real token, re-checked by the service
 
 
 def test_an_auditor_sees_the_config_without_its_secret(client, auditor, ldap_directory):
