@@ -3,6 +3,8 @@
 - `portal.testing.ldap_server.LdapServer`: a throwaway OpenLDAP slapd (needs Debian's slapd).
 - `portal.testing.webhook_server.WebhookServer`: a webhook receiver that checks Portal's
   signature, dedupes by idempotency key, records calls and effects, and fails on request.
+- `portal.testing.scim_server.ScimServer`: scim2-server's SCIM service provider (tenants = target
+  applications) behind a front door that counts calls and applied writes, fails and holds on request.
 - `portal.testing.worker`: a real django-q2 worker in a subprocess (see its docstring).
 - `portal.testing.browser`: a real headless Chromium and page helpers for end-to-end tests.
 - `portal.testing.concurrency` and `portal.testing.assertions`: races, and "refused, nothing written".
