@@ -454,6 +454,12 @@ class ScimConnector(Connector):
                     continue
                 found[level] = group_id
                 continue
+            if not self._filter_supported(client):
+                raise ConnectorError(
+                    f"{self._url} does not support filtering (its ServiceProviderConfig says so), so the group "
+                    f"“{name}” (for {level}) cannot be found by name: give it as “id:<the group's id>”.",
+                    retryable=False,
+                )
             group = self._search_one(client, "displayName", name, model=Group)
             if group is None:
                 missing.append(f"{name} (for {level})")

@@ -273,6 +273,22 @@ def test_a_target_without_patch_is_written_with_put(ada):
     scim_module.forget_discovery()
 
 
+def test_a_target_without_filtering_needs_group_ids(ada):
+    scim_module.forget_discovery()
+    with ScimServer(filter=False) as server:
+        group_id = server.add_group("Grafana Admins", tenant=TENANT)
+        by_name = make_connector(server.connector_config(TENANT, groups={"admin": "Grafana Admins"}))
+        with pytest.raises(ConnectorError, match=r"does not support filtering .* give it as “id:<the group's id>”"):
+            by_name.check_connection()
+
+        by_id = make_connector(server.connector_config(TENANT, groups={"admin": f"id:{group_id}"}))
+        state = by_id.provision(employee=ada, level="admin", idempotency_key="t1")
+        assert server.members("Grafana Admins", tenant=TENANT) == {state.external_id}
+        assert not [c for c in server.calls if "filter" in c.query], "no filter sent to a target without it"
+        assert by_id.revoke(employee=ada, external_id=state.external_id, idempotency_key="t2").active is False
+    scim_module.forget_discovery()
+
+
 def test_the_service_provider_config_is_read_once_per_interval(scim, connector, ada):
     connector.provision(employee=ada, level="viewer", idempotency_key="t1")
     connector.read_state(employee=ada, external_id="")
