@@ -151,9 +151,6 @@ class _JsonStream:
     def _fill(self) -> bool:
         if self.eof:
             return False
-        if self.pos:
-            self.buf = self.buf[self.pos :]
-            self.pos = 0
         try:
             chunk = self.text.read(1 << 16)
         except UnicodeDecodeError:
@@ -161,7 +158,9 @@ class _JsonStream:
         if not chunk:
             self.eof = True
             return False
-        self.buf += chunk
+        # Offsets into the buffer change here (and only when something was read).
+        self.buf = self.buf[self.pos :] + chunk
+        self.pos = 0
         return True
 
     def _advance(self, to: int) -> None:
