@@ -755,7 +755,7 @@ def usage_record(
 FILE_SOURCES = (UsageSource.OKTA, UsageSource.ENTRA, UsageSource.APP_CSV)
 
 
-def _check_source(source: str, application: Application | None) -> None:
+def check_source(source: str, application: Application | None) -> None:
     if source not in FILE_SOURCES:
         raise ValidationError({"source": "Choose Okta, Entra ID or one application's CSV."})
     if source == UsageSource.APP_CSV and application is None:
@@ -772,7 +772,7 @@ def usage_import_create(*, source: str, uploaded_file, application: Application 
     Refuses (ValidationError, nothing kept) a wrong source/application pairing, an empty file and one above
     `PORTAL_USAGE_MAX_UPLOAD_MB`. The file waits in `PORTAL_USAGE_UPLOAD_DIR` and is deleted once read.
     """
-    _check_source(source, application)
+    check_source(source, application)
     size = getattr(uploaded_file, "size", 0) or 0
     if not size:
         raise ValidationError({"file": "The file is empty."})
@@ -911,7 +911,7 @@ def usage_import_path(*, source: str, path: str, application: Application | None
     """Import a file on this host (the `usage_import` command): the same reading, in this process."""
     import os
 
-    _check_source(source, application)
+    check_source(source, application)
     size = os.path.getsize(path)
     usage_import = UsageImport.objects.create(
         source=source,

@@ -260,7 +260,8 @@ def test_application_csv_semicolons_and_never_used(company):
         (UsageSource.ENTRA, "Date (UTC),User,Application\n2026-05-01T00:00:00Z,Ada,Slack\n", "no column 'username'"),
         (
             UsageSource.ENTRA,
-            "Date (UTC),Username,Application\n2026-05-01T00:00:00Z,ada@example.com,Slack\nyesterday,ada@example.com,Slack\n",
+            "Date (UTC),Username,Application\n2026-05-01T00:00:00Z,ada@example.com,Slack\n"
+            "yesterday,ada@example.com,Slack\n",
             "row 3: Date (UTC) 'yesterday'",
         ),
         (UsageSource.APP_CSV, "email,last active\n\xff\xfe,2026-01-01\n".encode("latin-1"), "not UTF-8"),

@@ -1,4 +1,4 @@
-"""`manage.py usage_import --source okta|entra|app_csv [--application NAME] FILE`: a usage file read here, with progress."""
+"""`manage.py usage_import --source okta|entra|app_csv [--application NAME] FILE`: read here, with progress."""
 
 import time
 
