@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from accounts.conf import usage_setting
 from accounts.models import Application, UnmatchedUsage, UsageImport, UsageSource
 from accounts.services import usage
-from portal.admin import PortalModelAdmin, UnreadableQueryMixin
+from portal.admin import UnreadableQueryMixin
 
 SOURCE_HELP = (
     "Okta: the System Log as JSON (an array or one event per line; user.authentication.sso events are read). "
@@ -149,7 +149,7 @@ class UsageImportAdmin(UnreadableQueryMixin, admin.ModelAdmin):
 
 
 @admin.register(UnmatchedUsage)
-class UnmatchedUsageAdmin(UnreadableQueryMixin, PortalModelAdmin):
+class UnmatchedUsageAdmin(UnreadableQueryMixin, admin.ModelAdmin):
     """Sign-ins that matched no application, no person or no live access: applications to register (or give
     an alias), people unknown to Portal, access Portal does not record. Read-only; IT admins may delete a row
     once dealt with (the next log that shows it lists it again)."""
@@ -158,6 +158,8 @@ class UnmatchedUsageAdmin(UnreadableQueryMixin, PortalModelAdmin):
     list_filter = ("reason", "source", ("last_seen", admin.DateFieldListFilter))
     search_fields = ("app_name", "user")
     ordering = ("-last_seen", "-id")
+    list_per_page = 50
+    show_full_result_count = False
     readonly_fields = (
         "source",
         "app_name",
