@@ -368,3 +368,36 @@ def test_command_prints_progress(company, tmp_path):
 
     with pytest.raises(CommandError, match="line 1: not valid JSON"):
         call_command("usage_import", "--source", "okta", str(bad), stdout=io.StringIO())
+
+
+def test_admin_upload_reads_in_the_background_and_shows_progress(company, client, it_admin, helpdesk):
+    from django.urls import reverse
+
+    add = reverse("admin:accounts_usageimport_add")
+    log = okta_log(okta_event("ada.lovelace@example.com", "Slack", "2026-05-01T09:30:00Z"))
+    client.force_login(helpdesk)
+    assert client.get(add).status_code == 403  # uploads are for IT admins
+    client.force_login(it_admin)
+    page = client.get(add)
+    assert page.status_code == 200 and b'type="file"' in page.content
+    refused = client.post(
+        add, {"source": UsageSource.APP_CSV, "upload": SimpleUploadedFile("u.csv", b"email,last active\n")}
+    )
+    assert refused.status_code == 200 and b"Choose the application this CSV is about." in refused.content
+    assert UsageImport.objects.count() == 0
+    with TestCase.captureOnCommitCallbacks(execute=False) as queued:
+        response = client.post(
+            add, {"source": UsageSource.OKTA, "upload": SimpleUploadedFile("okta.json", log.encode())}
+        )
+    created = UsageImport.objects.get()
+    assert response.status_code == 302 and response["Location"].endswith(f"/{created.pk}/change/")
+    waiting = client.get(response["Location"])
+    assert b'<progress id="usage-progress"' in waiting.content and b'http-equiv="refresh"' in waiting.content
+    for callback in queued:
+        callback()  # the worker reads it (sync queue in tests)
+    done = client.get(response["Location"])
+    assert b'value="100"' in done.content and b'http-equiv="refresh"' not in done.content
+    company["ada_slack"].refresh_from_db()
+    assert company["ada_slack"].last_used_at == at("2026-05-01T09:30:00+00:00")
+    unmatched = client.get(reverse("admin:accounts_unmatchedusage_changelist"))
+    assert unmatched.status_code == 200
