@@ -239,8 +239,8 @@ EVENT_HOOKS = {
     # A failed attempt is tried again after BACKOFF_BASE x 2^(attempts - 1), at most BACKOFF_MAX.
     "BACKOFF_BASE": datetime.timedelta(seconds=env_int("PORTAL_EVENT_BACKOFF_SECONDS", 30)),
     "BACKOFF_MAX": datetime.timedelta(hours=1),
-    # Seconds a subscriber may take to answer (below Q_TIMEOUT).
-    "TIMEOUT": env_int("PORTAL_EVENT_TIMEOUT", 10),
+    # Seconds a subscriber may take to answer (below Q_TIMEOUT; by default half of it, at most 10).
+    "TIMEOUT": env_int("PORTAL_EVENT_TIMEOUT", 0) or max(1, min(10, Q_CLUSTER["timeout"] // 2)),
     # A claim whose worker is silent this long is presumed dead; the event is sent again (same event id).
     "CLAIM_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["timeout"] + 30),
     # A pending delivery not picked up this long is presumed lost by the broker, and enqueued again.
