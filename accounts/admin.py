@@ -650,3 +650,7 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_filter = ("starts_on", "ends_on")
     search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
     ordering = ("-starts_on", "-id")
+
+
+# The usage feeds pages (upload, imports, unmatched sign-ins) live in their own module.
+from accounts import admin_usage  # noqa: E402, F401

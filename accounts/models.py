@@ -271,6 +271,12 @@ class Application(models.Model):
         null=True, blank=True, help_text="Longest time-bound grant, in days; empty for no limit."
     )
     knowledge_base_url = models.URLField(blank=True)
+    aliases = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='Other names it has in sign-in logs and usage files, e.g. ["Slack Enterprise Grid", "slack"]; '
+        "matched without regard to case, like the name.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -280,6 +286,20 @@ class Application(models.Model):
         return self.name
 
     def clean(self):
+        aliases = self.aliases
+        if not isinstance(aliases, list) or not all(isinstance(x, str) and x.strip() for x in aliases):
+            raise ValidationError({"aliases": 'Give a list of names, e.g. ["Slack Enterprise Grid"], or [] for none.'})
+        self.aliases = [x.strip() for x in aliases]
+        mine = {x.lower() for x in [self.name.strip(), *self.aliases] if x}
+        for other in Application.objects.exclude(pk=self.pk).only("name", "aliases"):
+            taken = mine & {x.strip().lower() for x in [other.name, *(other.aliases or [])] if isinstance(x, str)}
+            if taken:
+                raise ValidationError(
+                    {
+                        "aliases": f"{other.name} already goes by {', '.join(sorted(taken))}: "
+                        "a sign-in could not say which."
+                    }
+                )
         levels = self.access_levels
         if not isinstance(levels, list) or not levels or not all(isinstance(x, str) and x for x in levels):
             raise ValidationError({"access_levels": 'Give a non-empty list of level names, e.g. ["user", "admin"].'})
@@ -575,3 +595,128 @@ class ApprovalStepUserObjectPermission(UserObjectPermissionBase):
 
 class ApprovalStepGroupObjectPermission(GroupObjectPermissionBase):
     content_object = models.ForeignKey(ApprovalStep, on_delete=models.CASCADE)
+
+
+# --- Usage feeds (accounts.services.usage) -------------------------------------------------------
+
+
+class UsageSource(models.TextChoices):
+    OKTA = "okta", "Okta System Log (JSON)"
+    ENTRA = "entra", "Entra ID sign-in log (CSV or JSON)"
+    APP_CSV = "app_csv", "One application's CSV (email, last active)"
+    API = "api", "REST API"
+
+
+def usage_upload_storage():
+    """Where uploaded usage files wait for the worker: `PORTAL_USAGE_UPLOAD_DIR`, never a public media folder.
+
+    With several worker hosts this must be a directory they all see (or run `manage.py usage_import` on the host).
+    """
+    from django.core.files.storage import FileSystemStorage
+
+    return FileSystemStorage(location=settings.USAGE_FEEDS["UPLOAD_DIR"])
+
+
+class UsageImport(models.Model):
+    """One sign-in log or usage file read into `Entitlement.last_used_at` (or one batch given by the API).
+
+    Written by `accounts.services.usage`: the file is read whole first (a bad line refuses it with nothing
+    written), then last uses move forward in one transaction. The uploaded file is deleted once read.
+    `bytes_read` of `file_size` is the progress bar while a worker reads it.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        READING = "reading", "Reading the file"
+        DONE = "done", "Done"
+        FAILED = "failed", "Refused: nothing written"
+
+    source = models.CharField(max_length=20, choices=UsageSource.choices)
+    application = models.ForeignKey(
+        Application,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="usage_imports",
+        help_text="For one application's CSV: the application every row is about.",
+    )
+    file = models.FileField(storage=usage_upload_storage, upload_to="usage/%Y/%m/", blank=True, max_length=300)
+    file_name = models.CharField(max_length=255, blank=True, help_text="The name the file was uploaded with.")
+    file_size = models.PositiveBigIntegerField(default=0)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    heartbeat_at = models.DateTimeField(
+        null=True, blank=True, help_text="Last sign of life of the worker reading it (a silent one is replaced)."
+    )
+    finished_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    bytes_read = models.PositiveBigIntegerField(default=0)
+    events_read = models.PositiveIntegerField(default=0, help_text="Records read from the file.")
+    events_used = models.PositiveIntegerField(
+        default=0, help_text="Successful sign-ins (or rows with a last-active time) among them."
+    )
+    pairs = models.PositiveIntegerField(default=0, help_text="Distinct (application, person) pairs among those.")
+    entitlements_updated = models.PositiveIntegerField(
+        default=0, help_text="Entitlements whose last use moved forward."
+    )
+    unmatched = models.PositiveIntegerField(default=0, help_text="Pairs that matched no application, person or access.")
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "heartbeat_at"], name="usageimport_status_idx")]
+        verbose_name = "usage import"
+
+    def __str__(self) -> str:
+        return f"{self.get_source_display()}: {self.file_name or 'API batch'} ({self.get_status_display()})"
+
+    @property
+    def percent(self) -> int:
+        if self.status == self.Status.DONE:
+            return 100
+        return min(99, int(100 * self.bytes_read / self.file_size)) if self.file_size else 0
+
+
+class UnmatchedUsage(models.Model):
+    """Sign-ins Portal could not pin on an entitlement, one row per (source, application name, user).
+
+    Kept for shadow-IT discovery: applications nobody registered, people Portal does not know, and
+    access Portal does not record. `count` counts sign-ins newer than `last_seen` when they were read
+    (so re-importing a log, or overlapping exports, count nothing twice); the window only widens.
+    """
+
+    class Reason(models.TextChoices):
+        NO_APPLICATION = "no_application", "No application by this name or alias"
+        NO_PERSON = "no_person", "No employee with this work email"
+        NO_ACCESS = "no_access", "The person holds no live access to it in Portal"
+
+    source = models.CharField(max_length=20, choices=UsageSource.choices)
+    app_name = models.CharField(max_length=255, help_text="The application as the log names it.")
+    app_key = models.CharField(max_length=255, editable=False)
+    user = models.CharField(max_length=254, help_text="The user as the log names them (a login or email).")
+    user_key = models.CharField(max_length=254, editable=False)
+    application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.SET_NULL, related_name="unmatched_usage"
+    )
+    employee = models.ForeignKey(Employee, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    reason = models.CharField(max_length=20, choices=Reason.choices)
+    count = models.PositiveIntegerField(default=0)
+    first_seen = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    last_import = models.ForeignKey(UsageImport, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-last_seen", "-id"]
+        constraints = [
+            models.UniqueConstraint(fields=["source", "app_key", "user_key"], name="unmatchedusage_unique"),
+        ]
+        indexes = [models.Index(fields=["reason", "-last_seen"], name="unmatchedusage_reason_idx")]
+        verbose_name = "unmatched sign-in"
+        verbose_name_plural = "unmatched sign-ins"
+
+    def __str__(self) -> str:
+        return f"{self.app_name} · {self.user} ({self.get_reason_display()})"

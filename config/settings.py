@@ -219,6 +219,38 @@ ACCESS_REQUESTS = {
     # Holders of time-bound access are told this many days before it ends.
     "EXPIRY_NOTICE_DAYS": env_int("PORTAL_EXPIRY_NOTICE_DAYS", 3),
 }
+# --- Usage feeds (accounts.services.usage) ---------------------------------------------------
+USAGE_FEEDS = {
+    # Uploaded sign-in logs wait here for the worker (deleted once read); shared by every worker host.
+    "UPLOAD_DIR": os.environ.get("PORTAL_USAGE_UPLOAD_DIR", str(BASE_DIR / "var" / "uploads")),
+    # The largest usage file the admin accepts, in megabytes.
+    "MAX_UPLOAD_MB": env_int("PORTAL_USAGE_MAX_UPLOAD_MB", 2048),
+    # A reading worker silent this long is presumed dead and the import is read again (it reports every second).
+    "STALE_AFTER": datetime.timedelta(seconds=env_int("PORTAL_USAGE_STALE_SECONDS", 30)),
+    # A queued import nobody picked up this long is presumed lost by the broker, and enqueued again.
+    "QUEUED_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["retry"] + 30),
+    # A sign-in more than this far in the future is refused (a clock or format error would pin last use ahead).
+    "FUTURE_TOLERANCE": datetime.timedelta(days=1),
+}
+# --- Event hooks out (portal.events) ----------------------------------------------------------
+EVENT_HOOKS = {
+    # Deliveries of one event to one subscriber before it is failed for IT (a 4xx answer fails it at once).
+    "MAX_ATTEMPTS": env_int("PORTAL_EVENT_MAX_ATTEMPTS", 8),
+    # A failed attempt is tried again after BACKOFF_BASE x 2^(attempts - 1), at most BACKOFF_MAX.
+    "BACKOFF_BASE": datetime.timedelta(seconds=env_int("PORTAL_EVENT_BACKOFF_SECONDS", 30)),
+    "BACKOFF_MAX": datetime.timedelta(hours=1),
+    # Seconds a subscriber may take to answer (below Q_TIMEOUT; by default half of it, at most 10).
+    "TIMEOUT": env_int("PORTAL_EVENT_TIMEOUT", 0) or max(1, min(10, Q_CLUSTER["timeout"] // 2)),
+    # A claim whose worker is silent this long is presumed dead; the event is sent again (same event id).
+    "CLAIM_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["timeout"] + 30),
+    # A pending delivery not picked up this long is presumed lost by the broker, and enqueued again.
+    "QUEUED_DEADLINE": datetime.timedelta(seconds=Q_CLUSTER["retry"] + 30),
+}
+if EVENT_HOOKS["TIMEOUT"] >= Q_CLUSTER["timeout"] or EVENT_HOOKS["MAX_ATTEMPTS"] < 1:
+    raise ImproperlyConfigured(
+        f"PORTAL_EVENT_TIMEOUT ({EVENT_HOOKS['TIMEOUT']} s) must be below Q_TIMEOUT ({Q_CLUSTER['timeout']} s) "
+        "and PORTAL_EVENT_MAX_ATTEMPTS at least 1."
+    )
 # Links in emails start with this. `manage.py serve HOST:PORT` (`make run`) sets it for its web server and
 # worker to the address it serves, unless the environment already names one (a proxy's public address).
 PORTAL_BASE_URL = os.environ.get("PORTAL_BASE_URL", "").strip() or "http://127.0.0.1:8000"

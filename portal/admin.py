@@ -1,6 +1,7 @@
 """Admin building blocks every app composes its pages from, the read-only audit log and email outbox.
 
-Registers only `AuditEvent` and `OutboundEmail`, both read-only. Exports the base classes
+Registers `AuditEvent` and `OutboundEmail`, both read-only, and the event hooks (`EventSubscriber`, saved
+through `portal.events`, and its read-only delivery log `EventDelivery`). Exports the base classes
 (`PortalModelAdmin`: history without revert, cheap changelists, junk in the query string answered like a bad lookup;
 `PortalImportExportAdmin`: plus CSV/XLSX import and
 export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
@@ -10,6 +11,7 @@ then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
 
 import json
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
@@ -25,7 +27,8 @@ from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
-from portal.models import AuditEvent, OutboundEmail
+from portal import events
+from portal.models import AuditEvent, EventDelivery, EventSubscriber, EventType, OutboundEmail
 from portal.resources import AuditEventResource
 
 
@@ -479,3 +482,139 @@ class OutboundEmailAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelA
     @admin.display(description="Message-ID")
     def message_id(self, obj):
         return obj.message_id
+
+
+class EventSubscriberForm(forms.ModelForm):
+    """The subscriber's events as checkboxes; the secret masked once saved (left masked, it is kept)."""
+
+    MASK = "••••••••"
+
+    events = forms.MultipleChoiceField(
+        choices=EventType.choices, widget=forms.CheckboxSelectMultiple, help_text="The events it receives."
+    )
+    secret = forms.CharField(
+        required=False,
+        max_length=200,
+        help_text="HMAC-SHA256 key shared with the receiver (at least 16 characters). Shown masked once saved; "
+        "leave the mask to keep it.",
+    )
+
+    class Meta:
+        model = EventSubscriber
+        fields = ["name", "url", "events", "secret", "secret_env", "active"]
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.instance.pk and self.instance.secret:
+            self.initial["secret"] = self.MASK
+
+    def clean_secret(self):
+        value = self.cleaned_data.get("secret", "")
+        return self.instance.secret if value == self.MASK and self.instance.pk else value
+
+    def clean(self):
+        cleaned = super().clean()
+        candidate = EventSubscriber(
+            secret=cleaned.get("secret", ""),
+            secret_env=cleaned.get("secret_env", ""),
+            events=cleaned.get("events") or [],
+        )
+        try:
+            events.event_subscriber_check(candidate)
+        except ValidationError as exc:
+            for field, messages in exc.message_dict.items():
+                self.add_error(field if field in self.fields else None, messages)
+        return cleaned
+
+
+@admin.register(EventSubscriber)
+class EventSubscriberAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+    """Systems told of lifecycle events (signed POSTs). Saved and deleted through `portal.events`, audited."""
+
+    form = EventSubscriberForm
+    list_display = ("name", "url", "event_list", "active", "updated_at")
+    list_filter = ("active",)
+    search_fields = ("name", "url")
+    ordering = ("name",)
+
+    @admin.display(description="events")
+    def event_list(self, obj):
+        return ", ".join(obj.events or [])
+
+    def save_model(self, request, obj, form, change):
+        events.event_subscriber_save(subscriber=obj, acting_user=request.user)
+
+    def delete_model(self, request, obj):
+        events.event_subscriber_delete(subscriber=obj, acting_user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for obj in queryset:
+            events.event_subscriber_delete(subscriber=obj, acting_user=request.user)
+
+
+@admin.register(EventDelivery)
+class EventDeliveryAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    """The delivery log: each event for each subscriber, its status, attempts, answer and last error.
+    Read-only; "Send again" queues a failed delivery once more, with the same event id."""
+
+    list_display = (
+        "created_at",
+        "event_type",
+        "subscriber",
+        "status",
+        "attempts",
+        "response_code",
+        "delivered_at",
+        "short_error",
+    )
+    list_select_related = ("subscriber",)
+    list_filter = ("status", "event_type", "subscriber", ("created_at", admin.DateFieldListFilter))
+    search_fields = ("=event_id",)
+    date_hierarchy = "created_at"
+    ordering = ("-created_at", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    paginator = EstimatedCountPaginator
+    fields = (
+        "created_at",
+        "event_type",
+        "event_id",
+        "subscriber",
+        "status",
+        "attempts",
+        "last_attempt_at",
+        "next_attempt_at",
+        "delivered_at",
+        "response_code",
+        "last_error",
+        "pretty_payload",
+    )
+    readonly_fields = fields
+    actions = ["send_again"]
+
+    @admin.display(description="error")
+    def short_error(self, obj):
+        return obj.last_error if len(obj.last_error) <= 80 else f"{obj.last_error[:77]}..."
+
+    @admin.display(description="payload")
+    def pretty_payload(self, obj):
+        return format_html("<pre>{}</pre>", json.dumps(obj.payload, indent=2, sort_keys=True))
+
+    def has_send_permission(self, request):
+        return request.user.has_perm("portal.view_eventdelivery") and request.user.has_perm(
+            "portal.change_eventsubscriber"
+        )
+
+    @admin.action(description="Send the selected failed deliveries again (same event id)", permissions=["send"])
+    def send_again(self, request, queryset):
+        done, skipped = [], []
+        for delivery in queryset.select_related("subscriber"):
+            label = f"{delivery.event_type} → {delivery.subscriber}"
+            (done if events.event_delivery_retry(delivery=delivery) else skipped).append(label)
+        report_action_results(
+            self,
+            request,
+            done_message="Queued again",
+            done=done,
+            failed=[(label, "only a failed delivery is sent again") for label in skipped],
+        )

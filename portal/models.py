@@ -77,6 +77,10 @@ class AuditEvent(models.Model):
         # Sign-in
         SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after repeated failures"
         SIGN_IN_UNLOCKED = "sign_in_unlocked", "Sign-in lock lifted by IT"
+        # Identity sources and event hooks
+        USAGE_IMPORTED = "usage_imported", "Usage (sign-in log) imported"
+        SUBSCRIBER_CHANGED = "subscriber_changed", "Event subscriber added or changed"
+        SUBSCRIBER_DELETED = "subscriber_deleted", "Event subscriber deleted"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
@@ -190,3 +194,89 @@ class OutboundEmail(models.Model):
         (so two databases, or a database reset, do not reuse one), at the sender's domain."""
         domain = self.from_email.rpartition("@")[2].strip("> ") or "portal.invalid"
         return f"<portal-outbox-{self.pk}.{self.created_at:%Y%m%d%H%M%S}@{domain}>"
+
+
+class EventType(models.TextChoices):
+    """The lifecycle events a subscriber may receive (`portal.events.event_emit`; payloads in the README)."""
+
+    EMPLOYEE_JOINED = "employee.joined", "Employee joined (join run started)"
+    EMPLOYEE_MOVED = "employee.moved", "Employee moved (role, department or manager)"
+    EMPLOYEE_LEFT = "employee.left", "Employee left (termination recorded, with its cut-off)"
+    ENTITLEMENT_GRANTED = "entitlement.granted", "Entitlement granted (access active)"
+    ENTITLEMENT_REVOKED = "entitlement.revoked", "Entitlement revoked"
+    ACCESS_REQUEST_DECIDED = "access_request.decided", "Access request decided (approved or rejected)"
+    HARDWARE_RETURNED = "hardware.returned", "Hardware returned (received by IT)"
+
+
+class EventSubscriber(models.Model):
+    """A system outside Portal told of lifecycle events: a URL, a shared secret, the events it wants.
+
+    Every event it subscribes to becomes one `EventDelivery` row written with the change itself
+    (`portal.events.event_emit`), sent signed like the webhook connector (`portal.signing`).
+    """
+
+    name = models.CharField(max_length=100, unique=True)
+    url = models.URLField(max_length=500, help_text="Where to POST, e.g. https://hr.example.com/hooks/portal.")
+    secret = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text="HMAC-SHA256 key shared with the receiver (at least 16 characters); or name an environment "
+        "variable in the next field to keep it out of the database.",
+    )
+    secret_env = models.CharField(max_length=100, blank=True, help_text="Environment variable holding the secret.")
+    events = models.JSONField(default=list, blank=True, help_text="The event types it receives.")
+    active = models.BooleanField(default=True, help_text="Inactive: no new deliveries are written for it.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "event subscriber"
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class EventDelivery(models.Model):
+    """One event for one subscriber (the outbox of event hooks): written in the transaction of the change,
+    sent by `portal.tasks.event_deliver(id)`, retried with backoff.
+
+    `event_id` is the idempotency key: the same for every attempt (and every subscriber of that event),
+    sent as `X-Portal-Idempotency-Key` and in the body. A worker killed after sending but before marking
+    the row sends the same id again; the receiver applies an id once (see the README).
+
+    Status: `pending` (waiting, or a retry once `next_attempt_at` passes), `sending` (claimed by one
+    attempt), `delivered` (a 2xx answer), `failed` (a 4xx answer, or attempts used up; IT may retry it).
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting to be sent"
+        SENDING = "sending", "Being sent"
+        DELIVERED = "delivered", "Delivered"
+        FAILED = "failed", "Failed"
+
+    subscriber = models.ForeignKey(EventSubscriber, on_delete=models.CASCADE, related_name="deliveries")
+    event_id = models.UUIDField(help_text="The event's id: the idempotency key the receiver dedupes on.")
+    event_type = models.CharField(max_length=50, db_index=True)
+    payload = models.JSONField(help_text="The body sent, every attempt the same.")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING)
+    attempts = models.PositiveIntegerField(default=0)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_attempt_at = models.DateTimeField(null=True, blank=True)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["status", "next_attempt_at"], name="eventdelivery_status_due_idx")]
+        constraints = [
+            models.UniqueConstraint(fields=["subscriber", "event_id"], name="eventdelivery_once_per_subscriber"),
+        ]
+        verbose_name = "event delivery"
+        verbose_name_plural = "event deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.event_type} {self.event_id} → {self.subscriber_id} ({self.status})"

@@ -48,8 +48,6 @@ There is no read operation in this protocol: `read_state` only says what the arg
 it before calling, so provisioning an entitlement that is already active sends nothing.
 """
 
-import hashlib
-import hmac
 import http.cookiejar
 import json
 import os
@@ -71,6 +69,7 @@ from accounts.connectors.base import (
     missing_setting,
     register_connector,
 )
+from portal.signing import sign  # the one signature scheme; event hooks (portal.events) use it too
 
 DEFAULT_TIMEOUT = 10
 MIN_SECRET_LENGTH = 16
@@ -93,12 +92,6 @@ def http_session() -> requests.Session:
         session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
         _local.session, _local.pid = session, os.getpid()
     return _local.session
-
-
-def sign(secret: str, timestamp: str, body: bytes) -> str:
-    """The X-Portal-Signature value for `body` sent at `timestamp`."""
-    digest = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-    return f"sha256={digest}"
 
 
 @register_connector

@@ -16,6 +16,7 @@ from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
 from accounts.access import can_decide_step, decides_twice, delegations_in_force
+from accounts.event_data import access_request_data
 from accounts.hooks import access_request_approved
 from accounts.models import (
     CANCEL_REQUEST,
@@ -35,10 +36,11 @@ from accounts.models import (
     EmployeeStatus,
 )
 from portal.audit import audit_record
+from portal.events import event_emit
 from portal.history import set_history_user
 from portal.limits import text_limit_check
 from portal.mail import email_send_on_commit, portal_url
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventType
 
 
 def approval_chain_for(*, employee: Employee, application: Application) -> list[tuple[str, Employee]]:
@@ -164,6 +166,9 @@ def access_request_finish(
     set_history_user(request, acting_user)
     request.save(update_fields=["status", "decided_at"])
     access_request_cancel_perms_revoke(request)
+    event_emit(
+        event_type=EventType.ACCESS_REQUEST_DECIDED, data=lambda: access_request_data(request, decided_by=acting_user)
+    )
     if approved:
         access_request_approved.fire(request.pk)  # the lifecycle provisions it, once this commits
     email_send_on_commit(

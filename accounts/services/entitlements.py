@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from accounts.event_data import entitlement_data
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     Application,
@@ -18,8 +19,9 @@ from accounts.models import (
     EntitlementStatus,
 )
 from portal.audit import audit_record
+from portal.events import event_emit
 from portal.history import set_history_user
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventType
 
 
 def _live_entitlement(*, employee: Employee, application: Application) -> Entitlement | None:
@@ -100,6 +102,7 @@ def entitlement_grant(
         acting_user=acting_user,
         detail={"employee": employee.pk, "application": application.pk, "level": level, "source": source},
     )
+    event_emit(event_type=EventType.ENTITLEMENT_GRANTED, data=lambda: entitlement_data(entitlement, via="manual"))
     return entitlement
 
 
@@ -118,5 +121,9 @@ def entitlement_revoke(*, entitlement: Entitlement, acting_user, reason: str = "
         target=entitlement,
         acting_user=acting_user,
         detail={"employee": entitlement.employee_id, "application": entitlement.application_id, "reason": reason},
+    )
+    event_emit(
+        event_type=EventType.ENTITLEMENT_REVOKED,
+        data=lambda: entitlement_data(entitlement, reason=reason, via="manual"),
     )
     return entitlement

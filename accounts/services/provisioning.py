@@ -17,6 +17,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from accounts.connectors import connector_for
+from accounts.event_data import entitlement_data
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     Application,
@@ -27,8 +28,9 @@ from accounts.models import (
     EntitlementStatus,
 )
 from portal.audit import audit_record
+from portal.events import event_emit
 from portal.history import set_history_user
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventType
 
 
 def entitlement_plan(
@@ -134,6 +136,7 @@ def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via
                 "via": via,
             },
         )
+        event_emit(event_type=EventType.ENTITLEMENT_GRANTED, data=lambda: entitlement_data(entitlement, via=via))
     return entitlement
 
 
@@ -198,6 +201,9 @@ def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: st
                 "reason": reason,
                 "via": via,
             },
+        )
+        event_emit(
+            event_type=EventType.ENTITLEMENT_REVOKED, data=lambda: entitlement_data(entitlement, reason=reason, via=via)
         )
     return entitlement
 

@@ -28,7 +28,16 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
-from accounts.models import ApprovalDelegation, ApprovalStep, ApprovalStepKind, Department, RoleApplication
+from accounts.models import (
+    ApprovalDelegation,
+    ApprovalStep,
+    ApprovalStepKind,
+    Department,
+    RoleApplication,
+    UnmatchedUsage,
+    UsageImport,
+    UsageSource,
+)
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -46,7 +55,7 @@ from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.audit import audit_record
 from portal.mail import email_send_on_commit
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventDelivery, EventSubscriber
 from portal.testing.query_counts import QueryCountBaselines
 
 pytestmark = pytest.mark.django_db
@@ -283,6 +292,63 @@ def make_outbound_emails(n, user):
         )
 
 
+def make_usage_imports(n, user):
+    for _ in range(n):
+        UsageImport.objects.create(
+            source=UsageSource.APP_CSV,
+            application=ApplicationFactory(),
+            file_name=f"usage-{next(_counter)}.csv",
+            created_by=user,
+        )
+
+
+def make_unmatched_usage(n, user):
+    now = timezone.now()
+    for _ in range(n):
+        k = next(_counter)
+        UnmatchedUsage.objects.create(
+            source=UsageSource.OKTA,
+            app_name=f"Shadow {k}",
+            app_key=f"shadow {k}",
+            user=f"u{k}@example.com",
+            user_key=f"u{k}@example.com",
+            application=ApplicationFactory(),
+            employee=EmployeeFactory(),
+            reason=UnmatchedUsage.Reason.NO_ACCESS,
+            count=1,
+            first_seen=now,
+            last_seen=now,
+            last_import=UsageImport.objects.create(source=UsageSource.API),
+        )
+
+
+def make_event_subscribers(n, user):
+    for _ in range(n):
+        EventSubscriber.objects.create(
+            name=f"Subscriber {next(_counter)}",
+            url="https://hooks.example.com/",
+            secret="s" * 20,
+            events=["employee.left"],
+        )
+
+
+def make_event_deliveries(n, user):
+    subscriber = EventSubscriber.objects.create(
+        name=f"Subscriber {next(_counter)}", url="https://hooks.example.com/", secret="s" * 20, events=["employee.left"]
+    )
+    for _ in range(n):
+        EventDelivery.objects.create(
+            subscriber=EventSubscriber.objects.create(
+                name=f"Subscriber {next(_counter)}", url="https://hooks.example.com/", secret="s" * 20
+            )
+            if next(_counter) % 2
+            else subscriber,
+            event_id=uuid.uuid4(),
+            event_type="employee.left",
+            payload={"event": "employee.left"},
+        )
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
     "accounts.AccessRequest": make_access_requests,
@@ -295,6 +361,8 @@ ROW_BUILDERS = {
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,
     "accounts.RoleApplication": make_role_applications,
+    "accounts.UnmatchedUsage": make_unmatched_usage,
+    "accounts.UsageImport": make_usage_imports,
     "assets.AssetCheckout": make_checkouts,
     "assets.AssetModel": make_asset_models,
     "assets.HardwareAsset": make_assets,
@@ -313,6 +381,8 @@ ROW_BUILDERS = {
     "offboarding.Task": make_tasks,
     "offboarding.TaskTemplate": make_task_templates,
     "portal.AuditEvent": make_audit_events,
+    "portal.EventDelivery": make_event_deliveries,
+    "portal.EventSubscriber": make_event_subscribers,
     "portal.OutboundEmail": make_outbound_emails,
 }
 

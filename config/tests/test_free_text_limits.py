@@ -35,6 +35,8 @@ NOT_TYPED = {
     "portal.OutboundEmail.body": "the outbox: an email Portal rendered from its templates",
     "portal.OutboundEmail.html": "the outbox: an email Portal rendered from its templates",
     "portal.OutboundEmail.last_error": "the outbox: the mail server's answer",
+    "portal.EventDelivery.last_error": "event hooks: the receiver's answer, cut to 4,000 characters",
+    "accounts.UsageImport.error": "usage feeds: why the file was refused, cut to 4,000 characters",
 }
 
 

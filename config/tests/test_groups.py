@@ -102,6 +102,34 @@ def one_of_everything(it_admin):
         to=[employee.work_email],
         context={"employee": employee, "entitlement": employee.entitlements.first(), "url": "http://portal/"},
     )
+    # Usage feeds and event hooks.
+    from django.utils import timezone
+
+    from accounts.models import UnmatchedUsage, UsageImport, UsageSource
+    from portal.models import EventDelivery, EventSubscriber
+
+    usage = UsageImport.objects.create(source=UsageSource.API, status=UsageImport.Status.DONE, created_by=it_admin)
+    UnmatchedUsage.objects.create(
+        source=UsageSource.OKTA,
+        app_name="Notion",
+        app_key="notion",
+        user="someone@example.com",
+        user_key="someone@example.com",
+        reason=UnmatchedUsage.Reason.NO_APPLICATION,
+        count=1,
+        first_seen=timezone.now(),
+        last_seen=timezone.now(),
+        last_import=usage,
+    )
+    subscriber = EventSubscriber.objects.create(
+        name="HR", url="https://hr.example.com/hooks", secret="s" * 20, events=["employee.left"]
+    )
+    EventDelivery.objects.create(
+        subscriber=subscriber,
+        event_id="6f1c7f0e-0000-4000-8000-000000000001",
+        event_type="employee.left",
+        payload={"event": "employee.left"},
+    )
 
 
 def test_every_model_is_registered():

@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.event_data import employee_data
 from accounts.models import (
     Employee,
     EmployeeStatus,
@@ -24,6 +25,8 @@ from offboarding.models import (
     RunStatus,
     Task,
 )
+from portal.events import event_emit
+from portal.models import EventType
 
 JOINER_STEPS = (
     CoreStep("reserve-kit", "Reserve the role's hardware kit", "reserve_kit", -21),
@@ -60,6 +63,7 @@ def joiner_start(*, employee: Employee, acting_user) -> ChecklistRun:
         details={"role": locked.role_id, "department": locked.department_id},
     )
     ensure_steps(run, JOINER_STEPS)
+    event_emit(event_type=EventType.EMPLOYEE_JOINED, data=lambda: {**employee_data(locked), "run": run.pk})
     engine.run_advance(run=run)
     return run
 

@@ -12,6 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.event_data import employee_data
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     Employee,
@@ -28,7 +29,8 @@ from offboarding.models import (
     Task,
 )
 from portal.audit import audit_record
-from portal.models import AuditEvent
+from portal.events import event_emit
+from portal.models import AuditEvent, EventType
 
 # Login first (the fastest way to cut access), then the status; the rest needs only those two,
 # so one slow or failing step (a revocation) holds up nothing but what truly follows from it.
@@ -141,6 +143,10 @@ def employee_terminate(
             "reason": reason,
             "run": run.pk,
         },
+    )
+    event_emit(
+        event_type=EventType.EMPLOYEE_LEFT,
+        data=lambda: {**employee_data(locked), "last_day": last_day, "cut_off": cut_off, "run": run.pk},
     )
     engine.run_advance(run=run)
     return run

@@ -12,6 +12,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from accounts.event_data import employee_data
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
@@ -34,8 +35,9 @@ from offboarding.models import (
     ChecklistRun,
 )
 from portal.audit import audit_record
+from portal.events import event_emit
 from portal.history import set_history_user
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventType
 
 MOVER_FIELDS = ("role", "department", "manager")
 
@@ -272,6 +274,15 @@ def mover_apply(
         target=locked,
         acting_user=acting_user,
         detail={"run": run.pk, "changes": record["changes"]},
+    )
+    event_emit(
+        event_type=EventType.EMPLOYEE_MOVED,
+        data=lambda: {
+            **employee_data(locked),
+            "changes": record["changes"],
+            "effective_at": effective_at,
+            "run": run.pk,
+        },
     )
     engine.run_advance(run=run)
     return run

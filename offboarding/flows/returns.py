@@ -34,9 +34,10 @@ from offboarding.models import (
     TaskStatus,
 )
 from portal.audit import audit_record
+from portal.events import event_emit
 from portal.history import set_history_user
 from portal.mail import email_send_on_commit, portal_url
-from portal.models import AuditEvent
+from portal.models import AuditEvent, EventType
 
 TOKEN_SALT = "portal.offboarding.hardware-return"
 
@@ -319,6 +320,16 @@ def hardware_return_receive(
             "run": item.run_id,
             "condition": condition,
             "checked_in": checked_in,
+        },
+    )
+    event_emit(
+        event_type=EventType.HARDWARE_RETURNED,
+        data=lambda: {
+            "hardware_return": item.pk,
+            "asset_tag": asset.asset_tag,
+            "serial": asset.serial,
+            "condition": condition,
+            "employee": {"employee_number": item.employee.employee_number, "work_email": item.employee.work_email},
         },
     )
     if item.run_id is not None:
