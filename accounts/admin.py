@@ -37,6 +37,7 @@ from accounts.connectors import (
     restore_secrets,
 )
 from accounts.models import (
+    EmployeeImport,
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
     Application,
@@ -57,6 +58,7 @@ from accounts.resources import (
     LocationResource,
     RoleResource,
 )
+from accounts.hr_import_admin import EmployeeImportAdminMixin
 from accounts.selectors import employee_search_q
 from accounts.services.employees import employee_create, employee_delete, employee_deletion_blockers
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
@@ -362,7 +364,7 @@ class DepartmentListFilter(admin.SimpleListFilter):
         return queryset.filter(department_id=department_id)
 
 
-class EmployeeAdminBase(PortalImportExportAdmin):
+class EmployeeAdminBase(EmployeeImportAdminMixin, PortalImportExportAdmin):
     """The employee page's accounts part: list, search, filters, form, access inline, deletion rules.
 
     Unregistered: `offboarding.admin` registers the page, composed with the hardware parts
@@ -650,3 +652,14 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_filter = ("starts_on", "ends_on")
     search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
     ordering = ("-starts_on", "-id")
+
+
+@admin.register(EmployeeImport)
+class EmployeeImportAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
+    """HR file imports: who uploaded which file when, how it was read and what it did (never the file's rows)."""
+
+    list_display = ("file_name", "created_by", "created_at", "status", "read_as")
+    list_filter = ("status",)
+    list_select_related = ("created_by",)
+    fields = ("file_name", "created_by", "created_at", "status", "read_as", "date_format", "summary", "problems", "error",
+              "queued_at", "started_at", "finished_at")
