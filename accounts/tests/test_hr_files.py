@@ -303,3 +303,40 @@ def test_no_uploaded_file_is_left_in_the_temp_folder(client, it_admin, org, sett
     assert (record.status, record.rows) == ("abandoned", {})
     upload(client, (HEADER + "bad").encode())
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_large_file_is_imported_by_a_worker_with_progress(client, it_admin, org, settings):
+    settings.HR_IMPORT = {**settings.HR_IMPORT, "BACKGROUND_ROWS": 2}
+    client.force_login(it_admin)
+    body = "".join(f"E{i},P{i},L{i},p{i}@example.com,ENG,Berlin HQ,M001,dev,,2027-03-01\n" for i in range(3))
+    response = upload(client, (HEADER + body).encode())
+    detail = response["Location"]
+    enqueued = []
+    from accounts.services import hr_import
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hr_import, "enqueue_on_commit", lambda path, *ids, **options: enqueued.append((path, ids)))
+        client.post(detail, {"_confirm": "1"})
+    record = EmployeeImport.objects.get()
+    assert record.status == "queued" and enqueued == [("accounts.tasks.employee_import_run", (record.pk,))]
+    page = client.get(detail).content.decode()
+    assert '<meta http-equiv="refresh" content="2">' in page and "<progress" in page
+    assert client.get(f"{detail}status/").json()["status"] == "queued"
+    assert not Employee.objects.filter(employee_number="E0").exists()
+    from accounts.tasks import employee_import_run
+
+    assert employee_import_run(record.pk) == "done"
+    assert employee_import_run(record.pk) == "done"  # a second delivery does nothing
+    assert Employee.objects.filter(employee_number__startswith="E").count() == 3
+    assert ChecklistRun.objects.filter(kind=ChecklistKind.JOIN).count() == 3
+    state = client.get(f"{detail}status/").json()
+    assert (state["status"], state["percent"], state["summary"]["join_runs"]) == ("done", 100, 3)
+
+
+def test_someone_elses_import_is_not_found(client, it_admin, helpdesk, org):
+    client.force_login(it_admin)
+    body = "E1,Ada,Lovelace,ada@example.com,ENG,BER-1,,dev,,2027-03-01\n"
+    detail = upload(client, (HEADER + body).encode())["Location"]
+    client.force_login(helpdesk)
+    assert client.get(detail).status_code == 404
+    assert client.get(f"{detail}status/").status_code == 404
