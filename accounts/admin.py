@@ -36,8 +36,8 @@ from accounts.connectors import (
     mask_secrets,
     restore_secrets,
 )
+from accounts.hr_import_admin import EmployeeImportAdminMixin
 from accounts.models import (
-    EmployeeImport,
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
     Application,
@@ -45,6 +45,7 @@ from accounts.models import (
     ApprovalStep,
     Department,
     Employee,
+    EmployeeImport,
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
@@ -58,7 +59,6 @@ from accounts.resources import (
     LocationResource,
     RoleResource,
 )
-from accounts.hr_import_admin import EmployeeImportAdminMixin
 from accounts.selectors import employee_search_q
 from accounts.services.employees import employee_create, employee_delete, employee_deletion_blockers
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
@@ -661,5 +661,17 @@ class EmployeeImportAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_display = ("file_name", "created_by", "created_at", "status", "read_as")
     list_filter = ("status",)
     list_select_related = ("created_by",)
-    fields = ("file_name", "created_by", "created_at", "status", "read_as", "date_format", "summary", "problems", "error",
-              "queued_at", "started_at", "finished_at")
+    fields = (
+        "file_name",
+        "created_by",
+        "created_at",
+        "status",
+        "read_as",
+        "date_format",
+        "summary",
+        "problems",
+        "error",
+        "queued_at",
+        "started_at",
+        "finished_at",
+    )

@@ -53,8 +53,20 @@ COLUMNS = (
     Column(
         "employee_number",
         "Employee number",
-        ("employee no", "employee id", "employee number", "id", "personnel number", "personnel no", "pers no",
-         "staff number", "staff id", "worker id", "employee code", "number"),
+        (
+            "employee no",
+            "employee id",
+            "employee number",
+            "id",
+            "personnel number",
+            "personnel no",
+            "pers no",
+            "staff number",
+            "staff id",
+            "worker id",
+            "employee code",
+            "number",
+        ),
         required=True,
         help="HR's key for the person; a person already in Portal with this number is updated.",
     ),
@@ -83,8 +95,18 @@ COLUMNS = (
     Column(
         "manager",
         "Manager",
-        ("manager employee number", "manager id", "manager number", "manager email", "supervisor", "supervisor id",
-         "reports to", "reporting to", "line manager", "manager work email"),
+        (
+            "manager employee number",
+            "manager id",
+            "manager number",
+            "manager email",
+            "supervisor",
+            "supervisor id",
+            "reports to",
+            "reporting to",
+            "line manager",
+            "manager work email",
+        ),
         help="The manager's employee number or work email: someone in Portal, or anywhere in this file.",
     ),
     Column("role", "Role", ("role code", "role name", "job role"), help="Code or name of a role in Portal."),
@@ -112,17 +134,49 @@ COLUMNS_BY_FIELD = {column.field: column for column in COLUMNS}
 REFERENCE_FIELDS = {"department": Department, "location": Location, "role": Role}
 CHOICE_FIELDS = {"employment_type": EmploymentType, "status": EmployeeStatus}
 CHOICE_ALIASES = {
-    "employment_type": {"fulltime": "full_time", "parttime": "part_time", "contract": "contractor",
-                        "freelance": "contractor", "internship": "intern", "trainee": "intern"},
-    "status": {"prehire": "pre_hire", "onboarding": "pre_hire", "hired": "pre_hire", "employed": "active",
-               "onleave": "leave_of_absence", "leave": "leave_of_absence", "inactive": "leave_of_absence"},
+    "employment_type": {
+        "fulltime": "full_time",
+        "parttime": "part_time",
+        "contract": "contractor",
+        "freelance": "contractor",
+        "internship": "intern",
+        "trainee": "intern",
+    },
+    "status": {
+        "prehire": "pre_hire",
+        "onboarding": "pre_hire",
+        "hired": "pre_hire",
+        "employed": "active",
+        "onleave": "leave_of_absence",
+        "leave": "leave_of_absence",
+        "inactive": "leave_of_absence",
+    },
 }
 TEXT_FIELDS = ("employee_number", "first_name", "last_name", "preferred_name", "work_email", "title")
-REQUIRED_TEXT = {"employee_number": "an employee number", "first_name": "a first name", "last_name": "a last name",
-                 "work_email": "a work email", "start_date": "a start date"}
+REQUIRED_TEXT = {
+    "employee_number": "an employee number",
+    "first_name": "a first name",
+    "last_name": "a last name",
+    "work_email": "a work email",
+    "start_date": "a start date",
+}
 MOVE_FIELDS = ("role", "department", "manager")
-SHOWN_FIELDS = ("employee_number", "first_name", "last_name", "preferred_name", "work_email", "title", "department",
-                "location", "manager", "role", "employment_type", "status", "start_date", "end_date")
+SHOWN_FIELDS = (
+    "employee_number",
+    "first_name",
+    "last_name",
+    "preferred_name",
+    "work_email",
+    "title",
+    "department",
+    "location",
+    "manager",
+    "role",
+    "employment_type",
+    "status",
+    "start_date",
+    "end_date",
+)
 
 
 def header_key(text: str) -> str:
@@ -308,7 +362,7 @@ def _map_headers(table: Table, plan: ImportPlan) -> dict[int, tuple[str, str]]:
                 )
             )
     plan.fields = [name for name, _ in columns.values()]
-    plan.headers = {name: written for name, written in columns.values()}
+    plan.headers = dict(columns.values())
     return columns
 
 
@@ -391,7 +445,9 @@ class _Planner:
             return None
         start, end = values.get("start_date"), values.get("end_date")
         if start and end and end < start:
-            self.problem(number, "end_date", cells["end_date"], f"The end date is before the start date ({start:%Y-%m-%d}).")
+            self.problem(
+                number, "end_date", cells["end_date"], f"The end date is before the start date ({start:%Y-%m-%d})."
+            )
             return None
         return PlannedRow(number=number, employee_number=values["employee_number"], values=values)
 
@@ -472,7 +528,10 @@ class _Planner:
             if text and text not in self.by_number:
                 (wanted_emails if "@" in text else wanted_numbers).add(text.lower() if "@" in text else text)
         db = {}
-        for values, lookup_field in ((sorted(wanted_numbers), "employee_number"), (sorted(wanted_emails), "work_email")):
+        for values, lookup_field in (
+            (sorted(wanted_numbers), "employee_number"),
+            (sorted(wanted_emails), "work_email"),
+        ):
             for start in range(0, len(values), CHUNK):
                 for employee in Employee.objects.filter(**{f"{lookup_field}__in": values[start : start + CHUNK]}).only(
                     "pk", "employee_number", "work_email", "manager_id", "first_name", "last_name", "preferred_name"
@@ -488,7 +547,9 @@ class _Planner:
             target = self.by_number.get(text) or (file_emails.get(text.lower()) if "@" in text else None)
             if target is not None:
                 if target is row:
-                    self.problem(row.number, "manager", text, "This is the person of this row: nobody can manage themselves.")
+                    self.problem(
+                        row.number, "manager", text, "This is the person of this row: nobody can manage themselves."
+                    )
                     continue
                 row.manager_ref = ("file", target.employee_number)
                 continue
@@ -504,7 +565,9 @@ class _Planner:
                 )
                 continue
             if row.existing is not None and employee.pk == row.existing.pk:
-                self.problem(row.number, "manager", text, "This is the person of this row: nobody can manage themselves.")
+                self.problem(
+                    row.number, "manager", text, "This is the person of this row: nobody can manage themselves."
+                )
                 continue
             row.manager_ref = ("db", employee.pk)
         self._cycles(rows)
@@ -539,7 +602,7 @@ class _Planner:
                     known[pk] = (number, manager_id)
                     if manager_id and manager_id not in known:
                         pending_pks.add(manager_id)
-        for pk, (number, manager_id) in known.items():
+        for number, manager_id in known.values():
             if number not in parent:  # not in the file: Portal's manager stands
                 parent[number] = ("pk", manager_id) if manager_id else None
         for key, value in list(parent.items()):
@@ -561,7 +624,7 @@ class _Planner:
                 if key not in reported:
                     reported.add(key)
                     in_file = sorted(self.by_number[n].number for n in loop if n in self.by_number)
-                    first = self.by_number[loop[0]] if loop[0] in self.by_number else row
+                    first = self.by_number.get(loop[0], row)
                     path = " → ".join([*loop, loop[0]])
                     self.problem(
                         min(in_file) if in_file else row.number,
@@ -606,10 +669,12 @@ class _Planner:
             if row.existing is not None:
                 self._changes(row)
                 start = row.values.get("start_date") or row.existing.start_date
-                end = row.values["end_date"] if "end_date" in row.values else row.existing.end_date
+                end = row.values.get("end_date", row.existing.end_date)
                 if end and start and end < start and "start_date" in row.values:
                     self.problem(
-                        row.number, "start_date", self.raw[row.number]["start_date"],
+                        row.number,
+                        "start_date",
+                        self.raw[row.number]["start_date"],
                         f"This is after the end date Portal has ({end:%Y-%m-%d}).",
                     )
 
@@ -658,7 +723,11 @@ class _Lookup:
         found = by_code or by_name
         if found is None:
             listed = ", ".join(f"{r.code} ({r.name})" for r in self.rows[:LISTED_VALUES])
-            more = f" and {len(self.rows) - LISTED_VALUES} more (see the template)" if len(self.rows) > LISTED_VALUES else ""
+            more = (
+                f" and {len(self.rows) - LISTED_VALUES} more (see the template)"
+                if len(self.rows) > LISTED_VALUES
+                else ""
+            )
             valid = f"Valid codes (names): {listed}{more}." if self.rows else f"Portal has no {self.label} yet."
             return None, f"No {self.label} has this code or name. {valid}"
         return found, ""
@@ -691,8 +760,18 @@ def _article(name: str) -> str:
 
 _ISO = re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T]00:00(?::00(?:\.0+)?)?)?$")
 _NUMERIC = re.compile(r"^(\d{1,2})([./-])(\d{1,2})\2(\d{2,4})$")
-_MONTH_NAME_FORMATS = ("%d %b %Y", "%d %B %Y", "%d-%b-%Y", "%d-%B-%Y", "%b %d, %Y", "%B %d, %Y", "%b %d %Y",
-                       "%B %d %Y", "%d. %B %Y", "%d. %b %Y")
+_MONTH_NAME_FORMATS = (
+    "%d %b %Y",
+    "%d %B %Y",
+    "%d-%b-%Y",
+    "%d-%B-%Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%b %d %Y",
+    "%B %d %Y",
+    "%d. %B %Y",
+    "%d. %b %Y",
+)
 
 
 def parse_date(value, date_format: str) -> datetime.date:
@@ -803,14 +882,36 @@ def template_rows() -> tuple[list[str], list[list[str]], list[tuple[str, str]]]:
     location = Location.objects.order_by("name").first()
     role = Role.objects.order_by("name").first()
     example = [
-        "100123", "Ada", "Lovelace", "", "ada.lovelace@example.com", "Engineer",
-        department.code if department else "", location.code if location else "", "", role.code if role else "",
-        EmploymentType.FULL_TIME.label, EmployeeStatus.PRE_HIRE.label, "2027-03-01", "",
+        "100123",
+        "Ada",
+        "Lovelace",
+        "",
+        "ada.lovelace@example.com",
+        "Engineer",
+        department.code if department else "",
+        location.code if location else "",
+        "",
+        role.code if role else "",
+        EmploymentType.FULL_TIME.label,
+        EmployeeStatus.PRE_HIRE.label,
+        "2027-03-01",
+        "",
     ]
     second = [
-        "100124", "Alan", "Turing", "Al", "alan.turing@example.com", "Analyst",
-        department.name if department else "", location.name if location else "", "100123", role.name if role else "",
-        EmploymentType.CONTRACTOR.label, "", "2027-03-15", "2028-03-14",
+        "100124",
+        "Alan",
+        "Turing",
+        "Al",
+        "alan.turing@example.com",
+        "Analyst",
+        department.name if department else "",
+        location.name if location else "",
+        "100123",
+        role.name if role else "",
+        EmploymentType.CONTRACTOR.label,
+        "",
+        "2027-03-15",
+        "2028-03-14",
     ]
     valid = []
     for name, model in REFERENCE_FIELDS.items():

@@ -35,7 +35,9 @@ class EmployeeImportForm(forms.Form):
         label="Encoding (CSV only)",
         choices=list(ENCODINGS.items()),
         initial="auto",
-        help_text="Detect reads UTF-8 (with or without BOM), Windows-1252 and Windows-1250, and asks you when it cannot tell.",
+        help_text=(
+            "Detect reads UTF-8 (with or without BOM), Windows-1252 and Windows-1250, and asks you when it cannot tell."
+        ),
     )
     date_format = forms.ChoiceField(
         label="Dates in the file",
@@ -193,7 +195,14 @@ def _preview_line(row) -> dict:
     changes = "; ".join(f"{name}: {old or '—'} → {new or '—'}" for name, (old, new) in row.changes.items())
     runs = "join" if row.starts_join else ("move" if row.moves else "")
     name = f"{row.values.get('first_name', '')} {row.values.get('last_name', '')}".strip()
-    return {"row": row.number, "number": row.employee_number, "name": name, "action": action, "changes": changes, "run": runs}
+    return {
+        "row": row.number,
+        "number": row.employee_number,
+        "name": name,
+        "action": action,
+        "changes": changes,
+        "run": runs,
+    }
 
 
 def _template_xlsx(headers, examples, valid) -> bytes:
@@ -215,7 +224,9 @@ def _template_xlsx(headers, examples, valid) -> bytes:
     for column, values in valid:
         codes.append([column, values])
     codes.append([])
-    codes.append(["Dates", "2027-03-01 (YYYY-MM-DD) or Excel date cells; DD/MM/YYYY or MM/DD/YYYY when chosen on the form"])
+    codes.append(
+        ["Dates", "2027-03-01 (YYYY-MM-DD) or Excel date cells; DD/MM/YYYY or MM/DD/YYYY when chosen on the form"]
+    )
     codes.append(["Manager", "The manager's employee number or work email (in Portal or in this file)"])
     out = io.BytesIO()
     workbook.save(out)

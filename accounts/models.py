@@ -602,7 +602,9 @@ class EmployeeImport(models.Model):
     file_name = models.CharField(max_length=255)
     read_as = models.CharField(max_length=100, blank=True, help_text="How the file was read (format, encoding).")
     date_format = models.CharField(max_length=10, default="iso")
-    status = models.CharField(max_length=20, choices=EmployeeImportStatus.choices, default=EmployeeImportStatus.PREVIEWED)
+    status = models.CharField(
+        max_length=20, choices=EmployeeImportStatus.choices, default=EmployeeImportStatus.PREVIEWED
+    )
     rows = models.JSONField(default=dict, blank=True, help_text="The file's cells until the import is over.")
     summary = models.JSONField(default=dict, blank=True)
     problems = models.JSONField(default=list, blank=True)

@@ -33,7 +33,10 @@ def audit_record_many(*, events: list[tuple[str, models.Model, dict | None]], ac
     The same checks and the same rows as `audit_record` for each, in order, inserted 500 at a time
     inside the caller's transaction. Returns how many were written.
     """
-    rows = [_event(action=action, target=target, acting_user=acting_user, detail=detail) for action, target, detail in events]
+    rows = [
+        _event(action=action, target=target, acting_user=acting_user, detail=detail)
+        for action, target, detail in events
+    ]
     AuditEvent.objects.bulk_create(rows, batch_size=500)
     return len(rows)
 

@@ -6,6 +6,7 @@ meanwhile. So progress goes to Django's cache when it is shared between processe
 to a small file per job in `PORTAL_PROGRESS_DIR` (numbers only, never the job's data).
 """
 
+import contextlib
 import json
 import os
 import tempfile
@@ -54,7 +55,5 @@ def progress_clear(key: str) -> None:
     if _shared_cache():
         cache.delete(f"progress:{key}")
         return
-    try:
+    with contextlib.suppress(OSError):
         _path(key).unlink()
-    except OSError:
-        pass

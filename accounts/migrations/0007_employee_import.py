@@ -6,35 +6,60 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('accounts', '0006_free_text_limits'),
+        ("accounts", "0006_free_text_limits"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='EmployeeImport',
+            name="EmployeeImport",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('file_name', models.CharField(max_length=255)),
-                ('read_as', models.CharField(blank=True, help_text='How the file was read (format, encoding).', max_length=100)),
-                ('date_format', models.CharField(default='iso', max_length=10)),
-                ('status', models.CharField(choices=[('previewed', 'Previewed, waiting for confirmation'), ('queued', 'Waiting for a worker'), ('running', 'Importing'), ('done', 'Imported'), ('refused', 'Refused, nothing written'), ('failed', 'Failed, nothing written'), ('abandoned', 'Abandoned, nothing written')], default='previewed', max_length=20)),
-                ('rows', models.JSONField(blank=True, default=dict, help_text="The file's cells until the import is over.")),
-                ('summary', models.JSONField(blank=True, default=dict)),
-                ('problems', models.JSONField(blank=True, default=list)),
-                ('error', models.TextField(blank=True)),
-                ('queued_at', models.DateTimeField(blank=True, null=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('finished_at', models.DateTimeField(blank=True, null=True)),
-                ('created_by', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='+', to=settings.AUTH_USER_MODEL)),
+                ("id", models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name="ID")),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("file_name", models.CharField(max_length=255)),
+                (
+                    "read_as",
+                    models.CharField(blank=True, help_text="How the file was read (format, encoding).", max_length=100),
+                ),
+                ("date_format", models.CharField(default="iso", max_length=10)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("previewed", "Previewed, waiting for confirmation"),
+                            ("queued", "Waiting for a worker"),
+                            ("running", "Importing"),
+                            ("done", "Imported"),
+                            ("refused", "Refused, nothing written"),
+                            ("failed", "Failed, nothing written"),
+                            ("abandoned", "Abandoned, nothing written"),
+                        ],
+                        default="previewed",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "rows",
+                    models.JSONField(blank=True, default=dict, help_text="The file's cells until the import is over."),
+                ),
+                ("summary", models.JSONField(blank=True, default=dict)),
+                ("problems", models.JSONField(blank=True, default=list)),
+                ("error", models.TextField(blank=True)),
+                ("queued_at", models.DateTimeField(blank=True, null=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("finished_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "created_by",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT, related_name="+", to=settings.AUTH_USER_MODEL
+                    ),
+                ),
             ],
             options={
-                'verbose_name': 'HR file import',
-                'ordering': ['-created_at', '-id'],
-                'default_permissions': ('view',),
+                "verbose_name": "HR file import",
+                "ordering": ["-created_at", "-id"],
+                "default_permissions": ("view",),
             },
         ),
     ]

@@ -77,7 +77,9 @@ def employee_import_apply(
             for row, employee in zip(batch, employees, strict=True):
                 now_number[row.employee_number] = employee
                 events.append((AuditEvent.Action.EMPLOYEE_CREATED, employee, {"via": "import"}))
-                events.append((AuditEvent.Action.IMPORT, employee, {"file": file_detail, "row": row.number, "created": True}))
+                events.append(
+                    (AuditEvent.Action.IMPORT, employee, {"file": file_detail, "row": row.number, "created": True})
+                )
             created.extend(employees)
             tick(len(batch))
 
@@ -112,7 +114,9 @@ def employee_import_apply(
                 moves.append((employee, move))
             if fields:
                 updated.append(employee)
-            events.append((AuditEvent.Action.IMPORT, employee, {"file": file_detail, "row": row.number, "created": False}))
+            events.append(
+                (AuditEvent.Action.IMPORT, employee, {"file": file_detail, "row": row.number, "created": False})
+            )
         if updated:
             bulk_update_with_history(
                 updated, Employee, [*sorted(fields), "updated_at"], batch_size=BATCH, default_user=_user(acting_user)
@@ -199,7 +203,9 @@ def _cell_json(cell):
     return cell
 
 
-def employee_import_read(*, data: bytes, file_name: str, encoding: str, date_format: str) -> tuple[Table | None, ImportPlan]:
+def employee_import_read(
+    *, data: bytes, file_name: str, encoding: str, date_format: str
+) -> tuple[Table | None, ImportPlan]:
     """Read and check an uploaded HR file; nothing is stored. A file that cannot be read is a plan with one problem."""
     if len(data) > _conf("MAX_MEGABYTES") * 1024 * 1024:
         return None, ImportPlan(problems=[Problem(f"The file is larger than {_conf('MAX_MEGABYTES')} MB; split it.")])
@@ -209,7 +215,11 @@ def employee_import_read(*, data: bytes, file_name: str, encoding: str, date_for
         return None, ImportPlan(problems=[Problem(str(exc))])
     if len(table.rows) > _conf("MAX_ROWS"):
         limit = _conf("MAX_ROWS")
-        return table, ImportPlan(problems=[Problem(f"The file has {len(table.rows):,} rows; at most {limit:,} are imported at once. Split it.")])
+        return table, ImportPlan(
+            problems=[
+                Problem(f"The file has {len(table.rows):,} rows; at most {limit:,} are imported at once. Split it.")
+            ]
+        )
     return table, employee_import_plan(table, date_format=date_format)
 
 
@@ -283,7 +293,9 @@ def employee_import_run(*, import_id: int) -> EmployeeImport:
         progress_set(key, done=done, total=max(total, 1), phase="importing")
 
     try:
-        summary = employee_import_apply(plan=plan, acting_user=record.created_by, file_name=record.file_name, progress=progress)
+        summary = employee_import_apply(
+            plan=plan, acting_user=record.created_by, file_name=record.file_name, progress=progress
+        )
     except ValidationError as exc:
         return _finish(record, EmployeeImportStatus.REFUSED, problems=[Problem(m).as_dict() for m in exc.messages])
     except Exception:

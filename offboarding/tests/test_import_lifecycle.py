@@ -2,7 +2,9 @@
 
 import pytest
 
+from accounts.hr_import import employee_import_plan
 from accounts.models import Employee
+from accounts.services.hr_import import employee_import_apply
 from accounts.tests.factories import (
     ApplicationFactory,
     DepartmentFactory,
@@ -10,8 +12,6 @@ from accounts.tests.factories import (
     LocationFactory,
     RoleFactory,
 )
-from accounts.hr_import import employee_import_plan
-from accounts.services.hr_import import employee_import_apply
 from offboarding.models import ChecklistKind, ChecklistRun
 from portal.tabular import table_read
 

@@ -16,7 +16,13 @@ from openpyxl.styles import Font, PatternFill
 
 from accounts.hr_import import employee_import_plan
 from accounts.models import Employee, EmployeeImport
-from accounts.tests.factories import ApplicationFactory, DepartmentFactory, EmployeeFactory, LocationFactory, RoleFactory
+from accounts.tests.factories import (
+    ApplicationFactory,
+    DepartmentFactory,
+    EmployeeFactory,
+    LocationFactory,
+    RoleFactory,
+)
 from offboarding.models import ChecklistKind, ChecklistRun
 from portal.models import AuditEvent
 from portal.tabular import table_read
@@ -72,7 +78,8 @@ def problems(response) -> list[str]:
 
 PERSONIO = (
     "ID;First name;Last name;Email;Position;Department;Office;Supervisor;Hire date;Employment type;Status\r\n"
-    "703101 ;Grace ; Hopper;grace.hopper@example.com;Engineer ; Engineering ;Berlin HQ;M001;01.03.2027;Full-time;Active\r\n"
+    "703101 ;Grace ; Hopper;grace.hopper@example.com;Engineer ; Engineering ;Berlin HQ;M001;01.03.2027;"
+    "Full-time;Active\r\n"
     "703102;Jürgen;Müller;juergen.mueller@example.com;Analyst;finance;ber-1;703101;15.03.2027;Part-time;onboarding\r\n"
     ";;;;;;;;;;\r\n"
     "\r\n"
@@ -127,10 +134,11 @@ def test_declared_encoding_that_would_garble_is_refused(client, it_admin, org):
 def test_workday_headers_and_month_first_dates(client, it_admin, org):
     client.force_login(it_admin)
     data = (
-        "Employee_ID,Legal First Name,Legal Last Name,Work Email Address,Business Title,Supervisor ID,Hire Date,Worker Type\n"
-        "W-1,Katherine,Johnson,kj@example.com,Analyst,W-2,03/01/2027,Full time\n"
-        "W-2,Dorothy,Vaughan,dv@example.com,Lead,M001,03/15/2027,Contractor\n"
-    ).encode()
+        b"Employee_ID,Legal First Name,Legal Last Name,Work Email Address,Business Title,Supervisor ID,Hire Date,"
+        b"Worker Type\n"
+        b"W-1,Katherine,Johnson,kj@example.com,Analyst,W-2,03/01/2027,Full time\n"
+        b"W-2,Dorothy,Vaughan,dv@example.com,Lead,M001,03/15/2027,Contractor\n"
+    )
     record, _ = confirm(client, upload(client, data, date_format="mdy"))
     assert record.status == "done", record.problems
     katherine = Employee.objects.get(employee_number="W-1")
@@ -142,8 +150,12 @@ def test_formatted_xlsx_with_date_cells_numbers_and_zero_padded_ids(client, it_a
     client.force_login(it_admin)
     workbook = openpyxl.Workbook()
     sheet = workbook.active
-    sheet.append(["Employee #", "First Name", "Last Name", "Work Email", "Department", "Location", "Role", "Hire Date  "])
-    sheet.append([123, "Ada ", "Lovelace", "ADA@example.com", "Engineering", "BER-1", "Developer", datetime.datetime(2027, 3, 1)])
+    sheet.append(
+        ["Employee #", "First Name", "Last Name", "Work Email", "Department", "Location", "Role", "Hire Date  "]
+    )
+    sheet.append(
+        [123, "Ada ", "Lovelace", "ADA@example.com", "Engineering", "BER-1", "Developer", datetime.datetime(2027, 3, 1)]
+    )
     sheet["A2"].number_format = "000000"
     for cell in sheet[1]:
         cell.font = Font(bold=True)
@@ -155,7 +167,10 @@ def test_formatted_xlsx_with_date_cells_numbers_and_zero_padded_ids(client, it_a
     assert record.status == "done", record.problems
     ada = Employee.objects.get(employee_number="000123")
     assert (ada.first_name, ada.work_email, ada.role.code, ada.start_date) == (
-        "Ada", "ada@example.com", "dev", datetime.date(2027, 3, 1)
+        "Ada",
+        "ada@example.com",
+        "dev",
+        datetime.date(2027, 3, 1),
     )
 
 
@@ -269,7 +284,10 @@ def test_preview_counts_people_and_runs_and_a_move_is_applied(client, it_admin, 
     response = upload(client, (HEADER + body).encode())
     record, page = confirm(client, response)
     text = " ".join(page.content.decode().split())
-    assert "2 rows: 1 person to create, 1 to update, 0 unchanged. The import will start <strong>1 join run</strong> and <strong>1 move run</strong>." in text
+    assert (
+        "2 rows: 1 person to create, 1 to update, 0 unchanged. The import will start <strong>1 join run</strong> "
+        "and <strong>1 move run</strong>." in text
+    )
     assert record.status == "done", record.problems
     ada.refresh_from_db()
     assert (ada.department.code, ada.role.code, ada.manager.employee_number) == ("FIN", "analyst", "M001")
