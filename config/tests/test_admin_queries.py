@@ -28,7 +28,14 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
-from accounts.models import ApprovalDelegation, ApprovalStep, ApprovalStepKind, Department, RoleApplication
+from accounts.models import (
+    ApprovalDelegation,
+    ApprovalStep,
+    ApprovalStepKind,
+    Department,
+    EmployeeImport,
+    RoleApplication,
+)
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -111,6 +118,11 @@ def make_delegations(n, user):
             ends_on=datetime.date(2030, 1, 5),
             created_by=user,
         )
+
+
+def make_employee_imports(n, user):
+    for i in range(n):
+        EmployeeImport.objects.create(created_by=UserFactory(), file_name=f"hr-{i}.csv", status="done")
 
 
 def make_approval_steps(n, user):
@@ -291,6 +303,7 @@ ROW_BUILDERS = {
     "accounts.ApprovalStep": make_approval_steps,
     "accounts.Department": make_departments,
     "accounts.Employee": make_employees,
+    "accounts.EmployeeImport": make_employee_imports,
     "accounts.Entitlement": make_entitlements,
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,
