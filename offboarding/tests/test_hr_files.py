@@ -358,3 +358,92 @@ def test_someone_elses_import_is_not_found(client, it_admin, helpdesk, org):
     client.force_login(helpdesk)
     assert client.get(detail).status_code == 404
     assert client.get(f"{detail}status/").status_code == 404
+
+
+SAP = (
+    "Personnel Number;First name;Last name;E-Mail;Org. unit;Location;Entry date;Employee status\r\n"
+    "00004711;Zdeněk;Šťastný;zdenek.stastny@example.com;ENG;Praha;01.04.2027;Pre-hire\r\n"
+    "00004712;Łucja;Żółtowska;lucja@example.com;Finance;PRG-1;02.04.2027;\r\n"
+)
+
+
+def test_sap_export_in_windows_1250_with_semicolons_and_leading_zero_numbers(client, it_admin, org):
+    client.force_login(it_admin)
+    record, page = confirm(client, upload(client, SAP.encode("cp1250"), name="sap.csv", date_format="dmy"))
+    assert "read as CSV, Windows-1250, semicolon-separated" in page.content.decode()
+    assert record.status == "done", record.problems
+    zdenek = Employee.objects.get(employee_number="00004711")
+    assert (zdenek.first_name, zdenek.last_name, zdenek.location.code) == ("Zdeněk", "Šťastný", "PRG-1")
+    assert zdenek.start_date == datetime.date(2027, 4, 1)
+    assert Employee.objects.get(employee_number="00004712").department.code == "FIN"
+
+
+BAMBOO = (
+    "Employee #,First Name,Last Name,Work Email,Job Title,Department,Location,Reporting to,Hire Date,Status\r\n"
+    '"B-7","Hedy","Lamarr","hedy@example.com","Inventor, Senior","Engineering","Berlin HQ","M001","25/12/2027","Active"\r\n'
+    '"B-8","Frances","Allen","frances@example.com","Engineer","Engineering","Berlin HQ","B-7","2027-12-26",""\r\n'
+)
+
+
+def test_bamboohr_export_with_quoted_commas_and_an_unambiguous_day_first_date(client, it_admin, org):
+    client.force_login(it_admin)
+    record, _ = confirm(client, upload(client, BAMBOO.encode(), name="bamboo.csv"))
+    assert record.status == "done", record.problems
+    hedy = Employee.objects.get(employee_number="B-7")
+    assert (hedy.title, hedy.start_date, hedy.status) == ("Inventor, Senior", datetime.date(2027, 12, 25), "active")
+    assert Employee.objects.get(employee_number="B-8").manager == hedy
+
+
+def test_excel_unicode_text_is_utf16_and_tab_separated(client, it_admin, org):
+    text = "Employee number\tFirst name\tLast name\tWork email\tStart date\r\nU1\tRenée\tDupré\tr@example.com\t2027-03-01\r\n"
+    table = table_read(b"\xff\xfe" + text.encode("utf-16-le"), file_name="unicode.txt")
+    assert table.read_as == "CSV, UTF-16, tab-separated"
+    assert table.rows[0].cells[1:3] == ["Renée", "Dupré"]
+
+
+def test_a_declared_day_first_file_with_a_month_first_date_is_refused(client, it_admin, org):
+    client.force_login(it_admin)
+    assert refused(client, "E1,Ada,Lovelace,ada@example.com,ENG,BER-1,,dev,,12/25/2027\n", date_format="dmy") == [
+        "Row 2, column “Start date”, value “12/25/2027”: Month 25 does not exist. The import form says the day comes "
+        "first (DD/MM/YYYY); this date looks month-first: choose “Month first” if the whole file writes dates that way."
+    ]
+
+
+def test_a_terminated_status_and_a_bad_email_are_refused(client, it_admin, org):
+    client.force_login(it_admin)
+    body = (
+        "E1,Ada,Lovelace,ada@example,ENG,BER-1,,dev,,2027-03-01\n"
+        "E2,Alan,Turing,alan@example.com,ENG,BER-1,,dev,Terminated,2027-03-01\n"
+    )
+    assert refused(client, body) == [
+        "Row 2, column “Work email”, value “ada@example”: This is not an email address (it should look like "
+        "name@example.com).",
+        "Row 3, column “Status”, value “Terminated”: Employees cannot be terminated by import: start the leaver "
+        "process on their page instead (it cuts access and collects hardware).",
+    ]
+
+
+def test_only_people_who_may_add_and_change_employees_may_import(client, auditor, helpdesk, employee_user, org):
+    for user, status in ((auditor, 403), (helpdesk, 200)):
+        client.force_login(user)
+        assert client.get(reverse(IMPORT_URL)).status_code == status
+        assert client.get(reverse("admin:accounts_employee_import_template", args=["csv"])).status_code == status
+    client.force_login(employee_user)
+    assert client.get(reverse(IMPORT_URL)).status_code == 302  # to the admin's sign-in
+
+
+def test_junk_uploads_get_a_sentence_not_a_crash(client, it_admin, org):
+    client.force_login(it_admin)
+    empty = upload(client, b"")
+    assert empty.context["form"].errors == {"import_file": ["The submitted file is empty."]}
+    assert problems(upload(client, b"\r\n;;;\r\n")) == ["The file has no rows."]
+    assert problems(upload(client, b"\xd0\xcf\x11\xe0junk", name="old.xls"))[0].startswith(
+        "This is an old-style Excel file (.xls)"
+    )
+    assert problems(upload(client, b"PK\x03\x04junk", name="x.xlsx")) == [
+        "The file looks like an Excel workbook but cannot be opened; it may be damaged."
+    ]
+    assert client.get(reverse("admin:accounts_employee_import_detail", args=[999999])).status_code == 404
+    assert client.get(reverse("admin:accounts_employee_import_template", args=["pdf"])).status_code == 404
+    response = client.post(reverse(IMPORT_URL), {"encoding": "klingon", "date_format": "iso"})
+    assert response.status_code == 200 and response.context["form"].errors
