@@ -308,8 +308,13 @@ def test_templates_carry_the_headers_and_the_valid_codes(client, it_admin, org):
     assert employee_import_plan(table).ok
 
 
-def test_no_uploaded_file_is_left_in_the_temp_folder(client, it_admin, org, settings, tmp_path):
+def test_no_uploaded_file_is_left_in_the_temp_folder(client, it_admin, org, settings, tmp_path, monkeypatch):
+    """Neither the upload handler's spool file nor anything else (django-import-export's TempFolderStorage
+    wrote every previewed file to the system's temp folder) is left behind, previewed or abandoned."""
+    import tempfile
+
     settings.FILE_UPLOAD_TEMP_DIR = str(tmp_path)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 0  # every upload spooled to disk
     client.force_login(it_admin)
     body = "E1,Ada,Lovelace,ada@example.com,ENG,BER-1,,dev,,2027-03-01\n"
