@@ -787,11 +787,12 @@ def parse_date(value, date_format: str) -> datetime.date:
     iso = _ISO.match(text)
     if iso:
         return _date(int(iso[1]), int(iso[2]), int(iso[3]), text)
-    for fmt in _MONTH_NAME_FORMATS:
-        try:
-            return datetime.datetime.strptime(text, fmt).date()
-        except ValueError:
-            continue
+    if any(c.isalpha() for c in text):  # a month written as a word ("1 Mar 2027"); strptime is slow: only then
+        for fmt in _MONTH_NAME_FORMATS:
+            try:
+                return datetime.datetime.strptime(text, fmt).date()
+            except ValueError:
+                continue
     numeric = _NUMERIC.match(text)
     how = "Write dates as 2027-03-01 (YYYY-MM-DD), or choose the file's date format on the import form."
     if not numeric:

@@ -452,3 +452,12 @@ def test_junk_uploads_get_a_sentence_not_a_crash(client, it_admin, org):
     assert client.get(reverse("admin:accounts_employee_import_template", args=["pdf"])).status_code == 404
     response = client.post(reverse(IMPORT_URL), {"encoding": "klingon", "date_format": "iso"})
     assert response.status_code == 200 and response.context["form"].errors
+
+
+def test_months_written_as_words_are_read_in_any_declared_format():
+    from accounts.hr_import import parse_date
+
+    for text in ("1 Mar 2027", "01-Mar-2027", "March 1, 2027", "2027-03-01 00:00:00"):
+        assert parse_date(text, "iso") == datetime.date(2027, 3, 1)
+    with pytest.raises(ValueError, match="The year has 2 digits"):
+        parse_date("01/03/27", "dmy")
