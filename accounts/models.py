@@ -592,8 +592,8 @@ class EmployeeImport(models.Model):
 
     The uploaded file itself is never kept: its rows are read once, and the cells (`rows`, what
     the confirm step imports) stay here only while the import waits for confirmation or for a
-    worker. They are emptied as soon as it is done, refused, failed or abandoned (`rows_cleared`),
-    and a preview nobody confirms within `PORTAL_IMPORT_PREVIEW_MINUTES` is abandoned. What stays is
+    worker. They are emptied as soon as it is done, refused, failed or abandoned, and a preview
+    nobody confirms within `PORTAL_IMPORT_PREVIEW_MINUTES` is abandoned. What stays is
     who, when, the file's name, how it was read and the counts.
     """
 

@@ -385,7 +385,8 @@ def test_sap_export_in_windows_1250_with_semicolons_and_leading_zero_numbers(cli
 
 BAMBOO = (
     "Employee #,First Name,Last Name,Work Email,Job Title,Department,Location,Reporting to,Hire Date,Status\r\n"
-    '"B-7","Hedy","Lamarr","hedy@example.com","Inventor, Senior","Engineering","Berlin HQ","M001","25/12/2027","Active"\r\n'
+    '"B-7","Hedy","Lamarr","hedy@example.com","Inventor, Senior","Engineering","Berlin HQ","M001","25/12/2027",'
+    '"Active"\r\n'
     '"B-8","Frances","Allen","frances@example.com","Engineer","Engineering","Berlin HQ","B-7","2027-12-26",""\r\n'
 )
 
@@ -400,7 +401,10 @@ def test_bamboohr_export_with_quoted_commas_and_an_unambiguous_day_first_date(cl
 
 
 def test_excel_unicode_text_is_utf16_and_tab_separated(client, it_admin, org):
-    text = "Employee number\tFirst name\tLast name\tWork email\tStart date\r\nU1\tRenée\tDupré\tr@example.com\t2027-03-01\r\n"
+    text = (
+        "Employee number\tFirst name\tLast name\tWork email\tStart date\r\n"
+        "U1\tRenée\tDupré\tr@example.com\t2027-03-01\r\n"
+    )
     table = table_read(b"\xff\xfe" + text.encode("utf-16-le"), file_name="unicode.txt")
     assert table.read_as == "CSV, UTF-16, tab-separated"
     assert table.rows[0].cells[1:3] == ["Renée", "Dupré"]
