@@ -465,3 +465,19 @@ def test_months_written_as_words_are_read_in_any_declared_format():
         assert parse_date(text, "iso") == datetime.date(2027, 3, 1)
     with pytest.raises(ValueError, match="The year has 2 digits"):
         parse_date("01/03/27", "dmy")
+
+
+def test_a_preview_left_unconfirmed_is_abandoned_by_the_schedule(client, it_admin, org, settings):
+    from django_q.models import Schedule
+
+    from accounts.tasks import employee_imports_forget_stale
+
+    schedule = Schedule.objects.get(name="HR import: forget abandoned previews")
+    assert (schedule.func, schedule.minutes) == ("accounts.tasks.employee_imports_forget_stale", 10)
+    client.force_login(it_admin)
+    upload(client, (HEADER + "E1,Ada,Lovelace,ada@example.com,ENG,BER-1,,dev,,2027-03-01\n").encode())
+    assert employee_imports_forget_stale() == 0  # still fresh
+    settings.HR_IMPORT = {**settings.HR_IMPORT, "PREVIEW_MINUTES": -1}
+    assert employee_imports_forget_stale() == 1
+    record = EmployeeImport.objects.get()
+    assert (record.status, record.rows) == ("abandoned", {})
