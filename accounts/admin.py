@@ -36,6 +36,7 @@ from accounts.connectors import (
     mask_secrets,
     restore_secrets,
 )
+from accounts.hr_import_admin import EmployeeImportAdminMixin
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequest,
@@ -44,6 +45,7 @@ from accounts.models import (
     ApprovalStep,
     Department,
     Employee,
+    EmployeeImport,
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
@@ -362,7 +364,7 @@ class DepartmentListFilter(admin.SimpleListFilter):
         return queryset.filter(department_id=department_id)
 
 
-class EmployeeAdminBase(PortalImportExportAdmin):
+class EmployeeAdminBase(EmployeeImportAdminMixin, PortalImportExportAdmin):
     """The employee page's accounts part: list, search, filters, form, access inline, deletion rules.
 
     Unregistered: `offboarding.admin` registers the page, composed with the hardware parts
@@ -650,6 +652,29 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_filter = ("starts_on", "ends_on")
     search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
     ordering = ("-starts_on", "-id")
+
+
+@admin.register(EmployeeImport)
+class EmployeeImportAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
+    """HR file imports: who uploaded which file when, how it was read and what it did (never the file's rows)."""
+
+    list_display = ("file_name", "created_by", "created_at", "status", "read_as")
+    list_filter = ("status",)
+    list_select_related = ("created_by",)
+    fields = (
+        "file_name",
+        "created_by",
+        "created_at",
+        "status",
+        "read_as",
+        "date_format",
+        "summary",
+        "problems",
+        "error",
+        "queued_at",
+        "started_at",
+        "finished_at",
+    )
 
 
 # The usage feeds pages (upload, imports, unmatched sign-ins) live in their own module.

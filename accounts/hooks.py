@@ -51,3 +51,36 @@ class Hook:
 
 # A request's final approval (or an approval needing nobody): the lifecycle provisions its access.
 access_request_approved = Hook("access_request_approved")
+
+
+class Handler:
+    """A hook answered at once, inside the caller's transaction, by the one function a higher app connects.
+
+    For follow-ups that must commit or roll back with the change (an HR import's join and move runs:
+    all rows or none). Calling a handler nobody connected raises `ImproperlyConfigured`, so the
+    caller's transaction rolls back instead of dropping the follow-up.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._func = None
+
+    def __repr__(self) -> str:
+        return f"Handler({self.name!r})"
+
+    def connect(self, func) -> None:
+        self._func = func
+
+    def __call__(self, **kwargs):
+        if self._func is None:
+            raise ImproperlyConfigured(
+                f"Nothing is connected to the {self.name!r} handler: the app that handles it must connect it "
+                "in its AppConfig.ready()."
+            )
+        return self._func(**kwargs)
+
+
+# An HR import wrote its rows: the lifecycle starts the join runs of `joiners` (new employees, not
+# terminated) and applies `moves` ([(employee, {field: new value})]) as move runs, in the import's
+# transaction; `progress(done)` is called as it goes.
+employees_imported = Handler("employees_imported")

@@ -720,3 +720,57 @@ class UnmatchedUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.app_name} · {self.user} ({self.get_reason_display()})"
+
+
+class EmployeeImportStatus(models.TextChoices):
+    PREVIEWED = "previewed", "Previewed, waiting for confirmation"
+    QUEUED = "queued", "Waiting for a worker"
+    RUNNING = "running", "Importing"
+    DONE = "done", "Imported"
+    REFUSED = "refused", "Refused, nothing written"
+    FAILED = "failed", "Failed, nothing written"
+    ABANDONED = "abandoned", "Abandoned, nothing written"
+
+
+class EmployeeImport(models.Model):
+    """One upload of an HR file, from its preview to its outcome.
+
+    The uploaded file itself is never kept: its rows are read once, and the cells (`rows`, what
+    the confirm step imports) stay here only while the import waits for confirmation or for a
+    worker. They are emptied as soon as it is done, refused, failed or abandoned, and a preview
+    nobody confirms within `PORTAL_IMPORT_PREVIEW_MINUTES` is abandoned. What stays is
+    who, when, the file's name, how it was read and the counts.
+    """
+
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    file_name = models.CharField(max_length=255)
+    read_as = models.CharField(max_length=100, blank=True, help_text="How the file was read (format, encoding).")
+    date_format = models.CharField(max_length=10, default="iso")
+    status = models.CharField(
+        max_length=20, choices=EmployeeImportStatus.choices, default=EmployeeImportStatus.PREVIEWED
+    )
+    rows = models.JSONField(default=dict, blank=True, help_text="The file's cells until the import is over.")
+    summary = models.JSONField(default=dict, blank=True)
+    problems = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    queued_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "HR file import"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"{self.file_name} ({self.created_at:%Y-%m-%d %H:%M}, {self.get_status_display()})"
+
+    @property
+    def is_over(self) -> bool:
+        return self.status in (
+            EmployeeImportStatus.DONE,
+            EmployeeImportStatus.REFUSED,
+            EmployeeImportStatus.FAILED,
+            EmployeeImportStatus.ABANDONED,
+        )

@@ -1,6 +1,6 @@
-"""Entry points the queue calls for accounts' own work. Ids only; each calls a service."""
+"""Entry points the queue calls for accounts' own work. They take ids only and call services."""
 
-from accounts.services import usage
+from accounts.services import hr_import, usage
 
 
 def usage_import_run(import_id: int) -> str:
@@ -11,3 +11,13 @@ def usage_import_run(import_id: int) -> str:
 def usage_imports_sweep() -> dict:
     """Every minute: re-enqueue imports a lost message or a dead worker left behind."""
     return usage.usage_imports_sweep()
+
+
+def employee_import_run(import_id: int) -> str:
+    """Import a confirmed HR file (see `hr_import.employee_import_run`); a second delivery does nothing."""
+    return hr_import.employee_import_run(import_id=import_id).status
+
+
+def employee_imports_forget_stale() -> int:
+    """Every 10 minutes: abandon HR import previews nobody confirmed in time, deleting their cells."""
+    return hr_import.employee_imports_forget_stale()

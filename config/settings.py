@@ -339,6 +339,18 @@ EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
 # Seconds an SMTP call may hang; below Q_TIMEOUT, so a stuck server fails the attempt instead of the worker.
 EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 0) or max(1, min(20, Q_CLUSTER["timeout"] // 2))
+# HR file imports (accounts.hr_import): files of more rows than BACKGROUND_ROWS are imported by a
+# worker with a progress bar; a preview nobody confirms is abandoned (its cells deleted) after
+# PREVIEW_MINUTES. Files are read in memory and never stored (FILE_UPLOAD_MAX_MEMORY_SIZE covers them).
+HR_IMPORT = {
+    "BACKGROUND_ROWS": env_int("PORTAL_IMPORT_BACKGROUND_ROWS", 500),
+    "MAX_ROWS": env_int("PORTAL_IMPORT_MAX_ROWS", 50_000),
+    "MAX_MEGABYTES": env_int("PORTAL_IMPORT_MAX_MB", 20),
+    "PREVIEW_MINUTES": env_int("PORTAL_IMPORT_PREVIEW_MINUTES", 60),
+}
+FILE_UPLOAD_MAX_MEMORY_SIZE = HR_IMPORT["MAX_MEGABYTES"] * 1024 * 1024
+# Progress of long jobs when there is no Redis (portal.progress): numbers only.
+PORTAL_PROGRESS_DIR = os.environ.get("PORTAL_PROGRESS_DIR", str(BASE_DIR / "var" / "progress"))
 # The outbox (portal.mail): emails are rows, sent by a task, swept every minute.
 EMAIL_OUTBOX = {
     # Deliveries of one email before it is failed for IT (a refusal for good fails it at once).

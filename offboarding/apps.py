@@ -6,7 +6,10 @@ class OffboardingConfig(AppConfig):
     name = "offboarding"
 
     def ready(self):
-        from accounts.hooks import access_request_approved
+        from accounts.hooks import access_request_approved, employees_imported
+        from offboarding.flows.imports import employees_imported as lifecycle_of_import
 
         # An approved access request is provisioned by the lifecycle engine.
         access_request_approved.connect("offboarding.tasks.access_request_fulfil")
+        # An HR import's new people get their join runs and its movers their move runs, in its transaction.
+        employees_imported.connect(lifecycle_of_import)

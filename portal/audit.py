@@ -22,6 +22,26 @@ def audit_record(
     dates, decimals and UUIDs; they are stored as their JSON text form. What happened is the
     `action` alone: `detail` may not name it again under an "event" key.
     """
+    event = _event(action=action, target=target, acting_user=acting_user, detail=detail)
+    event.save(force_insert=True)
+    return event
+
+
+def audit_record_many(*, events: list[tuple[str, models.Model, dict | None]], acting_user=None) -> int:
+    """Append many events by one actor at once (an import of thousands of rows): `(action, target, detail)` each.
+
+    The same checks and the same rows as `audit_record` for each, in order, inserted 500 at a time
+    inside the caller's transaction. Returns how many were written.
+    """
+    rows = [
+        _event(action=action, target=target, acting_user=acting_user, detail=detail)
+        for action, target, detail in events
+    ]
+    AuditEvent.objects.bulk_create(rows, batch_size=500)
+    return len(rows)
+
+
+def _event(*, action: str, target: models.Model, acting_user, detail: dict | None) -> AuditEvent:
     if target.pk is None:
         raise ValueError(f"Save the {target._meta.verbose_name} before recording an audit event about it.")
     if action not in AuditEvent.Action.values:
@@ -32,7 +52,7 @@ def audit_record(
             "give the event its own AuditEvent.Action member and pass it as `action`."
         )
     has_actor = bool(getattr(acting_user, "pk", None))
-    return AuditEvent.objects.create(
+    return AuditEvent(
         action=action,
         actor=acting_user if has_actor else None,
         actor_repr=(acting_user.get_username() if has_actor else "system")[:150],

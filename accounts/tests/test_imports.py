@@ -229,25 +229,20 @@ def test_organisation_resources_round_trip(org, it_admin):
 # --- Through the admin: upload, preview, confirm ------------------------------------------------------------
 
 
-def _format_index(client, url, name):
-    form = client.get(url).context["form"]
-    return next(value for value, label in form.fields["format"].choices if label.lower() == name)
-
-
-def admin_import(client, content, filename, fmt):
+def admin_import(client, content, filename):
+    """Upload through the HR import page (accounts.hr_import_admin); returns the response."""
     url = reverse("admin:accounts_employee_import")
-    data = {"format": _format_index(client, url, fmt), "import_file": SimpleUploadedFile(filename, content)}
+    data = {"import_file": SimpleUploadedFile(filename, content), "encoding": "auto", "date_format": "iso"}
     return client.post(url, data)
 
 
 def test_admin_csv_import_preview_then_confirm_records_the_importing_user(client, helpdesk, org):
     client.force_login(helpdesk)
     content = "\n".join([HEADER, *good_rows()]).encode()
-    preview = admin_import(client, content, "hr.csv", "csv")
-    assert preview.status_code == 200
-    assert not Employee.objects.filter(employee_number="E001").exists()  # the preview is a dry run
-    confirm = preview.context["confirm_form"]
-    response = client.post(reverse("admin:accounts_employee_process_import"), confirm.initial)
+    preview = admin_import(client, content, "hr.csv")
+    assert preview.status_code == 302
+    assert not Employee.objects.filter(employee_number="E001").exists()  # the preview writes nothing
+    response = client.post(preview["Location"], {"_confirm": "1"})
     assert response.status_code == 302
     ada = Employee.objects.get(employee_number="E001")
     assert ada.history.get().history_user == helpdesk
@@ -257,13 +252,11 @@ def test_admin_csv_import_preview_then_confirm_records_the_importing_user(client
 def test_admin_preview_of_bad_file_shows_row_column_reason_and_offers_no_confirm(client, helpdesk, org):
     client.force_login(helpdesk)
     content = "\n".join([HEADER, GOOD, BAD_ROWS["unknown department"][0]]).encode()
-    response = admin_import(client, content, "hr.csv", "csv")
-    assert response.status_code == 200
-    assert "confirm_form" not in response.context
-    html = response.content.decode()
-    assert "department" in html and "No department with code &#x27;NOPE&#x27;" in html
-    (row,) = response.context["result"].invalid_rows
-    assert row.number == 2
+    response = admin_import(client, content, "hr.csv")
+    assert response.status_code == 400
+    assert 'name="_confirm"' not in response.content.decode()
+    (problem,) = response.context["problems"]
+    assert (problem["row"], problem["column"], problem["value"]) == (3, "department", "NOPE")
     assert not Employee.objects.filter(employee_number="E010").exists()
 
 
@@ -271,10 +264,9 @@ def test_admin_xlsx_import(client, helpdesk, org):
     dataset = csv_dataset(*good_rows())
     buffer = io.BytesIO(dataset.export("xlsx"))
     client.force_login(helpdesk)
-    preview = admin_import(client, buffer.getvalue(), "hr.xlsx", "xlsx")
-    assert preview.status_code == 200
-    assert not preview.context["result"].has_validation_errors(), errors_of(preview.context["result"])
-    client.post(reverse("admin:accounts_employee_process_import"), preview.context["confirm_form"].initial)
+    preview = admin_import(client, buffer.getvalue(), "hr.xlsx")
+    assert preview.status_code == 302, preview.context and preview.context["problems"]
+    client.post(preview["Location"], {"_confirm": "1"})
     assert set(
         Employee.objects.filter(employee_number__startswith="E00").values_list("employee_number", flat=True)
     ) == {
@@ -304,12 +296,11 @@ def test_admin_xlsx_export(client, auditor, org):
 def test_admin_confirm_meeting_new_errors_writes_nothing_and_says_why(client, helpdesk, org):
     """Between preview and confirm someone else took a work email the file uses: all rows roll back."""
     client.force_login(helpdesk)
-    preview = admin_import(client, "\n".join([HEADER, *good_rows()]).encode(), "hr.csv", "csv")
+    preview = admin_import(client, "\n".join([HEADER, *good_rows()]).encode(), "hr.csv")
     EmployeeFactory(employee_number="Z999", work_email="alan@example.com")
-    response = client.post(
-        reverse("admin:accounts_employee_process_import"), preview.context["confirm_form"].initial, follow=True
-    )
+    response = client.post(preview["Location"], {"_confirm": "1"}, follow=True)
     assert not Employee.objects.filter(employee_number__in=["E001", "E002"]).exists()
-    (message,) = [str(m) for m in response.context["messages"]]
-    assert message.startswith("Nothing was imported. row 2, work_email: ")
+    html = response.content.decode()
+    assert "the data changed since the preview. Nothing was written." in html
+    assert "This is already the work email of" in html
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.IMPORT).exists()

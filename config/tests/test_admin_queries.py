@@ -33,6 +33,7 @@ from accounts.models import (
     ApprovalStep,
     ApprovalStepKind,
     Department,
+    EmployeeImport,
     RoleApplication,
     UnmatchedUsage,
     UsageImport,
@@ -120,6 +121,11 @@ def make_delegations(n, user):
             ends_on=datetime.date(2030, 1, 5),
             created_by=user,
         )
+
+
+def make_employee_imports(n, user):
+    for i in range(n):
+        EmployeeImport.objects.create(created_by=UserFactory(), file_name=f"hr-{i}.csv", status="done")
 
 
 def make_approval_steps(n, user):
@@ -357,6 +363,7 @@ ROW_BUILDERS = {
     "accounts.ApprovalStep": make_approval_steps,
     "accounts.Department": make_departments,
     "accounts.Employee": make_employees,
+    "accounts.EmployeeImport": make_employee_imports,
     "accounts.Entitlement": make_entitlements,
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,

@@ -10,8 +10,9 @@ not import the engine):
   day, immediate or at the end of the last day, and a reason, then calls
   `leaver.employee_terminate`. The status cannot be set to terminated by editing the form.
 - A read-only inline lists the person's checklist runs with their progress.
-- The HR file import does the same: new rows start their join run, changed role, department or
-  manager is applied as a move (`LifecycleEmployeeResource`).
+- The HR file import (accounts' `EmployeeImportAdminMixin`) does the same through the
+  `employees_imported` handler (`flows.imports`): new rows start their join run, a changed role,
+  department or manager is applied as a move.
 """
 
 from django import forms
@@ -27,7 +28,6 @@ from django.utils import timezone
 
 from accounts.admin import EmployeeAdminBase
 from accounts.models import Employee, EmployeeStatus
-from accounts.resources import EmployeeResource
 from assets.admin import HardwareHolderPickerMixin, HeldHardwareInline
 from offboarding import conf
 from offboarding.flows import joiner, leaver, mover
@@ -101,36 +101,6 @@ class TerminateForm(forms.Form):
     )
 
 
-class LifecycleEmployeeResource(EmployeeResource):
-    """The HR file import, with the lifecycle: a new person (not terminated) gets their join run, and
-    a changed role, department or manager is applied as a move (`mover.mover_apply`: provisioning
-    now, revocations after the grace period) rather than saved bare, so an HR file can never leave
-    someone with the old team's access. Inside the import's transaction: a dry run (the preview)
-    starts nothing, and a row the lifecycle refuses fails the whole import with its reason."""
-
-    def before_save_instance(self, instance, row, **kwargs):
-        super().before_save_instance(instance, row, **kwargs)
-        instance._import_moves = {}
-        if instance.pk is None or instance.status == EmployeeStatus.TERMINATED:
-            return
-        original = Employee.objects.select_related(*mover.MOVER_FIELDS).get(pk=instance.pk)
-        for name in mover.MOVER_FIELDS:
-            if getattr(instance, f"{name}_id") != getattr(original, f"{name}_id"):
-                instance._import_moves[name] = getattr(instance, name)
-                setattr(instance, name, getattr(original, name))  # the move saves it, with its checklist
-
-    def after_save_instance(self, instance, row, **kwargs):
-        super().after_save_instance(instance, row, **kwargs)
-        user = kwargs.get("user")
-        if getattr(instance, "_import_created", False) and instance.status != EmployeeStatus.TERMINATED:
-            joiner.joiner_start(employee=instance, acting_user=user)
-        moves = getattr(instance, "_import_moves", {})
-        if moves:
-            mover.mover_apply(employee=instance, changes=moves, acting_user=user)
-            for name, value in moves.items():
-                setattr(instance, name, value)
-
-
 def _selected_employees(modeladmin, request, queryset):
     return list(queryset.select_related("role"))
 
@@ -158,7 +128,6 @@ def _terminate(request, employee, data) -> str:
 # and holder picker, and the lifecycle below (join on add, mover preview, terminate, checklists).
 @admin.register(Employee)
 class EmployeeAdmin(HardwareHolderPickerMixin, EmployeeAdminBase):
-    resource_classes = [LifecycleEmployeeResource]
     inlines = [*EmployeeAdminBase.inlines, HeldHardwareInline, ChecklistRunInline]
     actions = [*EmployeeAdminBase.actions, "terminate_selected", "start_join"]
     change_form_template = CHANGE_FORM_TEMPLATE

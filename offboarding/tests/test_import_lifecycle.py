@@ -1,9 +1,10 @@
 """The HR file import runs the lifecycle: joiners get their join run, movers their move run."""
 
 import pytest
-import tablib
 
+from accounts.hr_import import employee_import_plan
 from accounts.models import Employee
+from accounts.services.hr_import import employee_import_apply
 from accounts.tests.factories import (
     ApplicationFactory,
     DepartmentFactory,
@@ -11,8 +12,8 @@ from accounts.tests.factories import (
     LocationFactory,
     RoleFactory,
 )
-from offboarding.admin.employees import LifecycleEmployeeResource
 from offboarding.models import ChecklistKind, ChecklistRun
+from portal.tabular import table_read
 
 pytestmark = pytest.mark.django_db
 
@@ -31,18 +32,21 @@ def org():
 
 
 def load(*lines):
-    dataset = tablib.Dataset().load("\n".join([HEADER, *lines]) + "\n", format="csv")
-    return dataset
+    return employee_import_plan(table_read(("\n".join([HEADER, *lines]) + "\n").encode(), file_name="hr.csv"))
+
+
+def apply(plan, user):
+    assert plan.ok, plan.problems
+    return employee_import_apply(plan=plan, acting_user=user, file_name="hr.csv")
 
 
 def test_an_imported_joiner_gets_a_join_run_and_a_dry_run_starts_nothing(org, it_admin):
     row = "E001,Ada,Lovelace,ada@example.com,Engineer,ENG,BER-1,M001,dev,pre_hire,2030-02-01"
-    preview = LifecycleEmployeeResource().import_data(load(row), dry_run=True, user=it_admin)
-    assert not preview.has_errors() and not preview.has_validation_errors()
+    preview = load(row)
+    assert preview.summary()["join_runs"] == 1
     assert not Employee.objects.filter(employee_number="E001").exists()
     assert not ChecklistRun.objects.exists()
-    result = LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
-    assert not result.has_errors() and not result.has_validation_errors()
+    apply(preview, it_admin)
     ada = Employee.objects.get(employee_number="E001")
     run = ChecklistRun.objects.get(employee=ada)
     assert (run.kind, run.event_date.isoformat(), run.started_by) == (ChecklistKind.JOIN, "2030-02-01", it_admin)
@@ -56,8 +60,9 @@ def test_an_imported_change_of_role_or_manager_is_a_move(org, it_admin):
         role=RoleFactory(code="old"),
     )
     row = "E001,Ada,Lovelace,ada@example.com,Engineer,FIN,BER-1,M001,analyst,active,2024-01-15"
-    result = LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
-    assert not result.has_errors() and not result.has_validation_errors(), result.invalid_rows
+    plan = load(row)
+    assert plan.summary()["move_runs"] == 1
+    apply(plan, it_admin)
     ada.refresh_from_db()
     assert (ada.role.code, ada.department.code, ada.manager.employee_number) == ("analyst", "FIN", "M001")
     run = ChecklistRun.objects.get(employee=ada, kind=ChecklistKind.MOVE)
@@ -65,5 +70,7 @@ def test_an_imported_change_of_role_or_manager_is_a_move(org, it_admin):
     assert set(move["changes"]) == {"role", "department", "manager"}
     assert move["changes"]["role"][1]["name"] == "Analyst"
     # The same file again changes nothing and starts nothing.
-    LifecycleEmployeeResource().import_data(load(row), dry_run=False, user=it_admin)
+    again = load(row)
+    assert again.summary() == {"rows": 1, "created": 0, "updated": 0, "unchanged": 1, "join_runs": 0, "move_runs": 0}
+    apply(again, it_admin)
     assert ChecklistRun.objects.filter(employee=ada).count() == 1

@@ -1,0 +1,79 @@
+"""A 10,000-row HR file: preview (read + check) and confirm (write, history, audit, join runs).
+
+In the seeded company, `run` builds a CSV of `PORTAL_BENCH_IMPORT_ROWS` (10,000) new people as an
+HR system exports it (semicolons, Windows-1252, day-first dates, departments, locations and roles by
+name, a manager for each row from earlier rows), then times, in this process, `employee_import_read`
+(the preview's reading and checking) and `employee_import_apply` (the confirm: rows, history rows,
+audit events and one join run per person), as the queue's worker runs them. Goal: both under 30 s.
+Checks the rows, history rows and join runs it made (RowCountError otherwise).
+"""
+
+import time
+
+from bench.registry import Bench, Context, RowCountError, env_int, register
+
+GOAL_SECONDS = 30.0
+
+
+def _file(rows: int) -> bytes:
+    from accounts.models import Department, Location, Role
+
+    departments = list(Department.objects.values_list("name", flat=True)[:10])
+    locations = list(Location.objects.values_list("name", flat=True)[:5])
+    roles = list(Role.objects.values_list("name", flat=True)[:5])
+    lines = ["Employee number;First name;Last name;E-Mail;Department;Office;Role;Supervisor;Hire date"]
+    for i in range(rows):
+        manager = f"BI{i // 10:06d}" if i >= 10 else ""
+        lines.append(
+            f"BI{i:06d};Jürgen{i};Müller{i};bench.import{i}@example.com;{departments[i % len(departments)]};"
+            f"{locations[i % len(locations)]};{roles[i % len(roles)]};{manager};{1 + i % 28:02d}.03.2031"
+        )
+    return ("\r\n".join(lines) + "\r\n").encode("cp1252")
+
+
+@register
+class HrImport(Bench):
+    name = "hr_import"
+
+    def run(self, ctx: Context) -> dict:
+        from accounts.models import Employee
+        from accounts.services.hr_import import employee_import_apply, employee_import_read
+        from offboarding.models import ChecklistKind, ChecklistRun
+
+        rows = env_int("PORTAL_BENCH_IMPORT_ROWS", 10_000)
+        data = _file(rows)
+        user = ctx.user("it_admin")
+        started = time.perf_counter()
+        table, plan = employee_import_read(data=data, file_name="bench.csv", encoding="auto", date_format="dmy")
+        preview_s = time.perf_counter() - started
+        if not plan.ok:
+            raise RowCountError(f"the bench file was refused: {[str(p) for p in plan.problems[:3]]}")
+        started = time.perf_counter()
+        summary = employee_import_apply(plan=plan, acting_user=user, file_name="bench.csv")
+        confirm_s = time.perf_counter() - started
+        made = Employee.objects.filter(employee_number__startswith="BI").count()
+        runs = ChecklistRun.objects.filter(kind=ChecklistKind.JOIN, employee__employee_number__startswith="BI").count()
+        history = Employee.history.filter(employee_number__startswith="BI", history_type="+").count()
+        if not (made == runs == history == rows):
+            raise RowCountError(f"expected {rows} people, history rows and join runs; got {made}, {history}, {runs}")
+        return {
+            "rows": rows,
+            "file_bytes": len(data),
+            "read_as": table.read_as,
+            "preview_seconds": round(preview_s, 2),
+            "confirm_seconds": round(confirm_s, 2),
+            "total_seconds": round(preview_s + confirm_s, 2),
+            "rows_per_second": round(rows / (preview_s + confirm_s), 1),
+            "summary": summary,
+        }
+
+    def report(self, by_size: dict[int, dict]) -> tuple[dict, str]:
+        lines = ["company   rows  preview s  confirm s  total s  goal"]
+        for size, figures in sorted(by_size.items()):
+            ok = figures["total_seconds"] < GOAL_SECONDS
+            lines.append(
+                f"{size:>7}  {figures['rows']:>5}  {figures['preview_seconds']:>9}  {figures['confirm_seconds']:>9}  "
+                f"{figures['total_seconds']:>7}  {'met' if ok else 'MISSED'} (< {GOAL_SECONDS:.0f} s)"
+            )
+        document = {"goal_seconds": GOAL_SECONDS, "by_size": by_size}
+        return document, "\n".join(lines)
