@@ -68,6 +68,7 @@ from portal.admin import (
     PortalModelAdmin,
     ReadOnlyInline,
     ReadOnlyRecordMixin,
+    UnreadableQueryMixin,
     report_action_results,
 )
 from portal.forms import parse_id
@@ -655,7 +656,9 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
 
 
 @admin.register(EmployeeImport)
-class EmployeeImportAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
+class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    # No history table: the record is written once per step by the import service, and audited.
+    show_full_result_count = False
     """HR file imports: who uploaded which file when, how it was read and what it did (never the file's rows)."""
 
     list_display = ("file_name", "created_by", "created_at", "status", "read_as")

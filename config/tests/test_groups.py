@@ -124,6 +124,9 @@ def one_of_everything(it_admin):
     subscriber = EventSubscriber.objects.create(
         name="HR", url="https://hr.example.com/hooks", secret="s" * 20, events=["employee.left"]
     )
+    from accounts.models import EmployeeImport
+
+    EmployeeImport.objects.create(created_by=it_admin, file_name="people.csv", status="done")
     EventDelivery.objects.create(
         subscriber=subscriber,
         event_id="6f1c7f0e-0000-4000-8000-000000000001",
