@@ -241,16 +241,20 @@ class ScimTarget:
             active=active,
         )
         user_id = storage.create(self.service.get_resource_type("User"), user).id
-        group_type = self.service.get_resource_type("Group")
-        with storage.lock:
-            for name in groups:
-                found = [r for r in storage.resources if isinstance(r, Group) and r.display_name == name]
-                if not found:
-                    raise ValueError(f"No group {name!r} in tenant {tenant!r}.")
-                group = found[0]
-                group.members = [*(group.members or []), GroupMember(value=user_id, type="User")]
-                storage.update(group_type, group)
+        for name in groups:
+            self.add_members(name, [user_id], tenant=tenant)
         return user_id
+
+    def add_members(self, display_name: str, user_ids: list[str], *, tenant: str = "app") -> None:
+        """Make `user_ids` members of group `display_name` directly in the storage (not a call), in one write."""
+        storage = self._storage(tenant)
+        with storage.lock:
+            found = [r for r in storage.resources if isinstance(r, Group) and r.display_name == display_name]
+            if not found:
+                raise ValueError(f"No group {display_name!r} in tenant {tenant!r}.")
+            group = found[0]
+            group.members = [*(group.members or []), *(GroupMember(value=i, type="User") for i in user_ids)]
+            storage.update(self.service.get_resource_type("Group"), group)
 
     def resources(self, kind: str = "User", *, tenant: str = "app") -> list[dict]:
         """Every stored resource of `kind` ("User" or "Group"), as JSON dicts."""
