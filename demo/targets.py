@@ -8,13 +8,13 @@ web port + 1 and + 2, or `PORTAL_DEMO_SCIM_PORT` / `PORTAL_DEMO_WEBHOOK_PORT`, a
 the web server and the worker.
 
 `DemoTargets.start()`:
-- listens on both ports (a port taken fails in plain words: `TargetsNotStarted`);
-- points the demo applications at these ports where their config names others (a database seeded
-  for another `PORT`), one history row each, attributed to nobody (the system);
 - loads the accounts Portal says exist (active or being revoked) into the SCIM service, with their
   level's group, and into the webhook receiver: the applications had these people before Portal
   was connected to them, as real ones do, so a leaver's revocation finds the account. The
-  targets keep their state in memory: at the next start it is loaded again from Portal.
+  targets keep their state in memory: at the next start it is loaded again from Portal;
+- then listens on both ports (a port taken fails in plain words: `TargetsNotStarted`);
+- points the demo applications at these ports where their config names others (a database seeded
+  for another `PORT`), one history row each, attributed to nobody (the system).
 """
 
 from __future__ import annotations
@@ -108,6 +108,8 @@ class DemoTargets:
         self.stop()
 
     def start(self) -> DemoTargets:
+        # The accounts first, then the ports: a call that comes in at once finds what Portal has there.
+        self.load_accounts()
         for name, server, port in (("SCIM", self.scim, self.scim_port), ("webhook", self.webhook, self.webhook_port)):
             try:
                 server.start(port)
@@ -119,7 +121,6 @@ class DemoTargets:
                     f"or set PORTAL_DEMO_{name.upper()}_PORT."
                 ) from exc
         self.repointed = self.point_applications()
-        self.load_accounts()
         return self
 
     def stop(self) -> None:
