@@ -1,5 +1,5 @@
 # Portal developer commands. From a fresh clone, only python3 and make are needed:
-#   make run    set up, migrate, load the demo company, serve web + worker on http://127.0.0.1:8000/
+#   make run    set up, migrate, load the demo company, serve web + worker (+ demo targets) on http://127.0.0.1:8000/
 #   make test   set up and run the whole test suite (SQLite, ORM broker)
 # Everything else: `make help`.
 
@@ -43,7 +43,7 @@ $(STAMP): requirements.txt requirements-dev.txt | $(PY)
 
 install: $(STAMP) ## Create .venv and install the pinned requirements (only when they changed)
 
-run: $(STAMP) ## Migrate, load the demo company, serve web + worker on http://127.0.0.1:8000/ (HOST, PORT) until Ctrl-C
+run: $(STAMP) ## Migrate, load the demo company, serve web + worker + demo targets (PORT+1, +2) on http://127.0.0.1:8000/ (HOST, PORT) until Ctrl-C
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py seed_demo
 	$(PY) manage.py serve $(HOST):$(PORT)

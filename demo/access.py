@@ -45,6 +45,7 @@ from accounts.services.entitlements import entitlement_grant, entitlement_revoke
 from assets.models import License
 from demo.company import DOMAIN, REASON, Person
 from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert
+from demo.targets import scim_config, webhook_config
 
 
 @dataclass
@@ -69,18 +70,18 @@ APPLICATIONS = [
     AppSpec("Google Workspace", "Mail, calendar, Drive and Meet for everyone.", "it_head", A.NONE, ["user", "admin"],
             S.MEDIUM, False, license=("Google", "172.80", "USD", 140, 1.08)),
     AppSpec("Slack", "Company chat; channels per team and per customer.", "it_head", A.NONE, ["member", "admin"],
-            S.LOW, False, license=("Slack", "150.00", "USD", 201, 1.10)),
+            S.LOW, False, connector=ConnectorType.SCIM,
+            config=scim_config("slack", ["member", "admin"]), license=("Slack", "150.00", "USD", 201, 1.10)),
     AppSpec("Zoom", "Video meetings and webinars.", "it_workplace", A.NONE, ["basic", "licensed", "admin"], S.LOW,
-            True, license=("Zoom", "149.90", "USD", 9, 1.02)),
+            True, connector=ConnectorType.SCIM,
+            config=scim_config("zoom", ["basic", "licensed", "admin"]), license=("Zoom", "149.90", "USD", 9, 1.02)),
     AppSpec("Okta", "Single sign-on and MFA for every application.", "sec_lead", A.OWNER, ["user", "admin"], S.HIGH,
             False, license=("Okta", "96.00", "USD", 260, 1.05)),
-    AppSpec("Corporate Directory", "The LDAP directory behind Wi-Fi, VPN and printers.", "itadmin", A.NONE, ["user"],
-            S.LOW, False, connector=ConnectorType.LDAP,
-            config={"url": "ldap://127.0.0.1:3389", "bind_dn": "cn=portal,dc=helix,dc=example",
-                    "bind_password": "demo-only-ldap-password", "users_dn": "ou=people,dc=helix,dc=example",
-                    "groups": {"user": "cn=staff,ou=groups,dc=helix,dc=example"}}),
+    AppSpec("Corporate Directory", "The directory behind Wi-Fi, VPN and printers.", "itadmin", A.NONE, ["user"],
+            S.LOW, False, connector=ConnectorType.SCIM, config=scim_config("directory", ["user"])),
     AppSpec("1Password", "Team password vaults.", "sec_lead", A.MANAGER, ["member", "admin"], S.MEDIUM, True,
-            license=("1Password", "95.88", "USD", 77, 1.04)),
+            connector=ConnectorType.SCIM,
+            config=scim_config("1password", ["member", "admin"]), license=("1Password", "95.88", "USD", 77, 1.04)),
     AppSpec("Workday", "HR system: profiles, time off, compensation.", "vp_people", A.MANAGER_THEN_OWNER,
             ["employee", "manager", "hr_partner", "admin"], S.HIGH, True,
             license=("Workday", "120.00", "USD", 305, 1.10)),
@@ -96,7 +97,7 @@ APPLICATIONS = [
             A.MANAGER_THEN_OWNER, ["read_only", "developer", "admin"], S.HIGH, True, max_days=90),
     AppSpec("Helix Ops Console", "Internal tool: shipments, carriers and exceptions.", "prod_director", A.MANAGER,
             ["viewer", "operator", "admin"], S.MEDIUM, True, connector=ConnectorType.WEBHOOK,
-            config={"url": "http://127.0.0.1:8001/hooks/portal", "secret": "demo-only-webhook-secret-0123456789"}),
+            config=webhook_config()),
     AppSpec("Salesforce", "CRM: accounts, opportunities, forecasts.", "vp_sales", A.MANAGER_THEN_OWNER,
             ["user", "admin"], S.MEDIUM, True, license=("Salesforce", "1980.00", "USD", 21, 1.06)),
     AppSpec("Gong", "Call recording and deal insights.", "vp_sales", A.MANAGER, ["user", "admin"], S.MEDIUM, True,
@@ -111,9 +112,11 @@ APPLICATIONS = [
     AppSpec("Tableau", "Dashboards on the data warehouse.", "fpa_lead", A.MANAGER, ["viewer", "explorer", "creator"],
             S.MEDIUM, True, license=("Salesforce (Tableau)", "420.00", "USD", 350, 1.30)),
     AppSpec("Figma", "Design files and prototypes.", "vp_mkt", A.MANAGER, ["viewer", "editor"], S.LOW, True,
-            license=("Figma", "540.00", "EUR", 35, 1.40)),
+            connector=ConnectorType.SCIM,
+            config=scim_config("figma", ["viewer", "editor"]), license=("Figma", "540.00", "EUR", 35, 1.40)),
     AppSpec("Miro", "Whiteboards for workshops and planning.", "vp_mkt", A.NONE, ["member", "admin"], S.LOW, True,
-            license=("Miro", "96.00", "EUR", 64, 1.50)),
+            connector=ConnectorType.SCIM,
+            config=scim_config("miro", ["member", "admin"]), license=("Miro", "96.00", "EUR", 64, 1.50)),
     AppSpec("DocuSign", "Contract signatures.", "gc", A.OWNER, ["signer", "sender", "admin"], S.MEDIUM, True,
             license=("DocuSign", "480.00", "GBP", 270, 1.10)),
     AppSpec("Greenhouse", "Recruiting: candidates, interviews, offers (candidate personal data).", "talent_lead",

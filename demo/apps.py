@@ -11,3 +11,15 @@ class DemoConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
     name = "demo"
     verbose_name = "Demo company"
+
+    def ready(self):
+        from portal.management.commands.serve import companion_add
+
+        # `manage.py serve` (make run) also runs the demo's target systems, so its automated tasks succeed.
+        companion_add(_serve_companion)
+
+
+def _serve_companion(web_port: int) -> dict[str, list[str]]:
+    from demo.targets import serve_companion  # imported when serve starts, not by every manage.py command
+
+    return serve_companion(web_port)

@@ -48,9 +48,9 @@ class LifecycleMixin:
         - future leave: everyone who resigned and leaves in the coming weeks.
 
         No worker runs during the command, so the runs' due automated tasks are run here, as the
-        worker would (`drive`). The demo's LDAP and webhook applications
-        have no server: the leaver's accounts there were removed by IT by hand, and later automated
-        tasks for them will fail visibly (noted in the command's output).
+        worker would (`drive`). Nor do the demo's target systems (`demo.targets`: `make run` starts
+        them beside the web server): the leaver's accounts on the SCIM and webhook applications were
+        removed by IT by hand; later automated tasks reach the targets once they run.
         """
         itadmin, helpdesk = self.users["itadmin"], self.users["helpdesk"]
         demo_templates_sync()
@@ -63,9 +63,9 @@ class LifecycleMixin:
             f"{len(future)} future leavers (admin: Offboarding → Checklist runs)."
         )
         self.notes.append(
-            "Note: the demo's LDAP directory and webhook target have no server, so automated tasks on "
-            "Corporate Directory or Helix Ops Console (joiners' access from 3 days before day one, future "
-            "leavers at their cut-off) will fail after their retries, for IT to retry or skip in the admin."
+            "Target systems: the SCIM applications (Corporate Directory, Slack, Zoom, 1Password, Figma, Miro) and "
+            "Helix Ops Console (webhook) are served on 127.0.0.1 by `manage.py demo_targets`, which `make run` "
+            "starts beside the web server and worker (web port + 1 and + 2); their automated tasks wait for it."
         )
         return [*joins, move, leave, *future]
 
@@ -138,7 +138,7 @@ class LifecycleMixin:
         run = employee_terminate(
             employee=leaver.obj, last_day=last_day, acting_user=itadmin, reason="Resigned: moving abroad."
         )
-        # No LDAP or webhook server in the demo: IT removed those accounts by hand at the exit interview.
+        # No target system runs during seed_demo: IT removed those accounts by hand at the exit interview.
         automated = Entitlement.objects.filter(employee=leaver.obj, status__in=LIVE_ENTITLEMENT_STATUSES).exclude(
             application__connector=ConnectorType.MANUAL
         )

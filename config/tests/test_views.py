@@ -1,12 +1,14 @@
 """Self-service shell: sign in and out, the home page scoped to the signed-in person (at a constant query
 count), the error pages, the admin kept to staff, and `manage.py serve` starting and stopping web and worker."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
@@ -219,13 +221,31 @@ def test_staff_can_open_the_admin(client, it_admin):
     assert client.get("/admin/").status_code == 200
 
 
-# --- `manage.py serve`: web and worker together, stopped together ------------------------
+# --- `manage.py serve`: web, worker and the demo's target systems together, stopped together ------
 
 
 def _free_port() -> int:
+    """A free port whose next two (the demo targets' SCIM and webhook ports) are free too."""
+    while True:
+        with socket.socket() as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port < 65000 and not any(_listening(port + n) for n in (1, 2)):
+            return port
+
+
+def _listening(port: int) -> bool:
     with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_serve_adds_the_demo_targets_next_to_the_web_port():
+    from portal.management.commands.serve import companion_commands
+
+    assert companion_commands("127.0.0.1:8100") == {
+        "demo targets": ["demo_targets", "--scim-port", "8101", "--webhook-port", "8102"]
+    }
+    assert companion_commands("8000")["demo targets"][2::2] == ["8001", "8002"]
 
 
 def _children_of(pids: set[int]) -> set[int]:
@@ -255,7 +275,7 @@ def _alive(pid: int) -> bool:
 
 @pytest.mark.slow
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads the process tree from /proc")
-def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
+def test_serve_runs_web_worker_and_demo_targets_and_ctrl_c_stops_them_all(tmp_path):
     env = {k: v for k, v in os.environ.items() if k not in {"DATABASE_URL", "REDIS_URL", "DJANGO_SETTINGS_MODULE"}}
     env |= {"SQLITE_PATH": str(tmp_path / "serve.sqlite3"), "Q_WORKERS": "1", "PYTHONUNBUFFERED": "1"}
     manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
@@ -274,21 +294,45 @@ def test_serve_runs_web_and_worker_and_ctrl_c_stops_both(tmp_path):
                     status = response.status
             except OSError:
                 time.sleep(0.3)
-        # runserver, qcluster and qcluster's own processes; the cluster forks its workers a moment later.
+        # The demo's target systems on the web port + 1 (SCIM) and + 2 (webhook).
+        scim, hook = None, None
+        while time.monotonic() < deadline and (scim is None or hook is None):
+            try:
+                url = f"http://127.0.0.1:{port + 1}/directory/v2/ServiceProviderConfig"
+                with urllib.request.urlopen(url, timeout=2) as response:
+                    scim = json.loads(response.read())
+                hook = _post_status(f"http://127.0.0.1:{port + 2}/hooks/portal")
+            except OSError:
+                time.sleep(0.3)
+        # runserver, qcluster and qcluster's own processes, demo_targets; the cluster forks its workers later.
         children = _children_of({proc.pid})
-        while time.monotonic() < deadline and len(children) < 3:
+        while time.monotonic() < deadline and len(children) < 4:
             time.sleep(0.3)
             children = _children_of({proc.pid})
         log.seek(0)
         output = log.read()
         assert status == 200, output
-        assert len(children) >= 3, output
+        assert scim is not None and scim["patch"]["supported"] is True, output
+        assert hook == 401, "the webhook receiver refuses an unsigned call"
+        assert len(children) >= 4, output
+        assert "demo targets (pid" in output
 
         proc.send_signal(signal.SIGINT)  # what Ctrl-C delivers to `make run`
         assert proc.wait(timeout=30) == 0
         time.sleep(0.5)
         assert not [pid for pid in children if _alive(pid)], "serve left processes behind"
+        assert not any(_listening(port + n) for n in (0, 1, 2)), "a port is still served"
+        log.seek(0)
+        assert "Portal: web server, task worker, demo targets stopped." in log.read()
     finally:
         if proc.poll() is None:
             proc.kill()
         log.close()
+
+
+def _post_status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, data=b"{}", method="POST"), timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as exc:
+        return exc.code

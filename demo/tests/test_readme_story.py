@@ -18,9 +18,12 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts.connectors.scim import forget_discovery
 from accounts.models import AccessRequest, AccessRequestStatus, Application, Employee, EntitlementStatus
 from assets.models import HELD_STATUSES
 from demo.company import DEMO_PASSWORD, LOGINS
+from demo.targets import DemoTargets
+from offboarding.models import Task
 
 pytestmark = pytest.mark.django_db
 
@@ -76,6 +79,15 @@ def demo(db):
     call_command("seed_demo", "--quiet-logins", stdout=open("/dev/null", "w"))  # noqa: SIM115
 
 
+@pytest.fixture
+def demo_targets(demo):
+    """The demo's target systems, as `make run` starts them (on free ports; the demo is pointed at them)."""
+    forget_discovery()
+    with DemoTargets(0, 0) as targets:
+        yield targets
+    forget_discovery()
+
+
 def test_the_logins_table_says_what_the_demo_holds(demo):
     rows = login_rows()
     assert set(rows) == set(LOGINS), "the README's logins table and demo.company.LOGINS list other people"
@@ -104,10 +116,12 @@ def test_the_logins_table_says_what_the_demo_holds(demo):
         assert waiting.get().steps.get(status="pending").approver == people["manager"]
 
 
-def test_the_readme_demo_story_can_be_walked(demo, django_capture_on_commit_callbacks):
+def test_the_readme_demo_story_can_be_walked(demo_targets, django_capture_on_commit_callbacks):
     steps = story_steps()
-    assert len(steps) == 5, "the story below is walked in five steps; update this test with the README"
-    requester, first_approver, second_approver, it, requester_again = (signs_in(step) for step in steps)
+    assert len(steps) == 7, "the story below is walked in seven steps; update this test with the README"
+    requester, first_approver, second_approver, it, requester_again, scim_requester, scim_approver = (
+        signs_in(step) for step in steps
+    )
     app_name = re.search(r"\*\*(.+?)\*\*", steps[0]).group(1)
     level = re.search(r"level `([a-z_]+)`", steps[0]).group(1)
     application = Application.objects.get(name=app_name)
@@ -181,3 +195,42 @@ def test_the_readme_demo_story_can_be_walked(demo, django_capture_on_commit_call
     html = page.content.decode()
     row = html.split(app_name, 1)[1].split("</tr>", 1)[0]
     assert f"{last_day:%-d %b %Y}" in row, f"'Until' does not show the chosen last day {last_day}: {row}"
+
+    # 6. The employee asks for an application on the demo's SCIM service.
+    app_name = re.search(r"\*\*(.+?)\*\*", steps[5]).group(1)
+    level = re.search(r"level `([a-z_]+)`", steps[5]).group(1)
+    application = Application.objects.get(name=app_name)
+    assert application.connector == "scim", f"{app_name} is not on the demo's SCIM service"
+    employee = signed_in(scim_requester)
+    offered = employee.get(reverse("access:request")).context["form"].fields["application"].queryset
+    assert application in offered, f"{scim_requester} cannot request {app_name}: they hold it or asked for it already"
+    response = employee.post(
+        reverse("access:request"),
+        {"application": application.pk, "level": level, "justification": "Reviewing the onboarding designs."},
+        follow=True,
+    )
+    request = AccessRequest.objects.get(
+        employee__user__username=scim_requester, application=application, status=AccessRequestStatus.PENDING
+    )
+    step = request.steps.get(status="pending")
+    assert step.approver.user.username == waits_for(steps[5]) == scim_approver
+    assert request.steps.count() == 1, f"{app_name} needs more than the manager's approval"
+
+    # 7. The manager approves: the account is created on the SCIM service at once, no task for IT.
+    manager = signed_in(scim_approver)
+    with django_capture_on_commit_callbacks(execute=True):
+        response = manager.post(reverse("access:step_decide", args=[step.pk]), {"decision": "approve", "comment": ""})
+    assert response.status_code == 302
+    tenant = re.search(r"/([a-z0-9]+)/v2`", steps[6]).group(1)
+    group = re.search(r"in group `(.+?)`", steps[6]).group(1)
+    email = Employee.objects.get(user__username=scim_requester).work_email
+    account = demo_targets.scim.user(email, tenant=tenant)
+    assert account is not None and account["active"] is True, f"no active account for {email} on {tenant}"
+    assert account["id"] in demo_targets.scim.members(group, tenant=tenant)
+    request.refresh_from_db()
+    assert request.entitlement.status == EntitlementStatus.ACTIVE
+    provisioning = Task.objects.filter(params__entitlement=request.entitlement_id)
+    assert list(provisioning.values_list("assignee_type", "status")) == [("system", "done")], "a task for IT"
+    page = signed_in(scim_requester).get(reverse("access:my_access"))
+    rows = {e.application.name: e for e in page.context["entitlements"]}
+    assert (rows[app_name].level, rows[app_name].status) == (level, EntitlementStatus.ACTIVE)

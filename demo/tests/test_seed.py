@@ -187,7 +187,7 @@ class TestSeedDemo:
             assert run.status == RunStatus.RUNNING and run.employee.status == EmployeeStatus.ACTIVE
             assert not run.tasks.filter(assignee_type="system").exclude(status=TaskStatus.PENDING).exists()
         assert_checkouts_consistent()
-        assert "Checklists: 3 joiners" in output and "LDAP" in output
+        assert "Checklists: 3 joiners" in output and "demo_targets" in output
 
     def test_a_failure_while_loading_leaves_nothing_behind(self, monkeypatch):
         from demo import builder as command
@@ -233,7 +233,7 @@ class TestSeedDemo:
         )
 
     def test_connector_configs_are_valid(self):
-        """The demo's LDAP and webhook applications pass their connector's own validation."""
+        """The demo's SCIM and webhook applications pass their connector's own validation."""
         seed_demo()
         kinds = set()
         for application in Application.objects.all():
@@ -241,7 +241,7 @@ class TestSeedDemo:
                 application.connector_config, access_levels=application.access_levels
             )
             kinds.add(application.connector)
-        assert kinds == {"manual", "ldap", "webhook"}
+        assert kinds == {"manual", "scim", "webhook"}
 
     def test_second_run_changes_nothing(self):
         seed_demo()

@@ -7,6 +7,11 @@ workers, the autoreloader its server child), then SIGKILL to each whole process
 group after a grace period, so no orphans are left behind. If either child exits on its own (port taken,
 database missing), the other is stopped and the command fails with the reason.
 
+Companions: a higher app adds processes to start beside them (`companion_add` in its
+`AppConfig.ready()`; the demo adds its target systems, `manage.py demo_targets`). They are
+started, watched and stopped exactly like the web server and the worker; `--no-companions`
+leaves them out.
+
 Links in emails (`settings.PORTAL_BASE_URL`) point at the address served: both children get
 `PORTAL_BASE_URL=http://HOST:PORT` unless the environment already sets it (a proxy's public address wins).
 """
@@ -20,11 +25,31 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+# The hook (see the module docstring): each builder gets the web server's port and returns
+# {name: manage.py arguments} of the processes to start beside it ({} for none).
+_companions: list[Callable[[int], dict[str, list[str]]]] = []
+
+
+def companion_add(build: Callable[[int], dict[str, list[str]]]) -> None:
+    """Have `serve` also start the processes `build(web_port)` names (adding the same builder twice is a no-op)."""
+    if build not in _companions:
+        _companions.append(build)
+
+
+def companion_commands(addrport: str) -> dict[str, list[str]]:
+    """{name: manage.py arguments} of every companion for a web server at `addrport`."""
+    port = int(served_base_url(addrport).rsplit(":", 1)[1])
+    commands: dict[str, list[str]] = {}
+    for build in _companions:
+        commands.update(build(port))
+    return commands
 
 
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child between fork and exec
@@ -82,14 +107,21 @@ class Command(BaseCommand):
         parser.add_argument(
             "--grace", type=float, default=10.0, help="Seconds to wait for a clean stop before killing (10)."
         )
+        parser.add_argument(
+            "--no-companions",
+            action="store_true",
+            help="Start only the web server and the worker, not the processes apps add (the demo's target systems).",
+        )
 
-    def handle(self, *args, addrport: str, noreload: bool, grace: float, **options):
+    def handle(self, *args, addrport: str, noreload: bool, grace: float, no_companions: bool, **options):
         env = child_env(addrport)
         manage = [sys.executable, str(settings.BASE_DIR / "manage.py")]
         commands = {
             "web": [*manage, "runserver", addrport, *(["--noreload"] if noreload else [])],
             "worker": [*manage, "qcluster"],
         }
+        companions = {} if no_companions else companion_commands(addrport)
+        commands.update({name: [*manage, *argv] for name, argv in companions.items()})
         stop_requested: list[int] = []
 
         def request_stop(signum, frame):
@@ -102,10 +134,11 @@ class Command(BaseCommand):
                 procs[name] = subprocess.Popen(  # noqa: S603 - our own interpreter and manage.py
                     command, env=env, start_new_session=True, preexec_fn=_die_with_parent
                 )
+            also = "".join(f", {name} (pid {procs[name].pid})" for name in companions)
             self.stdout.write(
                 f"Portal: web at {served_base_url(addrport)}/ (pid {procs['web'].pid}) and task worker "
-                f"(pid {procs['worker'].pid}); links in emails start with {env['PORTAL_BASE_URL']}. "
-                "Press Ctrl-C to stop both."
+                f"(pid {procs['worker'].pid}){also}; links in emails start with {env['PORTAL_BASE_URL']}. "
+                f"Press Ctrl-C to stop {'all' if companions else 'both'}."
             )
             exited = None
             while not stop_requested and exited is None:
@@ -119,9 +152,10 @@ class Command(BaseCommand):
 
         if exited is not None and not stop_requested:
             raise CommandError(
-                f"The {exited} process exited with code {procs[exited].returncode}; stopped the other one too."
+                f"The {exited} process exited with code {procs[exited].returncode}; stopped the "
+                f"{'others' if len(procs) > 2 else 'other one'} too."
             )
-        self.stdout.write("Portal: web server and task worker stopped.")
+        self.stdout.write(f"Portal: web server, task worker{''.join(f', {n}' for n in companions)} stopped.")
 
     def _stop(self, procs: dict[str, subprocess.Popen], grace: float) -> None:
         """SIGTERM each leader (qcluster then stops its own workers), wait up to `grace` seconds,
