@@ -10,3 +10,8 @@ from django.conf import settings
 def access_setting(name: str) -> int:
     """A whole number of days from `settings.ACCESS_REQUESTS` (`APPROVAL_REMINDER_DAYS`, `EXPIRY_NOTICE_DAYS`)."""
     return settings.ACCESS_REQUESTS[name]
+
+
+def scim_setting(name: str) -> int:
+    """A bound of the SCIM server from `settings.SCIM` (`MAX_BODY_BYTES`, `REQUESTS_PER_MINUTE`, `REFUSED_PER_MINUTE`)."""
+    return settings.SCIM[name]

@@ -51,3 +51,50 @@ class Hook:
 
 # A request's final approval (or an approval needing nobody): the lifecycle provisions its access.
 access_request_approved = Hook("access_request_approved")
+
+
+class SyncHook:
+    """A named event with one receiver, a function the higher app sets, called at once in the caller's transaction.
+
+    For follow-ups that must commit or roll back with the change that causes them (a person pushed by an
+    identity provider and their join run: both or neither). The receiver takes keyword arguments and
+    returns what the caller reports (e.g. the run it started). Unconnected, it refuses to fire
+    (`ImproperlyConfigured`), so the caller's transaction rolls back rather than drop the follow-up.
+    """
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self._receiver = None
+
+    def __repr__(self) -> str:
+        return f"SyncHook({self.name!r})"
+
+    @property
+    def receiver(self):
+        return self._receiver
+
+    def connect(self, func) -> None:
+        """Call `func(**kwargs)` each time the hook fires. Connecting the same function again is a no-op."""
+        if not callable(func):
+            raise TypeError(f"Connect a function to the {self.name!r} hook, not {func!r}.")
+        if self._receiver is not None and self._receiver is not func:
+            raise ImproperlyConfigured(f"The {self.name!r} hook already has a receiver ({self._receiver!r}).")
+        self._receiver = func
+
+    def fire(self, **kwargs):
+        """Call the receiver now, inside the current transaction, and return its result."""
+        if self._receiver is None:
+            raise ImproperlyConfigured(
+                f"Nothing is connected to the {self.name!r} hook: the app that handles it must connect "
+                "its function in its AppConfig.ready()."
+            )
+        return self._receiver(**kwargs)
+
+
+# Identity providers (SCIM): the lifecycle of a person they push, started in the same transaction.
+# employee, acting_user → the join run.
+employee_joined = SyncHook("employee_joined")
+# employee, changes ({"role"|"department"|"manager": new value}), acting_user → the move run.
+employee_moved = SyncHook("employee_moved")
+# employee, acting_user, reason → the leave run, with an immediate cut-off.
+employee_left_now = SyncHook("employee_left_now")

@@ -6,7 +6,12 @@ class OffboardingConfig(AppConfig):
     name = "offboarding"
 
     def ready(self):
-        from accounts.hooks import access_request_approved
+        from accounts.hooks import access_request_approved, employee_joined, employee_left_now, employee_moved
+        from offboarding import identity
 
         # An approved access request is provisioned by the lifecycle engine.
         access_request_approved.connect("offboarding.tasks.access_request_fulfil")
+        # People pushed by an identity provider (SCIM) join, move and leave in the SCIM request's transaction.
+        employee_joined.connect(identity.identity_join)
+        employee_moved.connect(identity.identity_move)
+        employee_left_now.connect(identity.identity_leave_now)

@@ -77,6 +77,12 @@ class AuditEvent(models.Model):
         # Sign-in
         SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after repeated failures"
         SIGN_IN_UNLOCKED = "sign_in_unlocked", "Sign-in lock lifted by IT"
+        # Identity providers (SCIM)
+        EMPLOYEE_CHANGED = "employee_changed", "Employee details changed"
+        SCIM_CONNECTION_CREATED = "scim_connection_created", "SCIM connection created"
+        SCIM_CONNECTION_REVOKED = "scim_connection_revoked", "SCIM connection revoked"
+        SCIM_TOKEN_REFUSED = "scim_token_refused", "SCIM request refused: bad or revoked token"
+        ROLE_CREATED = "role_created", "Role created"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
