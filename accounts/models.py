@@ -109,6 +109,9 @@ class Role(models.Model):
     birthright_applications = models.ManyToManyField(
         "accounts.Application", through="accounts.RoleApplication", related_name="roles", blank=True
     )
+    external_id = models.CharField(
+        max_length=255, blank=True, help_text="The identity provider's id of the group this role stands for (SCIM)."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -144,7 +147,7 @@ class Employee(models.Model):
     Records are never deleted while they hold hardware or access: terminate instead.
     """
 
-    employee_number = models.CharField(max_length=20, unique=True)
+    employee_number = models.CharField(max_length=64, unique=True)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     preferred_name = models.CharField(max_length=100, blank=True)
@@ -179,6 +182,10 @@ class Employee(models.Model):
     )
     scim_emails = models.JSONField(
         default=list, blank=True, help_text="The email addresses the identity provider sent (SCIM emails), as sent."
+    )
+    scim_inactive = models.BooleanField(
+        default=False,
+        help_text="Pushed inactive by an identity provider: a pre-hire whose join run waits until it is activated.",
     )
     scim_removed_at = models.DateTimeField(
         null=True,

@@ -50,6 +50,7 @@ USER_COLUMNS = {
 GROUP_COLUMNS = {
     "id": Column("pk", "int"),
     "displayname": Column("name"),
+    "externalid": Column("external_id", case_exact=True),
     "members": Column("member", "member"),
     "members.value": Column("member", "member"),
 }
@@ -67,7 +68,11 @@ def _key(attr_path) -> str:
 def active_q(today: datetime.date | None = None) -> Q:
     """Who reads as `active: true`: not terminated, and no last day today or earlier (a leaver cut off now)."""
     today = today or timezone.localdate()
-    return ~Q(status=EmployeeStatus.TERMINATED) & (Q(end_date__isnull=True) | Q(end_date__gt=today))
+    return (
+        Q(scim_inactive=False)
+        & ~Q(status=EmployeeStatus.TERMINATED)
+        & (Q(end_date__isnull=True) | Q(end_date__gt=today))
+    )
 
 
 class FilterTranslator:
@@ -179,7 +184,7 @@ class FilterTranslator:
 
 
 SORTABLE_USER = {k: v for k, v in USER_COLUMNS.items() if v.kind not in ("bool", "fk")}
-SORTABLE_GROUP = {"id": Column("pk", "int"), "displayname": Column("name")}
+SORTABLE_GROUP = {"id": Column("pk", "int"), "displayname": Column("name"), "externalid": GROUP_COLUMNS["externalid"]}
 
 
 def order_by(sort_path, columns: dict, descending: bool) -> list:

@@ -41,7 +41,11 @@ KEPT = {
         "displayName": {"mutability": "readOnly", "description": "Preferred (or first) name and last name."},
         "nickName": {"description": "The preferred first name."},
         "title": None,
-        "active": {"description": "false starts a leaver run with an immediate cut-off."},
+        "active": {
+            "required": True,
+            "description": "false starts a leaver run with an immediate cut-off; a person created inactive "
+            "is a pre-hire whose join run starts when they are activated.",
+        },
         "emails": {
             "subAttributes": {
                 "value": None,
@@ -129,7 +133,7 @@ def provider() -> ScimProvider:
                 "endpoint": "/Users",
                 "description": "A person in Portal (accounts.Employee)",
                 "schema": USER_SCHEMA,
-                "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": False}],
+                "schemaExtensions": [{"schema": ENTERPRISE_SCHEMA, "required": True}],
             }
         ),
         ResourceType.model_validate(

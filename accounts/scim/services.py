@@ -148,6 +148,7 @@ DETAIL_FIELDS = (
     "scim_emails",
     "employee_number",
     "scim_removed_at",
+    "scim_inactive",
 )
 
 
@@ -205,10 +206,10 @@ def department_for_name(*, name: str, acting_user) -> Department:
 
 
 @transaction.atomic
-def role_create(*, name: str, acting_user, via: str) -> Role:
+def role_create(*, name: str, acting_user, via: str, external_id: str = "") -> Role:
     """A new role named by an identity provider's group: no birthrights yet (IT adds them in the admin)."""
     name = (name or "").strip()
-    role = Role(name=name, code=_unique_code(Role, slugify(name)[:50] or "role", 50))
+    role = Role(name=name, code=_unique_code(Role, slugify(name)[:50] or "role", 50), external_id=external_id)
     role.full_clean()
     set_history_user(role, acting_user)
     role.save()
@@ -217,14 +218,15 @@ def role_create(*, name: str, acting_user, via: str) -> Role:
 
 
 @transaction.atomic
-def role_rename(*, role: Role, name: str, acting_user) -> Role:
+def role_rename(*, role: Role, name: str, acting_user, external_id: str = "") -> Role:
+    """Rename a role (and its group's external id) as its identity provider renamed the group, with history."""
     locked = Role.objects.select_for_update().get(pk=role.pk)
-    if locked.name == name:
+    if (locked.name, locked.external_id) == (name, external_id):
         return locked
-    locked.name = name
+    locked.name, locked.external_id = name, external_id
     locked.full_clean()
     set_history_user(locked, acting_user)
-    locked.save(update_fields=["name"])
+    locked.save(update_fields=["name", "external_id"])
     return locked
 
 

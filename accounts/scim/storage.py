@@ -31,10 +31,10 @@ from django.core.exceptions import ValidationError
 from django.db.models import OuterRef, ProtectedError, Subquery
 from django.utils import timezone
 from scim2_models import (
+    InvalidFilterException,
     InvalidValueException,
     MutabilityException,
     NotFoundException,
-    NotImplementedException,
     PreconditionFailedException,
     UniquenessException,
 )
@@ -44,7 +44,7 @@ from accounts import hooks
 from accounts.models import Employee, EmployeeStatus, Role, ScimConnection
 from accounts.scim import filters, services
 from accounts.scim.schemas import ENTERPRISE_SCHEMA, GROUP_SCHEMA, MAX_RESULTS, USER_SCHEMA, provider
-from accounts.services.employees import employee_create
+from accounts.services.employees import employee_create, employee_update
 
 
 def _messages(exc: ValidationError) -> str:
@@ -78,7 +78,16 @@ def _ref_id(value: Any) -> int | None:
 
 def is_active(employee: Employee, today: datetime.date | None = None) -> bool:
     today = today or timezone.localdate()
-    return employee.status != EmployeeStatus.TERMINATED and (employee.end_date is None or employee.end_date > today)
+    return (
+        not employee.scim_inactive
+        and employee.status != EmployeeStatus.TERMINATED
+        and (employee.end_date is None or employee.end_date > today)
+    )
+
+
+def has_left(employee: Employee, today: datetime.date | None = None) -> bool:
+    """Terminated, or cut off (last day today or before): what no SCIM write can undo."""
+    return not employee.scim_inactive and not is_active(employee, today)
 
 
 class PortalStorage(ScimStorage):
@@ -138,6 +147,8 @@ class PortalStorage(ScimStorage):
 
     def group_payload(self, role: Role) -> dict:
         payload = {"schemas": [GROUP_SCHEMA], "id": str(role.pk), "displayName": role.name}
+        if role.external_id:
+            payload["externalId"] = role.external_id
         members = [
             {"value": str(pk), "$ref": f"Users/{pk}", "type": "User"} for pk in getattr(role, "scim_member_ids", [])
         ]
@@ -218,32 +229,52 @@ class PortalStorage(ScimStorage):
             return self.user_resource(resource_type, self._employee(resource_id))
         return self.group_resource(resource_type, self._role(resource_id))
 
-    def search(self, resource_types, search_request, *, position=None) -> SearchPage:
-        if len(resource_types) != 1:
-            raise NotImplementedException(detail="Search /Users or /Groups; Portal does not search both at once.")
-        resource_type = resource_types[0]
+    def _matching(self, resource_type, search_request, *, at_root: bool):
+        """The ordered queryset of one resource type's matches (at the root, a filter on an attribute the type
+        does not have matches none of its resources, RFC 7644 §3.4.2.1)."""
         is_user = resource_type.name == "User"
         columns = filters.USER_COLUMNS if is_user else filters.GROUP_COLUMNS
         queryset = self.employees() if is_user else self.roles()
         translator = filters.FilterTranslator(columns, username_domain=self.connection.username_domain)
         if search_request.filter is not None:
-            q = translator.q(search_request.filter.ast)
+            try:
+                q = translator.q(search_request.filter.ast)
+            except InvalidFilterException:
+                if at_root:
+                    return queryset.none()
+                raise
             if translator.annotations:
                 queryset = queryset.annotate(**translator.annotations)
             queryset = queryset.filter(q)
         descending = str(getattr(search_request.sort_order, "value", search_request.sort_order) or "") == "descending"
-        ordering = filters.order_by(
-            search_request.sort_by, filters.SORTABLE_USER if is_user else filters.SORTABLE_GROUP, descending
-        )
-        queryset = queryset.order_by(*ordering)
-        total = queryset.count()
+        sortable = filters.SORTABLE_USER if is_user else filters.SORTABLE_GROUP
+        try:
+            ordering = filters.order_by(search_request.sort_by, sortable, descending)
+        except InvalidFilterException:
+            if not at_root:
+                raise
+            ordering = filters.order_by(None, sortable, descending)
+        return queryset.order_by(*ordering)
+
+    def _render(self, resource_type, rows: list) -> list:
+        if resource_type.name == "User":
+            return [self.user_resource(resource_type, employee) for employee in rows]
+        return [self.group_resource(resource_type, role) for role in self._with_members(rows)]
+
+    def search(self, resource_types, search_request, *, position=None) -> SearchPage:
+        """One page of matches: a COUNT and a page query per type searched (Users, then Groups at the root)."""
+        at_root = len(resource_types) > 1
         start = search_request.start_index_0 or 0
         count = MAX_RESULTS if search_request.count is None else min(search_request.count, MAX_RESULTS)
-        rows = list(queryset[start : start + count]) if count else []
-        if is_user:
-            resources = [self.user_resource(resource_type, employee) for employee in rows]
-        else:
-            resources = [self.group_resource(resource_type, role) for role in self._with_members(rows)]
+        total, resources = 0, []
+        for resource_type in sorted(resource_types, key=lambda rt: rt.name != "User"):
+            queryset = self._matching(resource_type, search_request, at_root=at_root)
+            matches = queryset.count()
+            offset = max(start - total, 0)
+            wanted = count - len(resources)
+            if wanted > 0 and offset < matches:
+                resources.extend(self._render(resource_type, list(queryset[offset : offset + wanted])))
+            total += matches
         return SearchPage(total, resources)
 
     # --- writing people ---------------------------------------------------------------------
@@ -312,10 +343,9 @@ class PortalStorage(ScimStorage):
         self._check_unique(details)
         today = timezone.localdate()
         objects = self._org_objects(org)
-        employee = Employee(**details, **objects, start_date=today)
-        if active is False:
-            # Pushed already inactive: kept as a former employee; no join run, nothing provisioned.
-            employee.status, employee.end_date = EmployeeStatus.TERMINATED, today
+        # Pushed inactive (Okta's staged users, Entra's disabled accounts): a pre-hire whose join run
+        # waits until the identity provider activates them.
+        employee = Employee(**details, **objects, start_date=today, scim_inactive=active is False)
         try:
             employee = employee_create(employee=employee, acting_user=self.actor, via=self.via)
             if active is not False:
@@ -332,7 +362,7 @@ class PortalStorage(ScimStorage):
         details, org, active = self._user_fields(resource)
         self._check_unique(details, exclude_pk=employee.pk)
         was_active = is_active(employee)
-        if active is True and not was_active:
+        if active is True and has_left(employee):
             raise MutabilityException(
                 detail=f"{employee.full_name} has left (or is leaving today); Portal does not reactivate a leaver. "
                 "A person who comes back is pushed as a new User with a new employee number."
@@ -345,8 +375,16 @@ class PortalStorage(ScimStorage):
                 for name, value in objects.items()
                 if getattr(employee, f"{name}_id") != (value.pk if value else None)
             }
-            if moves:
+            if moves and (has_left(employee) or employee.scim_inactive):
+                # Nothing to provision or revoke for someone who left or has not started: saved with history.
+                employee_update(employee=employee, changes=moves, acting_user=self.actor)
+            elif moves:
                 hooks.employee_moved.fire(employee=employee, changes=moves, acting_user=self.actor)
+            if active is True and employee.scim_inactive:
+                services.employee_details_update(
+                    employee=employee, changes={"scim_inactive": False}, acting_user=self.actor, via=self.via
+                )
+                hooks.employee_joined.fire(employee=employee, acting_user=self.actor)
             if active is False and was_active:
                 hooks.employee_left_now.fire(
                     employee=employee, acting_user=self.actor, reason=f"Deactivated by {self.connection.name} (SCIM)"
@@ -358,7 +396,7 @@ class PortalStorage(ScimStorage):
     def delete_user(self, resource_id, expected_version):
         employee = self._employee(resource_id, lock=True)
         try:
-            if is_active(employee):
+            if not has_left(employee):
                 hooks.employee_left_now.fire(
                     employee=employee, acting_user=self.actor, reason=f"Deleted by {self.connection.name} (SCIM)"
                 )
@@ -399,7 +437,9 @@ class PortalStorage(ScimStorage):
         if Role.objects.filter(name__iexact=name).exists():
             raise UniquenessException(detail=f"There is already a role named {name}.")
         try:
-            role = services.role_create(name=name, acting_user=self.actor, via=self.via)
+            role = services.role_create(
+                name=name, external_id=(resource.external_id or "").strip(), acting_user=self.actor, via=self.via
+            )
             self._set_members(role, self._members(resource), [])
         except ValidationError as exc:
             raise scim_error_of(exc) from exc
@@ -416,7 +456,9 @@ class PortalStorage(ScimStorage):
         if Role.objects.filter(name__iexact=name).exclude(pk=role.pk).exists():
             raise UniquenessException(detail=f"There is already a role named {name}.")
         try:
-            services.role_rename(role=role, name=name, acting_user=self.actor)
+            services.role_rename(
+                role=role, name=name, external_id=(resource.external_id or "").strip(), acting_user=self.actor
+            )
             self._set_members(role, self._members(resource), role.scim_member_ids)
         except ValidationError as exc:
             raise scim_error_of(exc) from exc
