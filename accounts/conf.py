@@ -13,5 +13,5 @@ def access_setting(name: str) -> int:
 
 
 def scim_setting(name: str) -> int:
-    """A bound of the SCIM server from `settings.SCIM`: `MAX_BODY_BYTES`, `REQUESTS_PER_MINUTE`, `REFUSED_PER_MINUTE`."""
+    """A bound of the SCIM server, from `settings.SCIM` (`MAX_BODY_BYTES`, `REQUESTS_PER_MINUTE` ...)."""
     return settings.SCIM[name]

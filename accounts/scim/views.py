@@ -9,6 +9,7 @@ SCIM error rolls the whole request back, so nothing is written by a request that
 import json
 import logging
 import re
+import typing
 from http import HTTPStatus
 
 from django.core.cache import cache
@@ -16,7 +17,7 @@ from django.db import transaction
 from django.http import HttpResponse
 from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
-from scim2_models import Email, Error, PayloadTooLargeException, SCIMException
+from scim2_models import Error, PayloadTooLargeException, SCIMException
 from scim2_server.handler import ScimHandler
 from scim2_server.requests import ScimRequest
 from scim2_server.responses import ScimResponse
@@ -45,11 +46,19 @@ class PortalScimService(ScimService):
                 kind = match.group(1)
                 emails = list(getattr(current, "emails", None) or [])
                 if not any((email.type or "").lower() == kind.lower() for email in emails):
-                    current.emails = [*emails, Email(type=kind)]
+                    current.emails = [*emails, _email_model(type(current))(type=kind)]
         return super().apply_patch(current, patch_op, conditions)
 
     def patch_response(self, base_url, resource, response_parameters):
         return self.replacement_response(base_url, resource, response_parameters)
+
+
+def _email_model(model):
+    """The class of one `emails` entry of the published User model (built from Portal's schema)."""
+    annotation = model.model_fields["emails"].annotation
+    while typing.get_args(annotation):
+        annotation = next(arg for arg in typing.get_args(annotation) if arg is not type(None))
+    return annotation
 
 
 def _service() -> PortalScimService:
@@ -103,7 +112,9 @@ def _normalise_values(value: dict) -> None:
         extension["manager"] = {"value": extension["manager"]} if extension["manager"] else None
 
 
-def _normalise_resource(body: dict) -> None:
+def _normalise_resource(body: dict, *, creating: bool) -> None:
+    if creating and "active" not in body and "userName" in body:
+        body["active"] = True  # a User pushed without `active` is active (RFC 7643 leaves it to the provider)
     extension = body.get(ENTERPRISE_SCHEMA)
     if isinstance(extension, dict) and isinstance(extension.get("manager"), str):
         extension["manager"] = {"value": extension["manager"]} if extension["manager"] else None
@@ -123,7 +134,7 @@ def normalise(method: str, raw: bytes) -> bytes:
     if method == "PATCH" and isinstance(body.get("Operations"), list):
         _normalise_patch(body["Operations"])
     elif method in ("POST", "PUT"):
-        _normalise_resource(body)
+        _normalise_resource(body, creating=method == "POST")
     return json.dumps(body).encode()
 
 

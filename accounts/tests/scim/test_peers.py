@@ -32,7 +32,9 @@ def test_scim2_tester_passes_every_check(endpoint):
     client = SyncSCIMClient(Client(base_url=url, headers={"Authorization": f"Bearer {token}"}))
     results = check_server(client)
 
-    failed = [f"{r.status.name} {r.title} [{r.resource_type}]: {r.reason}" for r in results if r.status != Status.SUCCESS]
+    failed = [
+        f"{r.status.name} {r.title} [{r.resource_type}]: {r.reason}" for r in results if r.status != Status.SUCCESS
+    ]
     assert failed == [], "\n".join(failed)
     assert len(results) > 40
     assert Employee.objects.filter(work_email__endswith="@scim-test.example").exists()
