@@ -28,7 +28,15 @@ from django.utils import timezone
 from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
-from accounts.models import ApprovalDelegation, ApprovalStep, ApprovalStepKind, Department, RoleApplication
+from accounts.models import (
+    ApprovalDelegation,
+    ApprovalStep,
+    ApprovalStepKind,
+    Department,
+    RoleApplication,
+    ScimConnection,
+)
+from accounts.scim.services import scim_connection_create
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -140,6 +148,11 @@ def make_locations(n, user):
 
 def make_roles(n, user):
     RoleFactory.create_batch(n)
+
+
+def make_scim_connections(n, user):
+    for _ in range(n):
+        scim_connection_create(name=f"IdP {ScimConnection.objects.count() + 1}", acting_user=user)
 
 
 def make_role_applications(n, user):
@@ -295,6 +308,7 @@ ROW_BUILDERS = {
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,
     "accounts.RoleApplication": make_role_applications,
+    "accounts.ScimConnection": make_scim_connections,
     "assets.AssetCheckout": make_checkouts,
     "assets.AssetModel": make_asset_models,
     "assets.HardwareAsset": make_assets,
