@@ -263,3 +263,14 @@ def test_discovery_endpoints(scim):
     assert types == {"User", "Group"}
     schemas = {s["id"] for s in scim.get("Schemas").json()["Resources"]}
     assert ENTERPRISE in schemas and USER in schemas
+
+
+def test_the_retention_purge_forgets_the_emails_an_identity_provider_sent(scim):
+    from accounts.services.employees import employee_anonymise, employee_set_status
+
+    user = created(scim, emails=[{"value": "ada.home@mail.example", "type": "home"}])
+    employee = Employee.objects.get(pk=user["id"])
+    employee_set_status(employee=employee, status="terminated", acting_user=None)
+    employee_anonymise(employee=employee, acting_user=None)
+    assert Employee.objects.get(pk=employee.pk).scim_emails == []
+    assert "ada.home" not in str(list(Employee.history.filter(id=employee.pk).values_list("scim_emails", flat=True)))
