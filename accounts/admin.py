@@ -51,6 +51,7 @@ from accounts.models import (
     EntitlementStatus,
     Location,
     RoleApplication,
+    ScimConnection,
 )
 from accounts.resources import (
     ApplicationResource,
@@ -59,6 +60,7 @@ from accounts.resources import (
     LocationResource,
     RoleResource,
 )
+from accounts.scim.services import scim_connection_create, scim_connection_revoke
 from accounts.selectors import employee_search_q
 from accounts.services.employees import employee_create, employee_delete, employee_deletion_blockers
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
@@ -653,6 +655,71 @@ class ApprovalDelegationAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
     list_filter = ("starts_on", "ends_on")
     search_fields = ("delegator__last_name", "delegator__employee_number", "delegate__last_name")
     ordering = ("-starts_on", "-id")
+
+
+# --- SCIM connections (identity providers) --------------------------------------------------
+
+
+class ScimConnectionForm(forms.ModelForm):
+    class Meta:
+        model = ScimConnection
+        fields = ("name", "username_domain")
+
+
+@admin.register(ScimConnection)
+class ScimConnectionAdmin(PortalModelAdmin):
+    """Identity providers allowed to push people through `/scim/v2/`: created with a token shown once on
+    the next page (only its hash is kept), revoked with the action; never deleted (the audit trail
+    names them)."""
+
+    form = ScimConnectionForm
+    list_display = ("name", "token_prefix", "status", "username_domain", "last_used_at", "created_at")
+    list_select_related = ("service_user",)
+    search_fields = ("name", "=token_prefix")
+    readonly_fields = ("token_prefix", "service_user", "created_at", "created_by", "last_used_at", "revoked_at")
+    actions = ["revoke"]
+
+    @admin.display(description="status")
+    def status(self, obj):
+        return "revoked" if obj.revoked_at else "active"
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ("name", "username_domain")
+        return ("name", "username_domain", *self.readonly_fields)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name", "username_domain", *self.readonly_fields) if obj is not None else ()
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            return  # nothing on an existing connection is edited here; revoke it with the action
+        connection, token = scim_connection_create(
+            name=obj.name, username_domain=obj.username_domain, acting_user=request.user
+        )
+        obj.pk = connection.pk
+        request._scim_token = token
+
+    def response_add(self, request, obj, post_url_continue=None):
+        from django.template.response import TemplateResponse
+
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.opts,
+            "connection": ScimConnection.objects.get(pk=obj.pk),
+            "token": request._scim_token,
+            "scim_url": request.build_absolute_uri("/scim/v2/"),
+            "title": f"Token for {obj.name}",
+        }
+        return TemplateResponse(request, "admin/accounts/scimconnection/token.html", context)
+
+    @admin.action(permissions=["change"], description="Revoke the token of selected connections")
+    def revoke(self, request, queryset):
+        done = [str(scim_connection_revoke(connection=c, acting_user=request.user)) for c in queryset]
+        report_action_results(self, request, done_message="Revoked", done=done, failed=[])
 
 
 @admin.register(EmployeeImport)

@@ -15,3 +15,8 @@ def access_setting(name: str) -> int:
 def usage_setting(name: str):
     """One of `settings.USAGE_FEEDS` (`UPLOAD_DIR`, `MAX_UPLOAD_MB`, `STALE_AFTER`, `FUTURE_TOLERANCE`)."""
     return settings.USAGE_FEEDS[name]
+
+
+def scim_setting(name: str) -> int:
+    """A bound of the SCIM server, from `settings.SCIM` (`MAX_BODY_BYTES`, `REQUESTS_PER_MINUTE` ...)."""
+    return settings.SCIM[name]

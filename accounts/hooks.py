@@ -53,34 +53,53 @@ class Hook:
 access_request_approved = Hook("access_request_approved")
 
 
-class Handler:
-    """A hook answered at once, inside the caller's transaction, by the one function a higher app connects.
+class SyncHook:
+    """A named event with one receiver, a function the higher app sets, called at once in the caller's transaction.
 
-    For follow-ups that must commit or roll back with the change (an HR import's join and move runs:
-    all rows or none). Calling a handler nobody connected raises `ImproperlyConfigured`, so the
-    caller's transaction rolls back instead of dropping the follow-up.
+    For follow-ups that must commit or roll back with the change that causes them (a person pushed by an
+    identity provider and their join run: both or neither). The receiver takes keyword arguments and
+    returns what the caller reports (e.g. the run it started). Unconnected, it refuses to fire
+    (`ImproperlyConfigured`), so the caller's transaction rolls back rather than drop the follow-up.
     """
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._func = None
+        self._receiver = None
 
     def __repr__(self) -> str:
-        return f"Handler({self.name!r})"
+        return f"SyncHook({self.name!r})"
+
+    @property
+    def receiver(self):
+        return self._receiver
 
     def connect(self, func) -> None:
-        self._func = func
+        """Call `func(**kwargs)` each time the hook fires. Connecting the same function again is a no-op."""
+        if not callable(func):
+            raise TypeError(f"Connect a function to the {self.name!r} hook, not {func!r}.")
+        if self._receiver is not None and self._receiver is not func:
+            raise ImproperlyConfigured(f"The {self.name!r} hook already has a receiver ({self._receiver!r}).")
+        self._receiver = func
 
-    def __call__(self, **kwargs):
-        if self._func is None:
+    def fire(self, **kwargs):
+        """Call the receiver now, inside the current transaction, and return its result."""
+        if self._receiver is None:
             raise ImproperlyConfigured(
-                f"Nothing is connected to the {self.name!r} handler: the app that handles it must connect it "
-                "in its AppConfig.ready()."
+                f"Nothing is connected to the {self.name!r} hook: the app that handles it must connect "
+                "its function in its AppConfig.ready()."
             )
-        return self._func(**kwargs)
+        return self._receiver(**kwargs)
 
+
+# Identity providers (SCIM): the lifecycle of a person they push, started in the same transaction.
+# employee, acting_user → the join run.
+employee_joined = SyncHook("employee_joined")
+# employee, changes ({"role"|"department"|"manager": new value}), acting_user → the move run.
+employee_moved = SyncHook("employee_moved")
+# employee, acting_user, reason → the leave run, with an immediate cut-off.
+employee_left_now = SyncHook("employee_left_now")
 
 # An HR import wrote its rows: the lifecycle starts the join runs of `joiners` (new employees, not
 # terminated) and applies `moves` ([(employee, {field: new value})]) as move runs, in the import's
 # transaction; `progress(done)` is called as it goes.
-employees_imported = Handler("employees_imported")
+employees_imported = SyncHook("employees_imported")

@@ -109,6 +109,9 @@ class Role(models.Model):
     birthright_applications = models.ManyToManyField(
         "accounts.Application", through="accounts.RoleApplication", related_name="roles", blank=True
     )
+    external_id = models.CharField(
+        max_length=255, blank=True, help_text="The identity provider's id of the group this role stands for (SCIM)."
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -144,7 +147,7 @@ class Employee(models.Model):
     Records are never deleted while they hold hardware or access: terminate instead.
     """
 
-    employee_number = models.CharField(max_length=20, unique=True)
+    employee_number = models.CharField(max_length=64, unique=True)
     first_name = models.CharField(max_length=100)
     last_name = models.CharField(max_length=100)
     preferred_name = models.CharField(max_length=100, blank=True)
@@ -174,6 +177,21 @@ class Employee(models.Model):
     anonymised_at = models.DateTimeField(
         null=True, blank=True, help_text="When personal data was purged after the retention period."
     )
+    external_id = models.CharField(
+        max_length=255, blank=True, help_text="The identity provider's id for this person (SCIM externalId)."
+    )
+    scim_emails = models.JSONField(
+        default=list, blank=True, help_text="The email addresses the identity provider sent (SCIM emails), as sent."
+    )
+    scim_inactive = models.BooleanField(
+        default=False,
+        help_text="Pushed inactive by an identity provider: a pre-hire whose join run waits until it is activated.",
+    )
+    scim_removed_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When an identity provider deleted this person through SCIM: terminated, kept, no longer listed.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
     history = HistoricalRecords()
@@ -181,6 +199,7 @@ class Employee(models.Model):
     class Meta:
         ordering = ["last_name", "first_name", "id"]
         indexes = [
+            models.Index(fields=["external_id"], name="employee_external_id_idx"),
             models.Index(fields=["status", "last_name"], name="employee_status_name_idx"),
             models.Index(fields=["last_name", "first_name", "id"], name="employee_order_idx"),
             # Admin search by first name (prefix range) and "First Last".
@@ -578,6 +597,56 @@ class ApprovalDelegation(models.Model):
 
         day = day or timezone.localdate()
         return self.cancelled_at is None and self.starts_on <= day <= self.ends_on
+
+
+class ScimConnection(models.Model):
+    """An identity provider (Okta, Entra ID ...) allowed to push people into Portal through `/scim/v2/`.
+
+    It holds one bearer token, shown once when the connection is created and stored only as a
+    SHA-256 hash plus a short prefix (to recognise it in lists and logs). A revoked connection's token
+    is refused from then on. Each connection has its own login-less service user, which is the acting
+    user of every write it makes: history rows and audit events name `scim:<name>`.
+    """
+
+    name = models.CharField(max_length=100, unique=True, help_text="e.g. Okta, Entra ID.")
+    token_prefix = models.CharField(max_length=16, unique=True, editable=False)
+    token_hash = models.CharField(max_length=64, editable=False)
+    service_user = models.OneToOneField(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="scim_connection", editable=False
+    )
+    username_domain = models.CharField(
+        max_length=200,
+        blank=True,
+        help_text=(
+            "For identity providers whose usernames are short names: a userName without @ means "
+            "<userName>@<this domain>, e.g. helix.example. Empty: every userName is a full work email."
+        ),
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "SCIM connection"
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(username_domain="") | Q(username_domain__regex=r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?$"),
+                name="scimconnection_username_domain_format",
+                violation_error_message="Give a domain name in lower case, without @, e.g. helix.example.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
 
 
 # django-guardian object permissions with direct foreign keys (fast joins, real FK integrity).

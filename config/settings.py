@@ -258,6 +258,21 @@ if not re.match(r"^https?://[^/\s]+", PORTAL_BASE_URL):
     raise ImproperlyConfigured(f"PORTAL_BASE_URL must be an http:// or https:// address, not {PORTAL_BASE_URL!r}.")
 IT_TEAM_EMAIL = os.environ.get("IT_TEAM_EMAIL", "it@example.com")
 
+# --- SCIM server for identity providers (/scim/v2/, accounts/scim) -----------------------
+SCIM = {
+    # A request body larger than this is refused with 413 before it is read further.
+    "MAX_BODY_BYTES": env_int("PORTAL_SCIM_MAX_BODY_BYTES", 256 * 1024),
+    # Requests a minute per connection (an Entra ID initial sync sends a few per second).
+    "REQUESTS_PER_MINUTE": env_int("PORTAL_SCIM_REQUESTS_PER_MINUTE", 1200),
+    # Refused tokens a minute per client address; beyond it 429, and no further audit events.
+    "REFUSED_PER_MINUTE": env_int("PORTAL_SCIM_REFUSED_PER_MINUTE", 30),
+}
+if min(SCIM.values()) < 1:
+    raise ImproperlyConfigured(
+        "PORTAL_SCIM_MAX_BODY_BYTES, PORTAL_SCIM_REQUESTS_PER_MINUTE and PORTAL_SCIM_REFUSED_PER_MINUTE "
+        "must be at least 1."
+    )
+
 # --- Sign-in throttling (portal/signin.py, both login pages) ---------------------------
 SIGN_IN_THROTTLE = {
     # Failed sign-ins for one username before further attempts for it are refused.

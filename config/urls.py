@@ -2,8 +2,9 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 
+from accounts.scim.views import scim_view
 from config import views
 from portal.signin import AdminSignInForm, SignInForm
 
@@ -21,6 +22,8 @@ urlpatterns = [
     ),
     path("logout/", views.PortalLogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # SCIM 2.0 for identity providers (Okta, Entra ID): one view, scim2-server routes inside it.
+    re_path(r"^scim/v2/?(?P<path>.*)$", scim_view, name="scim"),
     path("", include("accounts.urls")),
     path("", include("assets.urls")),
     path("", include("offboarding.urls")),

@@ -6,10 +6,21 @@ class OffboardingConfig(AppConfig):
     name = "offboarding"
 
     def ready(self):
-        from accounts.hooks import access_request_approved, employees_imported
+        from accounts.hooks import (
+            access_request_approved,
+            employee_joined,
+            employee_left_now,
+            employee_moved,
+            employees_imported,
+        )
+        from offboarding import identity
         from offboarding.flows.imports import employees_imported as lifecycle_of_import
 
         # An approved access request is provisioned by the lifecycle engine.
         access_request_approved.connect("offboarding.tasks.access_request_fulfil")
         # An HR import's new people get their join runs and its movers their move runs, in its transaction.
         employees_imported.connect(lifecycle_of_import)
+        # People pushed by an identity provider (SCIM) join, move and leave in the SCIM request's transaction.
+        employee_joined.connect(identity.identity_join)
+        employee_moved.connect(identity.identity_move)
+        employee_left_now.connect(identity.identity_leave_now)

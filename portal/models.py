@@ -81,6 +81,12 @@ class AuditEvent(models.Model):
         USAGE_IMPORTED = "usage_imported", "Usage (sign-in log) imported"
         SUBSCRIBER_CHANGED = "subscriber_changed", "Event subscriber added or changed"
         SUBSCRIBER_DELETED = "subscriber_deleted", "Event subscriber deleted"
+        # Identity providers (SCIM)
+        EMPLOYEE_CHANGED = "employee_changed", "Employee details changed"
+        SCIM_CONNECTION_CREATED = "scim_connection_created", "SCIM connection created"
+        SCIM_CONNECTION_REVOKED = "scim_connection_revoked", "SCIM connection revoked"
+        SCIM_TOKEN_REFUSED = "scim_token_refused", "SCIM request refused: bad or revoked token"
+        ROLE_CREATED = "role_created", "Role created"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

@@ -229,6 +229,9 @@ def employee_anonymise(*, employee: Employee, acting_user) -> dict:
     values = employee_anonymised_values(locked)
     for name, value in values.items():
         setattr(locked, name, value)
+    # The addresses an identity provider sent (SCIM `emails`) may hold ones Portal knows by no other field.
+    values = {**values, "scim_emails": []}
+    locked.scim_emails = []
     locked.anonymised_at = timezone.now()
     set_history_user(locked, acting_user)
     locked._change_reason = "Retention purge"

@@ -127,7 +127,7 @@ def employee_import_apply(
     # 3. The lifecycle: join runs for the new people, move runs for the movers.
     joiners = [employee for employee in created if employee.status != EmployeeStatus.TERMINATED]
     if joiners or moves:
-        employees_imported(joiners=joiners, moves=moves, acting_user=acting_user, progress=tick)
+        employees_imported.fire(joiners=joiners, moves=moves, acting_user=acting_user, progress=tick)
     return summary
 
 

@@ -82,3 +82,19 @@ def test_an_approval_with_nobody_to_fulfil_it_fails_loudly_and_writes_nothing(ca
         ask(cast, cast.free_app)
 
     assert enqueued == []
+
+
+def test_a_sync_hook_calls_its_receiver_at_once_and_returns_its_result():
+    from accounts.hooks import SyncHook
+
+    hook = SyncHook("joined")
+    with pytest.raises(ImproperlyConfigured, match="'joined' hook"):
+        hook.fire(employee=1)
+    hook.connect(lambda **kw: ("run", kw))
+    assert hook.fire(employee=1) == ("run", {"employee": 1})
+
+
+def test_the_lifecycle_connects_the_identity_provider_hooks():
+    from accounts.hooks import employee_joined, employee_left_now, employee_moved
+
+    assert all(h.receiver is not None for h in (employee_joined, employee_moved, employee_left_now))

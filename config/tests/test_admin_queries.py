@@ -35,10 +35,12 @@ from accounts.models import (
     Department,
     EmployeeImport,
     RoleApplication,
+    ScimConnection,
     UnmatchedUsage,
     UsageImport,
     UsageSource,
 )
+from accounts.scim.services import scim_connection_create
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -155,6 +157,11 @@ def make_locations(n, user):
 
 def make_roles(n, user):
     RoleFactory.create_batch(n)
+
+
+def make_scim_connections(n, user):
+    for _ in range(n):
+        scim_connection_create(name=f"IdP {ScimConnection.objects.count() + 1}", acting_user=user)
 
 
 def make_role_applications(n, user):
@@ -368,6 +375,7 @@ ROW_BUILDERS = {
     "accounts.Location": make_locations,
     "accounts.Role": make_roles,
     "accounts.RoleApplication": make_role_applications,
+    "accounts.ScimConnection": make_scim_connections,
     "accounts.UnmatchedUsage": make_unmatched_usage,
     "accounts.UsageImport": make_usage_imports,
     "assets.AssetCheckout": make_checkouts,

@@ -15,6 +15,7 @@ from django.test import RequestFactory
 from django.urls import NoReverseMatch, reverse
 
 from accounts.models import ApprovalDelegation, ApprovalStep, ApprovalStepKind, Employee, Location
+from accounts.scim.services import scim_connection_create
 from accounts.tests.factories import (
     AccessRequestFactory,
     ApplicationFactory,
@@ -97,6 +98,7 @@ def one_of_everything(it_admin):
         effective_date=datetime.date(2030, 1, 31),
         reason="Resigned.",
     )
+    scim_connection_create(name="Okta", acting_user=it_admin)
     email_send_on_commit(
         template="access_expiring",
         to=[employee.work_email],
