@@ -467,7 +467,8 @@ def test_core_cut_off_steps_are_added_when_no_template_applies(settle, company, 
     }
     assert {step.key for step in LEAVER_STEPS} == {key.removeprefix("core:") for key in needs}
     for child in run.tasks.filter(action="revoke_entitlement"):
-        assert {dep.key for dep in child.depends_on.all()} == {"core:revoke-access"}
+        # What revoke-access waits for, not revoke-access itself: revocations start once the status is set.
+        assert {dep.key for dep in child.depends_on.all()} == {"core:set-terminated"}
     lee.refresh_from_db()
     assert lee.status == EmployeeStatus.TERMINATED
     company["chat"].refresh_from_db()
