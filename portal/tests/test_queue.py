@@ -1,9 +1,12 @@
 """`portal.queue.enqueue_on_commit`: work reaches the queue only after commit, and only ids travel."""
 
+import datetime
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
 from django.db.models import QuerySet
+from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
@@ -307,3 +310,66 @@ def test_each_broker_failure_is_retried_once_then_logged(
     with django_capture_on_commit_callbacks(execute=True):
         queue.enqueue_each_on_commit(TASK, [3, 4])
     assert [SignedPackage.loads(p)["args"] for p in real_broker()] == [(3,), (4,)]
+
+
+# --- BulkOrmBroker: the ORM broker taking several messages with one statement --------------------------
+
+
+@pytest.fixture
+def bulk_broker(monkeypatch):
+    monkeypatch.setattr(Conf, "ORM", "default", raising=False)
+    monkeypatch.setattr(Conf, "BULK", 3)
+    monkeypatch.setattr(Conf, "POLL", 0.01)
+    OrmQ.objects.all().delete()
+    return queue.BulkOrmBroker(list_key="portal-test-bulk")
+
+
+def test_bulk_broker_takes_the_oldest_messages_with_one_statement(bulk_broker):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [bulk_broker.enqueue(f"message-{i}") for i in range(5)]
+    OrmQ.objects.create(key="another-queue", payload="not ours", lock=timezone.now())
+
+    with CaptureQueriesContext(connection) as queries:
+        first = bulk_broker.dequeue()
+    assert first == [(ids[0], "message-0"), (ids[1], "message-1"), (ids[2], "message-2")]
+    assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]  # django-q2's own: 1 + 3
+    assert bulk_broker.dequeue() == [(ids[3], "message-3"), (ids[4], "message-4")]
+    assert bulk_broker.dequeue() is None  # all taken (locked until `retry` seconds from now)
+    for ack_id, _ in first:
+        bulk_broker.acknowledge(ack_id)
+    assert sorted(OrmQ.objects.values_list("payload", flat=True)) == ["message-3", "message-4", "not ours"]
+
+
+def test_bulk_broker_hands_out_again_a_message_not_acknowledged_in_time(bulk_broker, monkeypatch):
+    [message_id] = [bulk_broker.enqueue("message")]
+    assert bulk_broker.dequeue() == [(message_id, "message")]
+    assert bulk_broker.dequeue() is None
+    OrmQ.objects.filter(pk=message_id).update(lock=timezone.now() - datetime.timedelta(seconds=1))  # retry passed
+    assert bulk_broker.dequeue() == [(message_id, "message")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_broker_gives_each_message_to_one_of_two_pushers(bulk_broker):
+    """Two pushers at once (two hosts): every message taken once, none twice."""
+    from django.db import connections
+
+    from portal.testing.concurrency import run_at_once
+
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("SQLite serialises writers: the race needs PostgreSQL")
+    ids = {bulk_broker.enqueue(f"m-{i}") for i in range(30)}
+
+    def drain():
+        taken = []
+        try:
+            while batch := bulk_broker.dequeue():
+                taken += [pk for pk, _ in batch]
+        finally:
+            connections.close_all()
+        return taken
+
+    outcomes = run_at_once(drain, drain)
+    taken = [pk for outcome in outcomes for pk in outcome[1]]
+    assert sorted(taken) == sorted(ids)
