@@ -436,7 +436,7 @@ def test_a_dropped_connection_is_replaced_once_and_the_call_has_its_effect_once(
     directory, config, connector, ada, no_kept_connection
 ):
     connector.provision(employee=ada, level="admin", idempotency_key="task-1")
-    assert directory.drop_connections() == 1  # the server restarted, or a firewall dropped it
+    assert directory.drop_connections() >= 1  # the server restarted, or a firewall dropped it (ours among them)
 
     state = connector.revoke(employee=ada, external_id=ADA_DN, idempotency_key="task-2")
 
