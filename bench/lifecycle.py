@@ -25,6 +25,7 @@ PORTAL_BENCH_LAYOFF_ENTITLEMENTS (10), PORTAL_BENCH_NOOP (2000), PORTAL_BENCH_WO
 at every company size (each in its own fresh copy of the seed), and the figures say which size.
 """
 
+import os
 import statistics
 import time
 import uuid
@@ -74,8 +75,11 @@ class Lifecycle(Bench):
                 with cluster, enqueue_to(cluster):
                     apps = _applications(hook, ldap)
                     deprovision = _deprovision(apps, sizes["leavers"])
-                    noop = _noop(cluster, sizes["noop"])
-                    layoff = _layoff(cluster, apps, sizes["layoff"], sizes["layoff_entitlements"], hook, ldap)
+                    startup = cluster_startup_cpu_s(cluster)
+                    noop = _noop(cluster, sizes["noop"], startup_cpu_s=startup)
+                    layoff = _layoff(
+                        cluster, apps, sizes["layoff"], sizes["layoff_entitlements"], hook, ldap, startup_cpu_s=startup
+                    )
             finally:
                 if ldap is not None:
                     ldap.stop()
@@ -84,6 +88,7 @@ class Lifecycle(Bench):
             "size": ctx.size,
             "stack": stack,
             "workers": sizes["workers"],
+            "worker_startup_cpu_s": round(startup, 2),
             "ldap": "slapd" if ldap is not None else f"none ({ldap_reason})",
             "deprovision": deprovision,
             "noop": noop,
@@ -110,14 +115,16 @@ class Lifecycle(Bench):
                 f"{'time to deprovision, median (10 entitlements)':<48} {d['median_s']:>11.2f}s",
                 f"{'time to deprovision, p95':<48} {d['p95_s']:>11.2f}s"
                 + f"  goal < 10 s: {met[goals['deprovision_p95_under_10s']]}",
-                f"{'no-op tasks (' + str(n['tasks']) + ')':<48} {n['tasks_per_s']:>9.1f}/s",
+                f"{'no-op tasks (' + str(n['tasks']) + ')':<48} {n['tasks_per_s']:>9.1f}/s"
+                + f"  (worker CPU {n.get('worker_cpu_ms_per_task') or 0:.1f} ms/task)",
                 f"{'layoff of ' + str(lay['leavers']) + ' leavers x ' + str(lay['entitlements_each']) + ': total':<48}"
                 + f" {lay['total_s']:>11.1f}s"
                 + f"  (terminating {lay['terminate_all_s']:.1f}s, worker {lay['drain_s']:.1f}s)",
                 f"{'layoff: slowest cut-off → last revocation':<48} {lay['deprovision_max_s'] or 0:>11.1f}s"
                 + f"  goal ≤ 60 s: {met[goals['layoff_all_revoked_within_60s']]}",
                 f"{'layoff: tasks done (' + str(lay['tasks']) + ')':<48} {lay['tasks_per_s']:>9.1f}/s"
-                + f"  = {lay['ratio_to_noop']:.2f} × no-op  goal ≥ 0.5: {met[goals['layoff_rate_at_least_half_noop']]}",
+                + f"  = {lay['ratio_to_noop']:.2f} × no-op  goal ≥ 0.5: {met[goals['layoff_rate_at_least_half_noop']]}"
+                + f"  (worker CPU {lay.get('worker_cpu_ms_per_task') or 0:.1f} ms/task)",
                 f"{'layoff: accounts on the peers before → after':<48} "
                 + f"{lay['peer_accounts_before']} → {lay['peer_accounts_after']} "
                 + f"(provisioned in {lay['provision_s']:.1f}s)",
@@ -188,6 +195,40 @@ def _fresh_employees(count: int) -> list:
     return list(Employee.objects.filter(pk__in=chosen).order_by("pk"))
 
 
+def cluster_cpu_s(cluster) -> float:
+    """CPU seconds (user + system) used so far by the worker's live processes (its process group:
+    sentinel, pusher, workers, monitor), read after a drain while they live: a figure that load from
+    other programs on the machine changes far less than wall time (`cluster_startup_cpu_s` is the
+    part spent starting)."""
+    if cluster.process is None:
+        return 0.0
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as stat:
+                fields = stat.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # After the command: state, ppid, pgrp, ..., utime (14th field overall), stime (15th).
+        if int(fields[2]) == cluster.process.pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / ticks
+
+
+def cluster_startup_cpu_s(cluster) -> float:
+    """CPU seconds a fresh worker spends starting (imports, Django set-up) and answering one ping:
+    taken off the CPU measured after a drain, which starts a fresh worker too."""
+    cluster.kill()
+    cluster.start(wait=True)
+    time.sleep(0.5)
+    spent = cluster_cpu_s(cluster)
+    cluster.kill()
+    return spent
+
+
 def _wait(predicate, *, timeout: float, interval: float):
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -248,7 +289,7 @@ def _deprovision(apps, leavers: int) -> dict:
 # --- 2. No-op throughput ------------------------------------------------------------------------------
 
 
-def _noop(cluster, tasks: int, per_run: int = 20) -> dict:
+def _noop(cluster, tasks: int, per_run: int = 20, *, startup_cpu_s: float = 0.0) -> dict:
     from django.utils import timezone
 
     from offboarding import engine
@@ -278,10 +319,13 @@ def _noop(cluster, tasks: int, per_run: int = 20) -> dict:
         interval=0.5,
     )
     elapsed = time.monotonic() - started
+    cpu = max(cluster_cpu_s(cluster) - startup_cpu_s, 0.0)
     template.is_active = False
     template.save(update_fields=["is_active"])
     return {"tasks": total, "runs": len(runs), "start_runs_s": round(enqueued, 1), "drain_s": round(elapsed, 1),
-            "tasks_per_s": round(total / elapsed, 1), "action_ms": _action_durations(runs)}  # fmt: skip
+            "tasks_per_s": round(total / elapsed, 1), "worker_cpu_s": round(cpu, 2),
+            "worker_cpu_ms_per_task": round(cpu * 1000 / total, 2) if total else None,
+            "action_ms": _action_durations(runs)}  # fmt: skip
 
 
 # --- 3. Layoff -------------------------------------------------------------------------------------------
@@ -430,7 +474,7 @@ def layoff_figures(prepared: dict, runs: list[int], *, drain_s: float, hook, lda
     }
 
 
-def _layoff(cluster, apps, leavers: int, per_leaver: int, hook, ldap) -> dict:
+def _layoff(cluster, apps, leavers: int, per_leaver: int, hook, ldap, *, startup_cpu_s: float = 0.0) -> dict:
     prepared = layoff_prepare(apps, leavers, per_leaver, hook, ldap)
     started = time.monotonic()
     runs, terminated = layoff_terminate(cluster, prepared["people"])
@@ -438,8 +482,11 @@ def _layoff(cluster, apps, leavers: int, per_leaver: int, hook, ldap) -> dict:
     cluster.start(wait=False)  # a ping would queue behind the work
     _wait(lambda: layoff_quiet(runs), timeout=3600, interval=1.0)
     drain = time.monotonic() - drain_started
+    cpu = max(cluster_cpu_s(cluster) - startup_cpu_s, 0.0)
     figures = layoff_figures(prepared, runs, drain_s=drain, hook=hook, ldap=ldap)
-    return {"terminate_all_s": round(terminated, 1), "total_s": round(time.monotonic() - started, 1), **figures}
+    per_task = round(cpu * 1000 / figures["tasks"], 2) if figures["tasks"] else None
+    return {"terminate_all_s": round(terminated, 1), "total_s": round(time.monotonic() - started, 1),
+            "worker_cpu_s": round(cpu, 2), "worker_cpu_ms_per_task": per_task, **figures}  # fmt: skip
 
 
 def _action_durations(runs: list[int]) -> dict:

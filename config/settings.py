@@ -154,7 +154,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # (our own Task rows record outcomes), so saving never prunes on the hot path.
 # The ORM broker looks for work every `poll` seconds while the queue is empty (each step of a
 # leaver's chain waits for that look: 0.5 s made a deprovisioning wait ~1 s for nothing) and
-# takes up to `bulk` tasks per look (one read for several; each is still locked on its own).
+# takes up to `bulk` tasks per look (`portal.queue.BulkOrmBroker`: one statement reads and locks them).
 REDIS_URL = os.environ.get("REDIS_URL", "")
 Q_CLUSTER = {
     "name": os.environ.get("Q_CLUSTER_NAME", "portal"),
@@ -181,6 +181,8 @@ if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
 else:
     Q_CLUSTER["orm"] = "default"
+    # django-q2's ORM broker, taking `bulk` messages with one UPDATE ... RETURNING (see the class).
+    Q_CLUSTER["broker_class"] = "portal.queue.BulkOrmBroker"
     Q_CLUSTER["poll"] = env_float("Q_POLL", 0.05)
     Q_CLUSTER["bulk"] = env_int("Q_BULK", Q_CLUSTER["workers"])
     if not 0 < Q_CLUSTER["poll"] <= 10 or Q_CLUSTER["bulk"] < 1:

@@ -46,9 +46,21 @@ differs, so repeating it, with the same `idempotency_key` or not, changes nothin
 between two deliveries are absorbed (entryAlreadyExists, attributeOrValueExists and
 noSuchAttribute on our own change count as done). LDAP has no place to store the key.
 Errors: ldap3 results and exceptions become `ConnectorError` with the server's own words.
+
+Connections: each worker process keeps one bound connection per thread, directory and bind
+identity (url, bind DN, password, TLS, timeout) and reuses it for every call, so a layoff's
+revocations cost one connect and one bind per worker, not one per call. A kept connection
+found dropped (server restart, firewall) is replaced and the call made once more on the new one
+(safe: every operation reads first); one idle for over a minute is reopened rather than trusted.
+`check_connection` always binds on a new connection, to test the settings as they are now.
 """
 
+import hashlib
+import logging
+import os
 import ssl
+import threading
+import time
 from contextlib import contextmanager, suppress
 from urllib.parse import urlsplit
 
@@ -68,6 +80,8 @@ from accounts.connectors.base import (
     missing_setting,
     register_connector,
 )
+
+logger = logging.getLogger(__name__)
 
 DISABLED = "disabled"
 ON_REVOKE = ("remove_membership", "disable_entry", "delete_entry")
@@ -209,8 +223,9 @@ class LdapConnector(Connector):
             raise ValidationError(errors)
 
     def check_connection(self) -> None:
-        """Bind, then check that `users_dn` and every level's group exist."""
-        with self._connect() as conn:
+        """Bind on a new connection (not the kept one: this checks the settings and the password as they
+        are now), then check that `users_dn` and every level's group exist."""
+        with self._fresh_connection() as conn:
             if self._read(conn, self.config["users_dn"], attributes=[]) is None:
                 raise ConnectorError(
                     f"users_dn {self.config['users_dn']} does not exist on {self.url}.", retryable=False
@@ -229,77 +244,88 @@ class LdapConnector(Connector):
         return self._converge(employee, external_id=external_id, level=level)
 
     def revoke(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
+        return self._session(self._revoke, employee, external_id)
+
+    def _revoke(self, conn, employee, external_id: str) -> AccountState:
         on_revoke = self.config.get("on_revoke", ON_REVOKE[0])
-        with self._connect() as conn:
-            entry = self._find(conn, employee, external_id)
-            if entry is None:
-                return AccountState(exists=False)
-            dn = entry["dn"]
-            if on_revoke == "delete_entry":
-                # Out of every group first: groupOfNames keeps DNs of deleted entries otherwise.
-                self._set_membership(conn, dn, target_group=None)
-                conn.delete(dn)
-                self._check(conn, f"delete of {dn}", ok=(SUCCESS, NO_SUCH_OBJECT))
-                return AccountState(exists=False)
+        entry = self._find(conn, employee, external_id)
+        if entry is None:
+            return AccountState(exists=False)
+        dn = entry["dn"]
+        if on_revoke == "delete_entry":
+            # Out of every group first: groupOfNames keeps DNs of deleted entries otherwise.
             self._set_membership(conn, dn, target_group=None)
-            if on_revoke == "disable_entry":
-                self._set_disabled(conn, entry, True)
-            return self._state(conn, dn)
+            conn.delete(dn)
+            self._check(conn, f"delete of {dn}", ok=(SUCCESS, NO_SUCH_OBJECT))
+            return AccountState(exists=False)
+        self._set_membership(conn, dn, target_group=None)
+        if on_revoke == "disable_entry":
+            self._set_disabled(conn, entry, True)
+        # Not read back (two round trips fewer per revocation): the entry is there, in none of our groups.
+        return AccountState(exists=True, active=False, level=None, external_id=dn)
 
     def disable(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
-        with self._connect() as conn:
-            entry = self._find(conn, employee, external_id)
-            if entry is None:
-                return AccountState(exists=False)
-            self._set_disabled(conn, entry, True)
-            return self._state(conn, entry["dn"])
+        return self._session(self._disable, employee, external_id)
+
+    def _disable(self, conn, employee, external_id: str) -> AccountState:
+        entry = self._find(conn, employee, external_id)
+        if entry is None:
+            return AccountState(exists=False)
+        self._set_disabled(conn, entry, True)
+        return self._state(conn, entry["dn"])
 
     def forget(self, *, employee, external_id: str, idempotency_key: str) -> AccountState:
         """Delete the person's entry, or scrub it (`on_forget`); see the module docstring."""
-        with self._connect() as conn:
-            entry = self._find(conn, employee, external_id if _is_dn(external_id) else "")
-            if entry is None:
-                return AccountState(exists=False)
-            dn = entry["dn"]
-            self._set_membership(conn, dn, target_group=None)
-            if self.config.get("on_forget", ON_FORGET[0]) == "delete_entry":
-                conn.delete(dn)
-                self._check(conn, f"delete of {dn}", ok=(SUCCESS, NO_SUCH_OBJECT))
-                return AccountState(exists=False)
-            changes = {
-                name: [(ldap3.MODIFY_REPLACE, [value])]
-                for name, value in self._person(employee).items()
-                if _values(entry, name) != [value]
-            }
-            if changes:
-                conn.modify(dn, changes)
-                self._check(conn, f"scrubbing {dn}")
-            self._set_disabled(conn, self._read(conn, dn) or entry, True)
-            rdn = f"uid={escape_rdn('former-' + employee.employee_number.lower())}"
-            if not _same_dn(dn.split(",", 1)[0], rdn):
-                conn.modify_dn(dn, rdn, delete_old_dn=True)
-                self._check(conn, f"renaming {dn} to {rdn}")
-                dn = f"{rdn},{dn.split(',', 1)[1]}"
-            return self._state(conn, dn)
+        return self._session(self._forget, employee, external_id)
+
+    def _forget(self, conn, employee, external_id: str) -> AccountState:
+        entry = self._find(conn, employee, external_id if _is_dn(external_id) else "")
+        if entry is None:
+            return AccountState(exists=False)
+        dn = entry["dn"]
+        self._set_membership(conn, dn, target_group=None)
+        if self.config.get("on_forget", ON_FORGET[0]) == "delete_entry":
+            conn.delete(dn)
+            self._check(conn, f"delete of {dn}", ok=(SUCCESS, NO_SUCH_OBJECT))
+            return AccountState(exists=False)
+        changes = {
+            name: [(ldap3.MODIFY_REPLACE, [value])]
+            for name, value in self._person(employee).items()
+            if _values(entry, name) != [value]
+        }
+        if changes:
+            conn.modify(dn, changes)
+            self._check(conn, f"scrubbing {dn}")
+        self._set_disabled(conn, self._read(conn, dn) or entry, True)
+        rdn = f"uid={escape_rdn('former-' + employee.employee_number.lower())}"
+        if not _same_dn(dn.split(",", 1)[0], rdn):
+            conn.modify_dn(dn, rdn, delete_old_dn=True)
+            self._check(conn, f"renaming {dn} to {rdn}")
+            dn = f"{rdn},{dn.split(',', 1)[1]}"
+        return self._state(conn, dn)
 
     def read_state(self, *, employee, external_id: str) -> AccountState:
-        with self._connect() as conn:
-            entry = self._find(conn, employee, external_id)
-            return AccountState(exists=False) if entry is None else self._state(conn, entry["dn"])
+        return self._session(self._read_state, employee, external_id)
+
+    def _read_state(self, conn, employee, external_id: str) -> AccountState:
+        entry = self._find(conn, employee, external_id)
+        return AccountState(exists=False) if entry is None else self._state(conn, entry["dn"])
 
     # --- the steps ----------------------------------------------------------------------------------
     def _converge(self, employee, *, external_id: str, level: str) -> AccountState:
         """The entry exists, is current and enabled, and is in `level`'s group and no other of ours."""
-        with self._connect() as conn:
-            target_group = self._group_for(level)
-            entry = self._find(conn, employee, external_id)
-            if entry is None:
-                dn = self._create(conn, employee)
-            else:
-                dn = entry["dn"]
-                self._update(conn, entry, employee)
-            self._set_membership(conn, dn, target_group=target_group)
-            return self._state(conn, dn)
+        return self._session(self._converge_on, employee, external_id, level)
+
+    def _converge_on(self, conn, employee, external_id: str, level: str) -> AccountState:
+        target_group = self._group_for(level)
+        entry = self._find(conn, employee, external_id)
+        if entry is None:
+            dn = self._create(conn, employee)
+        else:
+            dn = entry["dn"]
+            self._update(conn, entry, employee)
+        self._set_membership(conn, dn, target_group=target_group)
+        return self._state(conn, dn)
 
     def _person(self, employee) -> dict[str, str]:
         return {
@@ -461,10 +487,78 @@ class LdapConnector(Connector):
             f"LDAP {what} on {self.url} failed: {_describe(result)}", retryable=code in RETRYABLE_RESULTS
         )
 
-    @contextmanager
-    def _connect(self):
-        """A bound connection; every failure becomes ConnectorError with the server's words."""
+    def _identity(self) -> tuple:
+        """What a kept connection is for: the server, who binds (the password's digest, not the
+        password) and how (TLS, timeout). Another identity gets a connection of its own."""
+        secret = hashlib.sha256(self.secret("bind_password").encode()).hexdigest()
+        return (
+            self.url,
+            self.config.get("bind_dn", ""),
+            secret,
+            bool(self.config.get("use_starttls")),
+            self.config.get("ca_file"),
+            self.config.get("timeout", DEFAULT_TIMEOUT),
+        )
+
+    def _session(self, operation, *args):
+        """`operation(conn, *args)` on this thread's kept, bound connection for this directory and
+        bind identity, opened (connect, bind) on first use; the result.
+
+        The connection stays open for the next call unless the call broke it. A kept connection that
+        turns out to be dropped (the server, a firewall or a restart closed it) is replaced and the
+        operation runs once more on a new one: every operation reads before it changes anything, so
+        running it again changes only what the first try did not. A new connection that fails is not
+        tried again (the task's retry is), nor is a timeout (the server is slow, not gone).
+        """
         self.require_valid_config()
+        key = self._identity()
+        kept = _take_kept(key)
+        if kept is not None:
+            try:
+                return self._run(kept, key, operation, args, reused=True)
+            except _DroppedConnection as exc:
+                logger.info("LDAP connection to %s was dropped (%s); reconnecting once.", self.url, exc)
+        return self._run(self._open(), key, operation, args, reused=False)
+
+    def _run(self, conn, key: tuple, operation, args, *, reused: bool):
+        """Call `operation` on `conn`; keep `conn` for the next call if it is still good, else close it.
+        LDAP exceptions become ConnectorError (or `_DroppedConnection` for a kept one that died)."""
+        keep = False
+        try:
+            result = operation(conn, *args)
+            keep = True
+            return result
+        except ConnectorError:
+            keep = not conn.closed  # the server answered (a refusal): the connection is fine
+            raise
+        except LDAPCommunicationError as exc:
+            if reused and not isinstance(exc, TimeoutError):
+                raise _DroppedConnection(str(exc)) from exc
+            raise ConnectorError(f"LDAP server {self.url} stopped answering: {exc}") from exc
+        except LDAPException as exc:
+            raise ConnectorError(f"LDAP error from {self.url}: {exc}") from exc
+        finally:
+            if keep:
+                _keep(key, conn)
+            else:
+                _close(conn)
+
+    @contextmanager
+    def _fresh_connection(self):
+        """A new bound connection, closed afterwards (not kept); failures become ConnectorError."""
+        self.require_valid_config()
+        conn = self._open()
+        try:
+            yield conn
+        except LDAPCommunicationError as exc:
+            raise ConnectorError(f"LDAP server {self.url} stopped answering: {exc}") from exc
+        except LDAPException as exc:
+            raise ConnectorError(f"LDAP error from {self.url}: {exc}") from exc
+        finally:
+            _close(conn)
+
+    def _open(self) -> ldap3.Connection:
+        """Connect (StartTLS if set) and bind; every failure becomes ConnectorError with the server's words."""
         url, bind_dn = self.url, self.config.get("bind_dn", "")
         timeout = self.config.get("timeout", DEFAULT_TIMEOUT)
         starttls = bool(self.config.get("use_starttls"))
@@ -496,14 +590,68 @@ class LdapConnector(Connector):
                     f"LDAP bind to {url} as {bind_dn} failed: {_describe(conn.result)}",
                     retryable=code in RETRYABLE_RESULTS,
                 )
-            yield conn
         except LDAPCommunicationError as exc:
+            _close(conn)
             raise ConnectorError(f"LDAP server {url} stopped answering: {exc}") from exc
         except LDAPException as exc:
+            _close(conn)
             raise ConnectorError(f"LDAP error from {url}: {exc}") from exc
-        finally:
-            with suppress(LDAPException):
-                conn.unbind()
+        except ConnectorError:
+            _close(conn)
+            raise
+        return conn
+
+
+# --- Connections kept between calls ----------------------------------------------------------------
+# A connect and a bind cost more round trips than a revocation's own reads and changes, so each
+# worker keeps one bound connection per directory and bind identity (`LdapConnector._identity`).
+# Per thread (an ldap3 connection is not safe to share) and per process (a forked worker must not
+# write into its parent's socket). One idle for longer than KEEP_IDLE_SECONDS is closed and opened
+# again rather than trusted: servers and firewalls drop idle connections (a drop is caught anyway).
+KEEP_IDLE_SECONDS = 60.0
+
+_kept = threading.local()
+
+
+class _DroppedConnection(Exception):
+    """A kept connection turned out to be closed by the other side (the call is made again)."""
+
+
+def _kept_connections() -> dict[tuple, tuple[ldap3.Connection, float]]:
+    if getattr(_kept, "pid", None) != os.getpid():
+        _kept.connections, _kept.pid = {}, os.getpid()
+    return _kept.connections
+
+
+def _take_kept(key: tuple) -> ldap3.Connection | None:
+    """This thread's kept connection for `key`, taken out of the pool (None: open a new one)."""
+    conn, last_used = _kept_connections().pop(key, (None, 0.0))
+    if conn is not None and (conn.closed or time.monotonic() - last_used > KEEP_IDLE_SECONDS):
+        _close(conn)
+        return None
+    return conn
+
+
+def _keep(key: tuple, conn: ldap3.Connection) -> None:
+    old, _ = _kept_connections().get(key, (None, 0.0))
+    if old is not None and old is not conn:
+        _close(old)
+    _kept_connections()[key] = (conn, time.monotonic())
+
+
+def _close(conn: ldap3.Connection) -> None:
+    with suppress(LDAPException, OSError):
+        conn.unbind()
+
+
+def close_kept_connections() -> int:
+    """Unbind and forget this thread's kept LDAP connections; how many there were."""
+    connections = _kept_connections()
+    count = len(connections)
+    for conn, _ in connections.values():
+        _close(conn)
+    connections.clear()
+    return count
 
 
 def _entry(response: dict) -> dict:

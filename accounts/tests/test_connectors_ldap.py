@@ -9,9 +9,9 @@ import pytest
 from django.core.exceptions import ValidationError
 
 from accounts.connectors import AccountState, ConnectorError
-from accounts.connectors.ldap import LdapConnector
+from accounts.connectors.ldap import LdapConnector, close_kept_connections
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory
-from portal.testing.ldap_server import free_port
+from portal.testing.ldap_server import LdapServer, free_port
 
 
 def make_connector(config: dict, name: str = "Grafana") -> LdapConnector:
@@ -397,3 +397,90 @@ def test_an_invalid_saved_config_fails_the_task_with_the_reason(ada):
     ) as exc:
         connector.provision(employee=ada, level="user", idempotency_key="task-1")
     assert exc.value.retryable is False
+
+
+# --- connections kept between calls ---------------------------------------------------------------
+
+
+@pytest.fixture
+def no_kept_connection():
+    """Start without a kept connection (an earlier test's would serve this one's first call)."""
+    close_kept_connections()
+    yield
+    close_kept_connections()
+
+
+def connects_and_binds(directory) -> tuple[int, int]:
+    """(client connections, binds) the front door saw since the directory was reset; an unbind closing
+    an earlier test's connection (it may reach the proxy after the reset) is not this test's."""
+    calls = [c for c in directory.calls if c.op != "unbind"]
+    return len({c.connection for c in calls}), sum(c.op == "bind" for c in calls)
+
+
+def test_one_connection_and_one_bind_serve_many_calls(directory, config, connector, ada, no_kept_connection):
+    """A layoff's revocations reuse the worker's bound connection: 1 connect and 1 bind for 12 calls
+    (before: one of each per call), and each call still has its effect."""
+    connector.provision(employee=ada, level="user", idempotency_key="task-1")
+    for round_ in range(5):
+        assert not connector.revoke(employee=ada, external_id=ADA_DN, idempotency_key=f"r-{round_}").active
+        assert connector.provision(employee=ada, level="user", idempotency_key=f"p-{round_}").active
+    # Another connector object for the same application (each task makes its own): same connection.
+    assert make_connector(config).read_state(employee=ada, external_id=ADA_DN).level == "user"
+
+    assert connects_and_binds(directory) == (1, 1)
+    group_changes = [e for e in directory.effects(dn=config["groups"]["user"]) if e.op == "modify"]
+    assert len(group_changes) == 11  # 6 additions, 5 removals: nothing skipped, nothing twice
+
+
+def test_a_dropped_connection_is_replaced_once_and_the_call_has_its_effect_once(
+    directory, config, connector, ada, no_kept_connection
+):
+    connector.provision(employee=ada, level="admin", idempotency_key="task-1")
+    assert directory.drop_connections() >= 1  # the server restarted, or a firewall dropped it (ours among them)
+
+    state = connector.revoke(employee=ada, external_id=ADA_DN, idempotency_key="task-2")
+
+    assert state == AccountState(exists=True, active=False, level=None, external_id=ADA_DN)
+    assert directory.members(config["groups"]["admin"]) == set()
+    assert connects_and_binds(directory) == (2, 2)
+    removals = [e for e in directory.effects(dn=config["groups"]["admin"]) if e.op == "modify"]
+    assert len(removals) == 2  # the provision's addition, the revoke's removal: once each
+    connector.read_state(employee=ada, external_id=ADA_DN)
+    assert connects_and_binds(directory) == (2, 2)  # the new connection is the one kept
+
+
+def test_a_dropped_connection_to_a_server_that_is_gone_fails_the_call(ada, no_kept_connection):
+    """Reconnecting once: when the new connection cannot be made either, the call fails, retryable."""
+    with LdapServer() as own:
+        connector = make_connector(own.connector_config())
+        connector.provision(employee=ada, level="user", idempotency_key="task-1")
+        url = own.url
+    # Stopped: the kept connection is closed by the other side and no new one can be made.
+
+    with pytest.raises(ConnectorError, match=f"LDAP server {url} (is unreachable|stopped answering)") as exc:
+        connector.revoke(employee=ada, external_id=ADA_DN, idempotency_key="task-2")
+    assert exc.value.retryable is True
+
+
+def test_each_thread_and_each_bind_identity_has_its_own_connection(
+    directory, config, connector, ada, no_kept_connection
+):
+    connector.provision(employee=ada, level="user", idempotency_key="task-1")
+    other_thread = threading.Thread(target=lambda: connector.read_state(employee=ada, external_id=ADA_DN))
+    other_thread.start()
+    other_thread.join(timeout=30)
+    assert connects_and_binds(directory) == (2, 2)  # ldap3 connections are not shared across threads
+
+    with pytest.raises(ConnectorError, match="invalidCredentials"):
+        make_connector({**config, "bind_password": "not-the-password"}).read_state(employee=ada, external_id=ADA_DN)
+    assert connects_and_binds(directory) == (3, 3)  # another password is another identity, never the kept one
+    connector.read_state(employee=ada, external_id=ADA_DN)
+    assert connects_and_binds(directory) == (3, 3)
+
+
+def test_check_connection_binds_afresh(directory, connector, ada, no_kept_connection):
+    """Checking the settings must prove the password works now, not reuse an old bind."""
+    connector.provision(employee=ada, level="user", idempotency_key="task-1")
+    connector.check_connection()
+    connector.check_connection()
+    assert connects_and_binds(directory) == (3, 3)

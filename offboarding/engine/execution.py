@@ -15,7 +15,7 @@ import traceback
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from offboarding.conf import lifecycle_setting
 from offboarding.engine.runs import assignee_for, due_at_from_now, run_advance
 from offboarding.models import (
     Assignee,
+    ChecklistRun,
     RunStatus,
     Task,
     TaskStatus,
@@ -60,9 +61,12 @@ def task_claim(*, task_id: int, now: datetime.datetime | None = None) -> Task | 
 
     Claims a `queued` task, or a `running` one whose worker has been silent past the deadline
     (it died) and that has attempts left; the claim is one conditional UPDATE, so two
-    deliveries cannot both win. Counts an attempt.
+    deliveries cannot both win. Counts an attempt. Returns the claimed task as the UPDATE left
+    it (one query where the database has UPDATE ... RETURNING); its run is read on first use.
     """
     now = now or timezone.now()
+    if connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert:
+        return _claim_returning(task_id, now)
     claimed = (
         # Conditions on the task row only: a join would turn this into `id IN (subquery)`, whose
         # conditions PostgreSQL does not re-check after waiting for a concurrent claim's row lock.
@@ -72,9 +76,42 @@ def task_claim(*, task_id: int, now: datetime.datetime | None = None) -> Task | 
     )
     if not claimed:
         return None
-    # The run only: actions read the employee they need themselves (`run.employee` loads on first use,
-    # e.g. for a hand-off); joining two Employee rows here cost more than the rest of a no-op task.
-    return Task.objects.select_related("run").get(pk=task_id)
+    return Task.objects.get(pk=task_id)
+
+
+def _claim_returning(task_id: int, now: datetime.datetime) -> Task | None:
+    """`task_claim`'s conditional UPDATE, returning the row: one statement instead of an update and a read.
+
+    The same conditions as `_claimable`, on the task row only (PostgreSQL re-checks them after
+    waiting for a concurrent claim's row lock). Names come from the model, values are parameters.
+    """
+    quote = connection.ops.quote_name
+    field = Task._meta.get_field
+
+    def column(name: str) -> str:
+        return quote(field(name).column)
+
+    def value(name: str, data):
+        return field(name).get_db_prep_save(data, connection)
+
+    stale = now - lifecycle_setting("RUNNING_DEADLINE")
+    columns = ", ".join(quote(f.column) for f in Task._meta.concrete_fields)
+    status, started_at, attempts = column("status"), column("started_at"), column("attempts")
+    sql = (
+        f"UPDATE {quote(Task._meta.db_table)} SET {status} = %s, {started_at} = %s, {attempts} = {attempts} + 1 "  # noqa: S608
+        f"WHERE {column('id')} = %s AND ({status} = %s OR ({status} = %s AND {started_at} < %s "
+        f"AND {attempts} < {column('max_attempts')})) RETURNING {columns}"
+    )
+    params = [
+        TaskStatus.RUNNING,
+        value("started_at", now),
+        task_id,
+        TaskStatus.QUEUED,
+        TaskStatus.RUNNING,
+        value("started_at", stale),
+    ]
+    claimed = list(Task.objects.raw(sql, params))
+    return claimed[0] if claimed else None
 
 
 def task_execute(*, task_id: int) -> str:
@@ -129,7 +166,8 @@ def task_execute(*, task_id: int) -> str:
             )
             result = "done"
         if updated:
-            run_advance(run=task.run)
+            # By id: the run row is read only if this outcome closes it (or an action read it already).
+            run_advance(run=task.run if Task.run.is_cached(task) else ChecklistRun(pk=task.run_id))
         return result if updated else "superseded"
 
 

@@ -3,7 +3,7 @@
 Tasks are materialised once: `(run, key)` is unique, so starting or fanning out again creates
 nothing twice, and there is at most one open run of each kind per employee, under concurrency
 too. Runnable automated tasks move `pending → queued` once however many callers race, and only
-their ids travel to the queue, after commit (`portal.queue.enqueue_on_commit`). A task waits for
+their ids travel to the queue, after commit (`portal.queue.enqueue_each_on_commit`). A task waits for
 every task it depends on to be done or skipped, and for its due time. No task is created
 overdue (`due_at_from_now`). The time to deprovision of a leave run is kept current through
 `run_record_revocation`.
@@ -13,7 +13,7 @@ import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Exists, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Q
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -35,7 +35,7 @@ from offboarding.models import (
 from portal.audit import audit_record
 from portal.history import set_history_user
 from portal.models import AuditEvent
-from portal.queue import enqueue_on_commit
+from portal.queue import enqueue_each_on_commit
 
 EXECUTE_TASK = "offboarding.tasks.task_execute"
 
@@ -323,30 +323,81 @@ def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
     return [by_key[item["key"]] for item in tasks]
 
 
+def _runnable(now: datetime.datetime) -> Q:
+    """A pending task whose dependencies are all finished and whose time (due, backoff) has come."""
+    return (
+        Q(status=TaskStatus.PENDING, due_at__lte=now)
+        & (Q(not_before__isnull=True) | Q(not_before__lte=now))
+        & ~Q(Exists(selectors.task_open_dependencies()))
+    )
+
+
 def runnable_tasks(*, run: ChecklistRun | None = None, now: datetime.datetime | None = None):
     """Pending tasks whose dependencies are all finished and whose time (due, backoff) has come."""
-    now = now or timezone.now()
-    qs = Task.objects.filter(status=TaskStatus.PENDING, due_at__lte=now).filter(
-        Q(not_before__isnull=True) | Q(not_before__lte=now)
-    )
+    qs = Task.objects.filter(_runnable(now or timezone.now()))
     if run is not None:
         qs = qs.filter(run=run)
-    return qs.exclude(Exists(selectors.task_open_dependencies())).order_by()
+    return qs.order_by()
 
 
 def run_advance(*, run: ChecklistRun, now: datetime.datetime | None = None) -> int:
     """Queue the run's runnable automated tasks (after commit) and close the run when all is finished.
 
     Returns how many tasks were queued. Safe to call any number of times, from anywhere; does
-    nothing for a run that is no longer open (done or cancelled).
+    nothing for a run that is no longer open (done or cancelled). `run` needs only its pk (a
+    task's outcome passes `ChecklistRun(pk=task.run_id)`): the row is read only to close it.
     """
     now = now or timezone.now()
-    # No separate look at the run's status: queuing takes only tasks of an open run, and closing
-    # checks the status under the run's lock (two queries fewer per task than asking first).
-    queued = _queue_runnable(run, now)
-    if not queued:  # a task just queued is unfinished: the run cannot be
+    # One query while the run has work left (after each task's outcome): its unfinished tasks, each
+    # marked runnable or not. No separate look at the run's status: only tasks of an open run are
+    # read, and closing checks the status under the run's lock.
+    rows = _unfinished_tasks(run.pk, now)
+    if not rows:
         run_close_if_finished(run=run)
-    return queued
+        return 0
+    queued = _mark_queued([pk for pk, runnable in rows if runnable], now)
+    enqueue_each_on_commit(EXECUTE_TASK, queued)
+    return len(queued)
+
+
+def _unfinished_queryset(run_id: int, now: datetime.datetime):
+    """The open run's unfinished tasks as (pk, runnable by the system now) pairs."""
+    runnable = _runnable(now) & Q(assignee_type=Assignee.SYSTEM) & ~Q(action="")
+    return (
+        Task.objects.filter(run_id=run_id, run__status=RunStatus.RUNNING)
+        .exclude(status__in=FINISHED_TASK_STATUSES)
+        .annotate(runnable=ExpressionWrapper(runnable, output_field=BooleanField()))
+        .values_list("pk", "runnable")
+        .order_by()
+    )
+
+
+# `_unfinished_queryset` compiled once per process and database: building it (an Exists subquery,
+# cloned at every step) cost more CPU than running it, after every task. Compiled with stand-in
+# values that are then found among the parameters; if they cannot all be found, the ORM is used.
+_RUN_STAND_IN = -987_654_321
+_NOW_STAND_IN = datetime.datetime(2001, 2, 3, 4, 5, 6, 789012, tzinfo=datetime.UTC)
+_compiled_unfinished: dict[str, tuple[str, list] | None] = {}
+
+
+def _unfinished_tasks(run_id: int, now: datetime.datetime) -> list[tuple[int, bool]]:
+    """`_unfinished_queryset(run_id, now)` evaluated, through its SQL compiled once."""
+    vendor = connection.vendor
+    if vendor not in _compiled_unfinished:
+        sql, params = _unfinished_queryset(_RUN_STAND_IN, _NOW_STAND_IN).query.sql_with_params()
+        now_param = Task._meta.get_field("due_at").get_db_prep_value(_NOW_STAND_IN, connection)
+        slots = ["run" if p == _RUN_STAND_IN else "now" if p == now_param else ("value", p) for p in params]
+        usable = slots.count("run") == 1 and "now" in slots and _NOW_STAND_IN.isoformat()[:10] not in sql
+        _compiled_unfinished[vendor] = (sql, slots) if usable else None
+    compiled = _compiled_unfinished[vendor]
+    if compiled is None:
+        return list(_unfinished_queryset(run_id, now))
+    sql, slots = compiled
+    now_param = Task._meta.get_field("due_at").get_db_prep_value(now, connection)
+    params = [run_id if slot == "run" else now_param if slot == "now" else slot[1] for slot in slots]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return [(pk, bool(runnable)) for pk, runnable in cursor.fetchall()]
 
 
 def tasks_start_now(*, run: ChecklistRun, action: str) -> int:
@@ -372,8 +423,7 @@ def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:
         .values_list("pk", flat=True)
     )
     queued = _mark_queued(ids, now)
-    for task_id in queued:
-        enqueue_on_commit(EXECUTE_TASK, task_id)
+    enqueue_each_on_commit(EXECUTE_TASK, queued)  # one broker write for them all
     return len(queued)
 
 

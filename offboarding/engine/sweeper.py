@@ -22,7 +22,7 @@ from offboarding.models import (
     Task,
     TaskStatus,
 )
-from portal.queue import enqueue_on_commit
+from portal.queue import enqueue_each_on_commit
 
 # How many rows one sweep handles per step; the next sweep (a minute later) takes the rest.
 SWEEP_BATCH = 1000
@@ -54,10 +54,13 @@ def sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
             .order_by()
             .values_list("pk", flat=True)[:SWEEP_BATCH]
         )
-        for task_id in lost:
-            if Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED).update(queued_at=now):
-                enqueue_on_commit(EXECUTE_TASK, task_id)
-                counts["requeued_queued"] += 1
+        requeued = [
+            task_id
+            for task_id in lost
+            if Task.objects.filter(pk=task_id, status=TaskStatus.QUEUED).update(queued_at=now)
+        ]
+        enqueue_each_on_commit(EXECUTE_TASK, requeued)
+        counts["requeued_queued"] = len(requeued)
 
         stalled = Task.objects.filter(
             status=TaskStatus.RUNNING, started_at__lt=now - lifecycle_setting("RUNNING_DEADLINE")
@@ -78,11 +81,11 @@ def sweep(*, now: datetime.datetime | None = None) -> dict[str, int]:
         ).order_by()
         for task_id in unalerted.values_list("pk", flat=True)[:SWEEP_BATCH]:
             counts["alerted"] += task_failure_alert(task_id=task_id)
-        for task_id in stalled.filter(attempts__lt=F("max_attempts")).values_list("pk", flat=True)[:SWEEP_BATCH]:
-            # Left `running`: task_claim takes over a stale running task, so a late original
-            # delivery and this one cannot both record an outcome.
-            enqueue_on_commit(EXECUTE_TASK, task_id)
-            counts["requeued_running"] += 1
+        # Left `running`: task_claim takes over a stale running task, so a late original delivery and
+        # this one cannot both record an outcome.
+        takeovers = list(stalled.filter(attempts__lt=F("max_attempts")).values_list("pk", flat=True)[:SWEEP_BATCH])
+        enqueue_each_on_commit(EXECUTE_TASK, takeovers)
+        counts["requeued_running"] = len(takeovers)
 
         run_ids = set(
             runnable_tasks(now=now)

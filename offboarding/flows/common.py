@@ -61,25 +61,38 @@ def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...]) -> dict[str, Ta
     the template's own dependencies; one no template gave it is added (key `core:<step>`).
     Either way each step then waits for the steps in its `after`, so "login disabled before
     anything slower" holds whatever a template says. Idempotent: nothing is added twice.
+    The missing steps are added in as few `engine.task_add_many` calls as their order allows
+    (a step is added with the steps before it unless it waits for one of them): a leave run's
+    seven core steps in four, not seven times `task_add`.
     """
     existing: dict[str, Task] = {}
     for task in run.tasks.filter(parent__isnull=True).exclude(action="").order_by("due_at", "pk"):
         existing.setdefault(task.action, task)
     by_key: dict[str, Task] = {}
+    batch: list[tuple[CoreStep, dict]] = []
+
+    def add_batch() -> None:
+        added = engine.task_add_many(run=run, tasks=[item for _, item in batch])
+        by_key.update((step.key, task) for (step, _), task in zip(batch, added, strict=True))
+        batch.clear()
+
     for step in steps:
+        if any(key in {queued.key for queued, _ in batch} for key in step.after):
+            add_batch()  # it waits for a step not added yet
         needs = [by_key[key] for key in step.after]
         task = existing.get(step.action)
         if task is None:
-            task = engine.task_add(
-                run=run,
-                key=f"core:{step.key}",
-                title=step.title,
-                action=step.action,
-                assignee_type=Assignee.SYSTEM,
-                due_at=run.effective_at + datetime.timedelta(days=step.offset_days),
-                depends_on=needs or None,
-            )
-        elif needs:
+            item = {
+                "key": f"core:{step.key}",
+                "title": step.title,
+                "action": step.action,
+                "assignee_type": Assignee.SYSTEM,
+                "due_at": run.effective_at + datetime.timedelta(days=step.offset_days),
+                "depends_on": needs or None,
+            }
+            batch.append((step, item))
+            continue
+        if needs:
             task.depends_on.add(*needs)  # a pair already there is kept as is
             if any(not need.is_finished for need in needs):
                 # Queued by `run_start` before this step had to wait: back to pending, before
@@ -88,7 +101,9 @@ def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...]) -> dict[str, Ta
                     status=TaskStatus.PENDING, queued_at=None
                 )
         by_key[step.key] = task
-    return by_key
+    if batch:
+        add_batch()
+    return {step.key: by_key[step.key] for step in steps}
 
 
 def wait_for_children(task: Task, children: list[Task]) -> None:

@@ -155,16 +155,20 @@ def employee_terminate(
 def leaver_revocations_add(*, run: ChecklistRun, parent: Task) -> list[Task]:
     """One `revoke_entitlement` child of `parent` per live entitlement of the leaver; the children.
 
-    Key `revoke:<entitlement>`, due at the cut-off, each waiting for `parent` (so for the login
-    and the status before it); a task that waits for `parent` waits for every child too.
-    Idempotent: a child already there is returned as is, so calling it when the run starts
-    and again at the cut-off adds only the access granted in between.
+    Key `revoke:<entitlement>`, due at the cut-off, each waiting for what `parent` waits for (the
+    login and the status, and any step a template put before it), not for `parent` itself: the
+    revocations start the moment the status is set, side by side with `parent`, which at the
+    cut-off only adds the access granted since (one hop fewer between the cut-off and the last
+    revocation). A task that waits for `parent` waits for every child too. Idempotent: a child
+    already there is returned as is, so calling it when the run starts and again at the cut-off
+    adds only the access granted in between.
     """
     live = (
         Entitlement.objects.filter(employee_id=run.employee_id, status__in=LIVE_ENTITLEMENT_STATUSES)
         .select_related("application")
         .order_by("application__name", "pk")
     )
+    prerequisites = list(parent.depends_on.all())
     children = engine.task_add_many(
         run=run,
         tasks=[
@@ -174,7 +178,7 @@ def leaver_revocations_add(*, run: ChecklistRun, parent: Task) -> list[Task]:
                 "action": "revoke_entitlement",
                 "params": {"entitlement": entitlement.pk, "reason": "Leaver"},
                 "parent": parent,
-                "depends_on": [parent],
+                "depends_on": prerequisites,
                 "due_at": run.effective_at,
             }
             for entitlement in live

@@ -365,3 +365,44 @@ def test_advancing_a_run_that_is_no_longer_open_queues_nothing(status):
     task.refresh_from_db()
     run.refresh_from_db()
     assert (task.status, run.status, run.completed_at) == (TaskStatus.PENDING, status, None)
+
+
+def test_the_next_step_query_compiled_once_answers_as_the_orm_does():
+    """run_advance reads a run's unfinished tasks through SQL compiled once per process: for every kind
+    of task it gives what the ORM query gives, and marks runnable exactly the system tasks that may
+    start now (due, not backing off, dependencies finished)."""
+    from offboarding.engine import runs
+
+    one_task_template(kind=ChecklistKind.MOVE, key="hold", assignee=Assignee.IT, action="")
+    run = start(EmployeeFactory(), kind=ChecklistKind.MOVE)
+    later = timezone.now() + datetime.timedelta(hours=1)
+
+    def add(key, **fields):
+        return engine.task_add(run=run, key=key, title=key, **({"action": "test_count"} | fields))
+
+    add("ready")
+    blocker = add("blocker")
+    add("blocked", depends_on=[blocker])
+    done = add("done")
+    add("after-done", depends_on=[done])
+    add("due-later", due_at=later)
+    backing_off = add("backing-off")
+    add("for-it", assignee_type=Assignee.IT, action="")
+    Task.objects.filter(pk=done.pk).update(status=TaskStatus.DONE)
+    Task.objects.filter(pk=blocker.pk).update(status=TaskStatus.QUEUED)
+    Task.objects.filter(pk=backing_off.pk).update(not_before=later)
+    runs._compiled_unfinished.clear()
+    now = timezone.now()
+
+    compiled = sorted(runs._unfinished_tasks(run.pk, now))
+    assert runs._compiled_unfinished[connection.vendor] is not None, "compiled, not the ORM fallback"
+    assert compiled == sorted(runs._unfinished_queryset(run.pk, now))
+    by_key = dict(Task.objects.filter(run=run).values_list("pk", "key"))
+    assert {by_key[pk] for pk, runnable in compiled if runnable} == {"ready", "after-done"}
+    hold = next(key for key in by_key.values() if key.endswith(":hold"))
+    assert {by_key[pk] for pk, _ in compiled} == {
+        hold, "ready", "blocker", "blocked", "after-done", "due-later", "backing-off", "for-it",
+    }  # fmt: skip
+    assert runs._unfinished_tasks(run.pk + 1000, now) == []  # another run: nothing
+    ChecklistRun.objects.filter(pk=run.pk).update(status=RunStatus.CANCELLED)
+    assert runs._unfinished_tasks(run.pk, now) == []  # a run no longer open: nothing

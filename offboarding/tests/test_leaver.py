@@ -467,7 +467,8 @@ def test_core_cut_off_steps_are_added_when_no_template_applies(settle, company, 
     }
     assert {step.key for step in LEAVER_STEPS} == {key.removeprefix("core:") for key in needs}
     for child in run.tasks.filter(action="revoke_entitlement"):
-        assert {dep.key for dep in child.depends_on.all()} == {"core:revoke-access"}
+        # What revoke-access waits for, not revoke-access itself: revocations start once the status is set.
+        assert {dep.key for dep in child.depends_on.all()} == {"core:set-terminated"}
     lee.refresh_from_db()
     assert lee.status == EmployeeStatus.TERMINATED
     company["chat"].refresh_from_db()
@@ -642,3 +643,25 @@ def test_a_revocation_that_fails_for_good_stalls_nothing_else(settle, company, i
     assert run.status == RunStatus.DONE
     assert progress() == (total, total)
     assert len([m for m in mail.outbox if m.to == ["it-team@example.com"]]) == 1
+
+
+def test_a_termination_takes_the_same_queries_whatever_the_access_held(django_capture_on_commit_callbacks):
+    """A layoff terminates hundreds at once: each termination's queries are pinned, and do not grow
+    with the entitlements held (the revocations are planned in one insert). The core steps are
+    added in four batches (72 queries; 100 when they were added one by one)."""
+    from django.test.utils import CaptureQueriesContext
+
+    from accounts.tests.factories import ApplicationFactory, EntitlementFactory
+
+    ChecklistTemplate.objects.all().delete()
+    apps = [ApplicationFactory(connector="manual") for _ in range(8)]
+    counts = []
+    for held in (1, 8):
+        employee = EmployeeFactory()
+        for app in apps[:held]:
+            EntitlementFactory(employee=employee, application=app, status=EntitlementStatus.ACTIVE)
+        with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
+            run = employee_terminate(employee=employee, last_day=timezone.localdate(), acting_user=None, immediate=True)
+        assert run.tasks.filter(action="revoke_entitlement").count() == held
+        counts.append(len(queries))
+    assert counts == [72, 72], counts

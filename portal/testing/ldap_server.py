@@ -13,6 +13,7 @@
         ldap.effects()                           # every change slapd applied for Portal (LdapEffect: op, dn)
         ldap.hold(op="modify", dn=group_dn)      # slapd applies the next such change; its answer is withheld
         ldap.wait_held(timeout=10)               # ... until the test calls ldap.release() (or kills the client)
+        ldap.drop_connections()                  # close every client connection (a restart, a firewall)
 
 The directory: suffix `dc=example,dc=com`, `ou=people` and `ou=groups` under it, the MDB
 backend in a temporary directory, the core, cosine, inetorgperson and nis schemas, and the
@@ -330,6 +331,11 @@ auditlog {self.audit_path}
         if self.proxy is not None:
             self.proxy.release()
 
+    def drop_connections(self) -> int:
+        """Close every client connection open at the front door (as a server restart or a firewall
+        dropping idle connections would); new connections are accepted as before. How many."""
+        return self.proxy.drop_connections() if self.proxy is not None else 0
+
 
 def _same_dn(a: str, b: str) -> bool:
     return a.replace(" ", "").lower() == b.replace(" ", "").lower()
@@ -533,6 +539,16 @@ class LdapProxy:
         with self._lock:
             self._hold, self._hold_count = None, 0
         self._release.set()
+
+    def drop_connections(self) -> int:
+        with self._lock:
+            sockets, self._sockets = list(self._sockets), set()
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+            with contextlib.suppress(OSError):
+                sock.close()
+        return len(sockets) // 2  # a client socket and its upstream socket each
 
     # --- plumbing -------------------------------------------------------------------------------
     def _accept(self) -> None:

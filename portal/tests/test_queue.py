@@ -1,8 +1,12 @@
 """`portal.queue.enqueue_on_commit`: work reaches the queue only after commit, and only ids travel."""
 
+import datetime
+
 import pytest
 from django.contrib.auth.models import Group
 from django.db import transaction
+from django.db.models import QuerySet
+from django.utils import timezone
 from django_q.conf import Conf
 from django_q.models import OrmQ
 from django_q.signing import SignedPackage
@@ -178,3 +182,194 @@ def test_a_failure_on_the_kept_broker_is_retried_once_on_a_fresh_one(django_capt
 
     assert CALLS == [((4,), {})]
     assert queue._brokers == {}  # dropped: the next enqueue makes a new one
+
+
+# --- enqueue_each_on_commit: many tasks, one broker write ---------------------------------------------
+
+
+@pytest.fixture(params=["orm", "redis"])
+def real_broker(request, monkeypatch, settings):
+    """The queue's real broker (not sync mode) on a queue of its own: the ORM broker in the test
+    database, or Redis (only where REDIS_URL is set). Yields a function reading what was queued."""
+    from django_q.brokers import get_broker
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    monkeypatch.setattr(Conf, "CLUSTER_NAME", "portal-test-each")
+    monkeypatch.setattr(queue, "_brokers", {})
+    if request.param == "orm":
+        monkeypatch.setattr(Conf, "ORM", "default", raising=False)
+        OrmQ.objects.all().delete()
+        yield lambda: [row.payload for row in OrmQ.objects.filter(key="portal-test-each").order_by("pk")]
+        return
+    if not settings.REDIS_URL:
+        pytest.skip("REDIS_URL is not set: the Redis broker is tried on the PostgreSQL + Redis stack")
+    monkeypatch.setattr(Conf, "ORM", None, raising=False)
+    monkeypatch.setattr(Conf, "REDIS", settings.REDIS_URL, raising=False)
+    broker = get_broker()
+    broker.delete_queue()
+    yield lambda: [p.decode() if isinstance(p, bytes) else p for p in broker.connection.lrange(broker.list_key, 0, -1)]
+    broker.delete_queue()
+
+
+def count_broker_writes(monkeypatch) -> list:
+    """Every write the brokers make (an ORM broker INSERT, a Redis RPUSH), recorded as it happens."""
+    import redis
+
+    writes = []
+    real_execute = redis.Redis.execute_command
+
+    def execute_command(self, *args, **options):
+        if args and str(args[0]).upper() == "RPUSH":
+            writes.append(("RPUSH", len(args) - 2))
+        return real_execute(self, *args, **options)
+
+    monkeypatch.setattr(redis.Redis, "execute_command", execute_command)
+    real_qs_bulk = QuerySet.bulk_create
+    real_qs_create = QuerySet.create
+
+    def bulk_create(self, objs, *args, **kwargs):
+        if self.model is OrmQ:
+            writes.append(("INSERT", len(objs)))
+        return real_qs_bulk(self, objs, *args, **kwargs)
+
+    def create(self, **kwargs):
+        if self.model is OrmQ:
+            writes.append(("INSERT", 1))
+        return real_qs_create(self, **kwargs)
+
+    monkeypatch.setattr(QuerySet, "bulk_create", bulk_create)
+    monkeypatch.setattr(QuerySet, "create", create)
+    return writes
+
+
+def test_many_tasks_reach_the_broker_in_one_write(real_broker, django_capture_on_commit_callbacks, monkeypatch):
+    """Ten tasks, one package each (the id only), put on the queue by one write: one INSERT of ten
+    rows on the ORM broker, one RPUSH of ten packages on Redis (ten writes with enqueue_on_commit)."""
+    writes = count_broker_writes(monkeypatch)
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        queue.enqueue_each_on_commit(TASK, list(range(1, 11)), group="leavers")
+
+    assert len(callbacks) == 1
+    assert len(writes) == 1 and writes[0][1] == 10, writes
+    packages = [SignedPackage.loads(payload) for payload in real_broker()]
+    assert [(p["func"], p["args"], p["kwargs"], p["group"]) for p in packages] == [
+        (TASK, (i,), {}, "leavers") for i in range(1, 11)
+    ]
+    assert len({p["id"] for p in packages}) == 10  # ten tasks, not one
+    assert CALLS == []  # queued, not run
+
+    writes.clear()
+    with django_capture_on_commit_callbacks(execute=True):
+        for i in range(11, 14):
+            enqueue_on_commit(TASK, i)
+    assert len(writes) == 3  # one at a time, for comparison
+
+
+def test_each_enqueues_nothing_when_the_transaction_rolls_back(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True) as callbacks:
+        with pytest.raises(RuntimeError), transaction.atomic():
+            queue.enqueue_each_on_commit(TASK, [1, 2, 3])
+            raise RuntimeError("rolled back")
+        queue.enqueue_each_on_commit(TASK, [])  # nothing to enqueue: no callback
+
+    assert callbacks == [] and CALLS == []
+
+
+def test_each_runs_every_task_in_sync_mode(django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.enqueue_each_on_commit(TASK, [4, 5, "x-6"])
+    assert CALLS == [((4,), {}), ((5,), {}), (("x-6",), {})]
+
+
+@pytest.mark.parametrize("bad", [[True], [{"id": 1}], [Group(name="x")], [1.5]], ids=["bool", "dict", "model", "float"])
+def test_each_refuses_anything_but_ids(bad, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(TypeError, match="Only ids may be enqueued"):
+        queue.enqueue_each_on_commit(TASK, [1, *bad])
+    with pytest.raises(TypeError, match="would travel to the task"):
+        queue.enqueue_each_on_commit(TASK, [1, 2], employee=3)
+    assert CALLS == []
+
+
+def test_each_broker_failure_is_retried_once_then_logged(
+    real_broker, django_capture_on_commit_callbacks, monkeypatch, caplog
+):
+    real_push = queue._push_all
+    failures = [ConnectionError("Connection closed by server."), ConnectionError("still down")]
+
+    def push_fails(broker, packages):
+        if failures:
+            raise failures.pop(0)
+        return real_push(broker, packages)
+
+    monkeypatch.setattr(queue, "_push_all", push_fails)
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.enqueue_each_on_commit(TASK, [1, 2])  # fails, retried once on a fresh broker: fails again
+    assert real_broker() == []
+    assert f"Error calling enqueue_each_on_commit({TASK}) in on_commit() (still down)" in caplog.text
+
+    with django_capture_on_commit_callbacks(execute=True):
+        queue.enqueue_each_on_commit(TASK, [3, 4])
+    assert [SignedPackage.loads(p)["args"] for p in real_broker()] == [(3,), (4,)]
+
+
+# --- BulkOrmBroker: the ORM broker taking several messages with one statement --------------------------
+
+
+@pytest.fixture
+def bulk_broker(monkeypatch):
+    monkeypatch.setattr(Conf, "ORM", "default", raising=False)
+    monkeypatch.setattr(Conf, "BULK", 3)
+    monkeypatch.setattr(Conf, "POLL", 0.01)
+    OrmQ.objects.all().delete()
+    return queue.BulkOrmBroker(list_key="portal-test-bulk")
+
+
+def test_bulk_broker_takes_the_oldest_messages_with_one_statement(bulk_broker):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    ids = [bulk_broker.enqueue(f"message-{i}") for i in range(5)]
+    OrmQ.objects.create(key="another-queue", payload="not ours", lock=timezone.now())
+
+    with CaptureQueriesContext(connection) as queries:
+        first = bulk_broker.dequeue()
+    assert first == [(ids[0], "message-0"), (ids[1], "message-1"), (ids[2], "message-2")]
+    assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]  # django-q2's own: 1 + 3
+    assert bulk_broker.dequeue() == [(ids[3], "message-3"), (ids[4], "message-4")]
+    assert bulk_broker.dequeue() is None  # all taken (locked until `retry` seconds from now)
+    for ack_id, _ in first:
+        bulk_broker.acknowledge(ack_id)
+    assert sorted(OrmQ.objects.values_list("payload", flat=True)) == ["message-3", "message-4", "not ours"]
+
+
+def test_bulk_broker_hands_out_again_a_message_not_acknowledged_in_time(bulk_broker, monkeypatch):
+    [message_id] = [bulk_broker.enqueue("message")]
+    assert bulk_broker.dequeue() == [(message_id, "message")]
+    assert bulk_broker.dequeue() is None
+    OrmQ.objects.filter(pk=message_id).update(lock=timezone.now() - datetime.timedelta(seconds=1))  # retry passed
+    assert bulk_broker.dequeue() == [(message_id, "message")]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_bulk_broker_gives_each_message_to_one_of_two_pushers(bulk_broker):
+    """Two pushers at once (two hosts): every message taken once, none twice."""
+    from django.db import connections
+
+    from portal.testing.concurrency import run_at_once
+
+    if connections["default"].vendor != "postgresql":
+        pytest.skip("SQLite serialises writers: the race needs PostgreSQL")
+    ids = {bulk_broker.enqueue(f"m-{i}") for i in range(30)}
+
+    def drain():
+        taken = []
+        try:
+            while batch := bulk_broker.dequeue():
+                taken += [pk for pk, _ in batch]
+        finally:
+            connections.close_all()
+        return taken
+
+    outcomes = run_at_once(drain, drain)
+    taken = [pk for outcome in outcomes for pk in outcome[1]]
+    assert sorted(taken) == sorted(ids)
