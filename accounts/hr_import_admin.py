@@ -67,7 +67,8 @@ class EmployeeImportAdminMixin:
         return custom + super().get_urls()
 
     def process_import(self, request, **kwargs):
-        # django-import-export's confirm step: this page has its own.
+        # django-import-export's confirm step: this page has its own (refused, like it, to who may not import).
+        self._may_import(request)
         return HttpResponseRedirect(reverse("admin:accounts_employee_import"))
 
     def _may_import(self, request) -> None:

@@ -37,6 +37,7 @@ NOT_TYPED = {
     "portal.OutboundEmail.last_error": "the outbox: the mail server's answer",
     "portal.EventDelivery.last_error": "event hooks: the receiver's answer, cut to 4,000 characters",
     "accounts.UsageImport.error": "usage feeds: why the file was refused, cut to 4,000 characters",
+    "accounts.EmployeeImport.error": "HR imports: a fixed sentence the import service writes when it stops",
 }
 
 
