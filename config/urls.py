@@ -24,4 +24,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("assets.urls")),
     path("", include("offboarding.urls")),
+    path("api/", include("api.urls")),
 ]

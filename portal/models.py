@@ -77,6 +77,9 @@ class AuditEvent(models.Model):
         # Sign-in
         SIGN_IN_LOCKED = "sign_in_locked", "Sign-in locked after repeated failures"
         SIGN_IN_UNLOCKED = "sign_in_unlocked", "Sign-in lock lifted by IT"
+        # REST API
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(
