@@ -5,6 +5,7 @@ into a 400 here, with the service's own message.
 """
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -22,6 +23,8 @@ def _flatten(errors) -> list[str]:
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()  # one answer for unknown and not-yours, naming no model
     if isinstance(exc, DjangoValidationError):
         if hasattr(exc, "error_dict"):
             exc = exceptions.ValidationError(dict(exc.message_dict))

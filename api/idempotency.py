@@ -37,7 +37,7 @@ def _error(code: int, message: str) -> Response:
 
 def _fingerprint(request) -> str:
     body = json.dumps(request.data, sort_keys=True, cls=JSONEncoder, separators=(",", ":"))
-    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode()).hexdigest()
+    return hashlib.sha256(f"{request.method}\n{request.path}\n{body}".encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _replay(record: IdempotencyKey, fingerprint: str) -> Response:

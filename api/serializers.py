@@ -86,6 +86,8 @@ class RoleSerializer(serializers.ModelSerializer):
 
 class ApplicationSerializer(serializers.ModelSerializer):
     access_levels = serializers.ListField(child=serializers.CharField(), read_only=True)
+    # A URL or "" (none): a plain string in the schema, since "" is no `format: uri` (schemathesis found it).
+    knowledge_base_url = serializers.CharField(read_only=True, help_text="A link to the how-to, or empty.")
 
     class Meta:
         model = Application

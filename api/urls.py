@@ -1,6 +1,6 @@
 """/api/v1/ (the REST API, its OpenAPI schema and docs) and /api/tokens/ (the self-service token page)."""
 
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import SimpleRouter
 
@@ -30,4 +30,5 @@ urlpatterns = [
     path("v1/redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
     path("tokens/", pages.tokens, name="tokens"),
     path("tokens/<int:pk>/revoke/", pages.token_revoke, name="token_revoke"),
+    re_path(r"^v1/", views.NotFoundView.as_view()),  # last: an unknown address under v1 answers JSON 404
 ]

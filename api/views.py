@@ -25,7 +25,7 @@ from assets import services as asset_services
 from assets.selectors import checkout_for_holder
 from offboarding import access as offboarding_access
 from offboarding import engine
-from offboarding.models import Assignee
+from offboarding.models import Assignee, Task
 
 MAX_ID = serializers.MAX_ID
 
@@ -34,6 +34,7 @@ class ScopedViewSet(viewsets.ReadOnlyModelViewSet):
     """List and detail of the rows `scope(user)` returns; an id that is not a whole number answers 404."""
 
     scope = None
+    lookup_value_regex = "[^/]+"  # any segment reaches the view, so a junk id gets this API's JSON 404
 
     def get_queryset(self):
         queryset = type(self).scope(self.request.user)
@@ -244,8 +245,10 @@ class CheckoutViewSet(ScopedViewSet):
     @action(detail=True, methods=["post"], url_path="accept-terms")
     @idempotent
     def accept_terms(self, request, pk=None):
-        self.get_object()
-        checkout = checkout_for_holder(request.user, int(pk))  # only the holder, and only while it is open
+        item = self.get_object()
+        if item.employee.user_id != request.user.pk:
+            raise PermissionDenied("Only the person holding the asset accepts its terms.")
+        checkout = checkout_for_holder(request.user, item.pk)  # the holder's own, and only while it is open
         asset_services.checkout_accept_terms(checkout=checkout, acting_user=request.user)
         return Response(self.get_serializer(access.checkouts_for(request.user).get(pk=checkout.pk)).data)
 
@@ -279,7 +282,8 @@ class TaskViewSet(ScopedViewSet):
     filterset_class = filters.TaskFilter
 
     def _answer(self, pk):
-        return Response(self.get_serializer(access.tasks_for(self.request.user).get(pk=pk)).data)
+        # The task as it is now, even when it has left the actor's scope (a done task leaves "my tasks").
+        return Response(self.get_serializer(Task.objects.select_related("run", "assignee").get(pk=pk)).data)
 
     @action(detail=True, methods=["post"])
     @idempotent
@@ -304,12 +308,31 @@ class TaskViewSet(ScopedViewSet):
     def complete(self, request, pk=None):
         task = self.get_object()
         if not access.is_staff_with(request.user, "offboarding.change_task"):
+            if (
+                task.assignee_type == Assignee.SYSTEM
+                or task.assignee is None
+                or task.assignee.user_id != request.user.pk
+            ):
+                raise PermissionDenied("Only the person the task is assigned to, or IT, marks it done.")
             task = offboarding_access.task_for_assignee(request.user, task.pk)
         elif task.assignee_type == Assignee.SYSTEM:
             raise ValidationError("This task is automated; retry or skip it instead.")
         data = _valid(serializers.NoteSerializer, request)
         engine.task_complete(task=task, acting_user=request.user, note=data["note"])
         return self._answer(task.pk)
+
+
+class NotFoundView(APIView):
+    """Any other address under /api/v1/: a JSON 404 (not the HTML page), for any method, signed in or not."""
+
+    authentication_classes = []
+    permission_classes = []
+    schema = None
+
+    def http_method_not_allowed(self, request, *args, **kwargs):
+        raise Http404
+
+    get = post = put = patch = delete = head = options = http_method_not_allowed
 
 
 class MeView(APIView):
