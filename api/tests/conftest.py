@@ -57,7 +57,7 @@ def seed_company(cast, *, extra_people: int = 0):
     `extra_people` more reports of `manager`, each with access and a device (for the query-count tests)."""
     from accounts.models import EntitlementStatus
     from accounts.services import access_requests
-    from accounts.tests.factories import EmployeeFactory, EntitlementFactory, LocationFactory, RoleFactory
+    from accounts.tests.factories import EntitlementFactory, LocationFactory, RoleFactory
     from assets.services import asset_check_out
     from assets.tests.factories import HardwareAssetFactory, LicenseFactory
     from offboarding.engine import run_start, task_add
@@ -90,13 +90,32 @@ def seed_company(cast, *, extra_people: int = 0):
     failed = task_add(run=leave, key="wipe", title="Wipe the phone", assignee_type="it")
     Task.objects.filter(pk=failed.pk).update(status=TaskStatus.FAILED, last_error="Phone offline")
     task_add(run=leave, key="collect", title="Collect the badge", assignee_type="it")
-    for i in range(extra_people):
-        report = EmployeeFactory(manager=cast.manager, department=cast.manager.department, location=berlin)
+    add_reports(cast, extra_people, location=berlin)
+
+
+def add_reports(cast, count: int, *, location=None):
+    """`count` more reports of `manager`, each with an entitlement, a device checked out, a license and a join run."""
+    from accounts.models import EntitlementStatus
+    from accounts.services import access_requests
+    from accounts.tests.factories import EmployeeFactory, EntitlementFactory
+    from assets.services import asset_check_out
+    from assets.tests.factories import HardwareAssetFactory, LicenseFactory
+    from offboarding.engine import run_start, task_add
+
+    today = timezone_today()
+    for i in range(count):
+        report = EmployeeFactory(
+            manager=cast.manager, department=cast.manager.department, **({"location": location} if location else {})
+        )
         EntitlementFactory(employee=report, application=cast.free_app, status=EntitlementStatus.ACTIVE)
         device = HardwareAssetFactory(asset_tag=f"LT-X-{report.pk}-{i}")
         asset_check_out(asset=device, employee=report, acting_user=None, terms_accepted=True)
         LicenseFactory(application=cast.free_app)
-        run_start(employee=report, kind="join", event_date=today, acting_user=None)
+        run = run_start(employee=report, kind="join", event_date=today, acting_user=None)
+        task_add(run=run, key=f"intro-{report.pk}", title="Meet the team", assignee_type="it")
+        access_requests.access_request_create(
+            employee=report, application=cast.owner_app, level="user", justification="Design.", acting_user=None
+        )
 
 
 def timezone_today():
