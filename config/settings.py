@@ -367,8 +367,8 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("PORTAL_PROXY_SSL_HEADER", ""))
 
 # --- REST API (/api/v1/, `api` app) -----------------------------------------------------------------
-# JSON only (DRF's browsable pages carry inline script the CSP refuses; the docs are Swagger UI and
-# Redoc from drf-spectacular-sidecar, served from Portal's own static files, no CDN).
+# JSON only (DRF's browsable pages carry inline script the CSP refuses; the docs are Swagger UI
+# from drf-spectacular-sidecar, served from Portal's own static files, no CDN).
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
         "api.authentication.ApiTokenAuthentication",
@@ -397,7 +397,6 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
-    "REDOC_DIST": "SIDECAR",
 }
 PORTAL_API_IDEMPOTENCY_HOURS = env_int("PORTAL_API_IDEMPOTENCY_HOURS", 24)
 
