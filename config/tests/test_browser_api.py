@@ -1,5 +1,6 @@
-"""The API's docs and token page in a real Chromium, under Portal's Content-Security-Policy: Swagger UI loads from Portal's own static files (drf-spectacular-sidecar, no CDN) and renders every resource, and a
-person makes a token on /api/tokens/ that the API then accepts. `new_page` fails on any CSP violation."""
+"""The API's docs and token page in a real Chromium, under Portal's Content-Security-Policy: Swagger UI loads
+from Portal's own static files (drf-spectacular-sidecar, no CDN) and renders every resource, and a person
+makes a token on /api/tokens/ that the API then accepts. `new_page` fails on any CSP violation."""
 
 import pytest
 from django.test import Client
