@@ -4,32 +4,19 @@ from django.contrib import admin, messages
 
 from api.models import ApiToken, IdempotencyKey
 from api.services import api_token_revoke
+from portal.admin import ActionsOnlyRecordMixin, PortalModelAdmin, ReadOnlyRecordMixin, UnreadableQueryMixin
 
 
 @admin.register(ApiToken)
-class ApiTokenAdmin(admin.ModelAdmin):
+class ApiTokenAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
     list_display = ("name", "user", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at")
     list_filter = ("revoked_at",)
     list_select_related = ("user", "revoked_by")
     search_fields = ("name", "prefix", "user__username")
-    readonly_fields = (
-        "user",
-        "name",
-        "prefix",
-        "created_at",
-        "expires_at",
-        "last_used_at",
-        "revoked_at",
-        "revoked_by",
-    )
-    exclude = ("key_hash",)
+    # Made by their owner on /api/tokens/ (so only they see the secret), revoked, never deleted (the audit
+    # log keeps naming them): no add, no delete, no edit; the hash is not shown.
+    fields = ("user", "name", "prefix", "created_at", "expires_at", "last_used_at", "revoked_at", "revoked_by")
     actions = ["revoke"]
-
-    def has_add_permission(self, request):
-        return False  # made by their owner on /api/tokens/, so the secret is seen by them only
-
-    def has_delete_permission(self, request, obj=None):
-        return False  # revoked, never deleted: the audit log keeps naming it
 
     @admin.action(permissions=["change"], description="Revoke selected API tokens")
     def revoke(self, request, queryset):
@@ -41,14 +28,8 @@ class ApiTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(admin.ModelAdmin):
+class IdempotencyKeyAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
     list_display = ("key", "user", "method", "path", "response_status", "created_at")
     list_select_related = ("user",)
     search_fields = ("key", "user__username")
     readonly_fields = ("user", "key", "fingerprint", "method", "path", "response_status", "response_body", "created_at")
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
