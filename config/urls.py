@@ -27,4 +27,5 @@ urlpatterns = [
     path("", include("accounts.urls")),
     path("", include("assets.urls")),
     path("", include("offboarding.urls")),
+    path("api/", include("api.urls")),
 ]

@@ -16,7 +16,7 @@ IT_ADMIN = "IT admin"
 IT_HELPDESK = "IT helpdesk"
 AUDITOR = "Auditor"
 
-PORTAL_APPS = ("accounts", "assets", "offboarding", "portal")
+PORTAL_APPS = ("accounts", "assets", "offboarding", "portal", "api")
 ADMIN_EXTRA_APPS = ("auth", "django_q")
 
 # Helpdesk changes these day to day; everything else in PORTAL_APPS it may only view.

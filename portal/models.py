@@ -87,6 +87,9 @@ class AuditEvent(models.Model):
         SCIM_CONNECTION_REVOKED = "scim_connection_revoked", "SCIM connection revoked"
         SCIM_TOKEN_REFUSED = "scim_token_refused", "SCIM request refused: bad or revoked token"
         ROLE_CREATED = "role_created", "Role created"
+        # REST API
+        API_TOKEN_CREATED = "api_token_created", "API token created"
+        API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     actor = models.ForeignKey(

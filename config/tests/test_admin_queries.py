@@ -51,6 +51,8 @@ from accounts.tests.factories import (
     RoleFactory,
     UserFactory,
 )
+from api.models import IdempotencyKey
+from api.services import api_token_create
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
@@ -362,8 +364,28 @@ def make_event_deliveries(n, user):
         )
 
 
+def make_api_tokens(n, user):
+    for _ in range(n):
+        holder = UserFactory(username=f"scripter{next(_counter)}")
+        api_token_create(user=holder, name="Nightly sync", expires_in_days=None, acting_user=holder)
+
+
+def make_idempotency_keys(n, user):
+    for _ in range(n):
+        IdempotencyKey.objects.create(
+            user=user,
+            key=f"key-{next(_counter)}",
+            fingerprint="0" * 64,
+            method="POST",
+            path="/api/v1/tasks/1/skip/",
+            response_status=200,
+        )
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
+    "api.ApiToken": make_api_tokens,
+    "api.IdempotencyKey": make_idempotency_keys,
     "accounts.AccessRequest": make_access_requests,
     "accounts.Application": make_applications,
     "accounts.ApprovalDelegation": make_delegations,

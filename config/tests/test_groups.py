@@ -23,6 +23,8 @@ from accounts.tests.factories import (
     EntitlementFactory,
     RoleFactory,
 )
+from api.models import IdempotencyKey
+from api.services import api_token_create
 from assets.models import RoleKitItem
 from assets.services import asset_check_out
 from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, LicenseFactory
@@ -99,6 +101,10 @@ def one_of_everything(it_admin):
         reason="Resigned.",
     )
     scim_connection_create(name="Okta", acting_user=it_admin)
+    api_token_create(user=it_admin, name="CI", expires_in_days=None, acting_user=it_admin)
+    IdempotencyKey.objects.create(
+        user=it_admin, key="k-1", fingerprint="0" * 64, method="POST", path="/api/v1/tasks/1/skip/", response_status=200
+    )
     email_send_on_commit(
         template="access_expiring",
         to=[employee.work_email],
