@@ -16,6 +16,7 @@ from accounts.models import (
     Entitlement,
     Location,
     Role,
+    UsageImport,
 )
 from assets.models import AssetCheckout, AssetStatus, HardwareAsset, License
 from offboarding.models import ChecklistRun, Task
@@ -319,3 +320,41 @@ class MeSerializer(serializers.Serializer):
     groups = serializers.ListField(child=serializers.CharField())
     employee = serializers.IntegerField(allow_null=True, help_text="Your employee record's id, if you have one.")
     token = serializers.CharField(allow_null=True, help_text="The prefix of the token used, or null for a session.")
+
+
+# --- Usage (last use per entitlement) ------------------------------------------------------------
+
+USAGE_BATCH_MAX = 1000
+
+
+class UsageEventSerializer(serializers.Serializer):
+    application = serializers.CharField(max_length=200, help_text="The application's name or one of its aliases.")
+    email = serializers.CharField(max_length=254, help_text="The person's work email.")
+    last_used_at = serializers.DateTimeField(help_text="When they last used it (ISO 8601; without a zone: UTC).")
+
+
+class UsageBatchSerializer(serializers.Serializer):
+    events = serializers.ListField(
+        child=UsageEventSerializer(),
+        min_length=1,
+        max_length=USAGE_BATCH_MAX,
+        help_text=f"1 to {USAGE_BATCH_MAX} last uses; a bad one refuses the whole batch, nothing written.",
+    )
+
+
+class UsageImportSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = UsageImport
+        fields = [
+            "id",
+            "source",
+            "status",
+            "events_read",
+            "events_used",
+            "pairs",
+            "entitlements_updated",
+            "unmatched",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields

@@ -25,6 +25,7 @@ router.register("tasks", views.TaskViewSet, basename="task")
 urlpatterns = [
     path("v1/", include(router.urls)),
     path("v1/me/", views.MeView.as_view(), name="me"),
+    path("v1/usage/", views.UsageView.as_view(), name="usage"),
     path("v1/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("v1/docs/", views.DocsView.as_view(url_name="api:schema"), name="docs"),
     path("tokens/", pages.tokens, name="tokens"),

@@ -20,6 +20,7 @@ from accounts import access as account_access
 from accounts.models import AccessRequestStatus, ApprovalStep
 from accounts.selectors import employee_for_user
 from accounts.services import access_requests, approval_steps
+from accounts.services.usage import UsageFileError, usage_record
 from api import access, filters, serializers
 from api.idempotency import idempotent
 from assets import services as asset_services
@@ -341,6 +342,30 @@ class NotFoundView(APIView):
         raise Http404
 
     get = post = put = patch = delete = head = options = http_method_not_allowed
+
+
+class UsageView(APIView):
+    """Last uses pushed by a script (a usage feed without a file): IT staff allowed to import usage."""
+
+    @extend_schema(
+        request=serializers.UsageBatchSerializer,
+        responses={201: serializers.UsageImportSerializer},
+        summary="Record last uses",
+        description=(
+            "Moves each entitlement's last use forward (never back); pairs that match no application, "
+            "person or access are kept as unmatched sign-ins. Same rules as an uploaded sign-in log."
+        ),
+    )
+    @idempotent
+    def post(self, request):
+        _require(request.user, "accounts.add_usageimport", "import usage")
+        batch = _valid(serializers.UsageBatchSerializer, request)
+        triples = [(e["application"], e["email"], e["last_used_at"]) for e in batch["events"]]
+        try:
+            record = usage_record(events=triples, acting_user=request.user)
+        except UsageFileError as error:
+            raise ValidationError({"events": [str(error)]}) from error
+        return Response(serializers.UsageImportSerializer(record).data, status=status.HTTP_201_CREATED)
 
 
 class MeView(APIView):
