@@ -4,6 +4,7 @@ Services refuse with Django's `ValidationError`; DRF would let it through as a 5
 into a 400 here, with the service's own message.
 """
 
+from django.conf import settings
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from rest_framework import exceptions, status
@@ -33,7 +34,12 @@ def exception_handler(exc, context):
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
-    if isinstance(exc, exceptions.ValidationError):
+    if isinstance(exc, exceptions.Throttled):
+        response.data = {
+            "detail": f"More than {settings.PORTAL_API_REQUESTS_PER_MINUTE} requests a minute with this token; "
+            f"wait {exc.wait} seconds (see Retry-After)."
+        }
+    elif isinstance(exc, exceptions.ValidationError):
         errors = response.data if isinstance(response.data, dict) else {"non_field_errors": response.data}
         messages = _flatten(errors)
         response.data = {"detail": " ".join(messages) or "The request is not valid.", "errors": errors}

@@ -439,6 +439,7 @@ REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["api.parsers.StrictJSONParser"],
     "DEFAULT_PAGINATION_CLASS": "api.pagination.PortalPagination",
+    "DEFAULT_THROTTLE_CLASSES": ["api.throttling.PerTokenRateThrottle"],
     "PAGE_SIZE": 50,
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "api.schema.PortalAutoSchema",
@@ -460,6 +461,10 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
 }
 PORTAL_API_IDEMPOTENCY_HOURS = env_int("PORTAL_API_IDEMPOTENCY_HOURS", 24)
+# Requests a minute per API token (or signed-in user, or address); beyond it 429 with Retry-After.
+PORTAL_API_REQUESTS_PER_MINUTE = env_int("PORTAL_API_REQUESTS_PER_MINUTE", 1200)
+if PORTAL_API_REQUESTS_PER_MINUTE < 1 or PORTAL_API_IDEMPOTENCY_HOURS < 1:
+    raise ImproperlyConfigured("PORTAL_API_REQUESTS_PER_MINUTE and PORTAL_API_IDEMPOTENCY_HOURS must be at least 1.")
 
 # --- Content-Security-Policy (django-csp, on every response) ----------------------------------
 # Scripts, styles, images, fonts and form posts only from Portal itself; no plugin, no framing, no

@@ -12,10 +12,8 @@ import re
 import typing
 from http import HTTPStatus
 
-from django.core.cache import cache
 from django.db import transaction
 from django.http import HttpResponse
-from django.utils import timezone
 from django.views.decorators.csrf import csrf_exempt
 from scim2_models import Error, PayloadTooLargeException, SCIMException
 from scim2_server.handler import ScimHandler
@@ -27,6 +25,7 @@ from accounts.conf import scim_setting
 from accounts.scim import services
 from accounts.scim.schemas import ENTERPRISE_SCHEMA, provider
 from accounts.scim.storage import PortalStorage
+from portal.ratelimit import over_rate
 from portal.signin import client_address
 
 log = logging.getLogger("portal.scim")
@@ -138,19 +137,6 @@ def normalise(method: str, raw: bytes) -> bytes:
     return json.dumps(body).encode()
 
 
-def _over_rate(key: str, limit: int) -> bool:
-    """A fixed one-minute window counted in Django's cache (Redis when configured: shared by every process)."""
-    window = int(timezone.now().timestamp() // 60)
-    name = f"portal:scim:{key}:{window}"
-    cache.add(name, 0, timeout=120)
-    try:
-        count = cache.incr(name)
-    except ValueError:
-        cache.set(name, 1, timeout=120)
-        count = 1
-    return count > limit
-
-
 def _authenticate(request):
     """The connection of the request's bearer token, or the refusal to send."""
     header = request.headers.get("Authorization", "")
@@ -166,7 +152,7 @@ def _authenticate(request):
     connection, reason = services.scim_connection_authenticate(token)
     if connection is not None and not reason:
         return connection, None
-    if _over_rate(f"refused:{address}", scim_setting("REFUSED_PER_MINUTE")):
+    if over_rate(f"scim:refused:{address}", scim_setting("REFUSED_PER_MINUTE")):
         return None, error_response(
             429, "Too many refused tokens from this address; wait a minute.", headers={"Retry-After": "60"}
         )
@@ -196,7 +182,7 @@ def scim_view(request, path: str = ""):
     connection, refusal = _authenticate(request)
     if refusal is not None:
         return refusal
-    if _over_rate(f"conn:{connection.pk}", scim_setting("REQUESTS_PER_MINUTE")):
+    if over_rate(f"scim:conn:{connection.pk}", scim_setting("REQUESTS_PER_MINUTE")):
         return error_response(
             429,
             f"More than {scim_setting('REQUESTS_PER_MINUTE')} requests a minute from this connection; slow down.",
