@@ -29,6 +29,7 @@ from django.http import HttpResponseRedirect
 from django.urls import reverse
 from django.utils.html import format_html
 
+from accounts.access_as_of_admin import AccessAsOfAdminMixin
 from accounts.connectors import (
     ConnectorError,
     connector_for,
@@ -511,7 +512,7 @@ class EntitlementGrantForm(forms.ModelForm):
 
 
 @admin.register(Entitlement)
-class EntitlementAdmin(PortalModelAdmin):
+class EntitlementAdmin(AccessAsOfAdminMixin, PortalModelAdmin):
     add_form = EntitlementGrantForm
     list_display = ("id", "employee", "application", "level", "status", "source", "granted_at", "expires_at")
     list_display_links = ("id", "employee")
