@@ -12,6 +12,7 @@ Checks the rows, history rows and join runs it made (RowCountError otherwise).
 
 import os
 import time
+from pathlib import Path
 
 from bench.registry import Bench, Context, RowCountError, env_int, register
 
@@ -32,6 +33,20 @@ def _file(rows: int) -> bytes:
             f"{locations[i % len(locations)]};{roles[i % len(roles)]};{manager};{1 + i % 28:02d}.03.2031"
         )
     return ("\r\n".join(lines) + "\r\n").encode("cp1252")
+
+
+def _server_cpu(connection) -> float | None:
+    """CPU seconds used so far by this connection's PostgreSQL backend (same host only), else None."""
+    if connection.vendor != "postgresql":
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 class _Queries:
@@ -70,9 +85,12 @@ class HrImport(Bench):
             )
             if not plan.ok:
                 raise RowCountError(f"the bench file was refused: {[str(p) for p in plan.problems[:3]]}")
+            server = _server_cpu(connection)
             started, cpu = time.perf_counter(), time.process_time()
             summary = employee_import_apply(plan=plan, acting_user=user, file_name="bench.csv")
             confirm_s, confirm_cpu = time.perf_counter() - started, time.process_time() - cpu
+            if server is not None:
+                server = _server_cpu(connection) - server
         confirm_queries = queries.n - preview_queries
         made = Employee.objects.filter(employee_number__startswith="BI").count()
         runs = ChecklistRun.objects.filter(kind=ChecklistKind.JOIN, employee__employee_number__startswith="BI").count()
@@ -89,6 +107,7 @@ class HrImport(Bench):
             # the steadier figure, and the statements it sent (COPY on PostgreSQL not counted).
             "preview_cpu_seconds": round(preview_cpu, 2),
             "confirm_cpu_seconds": round(confirm_cpu, 2),
+            "confirm_database_cpu_seconds": None if server is None else round(server, 2),  # PostgreSQL's backend
             "preview_queries": preview_queries,
             "confirm_queries": confirm_queries,
             "load_average_after": [round(x, 2) for x in os.getloadavg()],
