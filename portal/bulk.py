@@ -95,7 +95,8 @@ def _columns(model, fields: list[models.Field], connection) -> str:
 def _copy(cursor, model, fields: list[models.Field], connection, rows) -> None:
     """PostgreSQL: `COPY ... FROM STDIN` the prepared rows (psycopg dumps each value as for a query)."""
     raw = cursor.cursor  # psycopg's own cursor under Django's wrapper
-    with raw.copy(f"COPY {_columns(model, fields, connection)} FROM STDIN") as copy:
+    # Under wrap_database_errors a violated constraint is Django's IntegrityError, as for a query.
+    with connection.wrap_database_errors, raw.copy(f"COPY {_columns(model, fields, connection)} FROM STDIN") as copy:
         for row in rows:
             copy.write_row(row)
 

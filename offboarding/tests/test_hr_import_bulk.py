@@ -11,7 +11,7 @@ employee number, task key).
 import datetime
 
 import pytest
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.test import RequestFactory
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
@@ -245,7 +245,7 @@ def test_bulk_import_writes_what_the_services_write_one_by_one(company, it_admin
     assert len(in_bulk["queued"]) == len(set(in_bulk["queued"]))  # each queued once
 
 
-def test_bulk_inserts_refuse_rows_they_would_write_incompletely(it_admin):
+def test_bulk_inserts_refuse_rows_they_would_write_incompletely_or_twice(it_admin):
     from portal.bulk import rows_insert, values_insert
 
     with pytest.raises(ValueError, match="gives no value for"):
@@ -253,3 +253,13 @@ def test_bulk_inserts_refuse_rows_they_would_write_incompletely(it_admin):
     saved = EmployeeFactory()
     with pytest.raises(ValueError, match="new accounts.Employee rows only"):
         rows_insert([saved])
+    twin = Employee(
+        employee_number=saved.employee_number,
+        first_name="Twin",
+        last_name="Twin",
+        work_email="twin@example.com",
+        start_date=saved.start_date,
+    )
+    with pytest.raises(IntegrityError), transaction.atomic():  # Django's error, on both databases
+        rows_insert([twin])
+    assert Employee.objects.filter(employee_number=saved.employee_number).count() == 1
