@@ -131,6 +131,20 @@ def event_emit(
     subscribes) must be JSON-serialisable; dates and decimals become text. One query when nobody
     subscribes. Returns the event id, or None when nobody subscribes.
     """
+    ids = event_emit_many(
+        event_type=event_type, data=lambda: [data() if callable(data) else data], occurred_at=occurred_at
+    )
+    return ids[0] if ids else None
+
+
+def event_emit_many(
+    *, event_type: str, data: Callable[[], list[dict]], occurred_at: datetime.datetime | None = None
+) -> list[uuid.UUID]:
+    """`event_emit` for many events of one type at once (an import's joiners): one event per item of `data()`.
+
+    `data` is called only when someone subscribes; the deliveries are inserted together. One query
+    when nobody subscribes. Returns the event ids, in the order of the items (none when nobody subscribes).
+    """
     if event_type not in EventType.values:
         raise ValueError(f"Unknown event type {event_type!r}; the types are {', '.join(EventType.values)}.")
     subscribers = [
@@ -139,31 +153,33 @@ def event_emit(
         if isinstance(events, list) and event_type in events
     ]
     if not subscribers:
-        return None
-    event_id = uuid.uuid4()
+        return []
     occurred_at = occurred_at or timezone.now()
-    body = {
-        "event": event_type,
-        "event_id": str(event_id),
-        "idempotency_key": str(event_id),
-        "occurred_at": occurred_at.isoformat(),
-        "data": data() if callable(data) else data,
-    }
-    payload = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
     due = timezone.now() + _setting("QUEUED_DEADLINE")
-    rows = EventDelivery.objects.bulk_create(
-        [
+    event_ids, deliveries = [], []
+    for item in data():
+        event_id = uuid.uuid4()
+        body = {
+            "event": event_type,
+            "event_id": str(event_id),
+            "idempotency_key": str(event_id),
+            "occurred_at": occurred_at.isoformat(),
+            "data": item,
+        }
+        payload = json.loads(json.dumps(body, cls=DjangoJSONEncoder))
+        event_ids.append(event_id)
+        deliveries.extend(
             EventDelivery(
                 subscriber_id=pk, event_id=event_id, event_type=event_type, payload=payload, next_attempt_at=due
             )
             for pk in subscribers
-        ]
-    )
+        )
+    rows = EventDelivery.objects.bulk_create(deliveries, batch_size=500)
     for row in rows:
         if row.pk is None:  # databases that do not return ids from a bulk insert
-            row.pk = EventDelivery.objects.get(subscriber_id=row.subscriber_id, event_id=event_id).pk
+            row.pk = EventDelivery.objects.get(subscriber_id=row.subscriber_id, event_id=row.event_id).pk
         enqueue_on_commit(DELIVER_TASK, row.pk)
-    return event_id
+    return event_ids
 
 
 # --- Delivering -------------------------------------------------------------------------------------

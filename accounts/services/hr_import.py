@@ -15,12 +15,13 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history, bulk_update_with_history
+from simple_history.utils import bulk_update_with_history
 
 from accounts.hooks import employees_imported
 from accounts.hr_import import ImportPlan, Problem, employee_import_plan
 from accounts.models import Employee, EmployeeImport, EmployeeImportStatus, EmployeeStatus
 from portal.audit import audit_record_many
+from portal.bulk import history_insert, rows_insert
 from portal.models import AuditEvent
 from portal.progress import progress_clear, progress_get, progress_set
 from portal.queue import enqueue_on_commit
@@ -72,8 +73,8 @@ def employee_import_apply(
         level = [row for row in new_rows if row.depth == depth]
         for start in range(0, len(level), BATCH):
             batch = level[start : start + BATCH]
-            employees = [_new_employee(row, now_number) for row in batch]
-            bulk_create_with_history(employees, Employee, batch_size=BATCH, default_user=_user(acting_user))
+            employees = rows_insert([_new_employee(row, now_number) for row in batch])
+            history_insert(Employee, employees, acting_user=acting_user)
             for row, employee in zip(batch, employees, strict=True):
                 now_number[row.employee_number] = employee
                 events.append((AuditEvent.Action.EMPLOYEE_CREATED, employee, {"via": "import"}))

@@ -13,25 +13,29 @@ plans access per person).
 import datetime
 
 from django.utils import timezone
-from simple_history.utils import bulk_create_with_history
 
-from accounts.models import EmployeeStatus
+from accounts.event_data import employee_data
+from accounts.models import Employee, EmployeeStatus
 from offboarding import engine
 from offboarding.engine import runs as engine_runs
 from offboarding.flows import joiner, mover
 from offboarding.flows.common import aware
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
 from portal.audit import audit_record_many
-from portal.queue import enqueue_on_commit
+from portal.bulk import history_insert, rows_insert
+from portal.events import event_emit_many
+from portal.models import EventType
+from portal.queue import enqueue_each_on_commit
 
 BATCH = 500
 
 
 def employees_imported(*, joiners: list, moves: list, acting_user, progress) -> None:
     """Start the joiners' join runs (`joiners_start`) and apply each move, telling `progress` as it goes."""
+    templates: dict = {}  # read once for the whole import, not once per batch
     for start in range(0, len(joiners), BATCH):
         batch = joiners[start : start + BATCH]
-        joiners_start(employees=batch, acting_user=acting_user)
+        joiners_start(employees=batch, acting_user=acting_user, templates=templates)
         progress(len(batch))
     pending = 0
     for employee, changes in moves:
@@ -44,8 +48,11 @@ def employees_imported(*, joiners: list, moves: list, acting_user, progress) -> 
         progress(pending)
 
 
-def joiners_start(*, employees: list, acting_user) -> list[ChecklistRun]:
+def joiners_start(*, employees: list, acting_user, templates: dict | None = None) -> list[ChecklistRun]:
     """`joiner.joiner_start` for many new employees at once (inside the caller's transaction).
+
+    `templates` (optional, an empty dict at first) keeps the checklist templates read for one batch
+    for the next batches of the same transaction.
 
     Employees already given a join run, and terminated ones, are left out (as `joiner_start` returns
     the existing run or refuses). Returns the runs started.
@@ -71,20 +78,22 @@ def joiners_start(*, employees: list, acting_user) -> list[ChecklistRun]:
         )
         for e in employees
     ]
-    runs = bulk_create_with_history(runs, ChecklistRun, batch_size=BATCH, default_user=user)
+    runs = rows_insert(runs)
+    history_insert(ChecklistRun, runs, acting_user=user)
 
     # The templates that apply depend on role, department, location and employment type only.
-    templates: dict[tuple, list] = {}
-    task_templates: dict[int, list] = {}
+    templates = {} if templates is None else templates
+    by_scope: dict[tuple, list] = templates.setdefault("by_scope", {})
+    task_templates: dict[int, list] = templates.setdefault("task_templates", {})
     now = timezone.now()
     tasks: list[Task] = []
     edges: list[tuple[Task, Task]] = []
     for run, employee in zip(runs, employees, strict=True):
         scope = (employee.role_id, employee.department_id, employee.location_id, employee.employment_type)
-        if scope not in templates:
-            templates[scope] = engine.templates_for(employee=employee, kind=ChecklistKind.JOIN)
+        if scope not in by_scope:
+            by_scope[scope] = engine.templates_for(employee=employee, kind=ChecklistKind.JOIN)
         materialised: list[Task] = []
-        for template in templates[scope]:
+        for template in by_scope[scope]:
             if template.pk not in task_templates:
                 task_templates[template.pk] = list(template.task_templates.prefetch_related("depends_on"))
             by_template = {}
@@ -141,12 +150,21 @@ def joiners_start(*, employees: list, acting_user) -> list[ChecklistRun]:
                 tasks.append(task)
             edges.extend((task, need) for need in needs)
             by_key[step.key] = task
-    bulk_create_with_history(tasks, Task, batch_size=BATCH, default_user=user)
+    rows_insert(tasks)
+    history_insert(Task, tasks, acting_user=user)
     through = Task.depends_on.through
     pairs = {(a.pk, b.pk) for a, b in edges}
     through.objects.bulk_create(
         [through(from_task_id=a, to_task_id=b) for a, b in sorted(pairs)], batch_size=BATCH, ignore_conflicts=True
     )
+
+    def joined() -> list[dict]:  # as `joiner_start` tells subscribers, from the rows as saved
+        saved = Employee.objects.select_related("department", "location", "role", "manager").in_bulk(
+            [run.employee_id for run in runs]
+        )
+        return [{**employee_data(saved[run.employee_id]), "run": run.pk} for run in runs]
+
+    event_emit_many(event_type=EventType.EMPLOYEE_JOINED, data=joined)
     audit_record_many(
         events=[
             (
@@ -169,6 +187,5 @@ def joiners_start(*, employees: list, acting_user) -> list[ChecklistRun]:
                 .filter(pk__in=due[start : start + BATCH], status=TaskStatus.PENDING)
                 .values_list("pk", flat=True)
             )
-        for task_id in engine_runs._mark_queued(ids, now):
-            enqueue_on_commit(engine_runs.EXECUTE_TASK, task_id)
+        enqueue_each_on_commit(engine_runs.EXECUTE_TASK, engine_runs._mark_queued(ids, now))  # one broker write
     return runs
