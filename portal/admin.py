@@ -10,10 +10,14 @@ then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
 """
 
 import json
+from urllib.parse import quote as url_quote
 
 from django import forms
 from django.contrib import admin, messages
+from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
+from django.contrib.admin.utils import quote
+from django.contrib.admin.views.main import ChangeList
 from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
@@ -23,6 +27,8 @@ from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils.functional import cached_property
 from django.utils.html import format_html
+from django.utils.http import RFC3986_SUBDELIMS
+from django.utils.translation import gettext as _
 from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
@@ -137,7 +143,53 @@ class UnreadableQueryMixin:
             raise IncorrectLookupParameters(exc) from exc
 
 
-class PortalModelAdmin(UnreadableQueryMixin, SimpleHistoryAdmin):
+class CheapRowsChangeList(ChangeList):
+    """Django's changelist, with each row's change link built from one resolved URL instead of a
+    `reverse()` per link (two per row when two columns link): the URLs differ only by the pk."""
+
+    _PK_MARKER = "portal-pk-marker"
+
+    def url_for_result(self, result):
+        if not hasattr(self, "_change_url_parts"):
+            url = reverse(
+                f"admin:{self.opts.app_label}_{self.opts.model_name}_change",
+                args=(self._PK_MARKER,),
+                current_app=self.model_admin.admin_site.name,
+            )
+            head, _marker, tail = url.rpartition(self._PK_MARKER)
+            self._change_url_parts = (head, tail)
+        head, tail = self._change_url_parts
+        # As `reverse()` would: the admin's quoting of the pk, then the URL's (a space is %20).
+        return f"{head}{url_quote(str(quote(getattr(result, self.pk_attname))), safe=RFC3986_SUBDELIMS + '/~:@')}{tail}"
+
+
+class CheapRowsMixin:
+    """For a model admin: changelist rows without per-row template or URL-resolver work.
+
+    A page's cost grows with its rows (50 at most), so a search that finds one person at 1,000
+    employees and 50 at 100,000 renders a bigger page there. Of what a row cost, Django's selection
+    checkbox (a `CheckboxInput` rendered through the form template engine, per row) was about a
+    third and the change links' `reverse()` another eighth; both give the same HTML here.
+    """
+
+    def action_checkbox(self, obj):
+        # The HTML `forms.CheckboxInput(attrs).render(ACTION_CHECKBOX_NAME, str(obj.pk))` gives,
+        # attributes in the same order, escaped the same way.
+        return format_html(
+            '<input type="checkbox" name="{}" value="{}" class="action-select" aria-label="{}">',
+            helpers.ACTION_CHECKBOX_NAME,
+            str(obj.pk),
+            format_html(_("Select this object for an action - {}"), str(obj)),
+        )
+
+    def get_changelist(self, request, **kwargs):
+        changelist = super().get_changelist(request, **kwargs)
+        if changelist is ChangeList:
+            return CheapRowsChangeList
+        return changelist
+
+
+class PortalModelAdmin(CheapRowsMixin, UnreadableQueryMixin, SimpleHistoryAdmin):
     """A model admin with simple-history's history view, which is read-only.
 
     Reverting from the history page would save an old version of the row
