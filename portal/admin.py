@@ -18,10 +18,11 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
-from django.core.exceptions import NON_FIELD_ERRORS, PermissionDenied, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import QuerySet
+from django.db.models import F, QuerySet
+from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -144,8 +145,41 @@ class ChangelistPaginator(EstimatedCountPaginator):
             and not (query.distinct or query.combinator or query.is_sliced)
             and getattr(whole, "_result_cache", None) is None
         ):
-            page.object_list = whole.filter(pk__in=rows.values("pk"))
+            ids = rows
+            ordering = _against_index_order(whole) if connections[whole.db].vendor == "postgresql" else None
+            if ordering is not None:
+                ids = whole.order_by(*ordering)[rows.query.low_mark : rows.query.high_mark]
+            page.object_list = whole.filter(pk__in=ids.values("pk"))
         return page
+
+
+def _against_index_order(queryset) -> list | None:
+    """The queryset's ordering with NULLs placed against PostgreSQL's index order (ASC NULLS FIRST, DESC NULLS
+    LAST), when every term is a NOT NULL column of the model, so the rows come in the same order; else None.
+
+    PostgreSQL answers `WHERE <a search's OR> ORDER BY last_name, first_name, id LIMIT 50` by reading the
+    (last_name, first_name, id) index in order, filtering, betting that matches are spread evenly. A
+    surname search's matches are all in one place: among 100,000 employees "Zhang" read 97,000 pages
+    (319 ms) to find 50 people at the end of the alphabet. No index gives this ordering, so the planner
+    fetches the matches through their indexes and sorts them (3,000 pages, 16 ms for 3,334 matches):
+    the page costs what the search finds, not where in the alphabet it is.
+    """
+    query, opts = queryset.query, queryset.model._meta
+    terms = query.order_by or (opts.ordering if query.default_ordering else ())
+    ordering = []
+    for term in terms:
+        if not isinstance(term, str) or term.lstrip("-") in ("", "?") or LOOKUP_SEP in term:
+            return None
+        name = term.lstrip("-")
+        try:
+            field = opts.pk if name == "pk" else opts.get_field(name)
+        except FieldDoesNotExist:
+            return None
+        if field.null or field.is_relation or not field.concrete:
+            return None
+        column = F(field.attname)
+        ordering.append(column.desc(nulls_last=True) if term.startswith("-") else column.asc(nulls_first=True))
+    return ordering or None
 
 
 class UnreadableQueryMixin:

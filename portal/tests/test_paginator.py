@@ -187,3 +187,25 @@ def test_the_cap_reaches_ten_pages_past_the_page_asked_for(monkeypatch, django_a
     assert len(paginator.page(25).object_list) == 2  # the page asked for and the ten after it are there
     _paginator, counted, _sql = _capped(queryset, django_assert_num_queries, page_hint=10**30)  # junk: capped
     assert counted == 60
+
+
+@postgresql_only
+def test_on_postgresql_the_ids_are_sorted_against_the_index_order_in_the_same_order():
+    make_users(9)
+    queryset = User.objects.filter(username__startswith="user-").order_by("first_name", "-username", "id")
+
+    rows, sql = _page(queryset, 2)
+
+    assert rows == [user.username for user in queryset.all()][4:8]
+    inner = sql.upper().split("IN (SELECT", 1)[1]
+    assert '"FIRST_NAME" ASC NULLS FIRST' in inner and '"USERNAME" DESC NULLS LAST' in inner, sql
+    assert "NULLS" not in sql.upper().rsplit(")", 1)[1], "the outer query keeps the plain order"
+
+
+@postgresql_only
+def test_a_nullable_or_related_ordering_is_left_as_it_is():
+    make_users(6)
+    for ordering in (("last_login", "id"), ("groups__name", "id")):
+        queryset = User.objects.filter(username__startswith="user-").order_by(*ordering)
+        _rows, sql = _page(queryset, 1)
+        assert "NULLS" not in sql.upper(), sql
