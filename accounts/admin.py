@@ -421,11 +421,10 @@ class EmployeeAdminBase(EmployeeImportAdminMixin, PortalImportExportAdmin):
             return
         employee_create(employee=obj, acting_user=request.user, via="admin")
 
-    def get_paginator(self, request, queryset, per_page, orphans=0, allow_empty_first_page=True):
+    def get_paginator_class(self, request):
         # A name search matches thousands at scale: sort and cut their ids alone, join only the page's rows.
         searched = request.GET.get(SEARCH_VAR, "").strip()
-        paginator = ChangelistPaginator if searched else self.paginator
-        return paginator(queryset, per_page, orphans, allow_empty_first_page)
+        return ChangelistPaginator if searched else self.paginator
 
     def get_search_results(self, request, queryset, search_term):
         # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).

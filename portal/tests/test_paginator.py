@@ -141,3 +141,71 @@ def test_distinct_or_unordered_lists_are_paged_as_django_does(kind):
     else:
         page = ChangelistPaginator(queryset, 4).page(1)
         assert "IN (SELECT" not in str(page.object_list.query).upper()
+
+
+# --- A count that stops at its cap ------------------------------------------------------------------
+
+
+def _capped(queryset, django_assert_num_queries, *, per_page=2, page_hint=1):
+    paginator = EstimatedCountPaginator(queryset, per_page)
+    paginator.page_hint = page_hint
+    with CaptureQueriesContext(connection) as captured:
+        counted = paginator.count
+    assert len(captured) == 1
+    return paginator, counted, captured[0]["sql"]
+
+
+def test_a_filtered_count_stops_past_its_cap_unsorted(monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_cap", 25)
+    make_users(40)
+    queryset = User.objects.filter(username__startswith="user-").order_by("username")
+
+    paginator, counted, sql = _capped(queryset, django_assert_num_queries)
+
+    assert (counted, paginator.count_is_lower_bound, paginator.count_limit) == (26, True, 25)
+    assert "LIMIT 26" in sql.upper() and "ORDER BY" not in sql.upper(), sql
+    assert paginator.num_pages == 13 and [u.username for u in paginator.page(13).object_list] == [
+        u.username for u in queryset[24:26]
+    ]
+
+
+def test_a_filtered_count_below_its_cap_is_exact(monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_cap", 25)
+    make_users(25)
+    paginator, counted, _sql = _capped(User.objects.filter(username__startswith="user-"), django_assert_num_queries)
+    assert (counted, paginator.count_is_lower_bound) == (25, False)
+
+
+def test_the_cap_reaches_ten_pages_past_the_page_asked_for(monkeypatch, django_assert_num_queries):
+    monkeypatch.setattr(EstimatedCountPaginator, "count_cap", 4)
+    make_users(60)
+    queryset = User.objects.filter(username__startswith="user-").order_by("username")
+
+    paginator, counted, _sql = _capped(queryset, django_assert_num_queries, page_hint=15)
+
+    assert (counted, paginator.count_limit, paginator.count_is_lower_bound) == (51, 50, True)  # (15 + 10) x 2
+    assert len(paginator.page(25).object_list) == 2  # the page asked for and the ten after it are there
+    _paginator, counted, _sql = _capped(queryset, django_assert_num_queries, page_hint=10**30)  # junk: capped
+    assert counted == 60
+
+
+@postgresql_only
+def test_on_postgresql_the_ids_are_sorted_against_the_index_order_in_the_same_order():
+    make_users(9)
+    queryset = User.objects.filter(username__startswith="user-").order_by("first_name", "-username", "id")
+
+    rows, sql = _page(queryset, 2)
+
+    assert rows == [user.username for user in queryset.all()][4:8]
+    inner = sql.upper().split("IN (SELECT", 1)[1]
+    assert '"FIRST_NAME" ASC NULLS FIRST' in inner and '"USERNAME" DESC NULLS LAST' in inner, sql
+    assert "NULLS" not in sql.upper().rsplit(")", 1)[1], "the outer query keeps the plain order"
+
+
+@postgresql_only
+def test_a_nullable_or_related_ordering_is_left_as_it_is():
+    make_users(6)
+    for ordering in (("last_login", "id"), ("groups__name", "id")):
+        queryset = User.objects.filter(username__startswith="user-").order_by(*ordering)
+        _rows, sql = _page(queryset, 1)
+        assert "NULLS" not in sql.upper(), sql
