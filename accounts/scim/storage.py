@@ -379,7 +379,10 @@ class PortalStorage(ScimStorage):
                 "A person who comes back is pushed as a new User with a new employee number."
             )
         try:
-            services.employee_details_update(employee=employee, changes=details, acting_user=self.actor, via=self.via)
+            if any(getattr(employee, name) != value for name, value in details.items()):  # read under the lock
+                services.employee_details_update(
+                    employee=employee, changes=details, acting_user=self.actor, via=self.via
+                )
             objects = self._org_objects(org, employee=employee)
             moves = {
                 name: value

@@ -106,10 +106,25 @@ def employee_update(*, employee: Employee, changes: dict, acting_user) -> Employ
         return locked
     for name in changed:
         setattr(locked, name, changes[name])
-    locked.full_clean()
+    locked.full_clean(exclude=_unchanged(changed))
     set_history_user(locked, acting_user)
     locked.save(update_fields=[*changed, "updated_at"])
     return locked
+
+
+def _unchanged(changed: list[str]) -> list[str]:
+    """The fields `full_clean` may leave out after a change of `changed`: those neither changed nor checked
+    together with a changed one by a check constraint (a new last day is checked against the start date).
+    Their values were valid before and are as they were: checking them again (the unique work email and
+    employee number, the department's existence ...) would only cost queries."""
+    checked = set(changed)
+    for constraint in Employee._meta.constraints:
+        condition = getattr(constraint, "condition", None)
+        if condition is not None:
+            fields = {"id" if name == "pk" else name for name in condition.referenced_base_fields}
+            if fields & checked:
+                checked |= fields
+    return [field.name for field in Employee._meta.fields if field.name not in checked]
 
 
 @transaction.atomic
