@@ -19,6 +19,10 @@ import time
 from bench.registry import Bench, Context, env_int, register
 
 USERS = env_int("PORTAL_BENCH_SCIM_USERS", 10000)
+# After the lists, pad the employee table to this many people (bulk copies, no runs, access or history) and
+# measure the lists again in the same database: their queries and time at 100x the people within one run,
+# where seeding a full company of that size is not possible (0: off).
+PAD_TO = env_int("PORTAL_BENCH_SCIM_PAD_TO", 0)
 TIME_GOAL_RATIO = 1.5
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
@@ -94,6 +98,39 @@ def _timed_get(client, url, headers, repeat):
     }
 
 
+def _employees() -> int:
+    from accounts.models import Employee
+
+    return Employee.objects.count()
+
+
+def _pad(target: int) -> int:
+    """Add bare employees (bulk, 1,000 a batch) until there are `target`; how many were added. Their last
+    names ("Pad…") match none of the lists' filters; the database's statistics are refreshed after."""
+    from django.db import connection
+
+    from accounts.models import Employee
+
+    missing = target - _employees()
+    tag = time.time_ns() % 10**8
+    for start in range(0, max(missing, 0), 1000):
+        Employee.objects.bulk_create(
+            [
+                Employee(
+                    employee_number=f"PAD{tag}-{n:07d}",
+                    first_name="Padding",
+                    last_name=f"Pad{n:07d}",
+                    work_email=f"pad.{tag}.{n}@pad.example",
+                    start_date="2020-01-01",
+                )
+                for n in range(start, min(start + 1000, missing))
+            ]
+        )
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+    return max(missing, 0)
+
+
 @register
 class ScimSync(Bench):
     name = "scim"
@@ -131,6 +168,16 @@ class ScimSync(Bench):
                 "filtered_page": '/scim/v2/Users?filter=name.familyName sw "Sync0"&count=50',
             }
             timed = {name: _timed_get(client, url, headers, ctx.repeat) | {"url": url} for name, url in lists.items()}
+            padded = {}
+            if PAD_TO:
+                before = _employees()
+                added = _pad(PAD_TO)
+                padded = {
+                    "employees_before": before,
+                    "employees_after": _employees(),
+                    "added": added,
+                    **{name: _timed_get(client, url, headers, ctx.repeat) for name, url in lists.items()},
+                }
         if statuses != {201: USERS}:
             raise AssertionError(f"The sync did not create every user: {statuses}")
         from offboarding.models import ChecklistKind, ChecklistRun, Task
@@ -148,6 +195,8 @@ class ScimSync(Bench):
             "queries_per_create_histogram": {str(k): v for k, v in sorted(queries.items())},
             "token_last_use_stamps": sum(stamps),  # not in queries_per_create: once a minute, not per request
             **timed,
+            "employees": _employees(),
+            "padded": padded,
         }
 
     def report(self, by_size: dict[int, dict]) -> tuple[dict, str]:
@@ -167,6 +216,9 @@ class ScimSync(Bench):
             == 1,
             "list time within 1.5x": all(ratio <= TIME_GOAL_RATIO for ratio in ratios.values()),
         }
+        if len(sizes) == 1:  # nothing to compare across sizes (a padded run compares within its size, below)
+            del goals["same list queries at every size"], goals["list time within 1.5x"]
+            ratios = {}
         lines = [
             f"{'size':>8} {'users':>6} {'users/s':>8} {'cpu ms':>7} {'q/create':>9} "
             + " ".join(f"{name + ' q/ms':>22}" for name in lists)
@@ -182,6 +234,24 @@ class ScimSync(Bench):
                 )
             )
         lines.append(f"list time, largest / smallest size: {ratios}")
+        for size in sizes:
+            padded = by_size[size].get("padded") or {}
+            if padded:
+                within = {
+                    name: round(padded[name]["median_ms"] / max(by_size[size][name]["median_ms"], 1), 2)
+                    for name in lists
+                }
+                same = all(padded[name]["queries"] == by_size[size][name]["queries"] for name in lists)
+                goals[f"padded to {padded['employees_after']}: same list queries"] = same
+                goals[f"padded to {padded['employees_after']}: list time within 1.5x"] = all(
+                    r <= TIME_GOAL_RATIO for r in within.values()
+                )
+                padded["time_ratio"] = within
+                lines.append(
+                    f"size {size}, padded {padded['employees_before']} → {padded['employees_after']} employees: "
+                    + ", ".join(f"{n} {padded[n]['queries']} q / {padded[n]['median_ms']} ms" for n in lists)
+                    + f"; time ratio {within}"
+                )
         lines += [f"goal {name}: {'met' if ok else 'MISSED'}" for name, ok in goals.items()]
         doc = {"by_size": {str(k): v for k, v in by_size.items()}, "list_time_ratio": ratios, "goals": goals}
         return doc, "\n".join(lines)
