@@ -205,6 +205,10 @@ class Employee(models.Model):
             # Admin search by first name (prefix range) and "First Last".
             models.Index(fields=["first_name", "last_name", "id"], name="employee_first_name_idx"),
             models.Index(fields=["start_date"], name="employee_start_idx"),
+            # SCIM: `name.familyName sw/eq` (a range or equality on the lower-case value) and the
+            # case-insensitive employee-number check of a create, index-backed at any company size.
+            models.Index(Lower("last_name"), name="employee_last_name_ci_idx"),
+            models.Index(Lower("employee_number"), name="employee_number_ci_idx"),
         ]
         constraints = [
             models.UniqueConstraint(

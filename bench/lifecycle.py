@@ -25,6 +25,7 @@ PORTAL_BENCH_LAYOFF_ENTITLEMENTS (10), PORTAL_BENCH_NOOP (2000), PORTAL_BENCH_WO
 at every company size (each in its own fresh copy of the seed), and the figures say which size.
 """
 
+import contextlib
 import os
 import statistics
 import time
@@ -47,7 +48,6 @@ class Lifecycle(Bench):
 
         from portal.testing.ldap_server import LdapServer, slapd_missing_reason
         from portal.testing.webhook_server import WebhookServer
-        from portal.testing.worker import QCluster, enqueue_to
 
         sizes = {
             "leavers": env_int("PORTAL_BENCH_LEAVERS", 20),
@@ -58,21 +58,12 @@ class Lifecycle(Bench):
         }
         stack = f"{connection.vendor} + {'redis' if settings.REDIS_URL else 'orm'} broker"
         ldap_reason = slapd_missing_reason()
-        cluster = QCluster(
-            name=f"portal_bench_{uuid.uuid4().hex[:8]}",
-            database=connection.settings_dict,
-            settings_module="config.worker_settings",
-            redis_url=settings.REDIS_URL,
-            workers=sizes["workers"],
-            deadlines=None,
-            env={"LOG_LEVEL": "WARNING"},
-        )
         ldap = None if ldap_reason else LdapServer()
         with WebhookServer() as hook:
             if ldap is not None:
                 ldap.start()
             try:
-                with cluster, enqueue_to(cluster):
+                with running_worker(sizes["workers"]) as cluster:
                     apps = _applications(hook, ldap)
                     deprovision = _deprovision(apps, sizes["leavers"])
                     startup = cluster_startup_cpu_s(cluster)
@@ -134,6 +125,29 @@ class Lifecycle(Bench):
 
 
 # --- Setup ----------------------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def running_worker(workers: int):
+    """A real `qcluster` of `workers` processes at production timings on this database and broker
+    (`portal.testing.worker.QCluster`), with every task this process enqueues going to it; the cluster.
+    Shared by the benchmarks that measure the lifecycle end to end (this one, `scim_deprovision`)."""
+    from django.conf import settings
+    from django.db import connection
+
+    from portal.testing.worker import QCluster, enqueue_to
+
+    cluster = QCluster(
+        name=f"portal_bench_{uuid.uuid4().hex[:8]}",
+        database=connection.settings_dict,
+        settings_module="config.worker_settings",
+        redis_url=settings.REDIS_URL,
+        workers=workers,
+        deadlines=None,
+        env={"LOG_LEVEL": "WARNING"},
+    )
+    with cluster, enqueue_to(cluster):
+        yield cluster
 
 
 def _applications(hook, ldap) -> list:

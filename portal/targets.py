@@ -86,6 +86,7 @@ class ScimCall:
     status: int = 0
     answer: bytes = b""
     applied: bool = False  # a write the application answered 2xx: its effect happened
+    applied_at: float | None = None  # when the application had applied it (time.time(), before the answer went out)
     failed_on_request: bool = False  # answered by a test's fail_next / fail_always; the application never saw it
     held: bool = False
     answered: bool = False
@@ -360,6 +361,7 @@ class ScimTarget:
         with self._lock:
             call.status, call.answer = status, answer
             call.applied = call.is_write and 200 <= status < 300 and not call.failed_on_request
+            call.applied_at = time.time() if call.applied else None
         self._before_answering(call)
         call.answered = True
         start_response(f"{status} {_reason(status)}", list(headers.items()))

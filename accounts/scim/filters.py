@@ -9,6 +9,7 @@ keeps but cannot filter on (emails, groups) is refused with `invalidFilter`, nam
 import datetime
 from dataclasses import dataclass
 
+from django.db import connection
 from django.db.models import Exists, F, OuterRef, Q, Value
 from django.db.models.functions import Lower
 from django.utils import timezone
@@ -166,21 +167,46 @@ class FilterTranslator:
             value = f"{value}@{self.username_domain}"
         return self.text(column, op, value)
 
+    def lowered(self, column: Column):
+        """The name of an annotation holding the column in lower case (what the lower-case indexes hold)."""
+        alias = f"_scim_lower_{column.path.replace('__', '_')}"
+        self.annotations[alias] = Lower(F(column.path))
+        return alias
+
     def text(self, column: Column, op: CompareOperator, value: str) -> Q:
-        if op in (CompareOperator.gt, CompareOperator.ge, CompareOperator.lt, CompareOperator.le):
-            lookup = {"gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}[op]
-            if column.case_exact:
-                return Q(**{f"{column.path}__{lookup}": value})
-            alias = f"_scim_lower_{column.path}"
-            self.annotations[alias] = Lower(F(column.path))
-            return Q(**{f"{alias}__{lookup}": Value(value.lower())})
-        prefix = "" if column.case_exact else "i"
-        lookup = {"eq": "exact", "ne": "exact", "co": "contains", "sw": "startswith", "ew": "endswith"}[op]
-        q = Q(**{f"{column.path}__{prefix}{lookup}": value})
+        ordering = {"gt": "gt", "ge": "gte", "lt": "lt", "le": "lte"}.get(str(op.value))
+        if column.case_exact:
+            if ordering:
+                return Q(**{f"{column.path}__{ordering}": value})
+            lookup = {"eq": "exact", "ne": "exact", "co": "contains", "sw": "startswith", "ew": "endswith"}[op]
+            q = Q(**{f"{column.path}__{lookup}": value})
+        elif ordering:
+            return Q(**{f"{self.lowered(column)}__{ordering}": Value(fold(value))})
+        elif op in (CompareOperator.eq, CompareOperator.ne):
+            # `LOWER(column) = 'value'`: answered by the column's lower-case index (userName's unique one).
+            q = Q(**{self.lowered(column): Value(fold(value))})
+        elif op == CompareOperator.sw:
+            # A range over the lower-case value, not LIKE (which no index answers on SQLite, nor on an
+            # expression in PostgreSQL without a pattern operator class): every value that starts with
+            # the prefix, and only those, lies between it and it + the last code point.
+            alias, prefix = self.lowered(column), fold(value)
+            q = Q(**{f"{alias}__gte": Value(prefix), f"{alias}__lt": Value(prefix + "\U0010ffff")})
+        else:  # co, ew: no index answers the middle or the end of a value
+            q = Q(**{f"{column.path}__i{'contains' if op == CompareOperator.co else 'endswith'}": value})
         if op == CompareOperator.ne:
             # ne also matches a person without the attribute (RFC 7644 §3.4.2.2: "not equal").
             return ~q | Q(**{f"{column.path}__isnull": True})
         return q
+
+
+def fold(value: str) -> str:
+    """`value` in lower case as the database's LOWER() gives it: SQLite's lowers ASCII letters only."""
+    if connection.vendor == "sqlite":
+        return value.translate(_ASCII_LOWER)
+    return value.lower()
+
+
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
 
 
 SORTABLE_USER = {k: v for k, v in USER_COLUMNS.items() if v.kind not in ("bool", "fk")}

@@ -191,7 +191,8 @@ def _unique_code(model, base: str, length: int) -> str:
     return code
 
 
-@transaction.atomic
+# No savepoint: it refuses (full_clean) before it writes, and the SCIM request's transaction is the unit.
+@transaction.atomic(savepoint=False)
 def department_for_name(*, name: str, acting_user) -> Department:
     """The department an identity provider names (by name or code, any case); a new name creates it, with history."""
     name = name.strip()

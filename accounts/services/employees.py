@@ -19,7 +19,7 @@ from portal.models import AuditEvent
 
 
 @transaction.atomic
-def employee_create(*, employee: Employee, acting_user, via: str) -> Employee:
+def employee_create(*, employee: Employee, acting_user, via: str, unique_checked: bool = False) -> Employee:
     """Insert `employee`, an unsaved instance with its fields set: validated, with history and an audit event.
 
     Takes the instance rather than the fields so that the callers that build one anyway call it
@@ -28,8 +28,15 @@ def employee_create(*, employee: Employee, acting_user, via: str) -> Employee:
     choices, dates), so bad input raises `ValidationError` and writes nothing. The history row
     names `acting_user`; the "employee created" audit event says `via` which path created it
     ("admin", "import", ...). Returns the saved employee.
+
+    `unique_checked`: the caller has just checked that the work email and the employee number are
+    free (SCIM does, case-insensitively, in one query) and sets no end date (so no check constraint
+    can fail on a new person): `full_clean` then leaves out its uniqueness and constraint checks,
+    seven queries the caller has made redundant. The database still enforces both.
     """
-    employee.full_clean()
+    if unique_checked and employee.end_date is not None:
+        raise ValueError("unique_checked is for a new person without an end date; validate this one fully.")
+    employee.full_clean(validate_unique=not unique_checked, validate_constraints=not unique_checked)
     set_history_user(employee, acting_user)
     employee.save(force_insert=True)
     audit_record(
@@ -99,10 +106,25 @@ def employee_update(*, employee: Employee, changes: dict, acting_user) -> Employ
         return locked
     for name in changed:
         setattr(locked, name, changes[name])
-    locked.full_clean()
+    locked.full_clean(exclude=_unchanged(changed))
     set_history_user(locked, acting_user)
     locked.save(update_fields=[*changed, "updated_at"])
     return locked
+
+
+def _unchanged(changed: list[str]) -> list[str]:
+    """The fields `full_clean` may leave out after a change of `changed`: those neither changed nor checked
+    together with a changed one by a check constraint (a new last day is checked against the start date).
+    Their values were valid before and are as they were: checking them again (the unique work email and
+    employee number, the department's existence ...) would only cost queries."""
+    checked = set(changed)
+    for constraint in Employee._meta.constraints:
+        condition = getattr(constraint, "condition", None)
+        if condition is not None:
+            fields = {"id" if name == "pk" else name for name in condition.referenced_base_fields}
+            if fields & checked:
+                checked |= fields
+    return [field.name for field in Employee._meta.fields if field.name not in checked]
 
 
 @transaction.atomic

@@ -147,3 +147,22 @@ def test_create_refuses_bad_input_and_writes_nothing(alice, admin_user, fields, 
 
     with refused_and_nothing_written(ValidationError, match=message):
         employee_create(employee=new_employee(**fields), acting_user=admin_user, via="admin")
+
+
+@pytest.mark.django_db
+def test_a_change_validates_what_it_changes_and_the_constraints_it_touches(django_assert_max_num_queries):
+    """`employee_update` validates the fields changed and the check constraints they take part in (a last day
+    against the start date), not every unique field again: a last day before the start is still refused."""
+    from accounts.services.employees import employee_update
+
+    employee = EmployeeFactory(start_date=datetime.date(2026, 3, 1))
+    with pytest.raises(ValidationError, match="End date cannot be before the start date"):
+        employee_update(employee=employee, changes={"end_date": datetime.date(2026, 2, 1)}, acting_user=None)
+    employee.refresh_from_db()
+    assert employee.end_date is None
+    # Its savepoint, the lock, the constraint check (with its savepoint: 3), update, history, release: no
+    # unique field nor the department checked again (16 when every field was validated).
+    with django_assert_max_num_queries(8):
+        employee_update(employee=employee, changes={"end_date": datetime.date(2026, 4, 1)}, acting_user=None)
+    employee.refresh_from_db()
+    assert employee.end_date == datetime.date(2026, 4, 1)

@@ -9,12 +9,14 @@ overdue (`due_at_from_now`). The time to deprovision of a leave run is kept curr
 `run_record_revocation`.
 """
 
+import contextlib
 import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, Q
+from django.db.models import BooleanField, Exists, ExpressionWrapper, Prefetch, Q, prefetch_related_objects
 from django.utils import timezone
+from simple_history.models import HistoricalRecords
 from simple_history.utils import bulk_create_with_history
 
 from accounts.models import Employee
@@ -91,14 +93,16 @@ def run_start(
     acting_user,
     effective_at: datetime.datetime | None = None,
     details: dict | None = None,
+    queue: bool = True,
 ) -> ChecklistRun:
     """Start (or return the already open) run of `kind` for `employee` and materialise its tasks.
 
     `effective_at` defaults to 09:00 local time on `event_date`. Idempotent under concurrency:
     the employee row lock (PostgreSQL) and the unique open-run constraint make a second,
     concurrent start return the first run instead of creating another. The runnable automated
-    tasks are queued after commit. The run is not closed here, even with no task: a flow may
-    add its own tasks (`task_add`) right after, then call `run_advance`, which closes a run
+    tasks are queued after commit (`queue=False`: not here, for a flow that adds its own tasks and
+    then calls `run_advance`, which queues them). The run is not closed here, even with no task: a
+    flow may add its own tasks (`task_add`) right after, then call `run_advance`, which closes a run
     with nothing left to do (as the sweeper does for one nobody advances).
     """
     if kind not in ChecklistKind.values:
@@ -107,6 +111,36 @@ def run_start(
     existing = ChecklistRun.objects.filter(employee=employee, kind=kind, status=RunStatus.RUNNING).first()
     if existing is not None:
         return existing
+    return run_create(
+        employee=employee,
+        kind=kind,
+        event_date=event_date,
+        acting_user=acting_user,
+        effective_at=effective_at,
+        details=details,
+        queue=queue,
+    )
+
+
+def run_create(
+    *,
+    employee: Employee,
+    kind: str,
+    event_date: datetime.date,
+    acting_user,
+    effective_at: datetime.datetime | None = None,
+    details: dict | None = None,
+    queue: bool = True,
+) -> ChecklistRun:
+    """`run_start` for a flow that already holds the employee's row lock (`select_for_update`, with
+    `manager` selected) and found no open run of `kind`: the same run, without reading them again.
+
+    Call it inside the transaction that took the lock. The new run's materialised tasks are on
+    `run.started_tasks` (a list, in creation order), so the flow can add its core steps without
+    reading them back (`flows.common.ensure_steps`); a run returned by a lost race has none.
+    """
+    if kind not in ChecklistKind.values:
+        raise ValidationError(f"Unknown checklist kind {kind!r}.")
     if effective_at is None:
         effective_at = timezone.make_aware(datetime.datetime.combine(event_date, datetime.time(9, 0)))
     run = ChecklistRun(
@@ -124,15 +158,18 @@ def run_start(
     except IntegrityError:
         # Lost a race with a concurrent start (possible where the row lock above is a no-op).
         return ChecklistRun.objects.get(employee=employee, kind=kind, status=RunStatus.RUNNING)
-    for template in templates_for(employee=employee, kind=kind):
-        _materialise(run, template)
+    run.started_tasks = _materialise(run, templates_for(employee=employee, kind=kind))
     audit_record(
         action=RUN_STARTED_ACTIONS[kind],
         target=run,
         acting_user=acting_user,
         detail={"employee": employee.pk, "event_date": str(event_date)},
     )
-    _queue_runnable(run, timezone.now())
+    if queue:
+        queued = set(_queue_runnable(run, timezone.now()))
+        for task in run.started_tasks:
+            if task.pk in queued:
+                task.status = TaskStatus.QUEUED
     return run
 
 
@@ -142,35 +179,60 @@ def _max_attempts(template: TaskTemplate | None = None) -> int:
     return int(lifecycle_setting("MAX_ATTEMPTS"))
 
 
-def _materialise(run: ChecklistRun, template: ChecklistTemplate) -> None:
-    task_templates = list(template.task_templates.prefetch_related("depends_on"))
+def _materialise(run: ChecklistRun, templates: list[ChecklistTemplate]) -> list[Task]:
+    """Create the tasks of `templates` (keys `<template>:<task key>`) and their dependencies in a run just
+    saved in this transaction, so none of them exists yet: one insert of the tasks, one of their history
+    rows and one of their dependencies, however many templates and tasks. Returns the tasks."""
+    if not templates:
+        return []
+    prefetch_related_objects(templates, Prefetch("task_templates", to_attr="engine_task_templates"))
+    task_templates = [tt for template in templates for tt in template.engine_task_templates]
+    prefetch_related_objects(task_templates, "depends_on")
     now = timezone.now()
-    by_template: dict[int, Task] = {}
-    for tt in task_templates:
-        key = f"{template.pk}:{tt.key}"
-        task, _ = Task.objects.get_or_create(
-            run=run,
-            key=key,
-            defaults={
-                "template": tt,
-                "title": tt.title,
-                "instructions": tt.instructions,
-                "knowledge_url": tt.knowledge_url,
-                "assignee_type": tt.assignee,
-                "assignee": assignee_for(tt.assignee, run.employee),
-                "action": tt.action,
-                "params": tt.params,
-                "due_at": due_at_from_now(
+    tasks: list[Task] = []
+    edges: list[tuple[Task, int]] = []
+    for template in templates:
+        by_template: dict[int, Task] = {}
+        for tt in template.engine_task_templates:
+            task = Task(
+                run=run,
+                key=f"{template.pk}:{tt.key}",
+                template=tt,
+                title=tt.title,
+                instructions=tt.instructions,
+                knowledge_url=tt.knowledge_url,
+                assignee_type=tt.assignee,
+                assignee=assignee_for(tt.assignee, run.employee),
+                action=tt.action,
+                params=tt.params,
+                due_at=due_at_from_now(
                     run.effective_at + datetime.timedelta(days=tt.due_offset_days), assignee_type=tt.assignee, now=now
                 ),
-                "max_attempts": _max_attempts(tt),
-            },
-        )
-        by_template[tt.pk] = task
-    for tt in task_templates:
-        deps = [by_template[d.pk] for d in tt.depends_on.all() if d.pk in by_template]
-        if deps:
-            by_template[tt.pk].depends_on.add(*deps)
+                max_attempts=_max_attempts(tt),
+            )
+            by_template[tt.pk] = task
+            tasks.append(task)
+        for tt in template.engine_task_templates:
+            edges.extend((by_template[tt.pk], by_template[d.pk]) for d in tt.depends_on.all() if d.pk in by_template)
+    if not tasks:
+        return []
+    # The history rows name whom a save of each task would name: the signed-in user of the request, if any.
+    created = bulk_create_with_history(tasks, Task, default_user=_request_user())
+    if any(task.pk is None for task in created):  # a database that returns no ids from a bulk insert
+        by_key = dict(Task.objects.filter(run=run).values_list("key", "pk"))
+        for task in created:
+            task.pk = task.id = by_key[task.key]
+    Through = Task.depends_on.through
+    pairs = sorted({(a.pk, b.pk) for a, b in edges})
+    if pairs:
+        Through.objects.bulk_create([Through(from_task_id=a, to_task_id=b) for a, b in pairs])
+    return created
+
+
+def _request_user():
+    """The signed-in user of the current request as simple-history's middleware saw it (None outside one)."""
+    user = getattr(getattr(HistoricalRecords.context, "request", None), "user", None)
+    return user if getattr(user, "is_authenticated", False) else None
 
 
 def task_add(
@@ -269,7 +331,7 @@ def _task_fields(
     }
 
 
-def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
+def task_add_many(*, run: ChecklistRun, tasks: list[dict], known: dict[str, Task] | None = None) -> list[Task]:
     """Add several tasks to an open run at once (a fan-out); each item holds `task_add`'s arguments.
 
     Same rules and guarantees as calling `task_add` for each item, in order (idempotent on
@@ -277,7 +339,11 @@ def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
     `task_add` refuses), but in a constant number of queries however many tasks: one read of
     the keys already there, one check that the run is open, one insert of the tasks, one of
     their history rows and one of their dependencies. Returns the tasks in the order given.
-    If a concurrent caller adds one of the keys meanwhile, falls back to `task_add` per item.
+    An item's `depends_on` may name, besides tasks, the key (a string) of an earlier item of the
+    same call: the dependency is written once both exist.
+    `known`: for a run started in the caller's transaction (`run_create`), every task it has, by key:
+    nobody else can have added one or closed the run, so the read of the keys and the open check
+    are left out. If a concurrent caller adds one of the keys meanwhile, falls back to `task_add` per item.
     """
     for item in tasks:
         _task_add_check(
@@ -285,17 +351,21 @@ def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
             action=item.get("action", ""),
             assignee_type=item.get("assignee_type", Assignee.SYSTEM),
             parent=item.get("parent"),
-            depends_on=item.get("depends_on"),
+            depends_on=[d for d in item.get("depends_on") or [] if not isinstance(d, str)],
         )
     if not tasks:
         return []
-    by_key = {task.key: task for task in Task.objects.filter(run=run, key__in={item["key"] for item in tasks})}
+    keys = {item["key"] for item in tasks}
+    if known is not None:
+        by_key = {key: task for key, task in known.items() if key in keys}
+    else:
+        by_key = {task.key: task for task in Task.objects.filter(run=run, key__in=keys)}
     new_items: dict[str, dict] = {}
     for item in tasks:
         if item["key"] not in by_key:
             new_items.setdefault(item["key"], item)
     if new_items:
-        if not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
+        if known is None and not ChecklistRun.objects.filter(pk=run.pk, status=RunStatus.RUNNING).exists():
             raise ValidationError(f"{run} is not open; no task can be added to it.")
         fresh = [
             Task(
@@ -306,20 +376,29 @@ def task_add_many(*, run: ChecklistRun, tasks: list[dict]) -> list[Task]:
             for key, item in new_items.items()
         ]
         try:
-            with transaction.atomic():
+            # A run started in this transaction cannot meet a concurrent insert: no savepoint for one.
+            with transaction.atomic() if known is None else contextlib.nullcontext():
                 created = bulk_create_with_history(fresh, Task)
+                if any(task.pk is None for task in created):  # a database that returns no ids from a bulk insert
+                    ids = dict(Task.objects.filter(run=run, key__in=new_items).values_list("key", "pk"))
+                    for task in created:
+                        task.pk = task.id = ids[task.key]
+                by_key.update((task.key, task) for task in created)
                 Through = Task.depends_on.through
-                Through.objects.bulk_create(
-                    [
-                        Through(from_task_id=task.pk, to_task_id=dep.pk)
-                        for task in created
-                        for dep in {d.pk: d for d in new_items[task.key].get("depends_on") or []}.values()
-                    ]
-                )
+                pairs = {
+                    (task.pk, (by_key[dep] if isinstance(dep, str) else dep).pk)
+                    for task in created
+                    for dep in new_items[task.key].get("depends_on") or []
+                }
+                if pairs:
+                    Through.objects.bulk_create([Through(from_task_id=a, to_task_id=b) for a, b in sorted(pairs)])
         except IntegrityError:
             # A concurrent caller added one of these keys: one by one, each returns what is there.
-            return [task_add(run=run, **item) for item in tasks]
-        by_key.update((task.key, task) for task in created)
+            added: dict[str, Task] = {}
+            for item in tasks:
+                deps = [added[d] if isinstance(d, str) else d for d in item.get("depends_on") or []]
+                added.setdefault(item["key"], task_add(run=run, **{**item, "depends_on": deps or None}))
+            return [added[item["key"]] for item in tasks]
     return [by_key[item["key"]] for item in tasks]
 
 
@@ -414,8 +493,8 @@ def tasks_start_now(*, run: ChecklistRun, action: str) -> int:
     return run_advance(run=run, now=now)
 
 
-def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:
-    """Move the run's runnable automated tasks `pending → queued` and enqueue them after commit."""
+def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> list[int]:
+    """Move the run's runnable automated tasks `pending → queued` and enqueue them after commit; their ids."""
     ids = list(
         runnable_tasks(run=run, now=now)
         .filter(assignee_type=Assignee.SYSTEM, run__status=RunStatus.RUNNING)
@@ -424,7 +503,7 @@ def _queue_runnable(run: ChecklistRun, now: datetime.datetime) -> int:
     )
     queued = _mark_queued(ids, now)
     enqueue_each_on_commit(EXECUTE_TASK, queued)  # one broker write for them all
-    return len(queued)
+    return queued
 
 
 def _mark_queued(ids: list[int], now: datetime.datetime) -> list[int]:

@@ -61,25 +61,30 @@ def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...]) -> dict[str, Ta
     the template's own dependencies; one no template gave it is added (key `core:<step>`).
     Either way each step then waits for the steps in its `after`, so "login disabled before
     anything slower" holds whatever a template says. Idempotent: nothing is added twice.
-    The missing steps are added in as few `engine.task_add_many` calls as their order allows
-    (a step is added with the steps before it unless it waits for one of them): a leave run's
-    seven core steps in four, not seven times `task_add`.
+    The missing steps are added in one `engine.task_add_many` call (a step waiting for another
+    added with it names it by key). For a run just started (`engine.run_create`: its tasks are on
+    `run.started_tasks`) the run's tasks are not read back.
     """
+    started = getattr(run, "started_tasks", None)
+    if started is not None:
+        known = {task.key: task for task in started}
+        top = sorted(
+            (task for task in started if task.parent_id is None and task.action),
+            key=lambda task: (task.due_at, task.pk),
+        )
+    else:
+        known = None
+        top = run.tasks.filter(parent__isnull=True).exclude(action="").order_by("due_at", "pk")
     existing: dict[str, Task] = {}
-    for task in run.tasks.filter(parent__isnull=True).exclude(action="").order_by("due_at", "pk"):
+    for task in top:
         existing.setdefault(task.action, task)
     by_key: dict[str, Task] = {}
-    batch: list[tuple[CoreStep, dict]] = []
-
-    def add_batch() -> None:
-        added = engine.task_add_many(run=run, tasks=[item for _, item in batch])
-        by_key.update((step.key, task) for (step, _), task in zip(batch, added, strict=True))
-        batch.clear()
-
+    added: dict[str, str] = {}  # step key -> key of the task added for it
+    batch: list[dict] = []
+    edges: list[tuple[int, int]] = []
+    unqueue: list[int] = []
     for step in steps:
-        if any(key in {queued.key for queued, _ in batch} for key in step.after):
-            add_batch()  # it waits for a step not added yet
-        needs = [by_key[key] for key in step.after]
+        needs = [added.get(key) or by_key[key] for key in step.after]
         task = existing.get(step.action)
         if task is None:
             item = {
@@ -90,20 +95,45 @@ def ensure_steps(run: ChecklistRun, steps: tuple[CoreStep, ...]) -> dict[str, Ta
                 "due_at": run.effective_at + datetime.timedelta(days=step.offset_days),
                 "depends_on": needs or None,
             }
-            batch.append((step, item))
+            batch.append(item)
+            added[step.key] = item["key"]
             continue
         if needs:
-            task.depends_on.add(*needs)  # a pair already there is kept as is
-            if any(not need.is_finished for need in needs):
+            if any(isinstance(need, str) for need in needs):
+                # It waits for a step not added yet: add the batch first (rare: a template kept a step
+                # whose prerequisite no template gave).
+                _add(run, batch, added, by_key, known)
+                needs = [by_key[key] for key in step.after]
+            edges.extend((task.pk, need.pk) for need in needs)
+            if any(not need.is_finished for need in needs) and (started is None or task.status == TaskStatus.QUEUED):
                 # Queued by `run_start` before this step had to wait: back to pending, before
                 # commit (nothing was sent yet); the delivery finds nothing to claim.
-                Task.objects.filter(pk=task.pk, status=TaskStatus.QUEUED).update(
-                    status=TaskStatus.PENDING, queued_at=None
-                )
+                unqueue.append(task.pk)
         by_key[step.key] = task
-    if batch:
-        add_batch()
+    if edges:  # one insert; a pair already there is kept as is
+        Through = Task.depends_on.through
+        Through.objects.bulk_create(
+            [Through(from_task_id=a, to_task_id=b) for a, b in sorted(set(edges))], ignore_conflicts=True
+        )
+    if unqueue:
+        Task.objects.filter(pk__in=unqueue, status=TaskStatus.QUEUED).update(status=TaskStatus.PENDING, queued_at=None)
+    _add(run, batch, added, by_key, known)
     return {step.key: by_key[step.key] for step in steps}
+
+
+def _add(run: ChecklistRun, batch: list[dict], added: dict, by_key: dict, known: dict | None) -> None:
+    """Add the batched core steps in one `task_add_many` and record their tasks by step key."""
+    if not batch:
+        return
+    tasks = engine.task_add_many(run=run, tasks=list(batch), known=known)
+    by_task_key = {task.key: task for task in tasks}
+    for step_key, task_key in list(added.items()):
+        if task_key in by_task_key:
+            by_key[step_key] = by_task_key[task_key]
+            del added[step_key]
+    if known is not None:
+        known.update(by_task_key)
+    batch.clear()
 
 
 def wait_for_children(task: Task, children: list[Task]) -> None:

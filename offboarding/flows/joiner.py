@@ -43,7 +43,8 @@ def joiner_start(*, employee: Employee, acting_user) -> ChecklistRun:
     terminated employee. The run always holds the core steps (kit reservation, birthright
     provisioning, activation on day one) besides whatever the join templates add.
     """
-    locked = Employee.objects.select_for_update().get(pk=employee.pk)
+    # The lock `engine.run_start` would take (with the manager a task may go to), taken once here.
+    locked = Employee.objects.select_for_update(of=("self",)).select_related("manager").get(pk=employee.pk)
     if locked.status == EmployeeStatus.TERMINATED:
         raise ValidationError(f"{locked.full_name} is terminated; no join checklist can start.")
     existing = (
@@ -54,13 +55,15 @@ def joiner_start(*, employee: Employee, acting_user) -> ChecklistRun:
     )
     if existing is not None:
         return existing
-    run = engine.run_start(
+    # No join run but a cancelled one: `run_start`'s look for an open run would find nothing more.
+    run = engine.run_create(
         employee=locked,
         kind=ChecklistKind.JOIN,
         event_date=locked.start_date,
         acting_user=acting_user,
         effective_at=aware(locked.start_date),
         details={"role": locked.role_id, "department": locked.department_id},
+        queue=False,  # `run_advance` below queues what can run, core steps included
     )
     ensure_steps(run, JOINER_STEPS)
     event_emit(event_type=EventType.EMPLOYEE_JOINED, data=lambda: {**employee_data(locked), "run": run.pk})

@@ -99,7 +99,8 @@ def employee_terminate(
 
     Records are kept: the status becomes terminated at the cut-off, nothing is deleted.
     """
-    locked = Employee.objects.select_for_update().get(pk=employee.pk)
+    # The lock `engine.run_start` would take (with the manager a task may go to), taken once here.
+    locked = Employee.objects.select_for_update(of=("self",)).select_related("manager").get(pk=employee.pk)
     open_run = ChecklistRun.objects.filter(employee=locked, kind=ChecklistKind.LEAVE, status=RunStatus.RUNNING).first()
     if open_run is not None:
         return open_run
@@ -122,13 +123,14 @@ def employee_terminate(
     elif cut_off < now:
         cut_off = now
     employees.employee_update(employee=locked, changes={"end_date": last_day}, acting_user=acting_user)
-    run = engine.run_start(
+    run = engine.run_create(  # no open leave run (looked for above, under the lock)
         employee=locked,
         kind=ChecklistKind.LEAVE,
         event_date=last_day,
         acting_user=acting_user,
         effective_at=cut_off,
         details={"immediate": immediate, "reason": reason, "cut_off": cut_off.isoformat()},
+        queue=False,  # `run_advance` at the end queues what can run, once the core steps wait as they must
     )
     steps = ensure_steps(run, LEAVER_STEPS)
     leaver_revocations_add(run=run, parent=steps["revoke-access"])
