@@ -155,9 +155,22 @@ class BulkOrmBroker(ORM):
     Here one `UPDATE ... WHERE id IN (the oldest unlocked ones) AND lock < now RETURNING id, payload`
     does both, where the database has RETURNING (PostgreSQL, SQLite 3.35+); the condition is on the
     row, so PostgreSQL re-checks it after waiting for another pusher's lock and two pushers never
-    take one message. Everything else is django-q2's: a message stays until acknowledged and is
+    take one message. Acknowledging (the monitor, after every task) is one DELETE by id through the
+    cursor, not the ORM's delete (a deletion collector and a compiled query per task, for a table
+    nothing refers to). Everything else is django-q2's: a message stays until acknowledged and is
     handed out again `retry` seconds after it was taken.
     """
+
+    def delete(self, task_id):
+        """Remove one message (acknowledged, or failed to unpack), in one statement."""
+        self.get_connection()  # as django-q2 does: close stale connections first
+        connection = connections[Conf.ORM]
+        table, pk = connection.ops.quote_name(OrmQ._meta.db_table), connection.ops.quote_name(OrmQ._meta.pk.column)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE {pk} = %s", [task_id])  # noqa: S608 - names from the model
+
+    def acknowledge(self, task_id):
+        return self.delete(task_id)
 
     def dequeue(self):
         self.get_connection()  # as django-q2 does: close stale connections first

@@ -337,9 +337,12 @@ def test_bulk_broker_takes_the_oldest_messages_with_one_statement(bulk_broker):
     assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]  # django-q2's own: 1 + 3
     assert bulk_broker.dequeue() == [(ids[3], "message-3"), (ids[4], "message-4")]
     assert bulk_broker.dequeue() is None  # all taken (locked until `retry` seconds from now)
-    for ack_id, _ in first:
-        bulk_broker.acknowledge(ack_id)
+    with CaptureQueriesContext(connection) as queries:
+        for ack_id, _ in first:
+            bulk_broker.acknowledge(ack_id)
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # one DELETE each
     assert sorted(OrmQ.objects.values_list("payload", flat=True)) == ["message-3", "message-4", "not ours"]
+    bulk_broker.acknowledge(first[0][0])  # again: nothing left to delete, no error
 
 
 def test_bulk_broker_hands_out_again_a_message_not_acknowledged_in_time(bulk_broker, monkeypatch):
