@@ -28,3 +28,10 @@ class PortalConfig(AppConfig):
     def ready(self):
         # Cross-cutting: keep the standard staff groups in step with the permissions after each migrate.
         post_migrate.connect(_sync_groups, dispatch_uid="portal_sync_groups")
+        # In a worker: a task may acknowledge its message in its own outcome's transaction (portal.queue).
+        from django_q.signals import post_execute_in_worker, pre_execute
+
+        from portal.queue import delivery_finished, delivery_started
+
+        pre_execute.connect(delivery_started, dispatch_uid="portal_delivery_started")
+        post_execute_in_worker.connect(delivery_finished, dispatch_uid="portal_delivery_finished")

@@ -6,6 +6,7 @@ so a task never acts on a stale copy nor on a row whose transaction rolled back.
 
 import logging
 import os
+import threading
 import time
 
 from django.db import connections, transaction
@@ -155,9 +156,22 @@ class BulkOrmBroker(ORM):
     Here one `UPDATE ... WHERE id IN (the oldest unlocked ones) AND lock < now RETURNING id, payload`
     does both, where the database has RETURNING (PostgreSQL, SQLite 3.35+); the condition is on the
     row, so PostgreSQL re-checks it after waiting for another pusher's lock and two pushers never
-    take one message. Everything else is django-q2's: a message stays until acknowledged and is
+    take one message. Acknowledging (the monitor, after every task) is one DELETE by id through the
+    cursor, not the ORM's delete (a deletion collector and a compiled query per task, for a table
+    nothing refers to). Everything else is django-q2's: a message stays until acknowledged and is
     handed out again `retry` seconds after it was taken.
     """
+
+    def delete(self, task_id):
+        """Remove one message (acknowledged, or failed to unpack), in one statement."""
+        self.get_connection()  # as django-q2 does: close stale connections first
+        connection = connections[Conf.ORM]
+        table, pk = connection.ops.quote_name(OrmQ._meta.db_table), connection.ops.quote_name(OrmQ._meta.pk.column)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {table} WHERE {pk} = %s", [task_id])  # noqa: S608 - names from the model
+
+    def acknowledge(self, task_id):
+        return self.delete(task_id)
 
     def dequeue(self):
         self.get_connection()  # as django-q2 does: close stale connections first
@@ -191,3 +205,52 @@ class BulkOrmBroker(ORM):
             return sorted(taken)  # oldest first, as queued
         time.sleep(Conf.POLL)  # empty queue, spare the CPU (as django-q2 does)
         return None
+
+
+# --- Acknowledging a delivery in the task's own transaction (ORM broker) ----------------------------------
+# django-q2's monitor deletes a message after the task returned: one more write transaction per task (on
+# SQLite one more writer contending with the workers, on PostgreSQL one more commit). A task that records
+# its outcome in a transaction can delete its message in that same transaction instead
+# (`delivery_acknowledge`): the message is gone exactly when the outcome is committed, and the monitor
+# is told not to delete it again. A task that does not, or a rollback, leaves it to the monitor as before.
+_delivery = threading.local()
+
+
+def delivery_started(sender=None, task=None, **kwargs) -> None:
+    """django-q2's `pre_execute`, in the worker: note the message this task came in (ORM broker only)."""
+    ack_id = task.get("ack_id") if task else None  # none in sync mode: no broker is looked up then
+    _delivery.ack_id = ack_id if ack_id is not None and isinstance(_broker(None), ORM) else None
+    _delivery.acknowledged = False
+
+
+def delivery_acknowledge() -> bool:
+    """Delete the current task's message from the ORM broker in the caller's transaction; True if it did.
+
+    Call it inside the transaction that records the task's outcome. Does nothing (False) outside a
+    worker, on the Redis broker (which has no receipts), or when the broker's database is not the one
+    the transaction is on. Once that transaction commits, the monitor does not acknowledge the message
+    again; if it rolls back, the message stays and the monitor acknowledges it as django-q2 does.
+    """
+    ack_id = getattr(_delivery, "ack_id", None)
+    if ack_id is None or not connections[Conf.ORM].in_atomic_block:
+        return False
+    connection = connections[Conf.ORM]
+    table, pk = connection.ops.quote_name(OrmQ._meta.db_table), connection.ops.quote_name(OrmQ._meta.pk.column)
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {table} WHERE {pk} = %s", [ack_id])  # noqa: S608 - names from the model
+
+    def acknowledged() -> None:
+        if getattr(_delivery, "ack_id", None) == ack_id:
+            _delivery.acknowledged = True
+
+    transaction.on_commit(acknowledged, using=Conf.ORM)
+    return True
+
+
+def delivery_finished(sender=None, task=None, **kwargs) -> None:
+    """django-q2's `post_execute_in_worker`, before the result goes to the monitor: a message deleted
+    with the outcome is not acknowledged again."""
+    if task is not None and getattr(_delivery, "acknowledged", False) and task.get("ack_id") == _delivery.ack_id:
+        task.pop("ack_id", None)
+    _delivery.ack_id = None
+    _delivery.acknowledged = False

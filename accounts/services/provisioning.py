@@ -13,7 +13,8 @@ where it was (`pending`, `revoking`, or at its old level) so that the task can b
 """
 
 from django.core.exceptions import ValidationError
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connections, router, transaction
+from django.db.models import sql
 from django.utils import timezone
 
 from accounts.connectors import connector_for
@@ -70,18 +71,50 @@ def entitlement_plan(
 
 
 def _set_status(entitlement: Entitlement, acting_user, *, expected: tuple[str, ...], **fields) -> bool:
-    """Conditional update with a history row; False when another worker moved it first."""
-    with transaction.atomic():
-        current = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
-        if current.status not in expected:
-            return False
-        for name, value in fields.items():
-            setattr(current, name, value)
-        set_history_user(current, acting_user)
-        current.save(update_fields=list(fields))
-    for name, value in fields.items():
-        setattr(entitlement, name, value)
+    """Move `entitlement` to `fields` if its status is one of `expected`, with a history row naming
+    `acting_user`; False (nothing written) when another worker moved it first.
+
+    Runs in the caller's transaction (no savepoint of its own), or in its own when there is none:
+    the update and its history row commit together. Where the database has UPDATE ... RETURNING
+    (PostgreSQL, SQLite 3.35+) the conditional update returns the row as it left it, and the
+    history row is made from that: two statements, the row never read before. Elsewhere a locked
+    read, then a save. Either way `entitlement` (its related objects kept) holds the row as written.
+    """
+    with transaction.atomic(savepoint=False):
+        connection = connections[router.db_for_write(Entitlement)]
+        if connection.vendor in ("postgresql", "sqlite") and connection.features.can_return_columns_from_insert:
+            current = _update_returning(connection, entitlement.pk, expected, fields)
+            if current is None:
+                return False
+            set_history_user(current, acting_user)
+            Entitlement.history.bulk_history_create([current], update=True)
+        else:
+            current = Entitlement.objects.select_for_update().get(pk=entitlement.pk)
+            if current.status not in expected:
+                return False
+            for name, value in fields.items():
+                setattr(current, name, value)
+            set_history_user(current, acting_user)
+            current.save(update_fields=list(fields))
+    for field in Entitlement._meta.concrete_fields:
+        # Same foreign key ids as before: the employee and application already loaded stay.
+        setattr(entitlement, field.attname, getattr(current, field.attname))
     return True
+
+
+def _update_returning(connection, pk: int, expected: tuple[str, ...], fields: dict) -> Entitlement | None:
+    """`UPDATE ... SET fields WHERE pk = pk AND status IN expected RETURNING *`: the row as updated, or None.
+
+    The statement is Django's own compiled update (values prepared by the fields), with RETURNING
+    added; the conditions are on the entitlement row only, so PostgreSQL re-checks them after
+    waiting for a concurrent writer's row lock, and two workers cannot both move it.
+    """
+    query = Entitlement.objects.filter(pk=pk, status__in=expected).query.chain(sql.UpdateQuery)
+    query.add_update_values(fields)
+    statement, params = query.get_compiler(connection=connection).as_sql()
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in Entitlement._meta.concrete_fields)
+    rows = list(Entitlement.objects.db_manager(connection.alias).raw(f"{statement} RETURNING {columns}", params))
+    return rows[0] if rows else None
 
 
 def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, acting_user=None) -> Entitlement:

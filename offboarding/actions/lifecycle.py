@@ -40,7 +40,7 @@ from offboarding.actions import Handoff, Repeat, register
 from offboarding.conf import lifecycle_setting
 from offboarding.flows import emails, joiner, leaver, mover, retention, returns
 from offboarding.flows.common import wait_for_children
-from offboarding.models import ChecklistKind, Task
+from offboarding.models import ChecklistRun, Task
 
 
 def _employee(task) -> Employee:
@@ -58,8 +58,9 @@ def _remember(task, **data) -> None:
 
 
 def _record_revocation(task, entitlement: Entitlement) -> None:
-    if task.run.kind == ChecklistKind.LEAVE and entitlement.status == EntitlementStatus.REVOKED:
-        engine.run_record_revocation(run=task.run, at=entitlement.revoked_at)
+    if entitlement.status == EntitlementStatus.REVOKED:
+        # By id: only a leave run keeps a time to deprovision, and the update says so itself.
+        engine.run_record_revocation(run=ChecklistRun(pk=task.run_id), at=entitlement.revoked_at)
 
 
 # --- Entitlements -------------------------------------------------------------------------
@@ -103,18 +104,21 @@ def _confirm_revoked(task, acting_user) -> None:
 def revoke_entitlement(task):
     """Params: `entitlement`, `reason`, and `recheck` (a mover's revocation: keep the access if
     the person's role or an approved request justifies it by now)."""
-    entitlement = _entitlement(task)
-    if entitlement.status != EntitlementStatus.REVOKED and task.params.get("recheck"):
-        justification = mover.entitlement_justification(entitlement=entitlement)
-        if justification:
-            return {"entitlement": entitlement.pk, "kept": justification}
-    if entitlement.status != EntitlementStatus.REVOKED:
-        try:
-            entitlement = provisioning.entitlement_deprovision(
-                entitlement=entitlement, idempotency_key=str(task.pk), reason=task.params.get("reason", "")
-            )
-        except ManualActionRequired as exc:
-            return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
+    if task.params.get("recheck"):
+        entitlement = _entitlement(task)
+        if entitlement.status != EntitlementStatus.REVOKED:
+            justification = mover.entitlement_justification(entitlement=entitlement)
+            if justification:
+                return {"entitlement": entitlement.pk, "kept": justification}
+    # The service reads the entitlement (and returns at once if it is revoked already): by id only,
+    # so that a leaver's revocation reads it once.
+    entitlement = Entitlement(pk=task.params["entitlement"])
+    try:
+        entitlement = provisioning.entitlement_deprovision(
+            entitlement=entitlement, idempotency_key=str(task.pk), reason=task.params.get("reason", "")
+        )
+    except ManualActionRequired as exc:
+        return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
     _record_revocation(task, entitlement)
     return {"entitlement": entitlement.pk, "status": entitlement.status}
 

@@ -31,6 +31,7 @@ from offboarding.models import (
 from portal.audit import audit_record
 from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
+from portal.queue import delivery_acknowledge
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +169,7 @@ def task_execute(*, task_id: int) -> str:
         if updated:
             # By id: the run row is read only if this outcome closes it (or an action read it already).
             run_advance(run=task.run if Task.run.is_cached(task) else ChecklistRun(pk=task.run_id))
+            delivery_acknowledge()  # the queue's message goes with the outcome (ORM broker): no write after
         return result if updated else "superseded"
 
 

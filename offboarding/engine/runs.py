@@ -14,7 +14,20 @@ import datetime
 
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, connection, transaction
-from django.db.models import BooleanField, Exists, ExpressionWrapper, Prefetch, Q, prefetch_related_objects
+from django.db.models import (
+    BooleanField,
+    Case,
+    DateTimeField,
+    DurationField,
+    Exists,
+    ExpressionWrapper,
+    F,
+    Prefetch,
+    Q,
+    Value,
+    When,
+    prefetch_related_objects,
+)
 from django.utils import timezone
 from simple_history.models import HistoricalRecords
 from simple_history.utils import bulk_create_with_history
@@ -587,12 +600,19 @@ def run_record_revocation(*, run: ChecklistRun, at: datetime.datetime | None = N
 
     Actions call this when a revocation is confirmed (by a connector, or by IT completing a
     handed-off task). The figure only moves forward, so after the last revocation it is
-    "event → last revocation confirmed"; never negative.
+    "event → last revocation confirmed"; never negative. Only a leave run keeps it: for any
+    other run (a mover's revocation) this does nothing.
     """
     at = at or timezone.now()
-    ChecklistRun.objects.filter(pk=run.pk).filter(
+    # One UPDATE, computed from the row (`run` needs only its pk): a leaver's revocations each call this.
+    since_cut_off = Value(at, output_field=DateTimeField()) - F("effective_at")
+    elapsed = ExpressionWrapper(since_cut_off, output_field=DurationField())
+    ChecklistRun.objects.filter(pk=run.pk, kind=ChecklistKind.LEAVE).filter(
         Q(last_revocation_at__isnull=True) | Q(last_revocation_at__lt=at)
-    ).update(last_revocation_at=at, time_to_deprovision=max(at - run.effective_at, datetime.timedelta(0)))
+    ).update(
+        last_revocation_at=at,
+        time_to_deprovision=Case(When(effective_at__lt=at, then=elapsed), default=Value(datetime.timedelta(0))),
+    )
 
 
 @transaction.atomic

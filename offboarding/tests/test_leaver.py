@@ -8,6 +8,7 @@ from django.contrib.sessions.models import Session
 from django.core import mail
 from django.core.exceptions import ValidationError
 from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from guardian.shortcuts import assign_perm
 
@@ -668,3 +669,53 @@ def test_a_termination_takes_the_same_queries_whatever_the_access_held(django_ca
         assert run.tasks.filter(action="revoke_entitlement").count() == held
         counts.append(len(queries))
     assert counts == [35, 35], counts
+
+
+@pytest.mark.parametrize("connector", [ConnectorType.WEBHOOK, ConnectorType.LDAP])
+def test_a_revocation_takes_fifteen_queries_claim_to_outcome(connector, request, django_capture_on_commit_callbacks):
+    """A layoff is ten of these per leaver, so each is pinned: the claim; the entitlement read once
+    (with its person and application); `revoking` (a conditional UPDATE ... RETURNING and its history
+    row) committed before the connector is called; after the call, in one transaction, `revoked`
+    (UPDATE ... RETURNING, history row, audit event, the event hooks' look for subscribers); the run's
+    time to deprovision (one UPDATE); the outcome and the run's next step. The connector's calls are
+    the peer's, not queries. (23 before: the entitlement read twice, each status change a locked read
+    then a save in a savepoint of its own, the run read to record the revocation.)"""
+    from accounts.services.provisioning import entitlement_plan, entitlement_provision
+
+    ChecklistTemplate.objects.all().delete()
+    peer = request.getfixturevalue("webhook_server" if connector == ConnectorType.WEBHOOK else "ldap_directory")
+    app = ApplicationFactory(connector=connector, connector_config=peer.connector_config())
+    employee = EmployeeFactory()
+    entitlement = entitlement_plan(employee=employee, application=app, level=app.access_levels[0])
+    entitlement_provision(entitlement=entitlement, idempotency_key="provision")  # the account is on the peer
+    with django_capture_on_commit_callbacks(execute=False):
+        run = employee_terminate(employee=employee, last_day=timezone.localdate(), acting_user=None, immediate=True)
+        while not run.tasks.filter(action="revoke_entitlement", status=TaskStatus.QUEUED).exists():
+            # The cut-off's steps before it (login disabled first), as the queue would run them.
+            step = run.tasks.filter(status=TaskStatus.QUEUED).exclude(action="revoke_entitlement").earliest("pk")
+            assert engine.task_execute(task_id=step.pk) == "done"
+    revocation = run.tasks.get(action="revoke_entitlement")
+    history_before = entitlement.history.count()
+    with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
+        assert engine.task_execute(task_id=revocation.pk) == "done"
+    # claim; entitlement SELECT; revoking UPDATE, history INSERT (this test's transaction: no savepoint);
+    # SAVEPOINT, revoked UPDATE, history INSERT, audit INSERT, subscribers SELECT, RELEASE; run UPDATE;
+    # SAVEPOINT, outcome UPDATE, unfinished tasks SELECT, RELEASE
+    assert len(queries) == 15, "\n".join(q["sql"][:160] for q in queries.captured_queries)
+
+    entitlement.refresh_from_db()
+    run.refresh_from_db()
+    assert entitlement.status == EntitlementStatus.REVOKED
+    rows = list(entitlement.history.order_by("history_id"))[history_before:]
+    assert [(row.status, row.history_type, row.revoked_at) for row in rows] == [
+        (EntitlementStatus.REVOKING, "~", None),
+        (EntitlementStatus.REVOKED, "~", entitlement.revoked_at),
+    ]
+    audit = AuditEvent.objects.get(action=AuditEvent.Action.REVOKE, target_id=str(entitlement.pk))
+    assert audit.detail["via"] == connector and audit.target_repr == str(entitlement)
+    assert run.last_revocation_at == entitlement.revoked_at
+    assert run.time_to_deprovision == entitlement.revoked_at - run.effective_at
+    if connector == ConnectorType.WEBHOOK:
+        assert [effect["event"] for effect in peer.effects] == ["provision", "revoke"]
+    else:
+        assert peer.members(app.connector_config["groups"]["user"]) == set()

@@ -337,9 +337,12 @@ def test_bulk_broker_takes_the_oldest_messages_with_one_statement(bulk_broker):
     assert len(queries) == 1, [q["sql"] for q in queries.captured_queries]  # django-q2's own: 1 + 3
     assert bulk_broker.dequeue() == [(ids[3], "message-3"), (ids[4], "message-4")]
     assert bulk_broker.dequeue() is None  # all taken (locked until `retry` seconds from now)
-    for ack_id, _ in first:
-        bulk_broker.acknowledge(ack_id)
+    with CaptureQueriesContext(connection) as queries:
+        for ack_id, _ in first:
+            bulk_broker.acknowledge(ack_id)
+    assert len(queries) == 3, [q["sql"] for q in queries.captured_queries]  # one DELETE each
     assert sorted(OrmQ.objects.values_list("payload", flat=True)) == ["message-3", "message-4", "not ours"]
+    bulk_broker.acknowledge(first[0][0])  # again: nothing left to delete, no error
 
 
 def test_bulk_broker_hands_out_again_a_message_not_acknowledged_in_time(bulk_broker, monkeypatch):
@@ -373,3 +376,60 @@ def test_bulk_broker_gives_each_message_to_one_of_two_pushers(bulk_broker):
     outcomes = run_at_once(drain, drain)
     taken = [pk for outcome in outcomes for pk in outcome[1]]
     assert sorted(taken) == sorted(ids)
+
+
+# --- A task acknowledging its message in its outcome's transaction (ORM broker) ----------------------------
+
+
+@pytest.fixture
+def delivery(bulk_broker, monkeypatch):
+    """A message taken by the pusher, and the package the worker runs it from (as django-q2 hands it over)."""
+    monkeypatch.setattr(queue, "_broker", lambda cluster: bulk_broker)
+    bulk_broker.enqueue("message")
+    [(ack_id, _)] = bulk_broker.dequeue()
+    package = {"ack_id": ack_id, "success": True}
+    queue.delivery_started(task=package)  # django-q2's pre_execute, in the worker
+    yield package
+    queue.delivery_finished(task={})
+
+
+def test_a_message_acknowledged_with_the_outcome_goes_at_commit_and_the_monitor_leaves_it(
+    delivery, django_capture_on_commit_callbacks
+):
+    with django_capture_on_commit_callbacks(execute=True), transaction.atomic():
+        assert queue.delivery_acknowledge() is True
+    assert not OrmQ.objects.filter(pk=delivery["ack_id"]).exists()
+    queue.delivery_finished(task=delivery)  # post_execute_in_worker: before the monitor sees the result
+    assert "ack_id" not in delivery  # so the monitor does not delete it a second time
+
+
+def test_a_message_acknowledged_in_a_rolled_back_transaction_stays_for_the_monitor(
+    delivery, django_capture_on_commit_callbacks
+):
+    ack_id = delivery["ack_id"]
+    with django_capture_on_commit_callbacks(execute=True), pytest.raises(RuntimeError), transaction.atomic():
+        assert queue.delivery_acknowledge() is True
+        raise RuntimeError("the outcome failed to commit")
+    assert OrmQ.objects.filter(pk=ack_id).exists()
+    queue.delivery_finished(task=delivery)
+    assert delivery["ack_id"] == ack_id  # the monitor acknowledges it, as django-q2 does
+
+
+def test_no_message_to_acknowledge_once_the_task_is_over_nor_in_sync_mode(delivery):
+    queue.delivery_finished(task=delivery)  # the task is over: nothing was acknowledged with it
+    assert "ack_id" in delivery  # the monitor acknowledges it
+    with transaction.atomic():
+        assert queue.delivery_acknowledge() is False
+    queue.delivery_started(task={"func": "a.task", "args": ()})  # sync mode: no message
+    with transaction.atomic():
+        assert queue.delivery_acknowledge() is False
+
+
+def test_the_redis_broker_has_no_message_to_acknowledge(monkeypatch):
+    from django_q.brokers.redis_broker import Redis
+
+    monkeypatch.setattr(queue, "_broker", lambda cluster: Redis.__new__(Redis))
+    queue.delivery_started(task={"ack_id": "a redis message id"})
+    with transaction.atomic():
+        assert queue.delivery_acknowledge() is False
+    queue.delivery_finished(task={})
