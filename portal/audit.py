@@ -1,4 +1,8 @@
-"""The audit log: services call `audit_record` for every security-relevant change."""
+"""The audit log: services call `audit_record` for every security-relevant change.
+
+Each event is appended to the hash chain (`portal.auditchain.events_append`): a sequence number and a
+hash chained to the previous event, its personal values apart as salted commitments.
+"""
 
 import json
 from typing import Any
@@ -6,6 +10,7 @@ from typing import Any
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 
+from portal.auditchain import events_append
 from portal.models import AuditEvent
 
 
@@ -23,7 +28,7 @@ def audit_record(
     `action` alone: `detail` may not name it again under an "event" key.
     """
     event = _event(action=action, target=target, acting_user=acting_user, detail=detail)
-    event.save(force_insert=True)
+    events_append([event])
     return event
 
 
@@ -31,13 +36,13 @@ def audit_record_many(*, events: list[tuple[str, models.Model, dict | None]], ac
     """Append many events by one actor at once (an import of thousands of rows): `(action, target, detail)` each.
 
     The same checks and the same rows as `audit_record` for each, in order, inserted 500 at a time
-    inside the caller's transaction. Returns how many were written.
+    inside the caller's transaction, the chain locked once for all. Returns how many were written.
     """
     rows = [
         _event(action=action, target=target, acting_user=acting_user, detail=detail)
         for action, target, detail in events
     ]
-    AuditEvent.objects.bulk_create(rows, batch_size=500)
+    events_append(rows)
     return len(rows)
 
 
