@@ -437,37 +437,7 @@ def audit_verify(*, exported: Iterable[dict] = (), chunk: int = 5000, since_last
         report.events += 1
         report.first_seq = report.first_seq or seq
         name = _name(seq, event_id)
-        # 1. The personal values still match their commitments (or were redacted by the purge).
-        if personal_id is None:
-            report.add(Problem("deleted", f"The personal values of {name} were deleted.", seq, event_id))
-        else:
-            for label, value, salt, commit in (
-                ("actor", actor_repr, actor_salt, c_actor),
-                ("target", target_repr, target_salt, c_target),
-                ("detail", detail, detail_salt, c_detail),
-            ):
-                if not salt:
-                    if redacted_at is None:
-                        report.add(
-                            Problem(
-                                "edited",
-                                f"The {LABELS[label]} of {name} lost its salt without a redaction.",
-                                seq,
-                                event_id,
-                            )
-                        )
-                    else:
-                        report.redacted += 1
-                elif commitment(salt, label, value) != commit:
-                    report.add(
-                        Problem(
-                            "edited",
-                            f"The {LABELS[label]} of {name} was changed after it was recorded.",
-                            seq,
-                            event_id,
-                        )
-                    )
-        # 2. No gap, 3. chained to the event before, 4. its own hash.
+        # 1. No gap, 2. chained to the event before, 3. its own hash.
         if seq != prev_seq + 1:
             missing = f"seq {prev_seq + 1}" if seq == prev_seq + 2 else f"seq {prev_seq + 1} to {seq - 1}"
             report.add(Problem("deleted", f"Events were deleted: {missing}, just before {name}.", prev_seq + 1))
@@ -497,6 +467,36 @@ def audit_verify(*, exported: Iterable[dict] = (), chunk: int = 5000, since_last
                     event_id,
                 )
             )
+        # 4. The personal values still match their commitments (or were redacted by the purge).
+        if personal_id is None:
+            report.add(Problem("deleted", f"The personal values of {name} were deleted.", seq, event_id))
+        else:
+            for label, value, salt, commit in (
+                ("actor", actor_repr, actor_salt, c_actor),
+                ("target", target_repr, target_salt, c_target),
+                ("detail", detail, detail_salt, c_detail),
+            ):
+                if not salt:
+                    if redacted_at is None:
+                        report.add(
+                            Problem(
+                                "edited",
+                                f"The {LABELS[label]} of {name} lost its salt without a redaction.",
+                                seq,
+                                event_id,
+                            )
+                        )
+                    else:
+                        report.redacted += 1
+                elif commitment(salt, label, value) != commit:
+                    report.add(
+                        Problem(
+                            "edited",
+                            f"The {LABELS[label]} of {name} was changed after it was recorded.",
+                            seq,
+                            event_id,
+                        )
+                    )
         # 5. Checkpoints at this seq.
         while checkpoint is not None and checkpoint["seq"] <= seq:
             if checkpoint["seq"] == seq:
