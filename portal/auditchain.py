@@ -177,6 +177,30 @@ def events_append(events: list[AuditEvent], *, using: str = "default") -> None:
         AuditEventPersonal.objects.using(using).bulk_create(personals, batch_size=500)
 
 
+def chain_seal_rows(rows: list[dict], *, using: str = "default") -> list[dict]:
+    """Seal raw event rows for a bulk writer (the scale seeder, the benchmark); return their personal rows.
+
+    Each row is a dict of AuditEvent columns with its `id`, `action`, `target_type`, `target_id` and
+    `created_at`, plus `actor_repr`, `target_repr` and `detail`, which move to the personal row. The
+    caller writes both lists in the same transaction as this call (which locks the chain head).
+    """
+    if connections[using].in_atomic_block is False:
+        raise RuntimeError("chain_seal_rows must run inside the transaction that writes the rows.")
+    seq, prev = _head_lock(using)
+    personals = []
+    for row in rows:
+        personal = {
+            "event_id": row["id"],
+            "actor_repr": row.pop("actor_repr", ""),
+            "target_repr": row.pop("target_repr", ""),
+            "detail": row.pop("detail", {}),
+        }
+        seq += 1
+        prev = chain_fill(row, personal, seq=seq, prev_hash=prev, created_at=row["created_at"])
+        personals.append(personal)
+    return personals
+
+
 # --- Checkpoints -----------------------------------------------------------------------------------
 
 
