@@ -5,8 +5,8 @@ In the seeded company, `run` grows the audit log to each count in `PORTAL_BENCH_
 way the scale seeder seals them (`portal.auditchain.chain_seal_rows`, written with COPY on PostgreSQL),
 then runs `portal.auditchain.audit_verify` (what `manage.py audit_verify` runs) in a child process
 that reports its time, CPU time and peak resident memory (`getrusage(RUSAGE_SELF)`: the child alone).
-Memory is bounded when the peak at the largest count is within 1.5x of the smallest. A verify that does not pass fails the
-benchmark (RowCountError): timing a failing verify would time an early stop.
+Memory is bounded when the peak at the largest count is within 1.5x of the smallest. A verify that does
+not pass fails the benchmark (RowCountError): timing a failing verify would time an early stop.
 """
 
 import datetime
