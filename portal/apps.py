@@ -1,5 +1,22 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate
+
+
+def audit_signing_key_check(app_configs, **kwargs):
+    """Deployment check: without PORTAL_AUDIT_SIGNING_KEY no audit checkpoint is signed."""
+    from django.conf import settings
+
+    if settings.PORTAL_AUDIT_SIGNING_KEY:
+        return []
+    return [
+        checks.Warning(
+            "PORTAL_AUDIT_SIGNING_KEY is not set: no signed audit checkpoints are made, so whoever can write "
+            "the database could rewrite the audit log and recompute its hash chain unnoticed.",
+            hint="Make a key with `python manage.py audit_signing_key` and set it in the environment.",
+            id="portal.W001",
+        )
+    ]
 
 
 def _sync_groups(sender, **kwargs):
@@ -28,3 +45,4 @@ class PortalConfig(AppConfig):
     def ready(self):
         # Cross-cutting: keep the standard staff groups in step with the permissions after each migrate.
         post_migrate.connect(_sync_groups, dispatch_uid="portal_sync_groups")
+        checks.register(audit_signing_key_check, checks.Tags.security, deploy=True)
