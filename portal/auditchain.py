@@ -63,7 +63,10 @@ def commitment(salt: str, name: str, value) -> str:
 
 
 def timestamp(moment: datetime.datetime) -> str:
-    return moment.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    """UTC, to the microsecond: 2026-12-04T18:00:00.000000Z."""
+    if moment.utcoffset():
+        moment = moment.astimezone(datetime.UTC)
+    return moment.replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 def event_line(
