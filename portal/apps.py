@@ -33,6 +33,22 @@ def _sync_groups(sender, **kwargs):
     groups_sync()
 
 
+def _audit_chain_head(sender, using="default", **kwargs):
+    # A flush (TransactionTestCase teardown) empties the chain head's table too; put the head back, as the
+    # migration made it, so appends lock it at once (PostgreSQL; SQLite reads the last event instead).
+    from django.db import connections
+
+    if connections[using].vendor != "postgresql":
+        return
+    from portal.auditchain import GENESIS
+    from portal.models import AuditChainHead, AuditEvent
+
+    if not AuditChainHead.objects.using(using).filter(pk=1).exists():
+        last = AuditEvent._base_manager.using(using).order_by("-seq").values_list("seq", "hash").first()
+        seq, digest = last or (0, GENESIS)
+        AuditChainHead.objects.using(using).get_or_create(pk=1, defaults={"seq": seq, "hash": digest})
+
+
 class PortalConfig(AppConfig):
     """The ground every app builds on: audit log, queue, mail, history, base admin and import classes.
 
@@ -45,4 +61,5 @@ class PortalConfig(AppConfig):
     def ready(self):
         # Cross-cutting: keep the standard staff groups in step with the permissions after each migrate.
         post_migrate.connect(_sync_groups, dispatch_uid="portal_sync_groups")
+        post_migrate.connect(_audit_chain_head, sender=self, dispatch_uid="portal_audit_chain_head")
         checks.register(audit_signing_key_check, checks.Tags.security, deploy=True)

@@ -344,3 +344,18 @@ def test_concurrent_writers_never_fork_the_chain():
     assert kinds(outcomes) == ["ok", "ok", "ok"], outcomes
     assert AuditEvent.objects.count() == 45
     assert auditchain.audit_verify().ok
+
+
+def test_the_hourly_task_signs_with_a_key_and_only_warns_without(events, settings, caplog):
+    from django_q.models import Schedule
+
+    from portal.tasks import audit_checkpoint
+
+    assert Schedule.objects.get(name="Audit log checkpoint").func == "portal.tasks.audit_checkpoint"
+    settings.PORTAL_AUDIT_SIGNING_KEY = ""
+    assert "PORTAL_AUDIT_SIGNING_KEY is not set" in audit_checkpoint()
+    assert "PORTAL_AUDIT_SIGNING_KEY is not set" in caplog.text
+    assert not AuditCheckpoint.objects.exists()
+    settings.PORTAL_AUDIT_SIGNING_KEY = signing_key_new()[0]
+    assert audit_checkpoint() == f"Signed: the audit chain at seq {events[-1].seq}."
+    assert audit_checkpoint() == f"Already signed: the audit chain at seq {events[-1].seq}."
