@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 from django.conf import settings
+from django.core.serializers.json import DjangoJSONEncoder
 from django.db import IntegrityError, connections, transaction
 from django.utils import timezone
 
@@ -196,7 +197,8 @@ def chain_seal_rows(rows: list[dict], *, using: str = "default") -> list[dict]:
             "event_id": row["id"],
             "actor_repr": row.pop("actor_repr", ""),
             "target_repr": row.pop("target_repr", ""),
-            "detail": row.pop("detail", {}),
+            # As audit_record stores it: dates, decimals and UUIDs as their JSON text.
+            "detail": json.loads(json.dumps(row.pop("detail", {}) or {}, cls=DjangoJSONEncoder)),
         }
         seq += 1
         prev = chain_fill(row, personal, seq=seq, prev_hash=prev, created_at=row["created_at"])
