@@ -322,6 +322,21 @@ def trusted_proxies(value: str) -> list:
 TRUSTED_PROXIES = trusted_proxies(os.environ.get("PORTAL_TRUSTED_PROXIES", ""))
 # --- End of sign-in throttling ------------------------------------------------------------
 
+# --- Audit log (hash chain, signed checkpoints: portal/auditchain.py) ----------------
+# The Ed25519 key that signs audit checkpoints (32 bytes, base64; `manage.py audit_signing_key` makes
+# one). Unset: no checkpoints are made (refused with a message; `check --deploy` warns). Public keys of
+# retired signing keys, comma-separated, so their checkpoints still verify after a rotation.
+# A malformed key stops start-up here, naming the variable (never printing the value).
+from portal.audit_keys import AuditKeyError, signing_key_load, verify_keys_load  # noqa: E402
+
+PORTAL_AUDIT_SIGNING_KEY = os.environ.get("PORTAL_AUDIT_SIGNING_KEY", "").strip()
+PORTAL_AUDIT_VERIFY_KEYS = os.environ.get("PORTAL_AUDIT_VERIFY_KEYS", "").strip()
+try:
+    signing_key_load(PORTAL_AUDIT_SIGNING_KEY)
+    verify_keys_load(PORTAL_AUDIT_VERIFY_KEYS)
+except AuditKeyError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+
 # --- Auth ----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

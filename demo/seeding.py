@@ -221,7 +221,8 @@ class RawInserter:
         self._write(self.model._meta.db_table, self.columns, tuples, batch_size)
         if plan is not None:
             self._write(self.history.model._meta.db_table, self.h_columns, history_rows, batch_size)
-        self.max_written = max(self.max_written, max(row["id"] for row in rows))
+        pk = self.model._meta.pk.attname
+        self.max_written = max(self.max_written, max(row[pk] for row in rows))
         return len(rows)
 
     def _write(self, table: str, columns: list[str], rows: list[tuple], batch_size: int) -> None:

@@ -35,7 +35,16 @@ from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from portal import events
-from portal.models import AuditEvent, EventDelivery, EventSubscriber, EventType, OutboundEmail
+from portal.models import (
+    AuditChainHead,
+    AuditCheckpoint,
+    AuditEvent,
+    AuditEventPersonal,
+    EventDelivery,
+    EventSubscriber,
+    EventType,
+    OutboundEmail,
+)
 from portal.resources import AuditEventResource
 
 
@@ -539,15 +548,19 @@ class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, ad
     resource_classes = [AuditEventResource]
     list_display = ("created_at", "actor_repr", "action", "target_type", "target_link", "short_detail")
     list_filter = ("action", "target_type", ("created_at", admin.DateFieldListFilter))
-    search_fields = ("actor_repr", "target_repr", "=target_id")
+    search_fields = ("personal__actor_repr", "personal__target_repr", "=target_id")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     list_per_page = 100
     show_full_result_count = False
-    fields = ("created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr", "pretty_detail")
+    fields = (
+        "seq", "created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr",
+        "pretty_detail",
+        "prev_hash", "hash",
+    )  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="target", ordering="target_repr")
+    @admin.display(description="target", ordering="personal__target_repr")
     def target_link(self, obj):
         return f"{obj.target_repr} (#{obj.target_id})"
 
@@ -559,6 +572,42 @@ class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, ad
     @admin.display(description="detail")
     def pretty_detail(self, obj):
         return format_html("<pre>{}</pre>", json.dumps(obj.detail, indent=2, sort_keys=True, default=str))
+
+
+@admin.register(AuditEventPersonal)
+class AuditEventPersonalAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    """The audit log's readable values apart from the chain (what the retention purge redacts), read only."""
+
+    list_display = ("event_id", "actor_repr", "target_repr", "redacted_at")
+    list_filter = (("redacted_at", admin.EmptyFieldListFilter),)
+    search_fields = ("actor_repr", "target_repr", "=event__id")
+    ordering = ("-event_id",)
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ("event", "actor_repr", "target_repr", "detail", "redacted_at")
+    readonly_fields = fields
+
+
+@admin.register(AuditCheckpoint)
+class AuditCheckpointAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    """Signed checkpoints of the audit chain (`manage.py audit_checkpoint_export` writes them out), read only."""
+
+    list_display = ("seq", "created_at", "key_id", "hash")
+    ordering = ("-seq", "-id")
+    list_per_page = 100
+    show_full_result_count = False
+    fields = ("seq", "hash", "created_at", "key_id", "signature")
+    readonly_fields = fields
+
+
+@admin.register(AuditChainHead)
+class AuditChainHeadAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+    """The audit chain's last link (what the next event chains to), read only."""
+
+    list_display = ("seq", "hash")
+    show_full_result_count = False
+    fields = ("seq", "hash")
+    readonly_fields = fields
 
 
 @admin.register(OutboundEmail)

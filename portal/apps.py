@@ -1,5 +1,22 @@
 from django.apps import AppConfig
+from django.core import checks
 from django.db.models.signals import post_migrate
+
+
+def audit_signing_key_check(app_configs, **kwargs):
+    """Deployment check: without PORTAL_AUDIT_SIGNING_KEY no audit checkpoint is signed."""
+    from django.conf import settings
+
+    if settings.PORTAL_AUDIT_SIGNING_KEY:
+        return []
+    return [
+        checks.Warning(
+            "PORTAL_AUDIT_SIGNING_KEY is not set: no signed audit checkpoints are made, so whoever can write "
+            "the database could rewrite the audit log and recompute its hash chain unnoticed.",
+            hint="Make a key with `python manage.py audit_signing_key` and set it in the environment.",
+            id="portal.W001",
+        )
+    ]
 
 
 def _sync_groups(sender, **kwargs):
@@ -14,6 +31,22 @@ def _sync_groups(sender, **kwargs):
     from portal.groups import groups_sync
 
     groups_sync()
+
+
+def _audit_chain_head(sender, using="default", **kwargs):
+    # A flush (TransactionTestCase teardown) empties the chain head's table too; put the head back, as the
+    # migration made it, so appends lock it at once (PostgreSQL; SQLite reads the last event instead).
+    from django.db import connections
+
+    if connections[using].vendor != "postgresql":
+        return
+    from portal.auditchain import GENESIS
+    from portal.models import AuditChainHead, AuditEvent
+
+    if not AuditChainHead.objects.using(using).filter(pk=1).exists():
+        last = AuditEvent._base_manager.using(using).order_by("-seq").values_list("seq", "hash").first()
+        seq, digest = last or (0, GENESIS)
+        AuditChainHead.objects.using(using).get_or_create(pk=1, defaults={"seq": seq, "hash": digest})
 
 
 class PortalConfig(AppConfig):
@@ -35,3 +68,5 @@ class PortalConfig(AppConfig):
 
         pre_execute.connect(delivery_started, dispatch_uid="portal_delivery_started")
         post_execute_in_worker.connect(delivery_finished, dispatch_uid="portal_delivery_finished")
+        post_migrate.connect(_audit_chain_head, sender=self, dispatch_uid="portal_audit_chain_head")
+        checks.register(audit_signing_key_check, checks.Tags.security, deploy=True)

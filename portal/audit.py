@@ -1,13 +1,16 @@
-"""The audit log: services call `audit_record` for every security-relevant change."""
+"""The audit log: services call `audit_record` for every security-relevant change.
+
+Each event is appended to the hash chain (`portal.auditchain.events_append`): a sequence number and a
+hash chained to the previous event, its personal values apart as salted commitments.
+"""
 
 import json
 from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
-from django.utils import timezone
 
-from portal.bulk import values_insert
+from portal.auditchain import events_append
 from portal.models import AuditEvent
 
 
@@ -25,61 +28,34 @@ def audit_record(
     `action` alone: `detail` may not name it again under an "event" key.
     """
     event = _event(action=action, target=target, acting_user=acting_user, detail=detail)
-    event.save(force_insert=True)
+    events_append([event])
     return event
 
 
 def audit_record_many(*, events: list[tuple[str, models.Model, dict | None]], acting_user=None) -> int:
     """Append many events by one actor at once (an import of thousands of rows): `(action, target, detail)` each.
 
-    The same checks and the same rows as `audit_record` for each, in order (ids ascending; one
-    `created_at` for all), inserted by `portal.bulk.values_insert` inside the caller's transaction. Returns
-    how many were written.
+    The same checks and the same rows as `audit_record` for each, in order, inserted 500 at a time
+    inside the caller's transaction, the chain locked once for all. Returns how many were written.
     """
-    has_actor = bool(getattr(acting_user, "pk", None))
-    actor_id = acting_user.pk if has_actor else None
-    actor_repr = (acting_user.get_username() if has_actor else "system")[:150]
-    now = timezone.now()
-    rows = []
-    for action, target, detail in events:
-        _check(action=action, target=target, detail=detail)
-        rows.append(
-            (
-                now,
-                actor_id,
-                actor_repr,
-                action,
-                target._meta.label,
-                str(target.pk),
-                str(target)[:255],
-                _detail(detail),
-            )
-        )
-    return values_insert(AuditEvent, _MANY_COLUMNS, rows)
+    rows = [
+        _event(action=action, target=target, acting_user=acting_user, detail=detail)
+        for action, target, detail in events
+    ]
+    events_append(rows)
+    return len(rows)
 
 
-_MANY_COLUMNS = ["created_at", "actor_id", "actor_repr", "action", "target_type", "target_id", "target_repr", "detail"]
-_ACTIONS = frozenset(AuditEvent.Action.values)
-
-
-def _check(*, action: str, target: models.Model, detail: dict | None) -> None:
+def _event(*, action: str, target: models.Model, acting_user, detail: dict | None) -> AuditEvent:
     if target.pk is None:
         raise ValueError(f"Save the {target._meta.verbose_name} before recording an audit event about it.")
-    if action not in _ACTIONS:
+    if action not in AuditEvent.Action.values:
         raise ValueError(f"Unknown audit action {action!r}.")
     if detail and "event" in detail:
         raise ValueError(
             f"Audit detail may not carry an 'event' key ({detail['event']!r}): "
             "give the event its own AuditEvent.Action member and pass it as `action`."
         )
-
-
-def _detail(detail: dict | None) -> dict:
-    return json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder))
-
-
-def _event(*, action: str, target: models.Model, acting_user, detail: dict | None) -> AuditEvent:
-    _check(action=action, target=target, detail=detail)
     has_actor = bool(getattr(acting_user, "pk", None))
     return AuditEvent(
         action=action,
@@ -88,5 +64,5 @@ def _event(*, action: str, target: models.Model, acting_user, detail: dict | Non
         target_type=target._meta.label,
         target_id=str(target.pk),
         target_repr=str(target)[:255],
-        detail=_detail(detail),
+        detail=json.loads(json.dumps(detail or {}, cls=DjangoJSONEncoder)),
     )

@@ -3,13 +3,15 @@
 from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
+from django.utils import timezone
 
 
 class AuditEventQuerySet(models.QuerySet):
     """Bulk writes that would bypass AuditEvent.save()/delete() are refused too.
 
-    The retention purge, which must rewrite a purged person's name in events, uses
-    `AuditEvent._base_manager` on purpose (`portal.personal_data.personal_data_rewrite`).
+    Nothing rewrites an event: the retention purge redacts the personal values in
+    `AuditEventPersonal`, which the hash chain holds only as salted commitments
+    (`portal.auditchain`). On PostgreSQL a trigger refuses UPDATE and DELETE in the table itself.
     """
 
     def update(self, **kwargs):
@@ -19,12 +21,21 @@ class AuditEventQuerySet(models.QuerySet):
         raise PermissionDenied("Audit events are append-only.")
 
 
+class AuditEventManager(models.Manager.from_queryset(AuditEventQuerySet)):
+    def get_queryset(self):
+        # The readable values (actor name, target description, detail) live in the redactable table.
+        return super().get_queryset().select_related("personal")
+
+
 class AuditEvent(models.Model):
     """One security-relevant event (grant, revoke, check-out, terminate, purge ...).
 
-    Append-only: a saved event cannot be changed or deleted through the ORM.
-    The target is stored as model label + primary key + a text snapshot, so the
-    event survives the deletion or anonymisation of what it points to.
+    Append-only and tamper-evident: each event has the next `seq` and a `hash` over its canonical
+    form chained to the previous event's (`portal.auditchain`); `python manage.py audit_verify`
+    recomputes it. The target is stored as model label + primary key; the readable values that may
+    name a person (`actor_repr`, `target_repr`, `detail`) live in `AuditEventPersonal` and enter the
+    hash only as salted commitments, so the retention purge can redact them without breaking the
+    chain. Write events through `portal.audit.audit_record` (or `save()`, which appends to the chain).
     """
 
     class Action(models.TextChoices):
@@ -91,23 +102,28 @@ class AuditEvent(models.Model):
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
 
-    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the hash chain: 1, 2, 3 ... without gaps.")
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         null=True,
         blank=True,
         on_delete=models.SET_NULL,
         related_name="+",
-        help_text="Who did it; empty for the system.",
+        help_text="Who did it; empty for the system. Not hashed (the chain has the name): cleared on user deletion.",
     )
-    actor_repr = models.CharField(max_length=150, blank=True)
     action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
     target_type = models.CharField(max_length=100)
     target_id = models.CharField(max_length=64)
-    target_repr = models.CharField(max_length=255)
-    detail = models.JSONField(default=dict, blank=True)
+    # The chain (portal.auditchain): commitments to the personal values, the previous hash and this one.
+    actor_commitment = models.CharField(max_length=64)
+    target_commitment = models.CharField(max_length=64)
+    detail_commitment = models.CharField(max_length=64)
+    chain_version = models.PositiveSmallIntegerField(default=1, help_text="Version of the canonical form hashed.")
+    prev_hash = models.CharField(max_length=64)
+    hash = models.CharField(max_length=64)
 
-    objects = AuditEventQuerySet.as_manager()
+    objects = AuditEventManager()
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -118,12 +134,121 @@ class AuditEvent(models.Model):
         return f"{self.created_at:%Y-%m-%d %H:%M} {self.actor_repr or 'system'} {self.action} {self.target_repr}"
 
     def save(self, *args, **kwargs):
-        if self.pk is not None and not kwargs.get("force_insert"):
+        if self.pk is not None:
             raise PermissionDenied("Audit events are append-only.")
-        super().save(*args, **kwargs)
+        from portal.auditchain import events_append  # the chain's one write path
+
+        events_append([self])
 
     def delete(self, *args, **kwargs):
         raise PermissionDenied("Audit events are append-only.")
+
+    # The readable values, kept in AuditEventPersonal (select_related by the default manager).
+    def _personal(self) -> "AuditEventPersonal":
+        try:
+            return self.personal
+        except AuditEventPersonal.DoesNotExist:
+            self.personal = AuditEventPersonal(actor_repr="", target_repr="", detail={})
+            return self.personal
+
+    @property
+    def actor_repr(self) -> str:
+        return self._personal().actor_repr
+
+    @actor_repr.setter
+    def actor_repr(self, value: str) -> None:
+        self._personal().actor_repr = value
+
+    @property
+    def target_repr(self) -> str:
+        return self._personal().target_repr
+
+    @target_repr.setter
+    def target_repr(self, value: str) -> None:
+        self._personal().target_repr = value
+
+    @property
+    def detail(self) -> dict:
+        return self._personal().detail
+
+    @detail.setter
+    def detail(self, value: dict) -> None:
+        self._personal().detail = value
+
+
+class AuditEventPersonal(models.Model):
+    """The readable values of one audit event that may name a person, each with the salt of its commitment.
+
+    The event's hash covers `HMAC-SHA256(salt, value)` for each (`portal.auditchain.commitment`), not
+    the value. The retention purge rewrites a value here and clears its salt (`redacted_at` set):
+    the chain still verifies, the old value can no longer be proven nor guessed from the
+    commitment, and `audit_verify` counts it as redacted. Any other change is tampering.
+    """
+
+    event = models.OneToOneField(AuditEvent, primary_key=True, on_delete=models.CASCADE, related_name="personal")
+    actor_repr = models.CharField(max_length=150, blank=True)
+    actor_salt = models.CharField(max_length=32, blank=True)
+    target_repr = models.CharField(max_length=255)
+    target_salt = models.CharField(max_length=32, blank=True)
+    detail = models.JSONField(default=dict, blank=True)
+    detail_salt = models.CharField(max_length=32, blank=True)
+    redacted_at = models.DateTimeField(null=True, blank=True)
+
+    # Field -> its salt: what `portal.personal_data.personal_data_rewrite` clears when it rewrites one.
+    REDACTABLE = {"actor_repr": "actor_salt", "target_repr": "target_salt", "detail": "detail_salt"}
+
+    class Meta:
+        default_permissions = ("view",)
+        verbose_name = "audit event personal values"
+        verbose_name_plural = "audit event personal values"
+
+    def __str__(self) -> str:
+        return f"personal values of audit event {self.event_id}"
+
+    @classmethod
+    def redaction_marks(cls, field_name: str) -> dict:
+        """What else to write when the purge rewrites `field_name`: its salt cleared, the redaction dated."""
+        return {cls.REDACTABLE[field_name]: "", "redacted_at": timezone.now()} if field_name in cls.REDACTABLE else {}
+
+
+class AuditChainHead(models.Model):
+    """The last link of the audit chain (one row, id 1): what the next event chains to.
+
+    On PostgreSQL appends lock this row (`SELECT ... FOR UPDATE`) in the transaction that inserts,
+    so concurrent writers queue instead of forking the chain; a trigger moves it with each insert.
+    SQLite's write lock serialises appends by itself, and the last event is read directly there.
+    """
+
+    seq = models.PositiveBigIntegerField(default=0)
+    hash = models.CharField(max_length=64)
+
+    class Meta:
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"audit chain head at {self.seq}"
+
+
+class AuditCheckpoint(models.Model):
+    """A signed statement "the audit chain at `seq` ends in `hash`" (Ed25519, key from the environment).
+
+    Made periodically (`portal.tasks.audit_checkpoint`, hourly) or with `manage.py audit_checkpoint`;
+    exported with `audit_checkpoint_export` and kept elsewhere, so rewriting the log and recomputing
+    every hash after it is still caught by `audit_verify`.
+    """
+
+    seq = models.PositiveBigIntegerField(db_index=True)
+    hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    key_id = models.CharField(max_length=16, help_text="The first 16 hex digits of SHA-256 over the public key.")
+    signature = models.CharField(max_length=128, help_text="Ed25519 over the canonical statement, hex.")
+
+    class Meta:
+        ordering = ["-seq", "-id"]
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return f"audit checkpoint at {self.seq}"
 
 
 class OutboundEmail(models.Model):

@@ -32,6 +32,16 @@ OPAQUE_COLUMNS = frozenset(
         ("sessions.Session", "session_data"),
     }
 )
+# The audit chain's own columns: a model label and an id, hex digests. Never a person's data, and the
+# table refuses UPDATE; its readable values are in portal.AuditEventPersonal, which is searched.
+NOT_PERSONAL = frozenset(
+    ("portal.AuditEvent", name)
+    for name in (
+        "target_type", "target_id", "actor_commitment", "target_commitment", "detail_commitment", "prev_hash", "hash",
+    )
+) | frozenset(("portal.AuditEventPersonal", name) for name in ("actor_salt", "target_salt", "detail_salt")) | frozenset(
+    ("portal.AuditCheckpoint", name) for name in ("hash", "key_id", "signature")
+) | frozenset((("portal.AuditChainHead", "hash"),))  # fmt: skip
 # A value shorter than this is rewritten only where a whole column (or JSON string) equals it:
 # as a substring, a short username or account id would match other people's text.
 MIN_SUBSTRING = 8
@@ -78,14 +88,15 @@ class Replacements:
 def text_columns() -> Iterator[tuple[type[models.Model], models.Field]]:
     """(model, field) for every character, text and JSON column of every concrete model, opaque ones left out.
 
-    Fields with `choices` are left out too: their values are fixed codes, never a person's data.
+    Fields with `choices` are left out too: their values are fixed codes, never a person's data; so are
+    the audit chain's digests (`NOT_PERSONAL`).
     """
     for model in apps.get_models(include_auto_created=True):
         opts = model._meta
         if opts.proxy or not opts.managed:
             continue
         for fld in opts.concrete_fields:
-            if (opts.label, fld.name) in OPAQUE_COLUMNS or fld.choices:
+            if (opts.label, fld.name) in OPAQUE_COLUMNS | NOT_PERSONAL or fld.choices:
                 continue
             if isinstance(fld, models.CharField | models.TextField | models.JSONField):
                 yield model, fld
@@ -119,9 +130,10 @@ def personal_data_rewrite(replacements: Replacements, *, only: frozenset[str] | 
 
     Rows are found with one case-insensitive LIKE per column (JSON cast to text) and rewritten in
     Python, JSON structure kept; a row is written only when its value changes. Goes through each
-    model's `_base_manager`, so the append-only audit log is rewritten too: the retention purge
-    is its one sanctioned writer (see `portal.models.AuditEvent`). Runs in the caller's
-    transaction. `only` limits it to those models (labels, e.g. "portal.AuditEvent"). A value too
+    model's `_base_manager`. The audit log's readable values live in `AuditEventPersonal`, apart from
+    the append-only chain: a rewrite there also clears the value's salt (`redaction_marks`), so the
+    chain still verifies and the value is counted as redacted. Runs in the caller's
+    transaction. `only` limits it to those models (labels, e.g. "portal.AuditEventPersonal"). A value too
     long for its column is cut to fit. Returns the rows changed per `app_label.Model.field`.
     """
     if not replacements:
@@ -150,7 +162,9 @@ def personal_data_rewrite(replacements: Replacements, *, only: frozenset[str] | 
         for pk, value in rows.filter(match).values_list("pk", fld.name):
             new = rewriter.json(value) if isinstance(fld, models.JSONField) else rewriter.text(value)[:limit]
             if new != value:
-                manager.filter(pk=pk).update(**{fld.name: new})
+                # A redactable copy (the audit log's personal values) also drops what proved the old value.
+                marks = model.redaction_marks(fld.name) if hasattr(model, "redaction_marks") else {}
+                manager.filter(pk=pk).update(**{fld.name: new, **marks})
                 count += 1
         if count:
             changed[f"{model._meta.label}.{fld.name}"] = count

@@ -10,7 +10,7 @@ import datetime
 from django.core.exceptions import MultipleObjectsReturned, ValidationError
 from django.db import models
 from django.db.models.fields import NOT_PROVIDED
-from import_export import resources, widgets
+from import_export import fields, resources, widgets
 
 from portal.audit import audit_record
 from portal.history import set_history_user
@@ -202,10 +202,22 @@ class PortalResource(FormulaSafeResource):
 
 
 class AuditEventResource(FormulaSafeResource):
-    """The audit log's export (every column of the event); the admin offers no import."""
+    """The audit log's export: every column of the event, its readable values and its place in the chain.
+
+    The admin offers no import.
+    """
+
+    actor_repr = fields.Field(attribute="actor_repr", column_name="actor_repr", readonly=True)
+    target_repr = fields.Field(attribute="target_repr", column_name="target_repr", readonly=True)
+    detail = fields.Field(attribute="detail", column_name="detail", readonly=True, widget=widgets.JSONWidget())
 
     class Meta:
         model = AuditEvent
+        fields = (
+            "id", "seq", "created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr",
+            "detail", "prev_hash", "hash",
+        )  # fmt: skip
+        export_order = fields
 
 
 def _normalise_key(value) -> str:

@@ -349,7 +349,7 @@ def account_forget(*, employee: Employee, application: Application, idempotency_
             action=AuditEvent.Action.ACCOUNT_FORGOTTEN,
             target_type=Employee._meta.label,
             target_id=str(employee.pk),
-            detail__application=application.pk,
+            personal__detail__application=application.pk,
         ).exists()
         if not done:
             audit_record(

@@ -78,7 +78,9 @@ def test_csv_import_creates_rows_with_natural_keys_history_and_audit(org, it_adm
         assert record.history_type == "+" and record.history_user == it_admin
     events = AuditEvent.objects.filter(action=AuditEvent.Action.IMPORT, actor=it_admin)
     assert events.count() == 2
-    assert events.filter(target_id=str(ada.pk), detail__created=True, detail__file="hr.csv").exists()
+    assert events.filter(
+        target_id=str(ada.pk), personal__detail__created=True, personal__detail__file="hr.csv"
+    ).exists()
 
 
 def test_new_people_are_inserted_by_the_employee_create_service_and_updates_are_not(org, it_admin, monkeypatch):

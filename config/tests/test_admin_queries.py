@@ -60,7 +60,7 @@ from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.audit import audit_record
 from portal.mail import email_send_on_commit
-from portal.models import AuditEvent, EventDelivery, EventSubscriber
+from portal.models import AuditChainHead, AuditCheckpoint, AuditEvent, EventDelivery, EventSubscriber
 from portal.testing.query_counts import QueryCountBaselines
 
 pytestmark = pytest.mark.django_db
@@ -298,6 +298,17 @@ def make_audit_events(n, user):
         )
 
 
+def make_audit_checkpoints(n, user):
+    for _ in range(n):
+        AuditCheckpoint.objects.create(seq=next(_counter), hash="0" * 64, key_id="0" * 16, signature="0" * 128)
+
+
+def make_chain_heads(n, user):
+    # The chain uses row 1 only; more rows here are for the list's query count.
+    for _ in range(n):
+        AuditChainHead.objects.create(seq=0, hash="0" * 64)
+
+
 def make_outbound_emails(n, user):
     for _ in range(n):
         email_send_on_commit(
@@ -417,7 +428,10 @@ ROW_BUILDERS = {
     "offboarding.HardwareReturn": make_hardware_returns,
     "offboarding.Task": make_tasks,
     "offboarding.TaskTemplate": make_task_templates,
+    "portal.AuditChainHead": make_chain_heads,
+    "portal.AuditCheckpoint": make_audit_checkpoints,
     "portal.AuditEvent": make_audit_events,
+    "portal.AuditEventPersonal": make_audit_events,  # each event writes its personal values
     "portal.EventDelivery": make_event_deliveries,
     "portal.EventSubscriber": make_event_subscribers,
     "portal.OutboundEmail": make_outbound_emails,

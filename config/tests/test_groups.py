@@ -141,6 +141,12 @@ def one_of_everything(it_admin):
         event_type="employee.left",
         payload={"event": "employee.left"},
     )
+    # The audit chain: a head (PostgreSQL appends make it; SQLite needs none) and a signed checkpoint.
+    from portal.models import AuditChainHead, AuditCheckpoint, AuditEvent
+
+    last = AuditEvent.objects.order_by("-seq").first()
+    AuditChainHead.objects.get_or_create(pk=1, defaults={"seq": last.seq, "hash": last.hash})
+    AuditCheckpoint.objects.create(seq=last.seq, hash=last.hash, key_id="0" * 16, signature="0" * 128)
 
 
 def test_every_model_is_registered():

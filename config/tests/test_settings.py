@@ -242,3 +242,45 @@ def test_negative_hsts_seconds_are_refused(tmp_path):
     result = run_python("import config.settings", tmp_path, PORTAL_HSTS_SECONDS="-1")
     assert result.returncode != 0
     assert "PORTAL_HSTS_SECONDS must be 0 (off) or more" in result.stderr
+
+
+# --- Audit checkpoint keys ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("PORTAL_AUDIT_SIGNING_KEY", "not-a-key"),
+        ("PORTAL_AUDIT_SIGNING_KEY", "c2hvcnQ="),  # base64, but 5 bytes
+        ("PORTAL_AUDIT_VERIFY_KEYS", "c2hvcnQ=,"),
+    ],
+)
+def test_a_malformed_audit_key_stops_start_up_naming_the_variable_not_the_value(tmp_path, name, value):
+    result = run_python("import config.settings", tmp_path, **{name: value})
+    assert result.returncode != 0
+    assert f"{name} must be an Ed25519" in result.stderr
+    assert "audit_signing_key" in result.stderr
+    assert value.rstrip(",") not in result.stderr.replace(name, "")
+
+
+def test_a_well_formed_audit_key_is_taken(tmp_path):
+    from portal.audit_keys import signing_key_new
+
+    private, public = signing_key_new()
+    value = settings_value(
+        "[s.PORTAL_AUDIT_SIGNING_KEY, s.PORTAL_AUDIT_VERIFY_KEYS]",
+        tmp_path,
+        PORTAL_AUDIT_SIGNING_KEY=private,
+        PORTAL_AUDIT_VERIFY_KEYS=public,
+    )
+    assert value == [private, public]
+
+
+def test_deploy_check_warns_when_no_audit_signing_key_is_set(tmp_path):
+    result = run_python(
+        "import django, os; os.environ['DJANGO_SETTINGS_MODULE'] = 'config.settings'; django.setup();"
+        "from django.core import checks; print([m.id for m in checks.run_checks(include_deployment_checks=True)])",
+        tmp_path,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "portal.W001" in result.stdout

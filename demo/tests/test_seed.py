@@ -53,6 +53,7 @@ from offboarding.models import (
     Task,
     TaskStatus,
 )
+from portal.auditchain import audit_verify
 from portal.models import AuditEvent
 
 pytestmark = pytest.mark.django_db
@@ -450,6 +451,9 @@ class TestSeedScale:
         revokes = Task.objects.filter(run__kind="leave", action="revoke_entitlement").count()
         assert revokes == Entitlement.objects.filter(employee__in=leavers).count()
         assert AuditEvent.objects.filter(action=AuditEvent.Action.TERMINATE).count() == leavers.count()
+        # The bulk events are sealed into the same hash chain as the services' own.
+        report = audit_verify()
+        assert report.ok and report.events == AuditEvent.objects.count(), [p.message for p in report.problems]
         assert Task.history.count() == Task.objects.count()
         # Nothing is left for a worker to run now: the pre-hires' tasks fall due on their first day.
         assert not runnable_tasks().filter(assignee_type="system").exists()

@@ -32,7 +32,7 @@ from offboarding.models import (
     Task,
 )
 from portal.history import set_history_user
-from portal.models import AuditEvent, OutboundEmail
+from portal.models import AuditEventPersonal, OutboundEmail
 from portal.personal_data import Replacements, personal_data_rewrite
 
 logger = logging.getLogger(__name__)
@@ -123,7 +123,7 @@ AUTHORED_TEXTS = (
 # wrote is hunted there only, so someone else who wrote the same words keeps them.
 AUTHORED_TEXT_COPIES = frozenset(
     {
-        AuditEvent._meta.label,
+        AuditEventPersonal._meta.label,  # the audit log's readable values (detail)
         ChecklistRun._meta.label,
         ChecklistRun.history.model._meta.label,
         Task._meta.label,

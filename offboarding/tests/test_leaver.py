@@ -650,9 +650,10 @@ def test_a_termination_takes_the_same_queries_whatever_the_access_held(django_ca
     """A layoff terminates hundreds at once: each termination's queries are pinned, and do not grow
     with the entitlements held (the revocations are planned in one insert). The core steps are
     added in one insert, without reading back the tasks of the run just started, and only the end
-    date is validated (35 queries, one of
-    them the event hooks' look for subscribers of `employee.left`; 73 in four batches, 100 when the
-    steps were added one by one)."""
+    date is validated (39 queries, one of them the event hooks' look for subscribers of `employee.left`,
+    4 the audit chain's: each of the two audit appends locks the chain head (SQLite: reads the last
+    event) and writes the event's personal values beside it; 73 in four batches, 100 when the steps
+    were added one by one)."""
     from django.test.utils import CaptureQueriesContext
 
     from accounts.tests.factories import ApplicationFactory, EntitlementFactory
@@ -668,18 +669,19 @@ def test_a_termination_takes_the_same_queries_whatever_the_access_held(django_ca
             run = employee_terminate(employee=employee, last_day=timezone.localdate(), acting_user=None, immediate=True)
         assert run.tasks.filter(action="revoke_entitlement").count() == held
         counts.append(len(queries))
-    assert counts == [35, 35], counts
+    assert counts == [39, 39], counts
 
 
 @pytest.mark.parametrize("connector", [ConnectorType.WEBHOOK, ConnectorType.LDAP])
-def test_a_revocation_takes_fifteen_queries_claim_to_outcome(connector, request, django_capture_on_commit_callbacks):
+def test_a_revocation_takes_seventeen_queries_claim_to_outcome(connector, request, django_capture_on_commit_callbacks):
     """A layoff is ten of these per leaver, so each is pinned: the claim; the entitlement read once
     (with its person and application); `revoking` (a conditional UPDATE ... RETURNING and its history
     row) committed before the connector is called; after the call, in one transaction, `revoked`
     (UPDATE ... RETURNING, history row, audit event, the event hooks' look for subscribers); the run's
     time to deprovision (one UPDATE); the outcome and the run's next step. The connector's calls are
-    the peer's, not queries. (23 before: the entitlement read twice, each status change a locked read
-    then a save in a savepoint of its own, the run read to record the revocation.)"""
+    the peer's, not queries. (15 before the audit chain's two; 23 before: the entitlement read twice,
+    each status change a locked read then a save in a savepoint of its own, the run read to record
+    the revocation.)"""
     from accounts.services.provisioning import entitlement_plan, entitlement_provision
 
     ChecklistTemplate.objects.all().delete()
@@ -699,9 +701,10 @@ def test_a_revocation_takes_fifteen_queries_claim_to_outcome(connector, request,
     with django_capture_on_commit_callbacks(execute=False), CaptureQueriesContext(connection) as queries:
         assert engine.task_execute(task_id=revocation.pk) == "done"
     # claim; entitlement SELECT; revoking UPDATE, history INSERT (this test's transaction: no savepoint);
-    # SAVEPOINT, revoked UPDATE, history INSERT, audit INSERT, subscribers SELECT, RELEASE; run UPDATE;
-    # SAVEPOINT, outcome UPDATE, unfinished tasks SELECT, RELEASE
-    assert len(queries) == 15, "\n".join(q["sql"][:160] for q in queries.captured_queries)
+    # SAVEPOINT, revoked UPDATE, history INSERT, audit chain head lock, audit INSERT, audit personal
+    # values INSERT, subscribers SELECT, RELEASE; run UPDATE; SAVEPOINT, outcome UPDATE, unfinished
+    # tasks SELECT, RELEASE (15 before the hash-chained audit log)
+    assert len(queries) == 17, "\n".join(q["sql"][:160] for q in queries.captured_queries)
 
     entitlement.refresh_from_db()
     run.refresh_from_db()

@@ -14,8 +14,7 @@ import pytest
 from django.contrib.auth.models import AnonymousUser, Group, Permission, User
 from django.contrib.contenttypes.models import ContentType
 from django.core.exceptions import PermissionDenied
-from django.db import connection, transaction
-from django.db.migrations.loader import MigrationLoader
+from django.db import transaction
 from django.urls import reverse
 
 from portal.audit import audit_record
@@ -149,33 +148,47 @@ def test_the_admin_audit_list_filtered_by_an_action_shows_only_those_events(clie
 
 def test_the_migration_types_old_events_by_their_detail_and_keeps_the_detail():
     # Old rows carry the event as a string in detail; the data step of 0002 gives them the typed action.
+    # The table no longer has 0001's columns (the detail moved to AuditEventPersonal in 0014), so the
+    # step runs against rows held in memory, through the same filter(...).update(...) calls.
     migration = importlib.import_module("portal.migrations.0002_audit_action_types")
-    old_apps = MigrationLoader(connection).project_state(("portal", "0001_initial")).apps
-    OldAuditEvent = old_apps.get_model("portal", "AuditEvent")
 
-    def old(action, detail):
-        return OldAuditEvent.objects.create(
-            action=action, actor_repr="system", target_type="x", target_id="1", target_repr="x", detail=detail
-        ).pk
+    class Rows:
+        def __init__(self, rows):
+            self.rows = rows
 
-    rows = {
-        old("other", {"event": "leave_cancelled", "reason": "r"}): "run_cancelled",
-        old("other", {"event": "join_started"}): "join_started",
-        old("other", {"event": "approval_moved_to_new_manager"}): "approval_moved",
-        old("other", {"event": "hardware_return_shipped"}): "return_shipped",
-        old("grant", {"event": "level_changed", "via": "ldap"}): "level_changed",
-        old("asset_status", {"event": "reserved"}): "asset_reserved",
-        old("approve", {"event": "change_confirmed"}): "change_confirmed",
-        old("grant", {"via": "ldap"}): "grant",  # a real grant stays one
-        old("grant", {"event": "reserved"}): "grant",  # only the pairs that were written are mapped
-        old("other", {"event": "unheard_of"}): "other",  # nothing to map it to: left as it was
-    }
+        def filter(self, *, action, detail__event):
+            return Rows([r for r in self.rows if r["action"] == action and r["detail"].get("event") == detail__event])
 
-    migration.type_old_events(old_apps, None)
+        def update(self, *, action):
+            for row in self.rows:
+                row["action"] = action
 
-    after = dict(OldAuditEvent.objects.values_list("pk", "action"))
-    assert {pk: after[pk] for pk in rows} == rows
-    assert OldAuditEvent.objects.get(action="run_cancelled").detail == {"event": "leave_cancelled", "reason": "r"}
+    class OldApps:
+        def __init__(self, rows):
+            self.model = type("AuditEvent", (), {"objects": Rows(rows)})
+
+        def get_model(self, app_label, name):
+            assert (app_label, name) == ("portal", "AuditEvent")
+            return self.model
+
+    cases = [
+        ("other", {"event": "leave_cancelled", "reason": "r"}, "run_cancelled"),
+        ("other", {"event": "join_started"}, "join_started"),
+        ("other", {"event": "approval_moved_to_new_manager"}, "approval_moved"),
+        ("other", {"event": "hardware_return_shipped"}, "return_shipped"),
+        ("grant", {"event": "level_changed", "via": "ldap"}, "level_changed"),
+        ("asset_status", {"event": "reserved"}, "asset_reserved"),
+        ("approve", {"event": "change_confirmed"}, "change_confirmed"),
+        ("grant", {"via": "ldap"}, "grant"),  # a real grant stays one
+        ("grant", {"event": "reserved"}, "grant"),  # only the pairs that were written are mapped
+        ("other", {"event": "unheard_of"}, "other"),  # nothing to map it to: left as it was
+    ]
+    rows = [{"action": action, "detail": dict(detail)} for action, detail, _ in cases]
+
+    migration.type_old_events(OldApps(rows), None)
+
+    assert [row["action"] for row in rows] == [expected for _, _, expected in cases]
+    assert rows[0]["detail"] == {"event": "leave_cancelled", "reason": "r"}
     mapped = {action for _, _, action in migration.OLD_EVENTS}
     assert mapped <= set(AuditEvent.Action.values)
 

@@ -73,7 +73,8 @@ from demo.access import AccessMixin
 from demo.builder import queue_log_quiet
 from demo.seeding import DEFAULT_BATCH_SIZE, RawInserter, aware, bulk_change, bulk_insert
 from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
-from portal.models import AuditEvent
+from portal.auditchain import chain_seal_rows
+from portal.models import AuditEvent, AuditEventPersonal
 
 PREFIX = "S"
 DOMAIN = "scale.example"
@@ -732,6 +733,7 @@ class ScaleBuilder:
         runs_w = RawInserter(ChecklistRun, reason=REASON, date=self.now)
         tasks_w = RawInserter(Task, reason=REASON, date=self.now)
         audit_w = RawInserter(AuditEvent)
+        personal_w = RawInserter(AuditEventPersonal)
         started_action = {
             ChecklistKind.JOIN: AuditEvent.Action.JOIN_STARTED,
             ChecklistKind.LEAVE: AuditEvent.Action.LEAVE_STARTED,
@@ -924,7 +926,10 @@ class ScaleBuilder:
                     )
             self.counts["checklist runs"] = self.counts.get("checklist runs", 0) + runs_w.insert(runs)
             self.counts["tasks"] = self.counts.get("tasks", 0) + tasks_w.insert(tasks)
-            self.counts["audit events (bulk)"] = self.counts.get("audit events (bulk)", 0) + audit_w.insert(events)
+            with transaction.atomic():  # sealed into the audit chain under its lock, written in the same transaction
+                personals = chain_seal_rows(events)
+                self.counts["audit events (bulk)"] = self.counts.get("audit events (bulk)", 0) + audit_w.insert(events)
+                personal_w.insert(personals)
             for rows in (runs, tasks, events):
                 rows.clear()
         for inserter in (runs_w, tasks_w, audit_w):
