@@ -748,4 +748,7 @@ class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Model
 
 
 # The usage feeds pages (upload, imports, unmatched sign-ins) live in their own module.
-from accounts import admin_usage  # noqa: E402, F401
+from accounts import (
+    admin_reviews,  # noqa: E402, F401
+    admin_usage,  # noqa: E402, F401
+)
