@@ -426,9 +426,9 @@ def review_item_decide(
         from accounts.selectors import employee_for_user
 
         employee = employee_for_user(acting_user)
-        if item.state == ReviewItemState.OPEN and item.campaign.status == AccessReviewStatus.ACTIVE:
-            if not may_decide(employee, item):
-                raise PermissionDenied("You do not review this item.")
+        open_now = item.state == ReviewItemState.OPEN and item.campaign.status == AccessReviewStatus.ACTIVE
+        if open_now and not may_decide(employee, item):
+            raise PermissionDenied("You do not review this item.")
     if item.campaign.status != AccessReviewStatus.ACTIVE:
         raise ValidationError(f"The campaign {item.campaign} is {item.campaign.get_status_display().lower()}.")
     if item.state != ReviewItemState.OPEN:
