@@ -25,7 +25,7 @@ from accounts.services import reviews
 from accounts.services.access_requests import expires_at_for
 from accounts.services.provisioning import entitlement_plan
 from offboarding import engine
-from offboarding.models import Assignee, ChecklistKind, ChecklistRun, Task
+from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
 from portal.history import set_history_user
 
 
@@ -162,8 +162,20 @@ def access_review_apply(*, item_id: int) -> dict:
         title = f"Change {entitlement.application.name} to {item.new_level} — access review"
         params = {"entitlement": entitlement.pk, "level": item.new_level}
     params["review_item"] = item.pk
-    if _task_exists(employee, key):
-        return {"item": item.pk, "note": "already"}
+    earlier = list(
+        Task.objects.filter(run__employee=employee, run__kind=ChecklistKind.ACCESS, key__startswith=key)
+        .select_related("run")
+        .order_by("pk")
+    )
+    if earlier:
+        last = earlier[-1]
+        if last.status == TaskStatus.FAILED and last.run.status == RunStatus.RUNNING:
+            # Sent again by IT after a failure: the same task gets a fresh set of attempts.
+            engine.task_retry(task=last, acting_user=None, reason=f"Access review item #{item.pk} sent again")
+            return {"item": item.pk, "task": last.pk, "note": "retried"}
+        if last.status not in (TaskStatus.SKIPPED, TaskStatus.DONE, TaskStatus.FAILED):
+            return {"item": item.pk, "task": last.pk, "note": "already"}  # in flight (a second delivery)
+        key = f"{key}:again-{len(earlier)}"  # skipped, or its run is over: a new task
     run = _access_run(employee, None)
     task = engine.task_add(
         run=run,
