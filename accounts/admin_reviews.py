@@ -293,7 +293,7 @@ class ReviewItemAdmin(ReadOnlyRecordMixin, PortalModelAdmin):
         description="Send failed decisions to the lifecycle engine again",
         submit_label="Send again",
         done_message="Sent to the engine again",
-        permissions=("view", "send"),
+        permissions=("send",),
     )
 
     def has_send_permission(self, request):

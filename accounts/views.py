@@ -280,8 +280,9 @@ def _review_filters(params, base):
         "campaign": parse_id(params.get("campaign")),
         "application": parse_id(params.get("application")),
         "suggestion": params.get("suggestion") if params.get("suggestion") in ("keep", "revoke", "none") else "",
-        "department": (params.get("department") or "").strip()[:100],
-        "q": (params.get("q") or "").strip()[:100],
+        # A NUL never reaches the database (PostgreSQL refuses it): the bulk form's filters come in a POST body.
+        "department": (params.get("department") or "").replace("\x00", "").strip()[:100],
+        "q": (params.get("q") or "").replace("\x00", "").strip()[:100],
     }
     items = base
     if chosen["campaign"] is not None:

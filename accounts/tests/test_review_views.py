@@ -155,8 +155,9 @@ def test_launch_action_names_items_without_a_reviewer_before_launching(client, c
     EntitlementFactory(employee=cast.employee, application=cast.app)
     today = timezone.localdate()
     campaign = reviews.review_campaign_save(
-        campaign=AccessReview(name="Q2", starts_on=today, due_on=today + datetime.timedelta(days=7),
-                              scope_everything=True),
+        campaign=AccessReview(
+            name="Q2", starts_on=today, due_on=today + datetime.timedelta(days=7), scope_everything=True
+        ),
         acting_user=it_admin,
     )
     client.force_login(it_admin)
@@ -181,8 +182,9 @@ def test_evidence_page_and_exports_for_the_auditor_are_formula_safe(client, cast
     EntitlementFactory(employee=sneaky, application=ApplicationFactory(name="@Tool"))
     today = timezone.localdate()
     second = reviews.review_campaign_save(
-        campaign=AccessReview(name="Q3", starts_on=today, due_on=today + datetime.timedelta(days=7),
-                              scope_everything=True),
+        campaign=AccessReview(
+            name="Q3", starts_on=today, due_on=today + datetime.timedelta(days=7), scope_everything=True
+        ),
         acting_user=None,
     )
     reviews.review_campaign_launch(campaign=second, acting_user=None)
@@ -204,10 +206,24 @@ def test_evidence_page_and_exports_for_the_auditor_are_formula_safe(client, cast
     sheet = openpyxl.load_workbook(io.BytesIO(xlsx)).active
     values = [cell.value for row in sheet.iter_rows() for cell in row]
     assert "'=HYPERLINK(1) X" in values and not any(isinstance(v, str) and v.startswith("=") for v in values)
-    assert client.get(reverse("admin:accounts_accessreview_evidence_export", args=[second.pk, "pdf"])).status_code == 404
+    assert (
+        client.get(reverse("admin:accounts_accessreview_evidence_export", args=[second.pk, "pdf"])).status_code == 404
+    )
 
 
 def test_evidence_is_not_for_people_without_the_view_permission(client, cast, campaign):
     client.force_login(cast.manager.user)
     response = client.get(reverse("admin:accounts_accessreview_evidence", args=[campaign.pk]))
     assert response.status_code == 302 and "/admin/login/" in response["Location"]
+
+
+def test_a_comment_over_the_limit_is_refused_with_the_limit_and_nothing_written(client, cast, campaign):
+    client.force_login(cast.manager.user)
+    target = item(cast.employee, cast.app)
+    response = client.post(
+        reverse("access:review_item", args=[target.pk]), {"decision": "revoke", "comment": "x" * 200_000}
+    )
+    assert response.status_code == 200
+    assert "at most 2000 characters" in response.content.decode()
+    target.refresh_from_db()
+    assert (target.state, target.comment) == (ReviewItemState.OPEN, "")

@@ -72,11 +72,12 @@ def test_a_revoke_is_a_visible_engine_task_and_the_item_shows_the_confirmed_date
     assert Task.objects.filter(key__startswith=f"review:{item.pk}").count() == 1
 
 
-def test_a_manual_application_waits_for_it_and_is_confirmed_when_it_completes_the_task(
-    cast, campaign, it_user, settle
-):
+def test_a_manual_application_waits_for_it_and_is_confirmed_when_it_completes_the_task(cast, campaign, it_user, settle):
     settle(
-        reviews.review_item_decide, item=the_item(), decision="revoke", comment="No longer needed.",
+        reviews.review_item_decide,
+        item=the_item(),
+        decision="revoke",
+        comment="No longer needed.",
         acting_user=cast.manager.user,
     )
     item = the_item()
