@@ -355,12 +355,9 @@ def review_items_for_reviewer(employee: Employee, *, day: datetime.date | None =
     # One IN over "me and whoever delegated to me" (not an OR of two conditions): the database then reads
     # the reviewer index for those few people instead of scanning every item of every campaign.
     reviewers = Employee.objects.filter(Q(pk=employee.pk) | Q(pk__in=_delegators_of(employee, day))).values("pk")
-    return (
-        ReviewItem.objects.filter(
-            reviewer_id__in=reviewers, state=ReviewItemState.OPEN, campaign__status=AccessReviewStatus.ACTIVE
-        )
-        .exclude(employee=employee)
-    )
+    return ReviewItem.objects.filter(
+        reviewer_id__in=reviewers, state=ReviewItemState.OPEN, campaign__status=AccessReviewStatus.ACTIVE
+    ).exclude(employee=employee)
 
 
 def may_decide(employee: Employee | None, item: ReviewItem, *, day: datetime.date | None = None) -> bool:
