@@ -5,7 +5,8 @@ frozen, in batches, all in one transaction. Reviewers decide in self-service; a 
 change fires `accounts.hooks.access_review_decided`, which the lifecycle engine (offboarding) fills
 in: it adds a visible task and reports back through `review_item_record_applied` / `_failed`.
 The hourly `review_campaigns_hourly` sends reminders, applies the due-date rule (capped), records
-what other paths confirmed (`review_items_reconcile`), closes finished campaigns and launches the
+what other paths confirmed (`review_items_reconcile`), moves open items after a reviewer who left or a
+holder who moved (`review_items_follow_reviewers`), closes finished campaigns and launches the
 recurring ones that are due. Nothing here imports the engine.
 """
 
@@ -736,6 +737,44 @@ def review_campaign_close_if_finished(*, campaign: AccessReview) -> bool:
     return True
 
 
+def review_items_follow_reviewers(*, limit: int = 5000) -> int:
+    """Open items follow a reviewer who left (to the first able manager above them) and, for a manager's
+    review, a holder who moved (to their new manager). Never to the holder. Bounded per call, idempotent
+    (an item already with the right reviewer is left alone). Returns how many moved."""
+    open_items = ReviewItem.objects.filter(state=ReviewItemState.OPEN, campaign__status=AccessReviewStatus.ACTIVE)
+    left = Q(reviewer__status=EmployeeStatus.TERMINATED) | Q(reviewer__user__isnull=True)
+    moved = Q(reviewer_kind=ReviewerKind.MANAGER, stage=1) & ~Q(reviewer_id=F("employee__manager_id"))
+    candidates = list(
+        open_items.filter(left | moved).values_list(
+            "pk", "reviewer_id", "employee_id", "employee__manager_id", "reviewer_kind"
+        )[:limit]
+    )
+    if not candidates:
+        return 0
+    people = _People()
+    changed = 0
+    for pk, reviewer, holder, holder_manager, kind in candidates:
+        start = holder_manager if kind == ReviewerKind.MANAGER else people.manager_of(reviewer)
+        if kind == ReviewerKind.MANAGER and holder_manager is None:
+            start = people.manager_of(reviewer)
+        new = people.first_able(start, holder=holder)
+        if new is None or new == reviewer:
+            continue
+        with transaction.atomic():
+            item = ReviewItem.objects.select_for_update(of=("self",)).get(pk=pk)
+            if item.state != ReviewItemState.OPEN or item.reviewer_id != reviewer:
+                continue
+            item.reviewer_id = new
+            item.save(update_fields=["reviewer"])
+            audit_record(
+                action=AuditEvent.Action.REVIEW_ESCALATED,
+                target=item,
+                detail={"campaign": item.campaign_id, "from": reviewer, "to": new, "why": "reviewer left or moved"},
+            )
+            changed += 1
+    return changed
+
+
 def review_campaigns_hourly(*, today: datetime.date | None = None) -> dict:
     """Every hour: reminders, the due-date rule, confirmations from other paths, closing, recurring launches.
 
@@ -747,6 +786,7 @@ def review_campaigns_hourly(*, today: datetime.date | None = None) -> dict:
     ):
         due.append(review_campaign_process_due(campaign=campaign, today=today))
     reconciled = review_items_reconcile()
+    followed = review_items_follow_reviewers()
     closed = sum(review_campaign_close_if_finished(campaign=c) for c in AccessReview.objects.filter(status="active"))
     launched, waiting = [], []
     for campaign in AccessReview.objects.filter(
@@ -762,6 +802,7 @@ def review_campaigns_hourly(*, today: datetime.date | None = None) -> dict:
         "reminders": review_campaigns_remind(today=today),
         "due": due,
         "reconciled": reconciled,
+        "followed": followed,
         "closed": closed,
         "launched": launched,
         "waiting": waiting,

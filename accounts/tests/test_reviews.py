@@ -415,3 +415,17 @@ def test_progress_counts_each_state(cast, review):
     reviews.review_item_decide(item=item_of(cast.employee), decision="keep", acting_user=cast.manager.user)
     progress = reviews.review_progress(review)
     assert (progress["total"], progress["open"], progress["kept"], progress["percent"]) == (2, 1, 1, 50)
+
+
+def test_open_items_follow_a_reviewer_who_leaves_and_a_holder_who_moves(cast, review):
+    cast.manager.status = EmployeeStatus.TERMINATED
+    cast.manager.save()
+    assert reviews.review_items_follow_reviewers() == 2
+    assert set(ReviewItem.objects.values_list("reviewer", flat=True)) == {cast.head.pk}
+    assert reviews.review_items_follow_reviewers() == 0  # idempotent
+    # The teammate moves under the other manager: their item goes to their new manager.
+    cast.teammate.manager = cast.other_manager
+    cast.teammate.save()
+    assert reviews.review_items_follow_reviewers() == 1
+    assert item_of(cast.teammate).reviewer == cast.other_manager
+    assert item_of(cast.employee).reviewer == cast.head  # still nobody able below the head for Erin
