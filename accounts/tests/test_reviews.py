@@ -429,3 +429,16 @@ def test_open_items_follow_a_reviewer_who_leaves_and_a_holder_who_moves(cast, re
     assert reviews.review_items_follow_reviewers() == 1
     assert item_of(cast.teammate).reviewer == cast.other_manager
     assert item_of(cast.employee).reviewer == cast.head  # still nobody able below the head for Erin
+
+
+def test_a_revoke_with_nobody_connected_to_the_hook_rolls_back(cast, review, monkeypatch):
+    from django.core.exceptions import ImproperlyConfigured
+
+    from accounts.hooks import access_review_decided
+
+    monkeypatch.setattr(access_review_decided, "_receivers", [])
+    with pytest.raises(ImproperlyConfigured, match="access_review_decided"):
+        reviews.review_item_decide(
+            item=item_of(cast.employee), decision="revoke", comment="Gone.", acting_user=cast.manager.user
+        )
+    assert item_of(cast.employee).state == ReviewItemState.OPEN
