@@ -490,10 +490,19 @@ def review_item_decide(
 def _owner_reviewer(item: ReviewItem, *, skip: int | None) -> int | None:
     """The owner stage's reviewer: the application's owner (or the first able manager above them), not
     the holder and not whoever reviewed stage one."""
-    owner = item.application.owner_id
-    if owner is None:
-        return None
-    return _People().first_able(owner, holder=item.employee_id, skip=frozenset({skip} if skip else ()))
+    person = item.application.owner_id
+    seen = set()
+    # A walk up from the owner, one row at a time (the chain is short; `_People` would read everyone).
+    while person is not None and person not in seen:
+        seen.add(person)
+        row = Employee.objects.filter(pk=person).values_list("manager_id", "status", "user_id").first()
+        if row is None:
+            return None
+        manager_id, status, user_id = row
+        if person not in (item.employee_id, skip) and status != EmployeeStatus.TERMINATED and user_id is not None:
+            return person
+        person = manager_id
+    return None
 
 
 def review_items_decide_many(*, items: list[ReviewItem], decision: str, comment: str, acting_user) -> dict:

@@ -442,3 +442,14 @@ def test_a_revoke_with_nobody_connected_to_the_hook_rolls_back(cast, review, mon
             item=item_of(cast.employee), decision="revoke", comment="Gone.", acting_user=cast.manager.user
         )
     assert item_of(cast.employee).state == ReviewItemState.OPEN
+
+
+def test_the_owner_stage_never_goes_back_to_the_stage_one_reviewer(cast):
+    cast.app.owner = cast.manager  # the manager owns GitHub too: the owner stage goes up to the head
+    cast.app.save()
+    EntitlementFactory(employee=cast.employee, application=cast.app)
+    launch(make_campaign(applications=[cast.app], reviewer_rule=ReviewerRule.MANAGER_THEN_OWNER))
+
+    item = reviews.review_item_decide(item=item_of(cast.employee), decision="keep", acting_user=cast.manager.user)
+
+    assert (item.stage, item.reviewer) == (2, cast.head)
