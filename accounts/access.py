@@ -215,3 +215,22 @@ def holders_of(application: Application) -> QuerySet[Entitlement]:
 
 def requestable_applications() -> QuerySet[Application]:
     return Application.objects.filter(requestable=True).order_by("name")
+
+
+def review_item_for_reviewer(user, pk: int):
+    """The open review item `pk` if `user` reviews it now (their own, or delegated to them in force),
+    never one about their own access; else `Http404`, so another person's item tells nothing."""
+    from accounts.services.reviews import review_items_for_reviewer
+
+    employee = employee_for_user(user)
+    if employee is None:
+        raise Http404("No such review item.")
+    item = (
+        review_items_for_reviewer(employee)
+        .select_related("campaign", "application", "reviewer", "employee__role")
+        .filter(pk=pk)
+        .first()
+    )
+    if item is None:
+        raise Http404("No such review item.")
+    return item

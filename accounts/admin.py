@@ -747,5 +747,6 @@ class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Model
     )
 
 
-# The usage feeds pages (upload, imports, unmatched sign-ins) live in their own module.
-from accounts import admin_usage  # noqa: E402, F401
+# The usage feeds pages (upload, imports, unmatched sign-ins) and access reviews (campaigns, items,
+# evidence) live in their own modules.
+from accounts import admin_reviews, admin_usage  # noqa: E402, F401

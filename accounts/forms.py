@@ -2,7 +2,7 @@
 
 from django import forms
 
-from accounts.models import AccessRequest, Application, ApprovalStep, Employee, EmployeeStatus
+from accounts.models import AccessRequest, Application, ApprovalStep, Employee, EmployeeStatus, ReviewItem
 from portal.forms import DateInput
 from portal.limits import text_limit, text_limit_message
 
@@ -84,3 +84,47 @@ class DelegationForm(forms.Form):
         if employee is None:
             raise forms.ValidationError("Enter the work email of a colleague who can sign in to Portal.")
         return employee
+
+
+class ReviewDecisionForm(forms.Form):
+    """One review item: keep, revoke or change level, with a comment (required to revoke)."""
+
+    decision = forms.ChoiceField(
+        choices=[("keep", "Keep"), ("revoke", "Revoke"), ("change_level", "Change level")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose keep, revoke or change level."},
+    )
+    new_level = forms.ChoiceField(required=False, label="New level", help_text="Only when you change the level.")
+    comment = forms.CharField(
+        required=False,
+        max_length=text_limit(ReviewItem, "comment"),
+        error_messages={"max_length": text_limit_message(ReviewItem, "comment")},
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Required when you revoke: say why. The audit evidence keeps it.",
+    )
+
+    def __init__(self, *args, levels=(), **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["new_level"].choices = [("", "—")] + [(level, level) for level in levels]
+
+
+class ReviewBulkForm(forms.Form):
+    """The same decision on the ticked items, or on every item the filters show."""
+
+    decision = forms.ChoiceField(
+        choices=[("keep", "Keep"), ("revoke", "Revoke")],
+        widget=forms.RadioSelect,
+        error_messages={"required": "Choose keep or revoke for the items."},
+    )
+    comment = forms.CharField(
+        required=False,
+        max_length=text_limit(ReviewItem, "comment"),
+        error_messages={"max_length": text_limit_message(ReviewItem, "comment")},
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required when you revoke.",
+    )
+    scope = forms.ChoiceField(
+        choices=[("selected", "The items I ticked"), ("filtered", "Every item the filters show")],
+        initial="selected",
+        widget=forms.RadioSelect,
+    )

@@ -51,6 +51,8 @@ class Hook:
 
 # A request's final approval (or an approval needing nobody): the lifecycle provisions its access.
 access_request_approved = Hook("access_request_approved")
+# A reviewer revoked an item of an access review or changed its level: the lifecycle applies it as a task.
+access_review_decided = Hook("access_review_decided")
 
 
 class SyncHook:

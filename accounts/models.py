@@ -847,3 +847,224 @@ class EmployeeImport(models.Model):
             EmployeeImportStatus.FAILED,
             EmployeeImportStatus.ABANDONED,
         )
+
+
+# --- Access reviews (accounts.services.reviews) ---------------------------------------------------
+
+
+class ReviewerRule(models.TextChoices):
+    MANAGER = "manager", "The person's manager"
+    OWNER = "owner", "The application owner"
+    MANAGER_THEN_OWNER = "manager_then_owner", "The manager, then the application owner"
+
+
+class UnansweredRule(models.TextChoices):
+    KEEP = "keep", "Keep the access"
+    REVOKE = "revoke", "Revoke the access"
+    ESCALATE = "escalate", "Escalate to the reviewer's manager"
+
+
+class ReviewRecurrence(models.TextChoices):
+    NONE = "none", "Once"
+    QUARTERLY = "quarterly", "Every quarter"
+    HALF_YEARLY = "half_yearly", "Every six months"
+    YEARLY = "yearly", "Every year"
+
+
+# Months between two campaigns of a recurring schedule.
+RECURRENCE_MONTHS = {ReviewRecurrence.QUARTERLY: 3, ReviewRecurrence.HALF_YEARLY: 6, ReviewRecurrence.YEARLY: 12}
+
+
+class AccessReviewStatus(models.TextChoices):
+    DRAFT = "draft", "Draft (not launched)"
+    ACTIVE = "active", "In review"
+    CLOSED = "closed", "Closed"
+
+
+SENSITIVITY_RANK = {Sensitivity.LOW: 0, Sensitivity.MEDIUM: 1, Sensitivity.HIGH: 2}
+
+
+class AccessReview(models.Model):
+    """A certification campaign: who must confirm which access, by when, and what happens if they do not.
+
+    Scope: everything, or the live entitlements matching every filter given (applications, a minimum
+    sensitivity, the holder's departments). Launching it (`review_campaign_launch`) freezes one
+    `ReviewItem` per entitlement in scope; later changes to the access do not rewrite what was reviewed.
+    A recurring campaign plans its successor (a draft, dates moved on) when it is launched.
+    """
+
+    name = models.CharField(max_length=150)
+    description = limited_text(LONG_TEXT, "The description", blank=True)
+    scope_everything = models.BooleanField(
+        default=False, help_text="Review every live entitlement (the filters below are then ignored)."
+    )
+    applications = models.ManyToManyField(
+        Application, blank=True, related_name="access_reviews", help_text="Only these applications (none: any)."
+    )
+    min_sensitivity = models.CharField(
+        max_length=10,
+        choices=Sensitivity.choices,
+        blank=True,
+        help_text="Only applications of at least this sensitivity (empty: any).",
+    )
+    departments = models.ManyToManyField(
+        Department, blank=True, related_name="access_reviews", help_text="Only people in these departments (none: any)."
+    )
+    reviewer_rule = models.CharField(max_length=20, choices=ReviewerRule.choices, default=ReviewerRule.MANAGER)
+    starts_on = models.DateField()
+    due_on = models.DateField()
+    unanswered_rule = models.CharField(
+        max_length=10,
+        choices=UnansweredRule.choices,
+        default=UnansweredRule.KEEP,
+        help_text="What happens to an item nobody answered by the due date.",
+    )
+    auto_revoke_cap_percent = models.PositiveSmallIntegerField(
+        default=10,
+        help_text="Revoke unanswered items automatically only up to this share of the campaign (percent); "
+        "beyond it IT must confirm.",
+    )
+    recurrence = models.CharField(max_length=20, choices=ReviewRecurrence.choices, default=ReviewRecurrence.QUARTERLY)
+    status = models.CharField(max_length=10, choices=AccessReviewStatus.choices, default=AccessReviewStatus.DRAFT)
+    previous = models.OneToOneField(
+        "self", null=True, blank=True, on_delete=models.SET_NULL, related_name="next_campaign", editable=False
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    launched_at = models.DateTimeField(null=True, blank=True, editable=False)
+    launched_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    item_count = models.PositiveIntegerField(default=0, editable=False, help_text="Items frozen at launch.")
+    reminded_days = models.JSONField(
+        default=list, blank=True, editable=False, help_text="Reminders sent, as days before the due date."
+    )
+    due_processed_at = models.DateTimeField(
+        null=True, blank=True, editable=False, help_text="When the unanswered items followed the campaign's rule."
+    )
+    cap_blocked_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="When the due date would have revoked more than the cap: waiting for IT to confirm.",
+    )
+    closed_at = models.DateTimeField(null=True, blank=True, editable=False)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        verbose_name = "access review"
+        indexes = [models.Index(fields=["status", "due_on"], name="accessreview_status_due_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(due_on__gt=models.F("starts_on")),
+                name="accessreview_due_after_start",
+                violation_error_message="The due date must come after the start date.",
+            ),
+            models.CheckConstraint(
+                condition=Q(auto_revoke_cap_percent__lte=100),
+                name="accessreview_cap_percent",
+                violation_error_message="The auto-revoke cap is a percentage: 0 to 100.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self):
+        if self.name is not None and not self.name.strip():
+            raise ValidationError({"name": "Give the campaign a name."})
+
+
+class ReviewItemState(models.TextChoices):
+    OPEN = "open", "Waiting for a decision"
+    KEPT = "kept", "Kept"
+    APPLYING = "applying", "Sent to the lifecycle engine"
+    APPLIED = "applied", "Change confirmed"
+    FAILED = "failed", "Could not be applied (IT must act)"
+
+
+class ReviewDecision(models.TextChoices):
+    KEEP = "keep", "Keep"
+    REVOKE = "revoke", "Revoke"
+    CHANGE_LEVEL = "change_level", "Change level"
+
+
+class ReviewerKind(models.TextChoices):
+    MANAGER = "manager", "Manager"
+    OWNER = "owner", "Application owner"
+    ESCALATED = "escalated", "Escalated (reviewer's manager)"
+    CHOSEN = "chosen", "Chosen by IT"
+
+
+class ReviewSuggestion(models.TextChoices):
+    NONE = "", "No suggestion"
+    KEEP = "keep", "Suggest keep"
+    REVOKE = "revoke", "Suggest revoke"
+
+
+class ReviewItem(models.Model):
+    """One entitlement as it was when its campaign launched, who must review it and what they decided.
+
+    The frozen columns (holder, application, level, since, last used, source, justification) are
+    copied at launch and never follow the entitlement. `trail` keeps each stage's decision (manager,
+    then owner); the item's own decision is the final one. A revoke or level change goes through the
+    lifecycle engine (`state` applying) until it is confirmed (`applied_at`), or stays open as failed.
+    """
+
+    campaign = models.ForeignKey(AccessReview, on_delete=models.PROTECT, related_name="items")
+    entitlement = models.ForeignKey(Entitlement, on_delete=models.PROTECT, related_name="review_items")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="review_items")
+    employee_name = models.CharField(max_length=210)
+    department_name = models.CharField(max_length=100, blank=True)
+    application = models.ForeignKey(Application, on_delete=models.PROTECT, related_name="review_items")
+    application_name = models.CharField(max_length=100)
+    level = models.CharField(max_length=50)
+    granted_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    source = models.CharField(max_length=20, choices=EntitlementSource.choices)
+    justification = models.CharField(max_length=SHORT_TEXT, blank=True, help_text="The access request's, if any.")
+    suggestion = models.CharField(max_length=10, choices=ReviewSuggestion.choices, blank=True)
+    suggestion_reason = models.CharField(max_length=200, blank=True)
+    stage = models.PositiveSmallIntegerField(default=1)
+    reviewer = models.ForeignKey(
+        Employee, null=True, blank=True, on_delete=models.PROTECT, related_name="reviews_to_do"
+    )
+    reviewer_kind = models.CharField(max_length=10, choices=ReviewerKind.choices)
+    state = models.CharField(max_length=10, choices=ReviewItemState.choices, default=ReviewItemState.OPEN)
+    decision = models.CharField(max_length=20, choices=ReviewDecision.choices, blank=True)
+    new_level = models.CharField(max_length=50, blank=True)
+    comment = limited_text(SHORT_TEXT, "The comment", blank=True)
+    decided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    decided_at = models.DateTimeField(null=True, blank=True)
+    decided_by_rule = models.BooleanField(default=False, help_text="Decided by the campaign's rule at the due date.")
+    trail = models.JSONField(default=list, blank=True, help_text="Each stage's decision, in order.")
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    apply_error = models.CharField(max_length=500, blank=True)
+    applied_at = models.DateTimeField(null=True, blank=True, help_text="When the engine confirmed the change.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["campaign", "employee_name", "application_name", "id"]
+        indexes = [
+            models.Index(fields=["reviewer", "state", "campaign"], name="reviewitem_inbox_idx"),
+            models.Index(fields=["campaign", "state"], name="reviewitem_campaign_state_idx"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["campaign", "entitlement"],
+                name="reviewitem_one_per_entitlement",
+                violation_error_message="This entitlement is already in the campaign.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee_name} · {self.application_name} ({self.level})"
+
+    @property
+    def is_open(self) -> bool:
+        return self.state == ReviewItemState.OPEN

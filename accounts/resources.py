@@ -22,11 +22,12 @@ from accounts.models import (
     Employee,
     EmployeeStatus,
     Location,
+    ReviewItem,
     Role,
     default_access_levels,
 )
 from accounts.services.employees import employee_create
-from portal.resources import NamesListWidget, NaturalKeyWidget, PortalResource
+from portal.resources import FormulaSafeResource, NamesListWidget, NaturalKeyWidget, PortalResource
 
 
 class LocationResource(PortalResource):
@@ -155,3 +156,53 @@ class EmployeeResource(PortalResource):
             )
         if errors:
             raise ValidationError(errors)
+
+
+class ReviewEvidenceResource(FormulaSafeResource):
+    """An access review's evidence, one row per item: who had what, who reviewed it, when, the decision,
+    and when the change was confirmed. Export only; formula-safe like every Portal export."""
+
+    reviewer = Field(column_name="reviewer")
+    decided_by = Field(column_name="decided_by")
+    stages = Field(column_name="stages")
+
+    class Meta:
+        model = ReviewItem
+        fields = (
+            "id",
+            "employee_name",
+            "department_name",
+            "application_name",
+            "level",
+            "source",
+            "granted_at",
+            "last_used_at",
+            "justification",
+            "suggestion_reason",
+            "reviewer",
+            "reviewer_kind",
+            "state",
+            "decision",
+            "new_level",
+            "comment",
+            "decided_by",
+            "decided_at",
+            "decided_by_rule",
+            "applied_at",
+            "apply_error",
+            "stages",
+        )
+        export_order = fields
+
+    def dehydrate_reviewer(self, item):
+        return item.reviewer.full_name if item.reviewer_id else ""
+
+    def dehydrate_decided_by(self, item):
+        return item.decided_by.get_username() if item.decided_by_id else ""
+
+    def dehydrate_stages(self, item):
+        return " | ".join(
+            f"stage {step['stage']} {step['decision']} by {step['by']} at {step['at'][:16]}"
+            + (f": {step['comment']}" if step.get("comment") else "")
+            for step in item.trail or []
+        )

@@ -21,3 +21,10 @@ def employee_import_run(import_id: int) -> str:
 def employee_imports_forget_stale() -> int:
     """Every 10 minutes: abandon HR import previews nobody confirmed in time, deleting their cells."""
     return hr_import.employee_imports_forget_stale()
+
+
+def access_reviews_hourly() -> dict:
+    """Every hour: review reminders, due dates (capped), confirmations, closing, recurring launches."""
+    from accounts.services import reviews
+
+    return reviews.review_campaigns_hourly()

@@ -18,4 +18,7 @@ urlpatterns = [
     path("approvals/delegation/<int:pk>/cancel/", views.delegation_cancel, name="delegation_cancel"),
     path("owner/", views.owned_applications, name="owned_applications"),
     path("owner/<int:pk>/", views.owned_application, name="owned_application"),
+    path("reviews/", views.reviews, name="reviews"),
+    path("reviews/bulk/", views.reviews_bulk, name="reviews_bulk"),
+    path("reviews/items/<int:pk>/", views.review_item, name="review_item"),
 ]

@@ -1,5 +1,5 @@
 """Self-service pages for access: my access, requesting it, my requests, the approvals inbox,
-delegation while away, and the owner's view of who holds their applications.
+delegation while away, the owner's view of who holds their applications, and access reviews.
 
 Every view starts from the signed-in user and reads through `accounts.access`; writes go
 through the services (`access_requests`, `approval_steps`, `delegations`). A refusal is shown on
@@ -11,12 +11,15 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db.models import Count, Prefetch, Q
+from django.http import QueryDict
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from accounts import access
-from accounts.forms import AccessRequestForm, DecisionForm, DelegationForm
+from accounts.forms import AccessRequestForm, DecisionForm, DelegationForm, ReviewBulkForm, ReviewDecisionForm
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
     AccessRequestStatus,
@@ -26,6 +29,7 @@ from accounts.models import (
 from accounts.selectors import employee_for_user, entitlements_for_employee
 from accounts.services import access_requests, approval_steps
 from accounts.services import delegations as delegation_services
+from accounts.services import reviews as review_services
 from portal.forms import add_service_errors, parse_id
 from portal.views import no_record_page
 
@@ -261,4 +265,152 @@ def owned_application(request, pk: int):
         request,
         "accounts/owned_application.html",
         {"application": application, "page": page, "holders": list(page.object_list), "now": timezone.now()},
+    )
+
+
+# --- Access reviews ------------------------------------------------------------------------------
+
+REVIEWS_PER_PAGE = 50
+
+
+def _review_filters(params, base):
+    """The reviewer's items narrowed by the page's filters (campaign, application, suggestion, department,
+    name); junk values are ignored. Returns (queryset, the filters as read)."""
+    chosen = {
+        "campaign": parse_id(params.get("campaign")),
+        "application": parse_id(params.get("application")),
+        "suggestion": params.get("suggestion") if params.get("suggestion") in ("keep", "revoke", "none") else "",
+        # A NUL never reaches the database (PostgreSQL refuses it): the bulk form's filters come in a POST body.
+        "department": (params.get("department") or "").replace("\x00", "").strip()[:100],
+        "q": (params.get("q") or "").replace("\x00", "").strip()[:100],
+    }
+    items = base
+    if chosen["campaign"] is not None:
+        items = items.filter(campaign_id=chosen["campaign"])
+    if chosen["application"] is not None:
+        items = items.filter(application_id=chosen["application"])
+    if chosen["suggestion"]:
+        items = items.filter(suggestion="" if chosen["suggestion"] == "none" else chosen["suggestion"])
+    if chosen["department"]:
+        items = items.filter(department_name=chosen["department"])
+    if chosen["q"]:
+        items = items.filter(employee_name__icontains=chosen["q"])
+    return items, chosen
+
+
+@login_required
+def reviews(request):
+    """The access reviews waiting on the signed-in person (their own and delegated to them), a page at a
+    time, with filters and a bulk decision. The same number of queries whatever the number of items."""
+    employee = employee_for_user(request.user)
+    if employee is None:
+        return no_record_page(request, "Access reviews")
+    base = review_services.review_items_for_reviewer(employee)
+    items, chosen = _review_filters(request.GET, base)
+    page = Paginator(
+        items.select_related("campaign").order_by("campaign__due_on", "employee_name", "application_name", "pk"),
+        REVIEWS_PER_PAGE,
+    ).get_page(request.GET.get("page"))
+    options = list(
+        base.order_by()
+        .values_list("campaign_id", "campaign__name", "campaign__due_on", "application_id", "application_name")
+        .distinct()[:2000]
+    )
+    campaigns = sorted({(c, name, due) for c, name, due, _a, _n in options}, key=lambda x: (x[2], x[1]))
+    applications = sorted({(a, n) for _c, _name, _due, a, n in options}, key=lambda x: x[1].lower())
+    query = request.GET.copy()
+    query.pop("page", None)
+    return render(
+        request,
+        "accounts/reviews.html",
+        {
+            "page": page,
+            "items": list(page.object_list),
+            "chosen": chosen,
+            "campaigns": campaigns,
+            "applications": applications,
+            "form": ReviewBulkForm(),
+            "filters": query.urlencode(),
+            "employee": employee,
+            "received": list(access.delegations_received(request.user)),
+        },
+    )
+
+
+@login_required
+@require_POST
+def reviews_bulk(request):
+    """One decision on the ticked items, or on every item the filters show (up to `BULK_LIMIT`)."""
+    employee = employee_for_user(request.user)
+    if employee is None:
+        return no_record_page(request, "Access reviews")
+    form = ReviewBulkForm(request.POST)
+    back = redirect(f"{reverse('access:reviews')}?{request.POST.get('filters', '')}")
+    if not form.is_valid():
+        for errors in form.errors.values():
+            for message in errors:
+                messages.error(request, message)
+        return back
+    base = review_services.review_items_for_reviewer(employee)
+    if form.cleaned_data["scope"] == "filtered":
+        filters = QueryDict(request.POST.get("filters", ""))
+        items, _chosen = _review_filters(filters, base)
+    else:
+        ids = [pk for pk in (parse_id(value) for value in request.POST.getlist("items")) if pk is not None]
+        if not ids:
+            messages.error(request, "Tick the items to decide, or choose every item the filters show.")
+            return back
+        items = base.filter(pk__in=ids)
+    chosen = list(items.order_by("pk")[: review_services.BULK_LIMIT + 1])
+    more = len(chosen) > review_services.BULK_LIMIT
+    try:
+        result = review_services.review_items_decide_many(
+            items=chosen[: review_services.BULK_LIMIT],
+            decision=form.cleaned_data["decision"],
+            comment=form.cleaned_data["comment"],
+            acting_user=request.user,
+        )
+    except ValidationError as exc:
+        for message in exc.messages:
+            messages.error(request, message)
+        return back
+    verb = "kept" if form.cleaned_data["decision"] == "keep" else "revoked"
+    if result["done"]:
+        messages.success(request, f"You {verb} {len(result['done'])} item{pluralize(len(result['done']))}.")
+    for item, reason in result["failed"][:10]:
+        messages.error(request, f"{item}: {reason}")
+    if more:
+        messages.info(request, f"Only {review_services.BULK_LIMIT} items are decided at once; decide the rest next.")
+    return back
+
+
+@login_required
+def review_item(request, pk: int):
+    """One item: what is frozen about it, the suggestion, and the decision with a comment."""
+    item = access.review_item_for_reviewer(request.user, pk)
+    levels = [level for level in item.application.access_levels if level != item.level]
+    form = ReviewDecisionForm(request.POST or None, levels=levels)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            decided = review_services.review_item_decide(
+                item=item,
+                decision=data["decision"],
+                comment=data["comment"],
+                new_level=data["new_level"],
+                acting_user=request.user,
+            )
+        except ValidationError as exc:
+            add_service_errors(form, exc)
+        else:
+            if decided.is_open:
+                messages.success(request, f"You kept {item}; the application owner reviews it next.")
+            else:
+                verb = {"keep": "kept", "revoke": "revoked", "change_level": "changed the level of"}[decided.decision]
+                messages.success(request, f"You {verb} {item}.")
+            return redirect("access:reviews")
+    return render(
+        request,
+        "accounts/review_item.html",
+        {"item": item, "form": form, "on_behalf": item.reviewer.user_id != request.user.pk},
     )

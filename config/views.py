@@ -27,13 +27,14 @@ def home(request):
 
 
 def _waiting_for(user, employee) -> dict[str, int]:
-    """What needs the person now, counted in one query: approvals to decide, their tasks, hardware to
+    """What needs the person now, counted in one query: approvals to decide, access to review, their tasks, hardware to
     return, their own requests still pending, and whether they have reports or own applications."""
     from django.db.models import Count, IntegerField, Subquery
     from django.db.models.functions import Coalesce
 
     from accounts.access import steps_for_decider
     from accounts.models import AccessRequest, AccessRequestStatus, Application, Employee
+    from accounts.services.reviews import review_items_for_reviewer
     from offboarding.access import returns_for_employee
     from offboarding.models import ReturnStatus
     from offboarding.selectors import tasks_for_assignee
@@ -51,13 +52,14 @@ def _waiting_for(user, employee) -> dict[str, int]:
         Employee.objects.filter(pk=employee.pk)
         .annotate(
             w_approvals=counted(steps_for_decider(user, employee=employee)),
+            w_reviews=counted(review_items_for_reviewer(employee)),
             w_tasks=counted(tasks_for_assignee(employee=employee)),
             w_returns=counted(returns_for_employee(employee).filter(status=ReturnStatus.OPEN)),
             w_requests=counted(AccessRequest.objects.filter(employee=employee, status=AccessRequestStatus.PENDING)),
             w_reports=counted(Employee.objects.filter(manager=employee, anonymised_at__isnull=True)),
             w_owned=counted(Application.objects.filter(owner=employee)),
         )
-        .values("w_approvals", "w_tasks", "w_returns", "w_requests", "w_reports", "w_owned")
+        .values("w_approvals", "w_reviews", "w_tasks", "w_returns", "w_requests", "w_reports", "w_owned")
         .get()
     )
     return {key.removeprefix("w_"): value for key, value in row.items()}

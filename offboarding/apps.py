@@ -8,6 +8,7 @@ class OffboardingConfig(AppConfig):
     def ready(self):
         from accounts.hooks import (
             access_request_approved,
+            access_review_decided,
             employee_joined,
             employee_left_now,
             employee_moved,
@@ -18,6 +19,8 @@ class OffboardingConfig(AppConfig):
 
         # An approved access request is provisioned by the lifecycle engine.
         access_request_approved.connect("offboarding.tasks.access_request_fulfil")
+        # A review's revoke or level change is applied by the lifecycle engine, as a visible task.
+        access_review_decided.connect("offboarding.tasks.access_review_apply")
         # An HR import's new people get their join runs and its movers their move runs, in its transaction.
         employees_imported.connect(lifecycle_of_import)
         # People pushed by an identity provider (SCIM) join, move and leave in the SCIM request's transaction.

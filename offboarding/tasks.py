@@ -30,6 +30,11 @@ def access_request_fulfil(request_id: int) -> dict:
     return access_changes.access_request_fulfil(request_id=request_id)
 
 
+def access_review_apply(item_id: int) -> dict:
+    """After a review's revoke or level change: one engine task applies it (idempotent)."""
+    return access_changes.access_review_apply(item_id=item_id)
+
+
 def access_hourly() -> dict:
     """Every hour: revoke time-bound access that ended, tell holders whose access ends soon, remind approvers."""
     return {

@@ -101,6 +101,14 @@ class AuditEvent(models.Model):
         # REST API
         API_TOKEN_CREATED = "api_token_created", "API token created"
         API_TOKEN_REVOKED = "api_token_revoked", "API token revoked"
+        # Access reviews (certification campaigns)
+        REVIEW_LAUNCHED = "review_launched", "Access review launched"
+        REVIEW_DECIDED = "review_decided", "Access review item decided"
+        REVIEW_ESCALATED = "review_escalated", "Access review item escalated"
+        REVIEW_DUE_APPLIED = "review_due_applied", "Access review due date: unanswered items followed its rule"
+        REVIEW_CAP_CONFIRMED = "review_cap_confirmed", "Access review: IT confirmed revocations over the cap"
+        REVIEW_REAPPLIED = "review_reapplied", "Access review decision sent to the engine again"
+        REVIEW_CLOSED = "review_closed", "Access review closed"
 
     seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the hash chain: 1, 2, 3 ... without gaps.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -393,11 +393,42 @@ def make_idempotency_keys(n, user):
         )
 
 
+def _review(n, user, prefix):
+    """A launched access review over `n` new entitlements, each reviewed by its holder's manager (with a login)."""
+    from accounts.models import AccessReview
+    from accounts.services import reviews
+
+    manager = EmployeeFactory(user=UserFactory())
+    application = ApplicationFactory(name=f"{prefix} {next(_counter)}", owner=manager)
+    for _ in range(n):
+        EntitlementFactory(employee=_employee(manager), application=application)
+    today = timezone.localdate()
+    campaign = reviews.review_campaign_save(
+        campaign=AccessReview(
+            name=f"{prefix} review", starts_on=today, due_on=today + datetime.timedelta(days=7), recurrence="none"
+        ),
+        acting_user=user,
+    )
+    campaign.applications.set([application])
+    return reviews.review_campaign_launch(campaign=campaign, acting_user=user)
+
+
+def make_access_reviews(n, user):
+    for _ in range(n):
+        _review(1, user, "Reviewed")
+
+
+def make_review_items(n, user):
+    _review(n, user, "Items")
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
     "api.ApiToken": make_api_tokens,
     "api.IdempotencyKey": make_idempotency_keys,
     "accounts.AccessRequest": make_access_requests,
+    "accounts.AccessReview": make_access_reviews,
+    "accounts.ReviewItem": make_review_items,
     "accounts.Application": make_applications,
     "accounts.ApprovalDelegation": make_delegations,
     "accounts.ApprovalStep": make_approval_steps,

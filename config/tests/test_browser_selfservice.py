@@ -334,3 +334,47 @@ def test_employee_accepts_terms_and_completes_a_task_manager_asks_it_to_offboard
     owner_page.get_by_role("link", name="GitHub").click()
     holders = owner_page.get_by_role("table")
     assert "Erin Employee" in holders.inner_text() and "write" in holders.inner_text()
+
+
+# --- An access review on a phone: the manager keeps one item in bulk and revokes another -------------
+
+
+def test_manager_reviews_access_on_a_phone(live_server, new_page, cast, password):
+    from accounts.models import AccessReview, ReviewItem
+    from accounts.services import reviews
+    from accounts.tests.factories import EntitlementFactory
+
+    EntitlementFactory(employee=cast.employee, application=cast.app, level="write")
+    EntitlementFactory(employee=cast.teammate, application=cast.app, level="read")
+    today = timezone.localdate()
+    campaign = reviews.review_campaign_save(
+        campaign=AccessReview(name="Q1 GitHub", starts_on=today, due_on=today + datetime.timedelta(days=7)),
+        acting_user=None,
+    )
+    campaign.applications.set([cast.app])
+    reviews.review_campaign_launch(campaign=campaign, acting_user=None)
+    teammate_item = ReviewItem.objects.get(employee=cast.teammate)
+
+    page = new_page(PHONE)
+    _sign_in_to(page, live_server, "/reviews/", cast.manager.user, password)
+    scroll, inner = no_horizontal_overflow(page)
+    page.screenshot(path=ARTIFACTS / "reviews-phone.png", full_page=True)
+    assert scroll <= inner, f"the reviews page scrolls sideways on a phone ({scroll} > {inner})"
+    page.get_by_label("Select Tom Teammate · GitHub (read)").check()
+    page.get_by_label("Keep").check()
+    page.get_by_role("button", name="Apply the decision").click()
+    page.wait_for_load_state()
+    assert "You kept 1 item." in _status_message(page).inner_text()
+    teammate_item.refresh_from_db()
+    assert teammate_item.state == "kept"
+
+    page.get_by_role("link", name="Decide on Erin Employee · GitHub (write)").click()
+    page.get_by_label("Revoke").check()
+    page.get_by_role("button", name="Record the decision").click()
+    assert page.get_by_text("a comment is required").is_visible()
+    page.get_by_label("Comment").fill("Moved to another team.")
+    page.get_by_label("Revoke").check()
+    page.get_by_role("button", name="Record the decision").click()
+    page.wait_for_url(f"{live_server.url}/reviews/")
+    assert "You revoked Erin Employee · GitHub (write)." in _status_message(page).inner_text()
+    assert ReviewItem.objects.get(employee=cast.employee).decision == "revoke"

@@ -22,6 +22,7 @@ from accounts.tests.factories import (
     EmployeeFactory,
     EntitlementFactory,
     RoleFactory,
+    UserFactory,
 )
 from api.models import IdempotencyKey
 from api.services import api_token_create
@@ -141,6 +142,16 @@ def one_of_everything(it_admin):
         event_type="employee.left",
         payload={"event": "employee.left"},
     )
+    # An access review, launched: its item freezes the employee's entitlement.
+    from accounts.models import AccessReview
+    from accounts.services import reviews
+
+    campaign = AccessReview(name="Q1 review", starts_on=datetime.date(2030, 1, 1), due_on=datetime.date(2030, 1, 15))
+    campaign = reviews.review_campaign_save(campaign=campaign, acting_user=it_admin)
+    campaign.applications.set([application])
+    manager.user = UserFactory(username="reviewing-manager")  # a reviewer needs a login
+    manager.save()
+    reviews.review_campaign_launch(campaign=campaign, acting_user=it_admin)
     # The audit chain: a head (PostgreSQL appends make it; SQLite needs none) and a signed checkpoint.
     from portal.models import AuditChainHead, AuditCheckpoint, AuditEvent
 

@@ -24,8 +24,8 @@ from django.urls import reverse
 from django.utils import timezone
 
 from accounts.admin import DepartmentListFilter
-from accounts.models import ApprovalPolicy, Employee
-from accounts.services import access_requests
+from accounts.models import AccessReview, ApprovalPolicy, Employee
+from accounts.services import access_requests, reviews
 from accounts.tests.factories import (
     ApplicationFactory,
     DepartmentFactory,
@@ -103,9 +103,11 @@ ADMIN_CASES = [
 ]
 
 # Self-service: the query parameters the views read, and the fields of the forms that take an id or a date.
+REVIEW_FILTERS = ("campaign", "application", "suggestion", "department", "q", "page")
 SELF_SERVICE_GET = [
     ("access:request", lambda w: [], "employee", "application"),
     ("access:owned_application", lambda w: [w.app.pk], "owner", "page"),
+    *(("access:reviews", lambda w: [], "manager", param) for param in REVIEW_FILTERS),
 ]
 SELF_SERVICE_POST = [
     ("access:request", "", lambda w: [], "employee", {"application": "app", "level": "read", "end_date": "date"}),
@@ -118,6 +120,20 @@ SELF_SERVICE_POST = [
         {"new_manager": "email", "effective_date": "date"},
     ),
     ("offboarding:change_request", ",leave", lambda w: [w.employee.pk, "leave"], "manager", {"effective_date": "date"}),
+    (
+        "access:reviews_bulk",
+        "",
+        lambda w: [],
+        "manager",
+        {"decision": "keep", "scope": "filtered", "filters": "q=x", "items": "1", "comment": "ok"},
+    ),
+    (
+        "access:review_item",
+        "",
+        lambda w: [w.review_item.pk],
+        "manager",
+        {"decision": "change_level", "new_level": "read", "comment": "ok"},
+    ),
 ]
 
 SELF_SERVICE_CASES = [
@@ -168,6 +184,12 @@ def world(django_db_setup, django_db_blocker):
         run = run_start(employee=employee, kind="join", event_date=today, acting_user=None)
         task_add(run=run, key="welcome", title="Read the handbook", assignee_type="employee", assignee=employee)
         LicenseFactory()
+        campaign = reviews.review_campaign_save(
+            campaign=AccessReview(name="Junk review", starts_on=today, due_on=today + datetime.timedelta(days=7)),
+            acting_user=None,
+        )
+        campaign.applications.set([figma])
+        reviews.review_campaign_launch(campaign=campaign, acting_user=None)
         superuser = UserFactory(username="junk-root", is_staff=True, is_superuser=True)
         yield SimpleNamespace(
             superuser=superuser,
@@ -176,6 +198,7 @@ def world(django_db_setup, django_db_blocker):
             owner=owner,
             app=app,
             request=pending,
+            review_item=campaign.items.get(),
             users={"employee": employee.user, "manager": manager.user, "owner": owner.user},
             today=today,
         )

@@ -152,9 +152,27 @@ class World:
 
     def populate(self) -> list:
         """Make every object (for the list pages); no URL arguments."""
-        for name in ("req", "owner_step", "checkout", "hw_return", "task"):
+        for name in ("req", "owner_step", "checkout", "hw_return", "task", "review_item"):
             getattr(self, name)
         return []
+
+    @cached_property
+    def review_item(self):
+        """The employee's GitHub access in a launched access review: the manager reviews it."""
+        from accounts.models import AccessReview
+        from accounts.services import reviews
+        from accounts.tests.factories import EntitlementFactory
+
+        EntitlementFactory(employee=self.cast.employee, application=self.cast.app)
+        campaign = AccessReview(
+            name="Matrix review", starts_on=self.today, due_on=self.today + datetime.timedelta(days=7)
+        )
+        campaign = reviews.review_campaign_save(campaign=campaign, acting_user=None)
+        campaign.applications.set([self.cast.app])
+        reviews.review_campaign_launch(campaign=campaign, acting_user=None)
+        item = campaign.items.get()
+        assert (item.employee, item.reviewer) == (self.cast.employee, self.cast.manager)
+        return item
 
     @cached_property
     def task(self):
@@ -191,6 +209,12 @@ def _return_state(w) -> tuple:
         .values_list("status", "method", "carrier", "tracking_number", "shipped_at")
         .get()
     )
+
+
+def _review_state(w) -> tuple:
+    from accounts.models import ReviewItem
+
+    return ReviewItem.objects.filter(pk=w.review_item.pk).values_list("state", "decided_by_id", "decision").get()
 
 
 def _all_requests(w) -> tuple:
@@ -363,6 +387,30 @@ ROWS = [
     ),
     Row("access:owned_applications", "GET", LIST, cells(200), no_record=True),
     Row("access:owned_application", "GET", lambda w: [w.cast.app.pk], cells(404, owner=200)),
+    Row("access:reviews", "GET", LIST, cells(200), no_record=True),
+    # The employee's item: the manager reviews it; the holder never reviews their own access.
+    Row("access:review_item", "GET", lambda w: [w.review_item.pk], cells(404, manager=200), state=_review_state),
+    Row(
+        "access:review_item",
+        "POST",
+        lambda w: [w.review_item.pk],
+        cells(404, manager=302),
+        data=lambda w: {"decision": "keep", "comment": "Still needed."},
+        state=_review_state,
+        acts=frozenset({"manager"}),
+    ),
+    Row("access:reviews_bulk", "GET", LIST, cells(405), state=_review_state),
+    # Bulk decisions act only on the poster's own items: ids of others' are ignored (back to the list).
+    Row(
+        "access:reviews_bulk",
+        "POST",
+        LIST,
+        cells(302, helpdesk=200, auditor=200),
+        data=lambda w: {"decision": "keep", "scope": "selected", "items": [w.review_item.pk]},
+        state=_review_state,
+        acts=frozenset({"manager"}),
+        no_record=True,
+    ),
     # -- assets ------------------------------------------------------------------------------------
     Row("assets:my_hardware", "GET", LIST, cells(200), no_record=True),
     Row(

@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from accounts.models import ApprovalPolicy
-from accounts.services import access_requests, delegations
+from accounts.models import AccessReview, ApprovalPolicy, ReviewItem
+from accounts.services import access_requests, delegations, reviews
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory, UserFactory
 from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory
@@ -39,7 +39,7 @@ SIZES = {"small": 2, "large": 5}
 def build(size: int) -> dict:
     """A manager with `size` reports; each report holds `size` entitlements and devices and asks the manager
     for `size` applications; the manager owns an application `size` people hold; the first report has
-    `size` tasks and returns."""
+    `size` tasks and returns; the manager reviews every report's access in a launched campaign."""
     manager = EmployeeFactory(user=UserFactory(username=f"mgr{size}"))
     owned = ApplicationFactory(name=f"Owned {size}", owner=manager)
     reports = []
@@ -69,7 +69,16 @@ def build(size: int) -> dict:
         ends_on=today + datetime.timedelta(days=1),
         acting_user=None,
     )
-    return {"manager": manager, "first": first, "owned": owned}
+    # An access review of everything: the manager reviews each report's access (size * (size + 1) items).
+    campaign = reviews.review_campaign_save(
+        campaign=AccessReview(
+            name=f"Review {size}", starts_on=today, due_on=today + datetime.timedelta(days=9), scope_everything=True
+        ),
+        acting_user=None,
+    )
+    reviews.review_campaign_launch(campaign=campaign, acting_user=None)
+    review_item = ReviewItem.objects.filter(campaign=campaign, reviewer=manager).first()
+    return {"manager": manager, "first": first, "owned": owned, "review_item": review_item}
 
 
 PAGES = [
@@ -80,6 +89,8 @@ PAGES = [
     ("manager", "access:owned_application", "owned"),
     ("manager", "access:delegations", None),
     ("manager", "home", None),
+    ("manager", "access:reviews", None),
+    ("manager", "access:review_item", "review_item"),
     ("first", "access:my_access", None),
     ("first", "access:my_requests", None),
     ("first", "access:request", None),

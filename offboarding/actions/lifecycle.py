@@ -34,7 +34,7 @@ from accounts.models import (
     Entitlement,
     EntitlementStatus,
 )
-from accounts.services import approval_steps, employees, provisioning
+from accounts.services import approval_steps, employees, provisioning, reviews
 from offboarding import engine
 from offboarding.actions import Handoff, Repeat, register
 from offboarding.conf import lifecycle_setting
@@ -61,6 +61,13 @@ def _record_revocation(task, entitlement: Entitlement) -> None:
     if entitlement.status == EntitlementStatus.REVOKED:
         # By id: only a leave run keeps a time to deprovision, and the update says so itself.
         engine.run_record_revocation(run=ChecklistRun(pk=task.run_id), at=entitlement.revoked_at)
+    _record_review(task)
+
+
+def _record_review(task) -> None:
+    """A task that applies an access review's decision tells its item once the change is confirmed."""
+    if task.params.get("review_item"):
+        reviews.review_item_record_applied(item_id=task.params["review_item"])
 
 
 # --- Entitlements -------------------------------------------------------------------------
@@ -127,6 +134,7 @@ def _confirm_level(task, acting_user) -> None:
     provisioning.entitlement_confirm_level_changed(
         entitlement=_entitlement(task), level=task.params["level"], acting_user=acting_user
     )
+    _record_review(task)
 
 
 @register(
@@ -138,6 +146,14 @@ def change_entitlement_level(task):
     entitlement = _entitlement(task)
     level = task.params["level"]
     if entitlement.level == level or entitlement.status != EntitlementStatus.ACTIVE:
+        if entitlement.level == level:
+            _record_review(task)
+        elif task.params.get("review_item"):
+            # Nothing to change any more: the review's item shows why, open for IT.
+            reviews.review_item_record_failed(
+                item_id=task.params["review_item"],
+                error=f"The access is {entitlement.get_status_display().lower()}; its level cannot be changed.",
+            )
         return {"entitlement": entitlement.pk, "level": entitlement.level, "status": entitlement.status}
     try:
         entitlement = provisioning.entitlement_change_level(
@@ -145,6 +161,7 @@ def change_entitlement_level(task):
         )
     except ManualActionRequired as exc:
         return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
+    _record_review(task)
     return {"entitlement": entitlement.pk, "level": entitlement.level}
 
 

@@ -19,6 +19,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from accounts.services import reviews
 from offboarding.conf import lifecycle_setting
 from offboarding.engine.runs import assignee_for, due_at_from_now, run_advance
 from offboarding.models import (
@@ -221,6 +222,8 @@ def task_failure_alert(*, task_id: int) -> bool:
             return False
         task = Task.objects.select_related("run__employee").get(pk=task_id)
         run = task.run
+        if task.params.get("review_item"):  # an access review's decision: its item shows it failed
+            reviews.review_item_record_failed(item_id=task.params["review_item"], error=task.last_error)
         audit_record(
             action=AuditEvent.Action.TASK_FAILED,
             target=task,

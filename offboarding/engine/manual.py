@@ -9,6 +9,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
+from accounts.services import reviews
 from offboarding.engine.execution import action_registry
 from offboarding.engine.runs import run_advance, user_or_none
 from offboarding.models import (
@@ -115,5 +116,7 @@ def task_skip(*, task: Task, acting_user, reason: str) -> Task:
         acting_user=acting_user,
         detail={"run": task.run_id, "reason": reason},
     )
+    if task.params.get("review_item"):  # an access review's decision will not be applied: its item says so
+        reviews.review_item_record_failed(item_id=task.params["review_item"], error=f"Skipped by IT: {reason}")
     run_advance(run=task.run)
     return task

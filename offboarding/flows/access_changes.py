@@ -1,4 +1,5 @@
-"""Access changes outside join, move and leave: approved access requests and time-bound access ending.
+"""Access changes outside join, move and leave: approved access requests, access review decisions and
+time-bound access ending.
 
 Both run through the lifecycle engine, so IT sees each provisioning or revocation as a task (with
 its connector's error, retry and skip) like any other. Each employee has at most one open
@@ -16,11 +17,15 @@ from accounts.models import (
     Entitlement,
     EntitlementSource,
     EntitlementStatus,
+    ReviewDecision,
+    ReviewItem,
+    ReviewItemState,
 )
+from accounts.services import reviews
 from accounts.services.access_requests import expires_at_for
 from accounts.services.provisioning import entitlement_plan
 from offboarding import engine
-from offboarding.models import Assignee, ChecklistKind, ChecklistRun, Task
+from offboarding.models import Assignee, ChecklistKind, ChecklistRun, RunStatus, Task, TaskStatus
 from portal.history import set_history_user
 
 
@@ -116,3 +121,70 @@ def access_expire_due(*, now=None, limit: int = 500) -> dict:
             engine.run_advance(run=run)
             queued.append(entitlement.pk)
     return {"due": len(due), "queued": queued}
+
+
+@transaction.atomic
+def access_review_apply(*, item_id: int) -> dict:
+    """Apply a review decision (revoke, or change level) as one engine task in the holder's access run,
+    key `review:<item>`, which reports back to the item when it is confirmed (see the actions).
+
+    What cannot be applied is recorded on the item (it stays open and visible to IT): a level change
+    on access that is no longer active. Access revoked meanwhile counts as applied. Idempotent: a
+    second delivery finds the task."""
+    item = (
+        ReviewItem.objects.select_for_update(of=("self",))
+        .select_related("entitlement__application", "campaign")
+        .filter(pk=item_id)
+        .first()
+    )
+    if item is None or item.state != ReviewItemState.APPLYING:
+        return {"item": item_id, "note": "nothing to apply"}
+    employee = Employee.objects.select_for_update(of=("self",)).get(pk=item.employee_id)
+    key = f"review:{item.pk}"
+    entitlement = item.entitlement
+    if item.decision == ReviewDecision.REVOKE:
+        if entitlement.status == EntitlementStatus.REVOKED:
+            reviews.review_item_record_applied(item_id=item.pk)
+            return {"item": item.pk, "note": "already revoked"}
+        action, title = "revoke_entitlement", f"Revoke {entitlement.application.name} — access review"
+        params = {"entitlement": entitlement.pk, "reason": f"access review: {item.campaign.name}"}
+    else:
+        if entitlement.status == EntitlementStatus.ACTIVE and entitlement.level == item.new_level:
+            reviews.review_item_record_applied(item_id=item.pk)
+            return {"item": item.pk, "note": "level held already"}
+        if entitlement.status != EntitlementStatus.ACTIVE:
+            reviews.review_item_record_failed(
+                item_id=item.pk,
+                error=f"The access is {entitlement.get_status_display().lower()}; its level cannot be changed.",
+            )
+            return {"item": item.pk, "note": "not active"}
+        action = "change_entitlement_level"
+        title = f"Change {entitlement.application.name} to {item.new_level} — access review"
+        params = {"entitlement": entitlement.pk, "level": item.new_level}
+    params["review_item"] = item.pk
+    earlier = list(
+        Task.objects.filter(run__employee=employee, run__kind=ChecklistKind.ACCESS, key__startswith=key)
+        .select_related("run")
+        .order_by("pk")
+    )
+    if earlier:
+        last = earlier[-1]
+        if last.status == TaskStatus.FAILED and last.run.status == RunStatus.RUNNING:
+            # Sent again by IT after a failure: the same task gets a fresh set of attempts.
+            engine.task_retry(task=last, acting_user=None, reason=f"Access review item #{item.pk} sent again")
+            return {"item": item.pk, "task": last.pk, "note": "retried"}
+        if last.status not in (TaskStatus.SKIPPED, TaskStatus.DONE, TaskStatus.FAILED):
+            return {"item": item.pk, "task": last.pk, "note": "already"}  # in flight (a second delivery)
+        key = f"{key}:again-{len(earlier)}"  # skipped, or its run is over: a new task
+    run = _access_run(employee, None)
+    task = engine.task_add(
+        run=run,
+        key=key,
+        title=f"{title} {item.campaign.name} (item #{item.pk})"[:200],
+        action=action,
+        params=params,
+        assignee_type=Assignee.SYSTEM,
+        due_at=timezone.now(),
+    )
+    engine.run_advance(run=run)
+    return {"item": item.pk, "task": task.pk, "run": run.pk}

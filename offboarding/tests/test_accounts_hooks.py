@@ -25,3 +25,10 @@ def test_an_approved_request_enqueues_the_fulfilment_once(cast, monkeypatch, dja
     # The emails telling of it travel through the outbox (portal.tasks.outbox_send); one fulfilment.
     fulfilments = [call for call in enqueued if call[0] != "portal.tasks.outbox_send"]
     assert fulfilments == [("offboarding.tasks.access_request_fulfil", (request.pk,))]
+
+
+def test_offboarding_connects_its_review_task_to_access_review_decided():
+    from accounts.hooks import access_review_decided
+
+    assert access_review_decided.receivers == ("offboarding.tasks.access_review_apply",)
+    assert import_string(access_review_decided.receivers[0]) is tasks.access_review_apply
