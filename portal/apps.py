@@ -28,3 +28,9 @@ class PortalConfig(AppConfig):
     def ready(self):
         # Cross-cutting: keep the standard staff groups in step with the permissions after each migrate.
         post_migrate.connect(_sync_groups, dispatch_uid="portal_sync_groups")
+        # Cross-cutting: note at sign-in whether a self-service user opted in to a second factor.
+        from django.contrib.auth.signals import user_logged_in
+
+        from portal.mfa import second_factor_note_opt_in
+
+        user_logged_in.connect(second_factor_note_opt_in, dispatch_uid="portal_second_factor_opt_in")
