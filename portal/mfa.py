@@ -37,8 +37,9 @@ OPTED_IN_SESSION_KEY = "portal_second_factor_opted_in"
 RECOVERY_CODE_COUNT = 10
 RECOVERY_CODE_LENGTH = 16  # base32 characters: 80 random bits each
 TOTP_NAME = "Authenticator app"
-WRONG_CODE = "That code is not right. Check that your phone's clock is correct, or use a recovery code."
+WRONG_CODE = "That code is not right. Check the clock on your phone, or use a recovery code."
 THROTTLED = "Too many wrong codes. Wait {seconds} seconds, then try again."
+API_PREFIX = "/api/v1/"  # JSON answers there; the token page (/api/tokens/) is a page like the others
 PRIMARY_MODELS = (TOTPDevice, WebAuthnCredential)
 DEVICE_MODELS = (TOTPDevice, WebAuthnCredential, RecoveryCodeDevice)
 
@@ -105,7 +106,7 @@ class SecondFactorRequiredMiddleware:
             and second_factor_required(request)
             and not request.user.is_verified()
         ):
-            if path.startswith("/api/"):
+            if path.startswith(API_PREFIX):
                 return JsonResponse(
                     {"detail": "Confirm your second factor on the sign-in page first, or use an API token."},
                     status=403,
@@ -196,36 +197,46 @@ def totp_qr_svg(device: TOTPDevice) -> SafeString:
     return mark_safe(svg.replace("<svg ", '<svg role="img" aria-label="QR code for your authenticator app" ', 1))  # noqa: S308
 
 
-@transaction.atomic
 def totp_enrolment_confirm(*, request: HttpRequest, device: TOTPDevice, token: str) -> list[str] | None:
     """Confirm the authenticator app with a code from it; the session is then verified by it.
 
     Returns the new recovery codes when the user had none (shown once), `[]` when they keep theirs.
-    A wrong code raises ValidationError (and is audited); nothing is confirmed.
+    A wrong code raises ValidationError (and is audited, and throttled like any wrong code); nothing is
+    confirmed.
     """
     user = request.user
-    device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
-    if not device.verify_token(_digits(token)):
+    with transaction.atomic():
+        device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
+        allowed, _ = device.verify_is_allowed()
+        ok = allowed and device.verify_token(_digits(token))
+        if ok:
+            device.confirmed = True
+            device.save(update_fields=["confirmed"])
+            audit_record(
+                action=AuditEvent.Action.SECOND_FACTOR_ENROLLED,
+                target=user,
+                acting_user=user,
+                detail={"device": device.persistent_id, "kind": "totp", "name": device.name},
+            )
+            codes = [] if RecoveryCodeDevice.objects.filter(user=user).exists() else None
+            if codes is None:
+                codes = recovery_codes_issue(user=user, acting_user=user)
+    if not ok:
         audit_record(
             action=AuditEvent.Action.SECOND_FACTOR_FAILED,
             target=user,
             acting_user=user,
-            detail={"device": device.persistent_id, "during": "enrolment", "address": client_address(request)},
+            detail={
+                "device": device.persistent_id,
+                "during": "enrolment",
+                "throttled": not allowed,
+                "address": client_address(request),
+            },
         )
         raise ValidationError({"token": WRONG_CODE})
-    device.confirmed = True
-    device.save(update_fields=["confirmed"])
-    audit_record(
-        action=AuditEvent.Action.SECOND_FACTOR_ENROLLED,
-        target=user,
-        acting_user=user,
-        detail={"device": device.persistent_id, "kind": "totp", "name": device.name},
-    )
     otp_login(request, device)
     _note_enrolled(request)
-    if RecoveryCodeDevice.objects.filter(user=user).exists():
-        return []
-    return recovery_codes_issue(user=user, acting_user=user)
+    return codes
 
 
 def _note_enrolled(request: HttpRequest) -> None:

@@ -315,6 +315,9 @@ class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
     def __str__(self) -> str:
         return f"Recovery codes of {self.user}"
 
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1)
+
     def verify_token(self, token) -> bool:
         """True, and the code used up, when `token` is one of the unused codes (and throttling allows a try)."""
         from portal.mfa import recovery_code_digest
