@@ -24,14 +24,20 @@ def totp_code(device: TOTPDevice) -> str:
     return f"{totp.token():0{device.digits}d}"
 
 
+def authenticator_for_tests(user) -> TOTPDevice:
+    """The user's confirmed test authenticator app (made the first time)."""
+    device = TOTPDevice.objects.filter(user=user, name=TEST_DEVICE_NAME, confirmed=True).first()
+    if device is None:
+        device = TOTPDevice.objects.create(user=user, name=TEST_DEVICE_NAME, confirmed=True)
+    return device
+
+
 def force_login_verified(self, user, backend=None, *, second_factor=None):
     """`Client.force_login`, then (for staff, or when `second_factor=True`) a session verified by a test device."""
     _plain_force_login(self, user, backend)
     if second_factor is False or (second_factor is None and not user.is_staff):
         return
-    device = TOTPDevice.objects.filter(user=user, name=TEST_DEVICE_NAME, confirmed=True).first()
-    if device is None:
-        device = TOTPDevice.objects.create(user=user, name=TEST_DEVICE_NAME, confirmed=True)
+    device = authenticator_for_tests(user)
     session = self.session
     session[DEVICE_ID_SESSION_KEY] = device.persistent_id
     session.save()
