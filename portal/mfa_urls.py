@@ -1,7 +1,7 @@
 """URLs of the second-factor pages (namespace `mfa`) and of the passkey endpoints (namespace `otp_webauthn`,
 the names django-otp-webauthn's scripts reverse)."""
 
-from django.urls import include, path
+from django.urls import path
 from django.views.i18n import JavaScriptCatalog
 
 from portal import mfa_views

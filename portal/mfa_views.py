@@ -83,7 +83,9 @@ def enrol(request):
         except ValidationError as exc:
             add_service_errors(form, exc)
         else:
-            messages.success(request, "Your authenticator app is set up: Portal asks for a code from it at each sign-in.")
+            messages.success(
+                request, "Your authenticator app is set up: Portal asks for a code from it at each sign-in."
+            )
             if codes:
                 return render(request, "portal/mfa_recovery_codes.html", {"codes": codes, "next": _next(request)})
             return redirect(_next(request))

@@ -61,8 +61,8 @@ from assets.tests.factories import AssetModelFactory, HardwareAssetFactory, Lice
 from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.audit import audit_record
-from portal.mfa import recovery_codes_issue
 from portal.mail import email_send_on_commit
+from portal.mfa import recovery_codes_issue
 from portal.models import AuditEvent, EventDelivery, EventSubscriber
 from portal.testing.query_counts import QueryCountBaselines
 

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.browser
 
 
 def _sign_in_to(page, live_server, path: str, user, password: str) -> None:
-    """Open `path` signed out (redirected to the login page), sign in (staff with their second factor), land on `path`."""
+    """Open `path` signed out (redirected to the login page), sign in (staff: and the second factor), land there."""
     if user.is_staff:
         sign_in_staff(page, f"{live_server.url}{path}", user, password)
     else:

@@ -149,7 +149,7 @@ def one_of_everything(it_admin):
 
 # Models with no admin of their own, each with the reason.
 NOT_REGISTERED = {
-    "portal.RecoveryCode": "one hashed single-use code; its set's admin (portal.RecoveryCodeDevice) shows how many are left",
+    "portal.RecoveryCode": "one hashed single-use code; its set's admin (RecoveryCodeDevice) shows how many are left",
 }
 
 

@@ -5,13 +5,13 @@ import hashlib
 import re
 
 import pytest
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import connection
 from django.test import override_settings
 from django.urls import reverse
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from accounts.tests.factories import UserFactory
 from portal import mfa
 from portal.models import AuditEvent, RecoveryCode, RecoveryCodeDevice
 from portal.testing.mfa import totp_code
@@ -43,9 +43,15 @@ def enrolled(client, user, password) -> tuple[TOTPDevice, list[str]]:
     device = TOTPDevice.objects.get(user=user, confirmed=False)
     response = client.post(ENROL, {"token": totp_code(device), "next": "/admin/"})
     assert response.status_code == 200
-    codes = re.findall(r"<code class=\"mono\">([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code>", response.content.decode())
+    codes = re.findall(
+        r"<code class=\"mono\">([a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4}-[a-z2-7]{4})</code>", response.content.decode()
+    )
     device.refresh_from_db()
     return device, codes
+
+
+def make_user(username, password="unused-password", **extra):
+    return get_user_model().objects.create_user(username=username, password=password, **extra)
 
 
 @pytest.fixture(autouse=True)
@@ -57,8 +63,8 @@ def fresh_cache():
 
 
 @pytest.fixture
-def staff(groups):
-    user = UserFactory(username="sam", is_staff=True)
+def staff(groups, password):
+    user = make_user("sam", password, is_staff=True)
     user.groups.add(groups["IT admin"])
     return user
 
@@ -207,9 +213,7 @@ def test_a_wrong_password_reads_the_same_for_a_user_who_exists_and_one_who_does_
 # --- Devices: listed and removed by their owner, and by IT ------------------------------------------
 
 
-def test_owner_lists_and_removes_their_device_and_the_session_it_verified_is_verified_no_more(
-    client, staff, password
-):
+def test_owner_lists_and_removes_their_device_and_the_session_it_verified_is_verified_no_more(client, staff, password):
     device, _codes = enrolled(client, staff, password)
     page = client.get(reverse("mfa:devices")).content.decode()
     assert "Authenticator app" in page and device.key not in page
@@ -222,7 +226,7 @@ def test_owner_lists_and_removes_their_device_and_the_session_it_verified_is_ver
 
 
 def test_someone_elses_device_is_404(client, staff, password):
-    other = UserFactory(username="olga")
+    other = make_user("olga")
     theirs = TOTPDevice.objects.create(user=other, name="Olga's phone", confirmed=True)
     client.force_login(staff)
     assert client.post(reverse("mfa:device_remove", args=["totp", theirs.pk])).status_code == 404
@@ -251,7 +255,7 @@ def test_it_admin_removes_a_staff_device_in_the_admin_and_the_event_names_them(c
 
 
 def test_self_service_user_is_not_asked_until_they_enrol_then_at_every_sign_in(client, password):
-    user = UserFactory(username="erin")
+    user = make_user("erin", password)
     password_sign_in(client, user, password, page="/login/")
     assert client.get(reverse("mfa:devices")).status_code == 200
     assert client.get("/").status_code == 200, "not forced"
@@ -267,3 +271,34 @@ def test_self_service_user_is_not_asked_until_they_enrol_then_at_every_sign_in(c
     device.refresh_from_db()
     client.post(VERIFY, {"token": totp_code(device)})
     assert client.get("/").status_code == 200
+
+
+# --- Who may open the pages ----------------------------------------------------------------------------
+
+
+def _mfa_urls():
+    from django.urls import get_resolver
+
+    _prefix, sub = get_resolver().namespace_dict["mfa"]
+    names = sorted(p.name for p in sub.url_patterns)
+    assert names == ["device_remove", "devices", "enrol", "recovery_codes", "verify"], "add the new page here"
+    return [
+        reverse("mfa:device_remove", args=["totp", 1]),
+        *(reverse(f"mfa:{n}") for n in names if n != "device_remove"),
+    ]
+
+
+@pytest.mark.parametrize("url", _mfa_urls())
+@pytest.mark.parametrize("method", ["get", "post"])
+def test_a_visitor_is_sent_to_sign_in_from_every_second_factor_page(client, url, method):
+    response = getattr(client, method)(url)
+    assert response.status_code in (302, 405)
+    if response.status_code == 302:
+        assert response["Location"].startswith("/login/?next=")
+
+
+def test_passkey_endpoints_refuse_a_visitor_without_passwordless_sign_in(client):
+    response = client.post(reverse("otp_webauthn:credential-authentication-begin"))
+    assert response.status_code in (400, 401, 403)
+    response = client.post(reverse("otp_webauthn:credential-registration-begin"))
+    assert response.status_code in (401, 403)

@@ -31,6 +31,8 @@ class Command(BaseCommand):
             .order_by("user__username")
         )
         if not devices:
-            raise CommandError("No demo staff login has the demo authenticator; load the demo with `manage.py seed_demo`.")
+            raise CommandError(
+                "No demo staff login has the demo authenticator; load the demo with `manage.py seed_demo`."
+            )
         for device in devices:
             self.stdout.write(f"{device.user.username:<9} {demo_code_for(device)}")
