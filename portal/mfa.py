@@ -25,6 +25,7 @@ from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 from django_otp import DEVICE_ID_SESSION_KEY, devices_for_user
 from django_otp import login as otp_login
+from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 from django_otp_webauthn.helpers import WebAuthnHelper
 from django_otp_webauthn.models import WebAuthnCredential
@@ -190,6 +191,17 @@ def totp_device_add(*, user, key_hex: str, name: str, acting_user=None) -> TOTPD
         detail={"device": device.persistent_id, "kind": "totp", "name": name},
     )
     return device
+
+
+def totp_code_now(device: TOTPDevice) -> str:
+    """The code `device` accepts now: the current step's, or a later one's when that was used (no replay).
+
+    For the demo's `demo_code` and the tests; a real person's code comes from their phone.
+    """
+    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
+    if device.last_t >= totp.t():
+        totp.time = totp.time + device.step * (device.last_t - totp.t() + 1)
+    return f"{totp.token():0{device.digits}d}"
 
 
 def totp_secret_text(device: TOTPDevice) -> str:

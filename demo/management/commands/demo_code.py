@@ -7,17 +7,10 @@ so on a database where someone enrolled their own phone this prints nothing for 
 import base64
 
 from django.core.management.base import BaseCommand, CommandError
-from django_otp.oath import TOTP
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from demo.company import DEMO_TOTP_SECRET, LOGINS
-
-
-def demo_code_for(device: TOTPDevice) -> str:
-    """The code the demo device accepts now (the next 30-second step, so a code just used is not replayed)."""
-    totp = TOTP(device.bin_key, device.step, device.t0, device.digits, device.drift)
-    totp.time = totp.time + device.step if device.last_t >= totp.t() else totp.time
-    return f"{totp.token():0{device.digits}d}"
+from portal.mfa import totp_code_now
 
 
 class Command(BaseCommand):
@@ -35,4 +28,4 @@ class Command(BaseCommand):
                 "No demo staff login has the demo authenticator; load the demo with `manage.py seed_demo`."
             )
         for device in devices:
-            self.stdout.write(f"{device.user.username:<9} {demo_code_for(device)}")
+            self.stdout.write(f"{device.user.username:<9} {totp_code_now(device)}")
