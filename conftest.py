@@ -3,6 +3,11 @@
 import pytest
 
 from accounts.tests.factories import DEMO_TEST_PASSWORD, EmployeeFactory, UserFactory
+from portal.testing import mfa as mfa_testing
+
+# Staff give a second factor before any page: `client.force_login(staff)` signs them in verified (a test
+# device), so admin tests need no extra step; `force_login(user, second_factor=False)` leaves it to the test.
+mfa_testing.install()
 
 
 @pytest.fixture

@@ -76,6 +76,11 @@ INSTALLED_APPS = [
     "import_export",
     "django_q",
     "portal",
+    # After portal: portal.admin registers the device admins first (django-otp's own, which shows
+    # TOTP secrets to anyone who may view the device, then finds the model taken and stays out).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "django_otp_webauthn",
     "accounts",
     "assets",
     "offboarding",
@@ -95,6 +100,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_otp.middleware.OTPMiddleware",
+    "portal.mfa.SecondFactorRequiredMiddleware",
     "portal.middleware.PrivatePagesMiddleware",
     "portal.middleware.NotFoundPageMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -441,6 +448,22 @@ def proxy_ssl_header(value: str) -> tuple[str, str] | None:
 
 
 SECURE_PROXY_SSL_HEADER = proxy_ssl_header(os.environ.get("PORTAL_PROXY_SSL_HEADER", ""))
+
+# --- Second factor (portal.mfa) ----------------------------------------------------------------------
+# Staff (and self-service users who enrolled) verify TOTP, a passkey or a recovery code after the
+# password, before any page; see README "Second factor".
+OTP_TOTP_ISSUER = "Portal"
+OTP_WEBAUTHN_RP_NAME = "Portal"
+# The relying party is the host the person opened (ALLOWED_HOSTS checks it), and the expected origin
+# that host's own origin (portal.mfa.PortalWebAuthnHelper): no second list of addresses to keep in step.
+OTP_WEBAUTHN_RP_ID_CALLABLE = "portal.mfa.webauthn_rp_id"
+OTP_WEBAUTHN_HELPER_CLASS = "portal.mfa.PortalWebAuthnHelper"
+# A passkey is a second factor after the password here, never a way around the password and its throttle.
+OTP_WEBAUTHN_ALLOW_PASSWORDLESS_LOGIN = False
+SILENCED_SYSTEM_CHECKS = [
+    # django-otp-webauthn checks a static OTP_WEBAUTHN_ALLOWED_ORIGINS list; Portal's helper derives it.
+    "otp_webauthn.E030",
+]
 
 # --- REST API (/api/v1/, `api` app) -----------------------------------------------------------------
 # JSON only (DRF's browsable pages carry inline script the CSP refuses; the docs are Swagger UI

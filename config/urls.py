@@ -6,6 +6,7 @@ from django.urls import include, path, re_path
 
 from accounts.scim.views import scim_view
 from config import views
+from portal.mfa_urls import passkey_patterns
 from portal.signin import AdminSignInForm, SignInForm
 
 admin.site.site_header = "Portal administration"
@@ -22,6 +23,9 @@ urlpatterns = [
     ),
     path("logout/", views.PortalLogoutView.as_view(), name="logout"),
     path("admin/", admin.site.urls),
+    # The second factor: verify after the password, enrol, my devices (portal.mfa); passkey endpoints.
+    path("account/second-factor/", include("portal.mfa_urls")),
+    path("account/second-factor/passkeys/", include(passkey_patterns)),
     # SCIM 2.0 for identity providers (Okta, Entra ID): one view, scim2-server routes inside it.
     re_path(r"^scim/v2/?(?P<path>.*)$", scim_view, name="scim"),
     path("", include("accounts.urls")),

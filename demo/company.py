@@ -9,19 +9,25 @@ password (the approvers' logins without a password are `demo.access`'s).
 Also holds the constants every demo module shares (the marker, the password, the change reason).
 """
 
+import base64
 import datetime
 from dataclasses import dataclass
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.hashers import make_password
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from accounts.models import Department, Employee, EmployeeStatus, EmploymentType, Location, Region, Role
 from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert, explicit_timestamps
 from portal.groups import AUDITOR, IT_ADMIN, IT_HELPDESK
+from portal.mfa import totp_device_add
 
 SEED = 20260101
 MARKER_EMPLOYEE_NUMBER = "P10001"  # the CEO; present ⇔ the demo company is loaded
 DEMO_PASSWORD = "portal-demo"
+# The demo staff logins' authenticator-app secret (TOTP), published in the README: demo only, like the password.
+DEMO_TOTP_SECRET = "OBXXE5DBNQWWIZLNN4WXI33UOAWWWZLZ"  # base32, as an authenticator app takes it
+DEMO_TOTP_DEVICE = "Demo authenticator (demo only)"
 DOMAIN = "helix.example"
 REASON = "Demo data (seed_demo)"
 
@@ -473,6 +479,12 @@ class CompanyMixin:
             user.save()
             if group:
                 user.groups.add(self.groups[group])
+                if not TOTPDevice.objects.filter(user=user).exists():
+                    totp_device_add(
+                        user=user,
+                        key_hex=base64.b32decode(DEMO_TOTP_SECRET).hex(),
+                        name=DEMO_TOTP_DEVICE,
+                    )
             self.users[username] = user
             person.obj.user = user
         bulk_change(Employee, [self.keyed[k].obj for k, *_ in LOGINS.values()], ["user"], reason=REASON)

@@ -21,7 +21,7 @@ from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import F, QuerySet
+from django.db.models import Count, F, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
@@ -30,6 +30,8 @@ from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import RFC3986_SUBDELIMS
 from django.utils.translation import gettext as _
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
@@ -44,6 +46,7 @@ from portal.models import (
     EventSubscriber,
     EventType,
     OutboundEmail,
+    RecoveryCodeDevice,
 )
 from portal.resources import AuditEventResource
 
@@ -793,3 +796,70 @@ class EventDeliveryAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelA
             done=done,
             failed=[(label, "only a failed delivery is sent again") for label in skipped],
         )
+
+
+# --- Second-factor devices (portal.mfa) -------------------------------------------------------------
+
+
+class SecondFactorDeviceAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+    """A second-factor device: listed and viewed (never its secret), removed by who may delete it (IT admin).
+
+    No adding or editing here: a person enrols their own device after signing in. Removal goes through
+    `portal.mfa.second_factor_device_remove` (audited; a session it verified is verified no longer), one
+    device at a time or with the list's delete action.
+    """
+
+    list_display = ("user", "name", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("user__username", "user__first_name", "user__last_name", "name")
+    list_filter = (("created_at", admin.DateFieldListFilter),)
+    ordering = ("user__username", "pk")
+    show_full_result_count = False
+    fields = ("user", "name", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).filter(confirmed=True)
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def delete_model(self, request, obj):
+        from portal.mfa import second_factor_device_remove
+
+        second_factor_device_remove(device=obj, acting_user=request.user)
+
+    def delete_queryset(self, request, queryset):
+        from portal.mfa import second_factor_device_remove
+
+        for device in queryset.select_related("user"):
+            second_factor_device_remove(device=device, acting_user=request.user)
+
+
+@admin.register(TOTPDevice)
+class TOTPDeviceAdmin(SecondFactorDeviceAdmin):
+    """Authenticator apps (TOTP); django-otp's own admin, which can show the secret as a QR code, is not used."""
+
+
+@admin.register(WebAuthnCredential)
+class PasskeyAdmin(SecondFactorDeviceAdmin):
+    """Passkeys (WebAuthn credentials)."""
+
+
+@admin.register(RecoveryCodeDevice)
+class RecoveryCodeDeviceAdmin(SecondFactorDeviceAdmin):
+    """Recovery code sets; the codes themselves are stored hashed and shown to their owner once."""
+
+    list_display = ("user", "codes_left", "created_at", "last_used_at")
+    fields = ("user", "codes_left", "created_at", "last_used_at")
+    readonly_fields = fields
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(unused_codes=Count("codes"))
+
+    @admin.display(description="unused codes", ordering="unused_codes")
+    def codes_left(self, obj):
+        return obj.unused_codes

@@ -70,3 +70,9 @@ class PortalConfig(AppConfig):
         post_execute_in_worker.connect(delivery_finished, dispatch_uid="portal_delivery_finished")
         post_migrate.connect(_audit_chain_head, sender=self, dispatch_uid="portal_audit_chain_head")
         checks.register(audit_signing_key_check, checks.Tags.security, deploy=True)
+        # Cross-cutting: note at sign-in whether a self-service user opted in to a second factor.
+        from django.contrib.auth.signals import user_logged_in
+
+        from portal.mfa import second_factor_note_opt_in
+
+        user_logged_in.connect(second_factor_note_opt_in, dispatch_uid="portal_second_factor_opt_in")

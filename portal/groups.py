@@ -1,6 +1,6 @@
 """The standard staff groups and their model permissions.
 
-- IT admin: everything in Portal's apps, users and groups, the task queue.
+- IT admin: everything in Portal's apps, users and groups, the task queue, staff second-factor devices.
 - IT helpdesk: day-to-day changes (add, change, view) to people, access and hardware;
   read-only on settings-like models (applications, roles, licenses, departments,
   locations, asset models); no deletes, no users, groups or queue.
@@ -17,7 +17,7 @@ IT_HELPDESK = "IT helpdesk"
 AUDITOR = "Auditor"
 
 PORTAL_APPS = ("accounts", "assets", "offboarding", "portal", "api")
-ADMIN_EXTRA_APPS = ("auth", "django_q")
+ADMIN_EXTRA_APPS = ("auth", "django_q", "otp_totp", "django_otp_webauthn")
 
 # Helpdesk changes these day to day; everything else in PORTAL_APPS it may only view.
 HELPDESK_CHANGES = {

@@ -4,6 +4,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin, TimestampMixin
 
 
 class AuditEventQuerySet(models.QuerySet):
@@ -109,6 +110,13 @@ class AuditEvent(models.Model):
         REVIEW_CAP_CONFIRMED = "review_cap_confirmed", "Access review: IT confirmed revocations over the cap"
         REVIEW_REAPPLIED = "review_reapplied", "Access review decision sent to the engine again"
         REVIEW_CLOSED = "review_closed", "Access review closed"
+        # Second factor (TOTP, passkeys, recovery codes)
+        SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second-factor device enrolled"
+        SECOND_FACTOR_VERIFIED = "second_factor_verified", "Second factor verified at sign-in"
+        SECOND_FACTOR_FAILED = "second_factor_failed", "Wrong second-factor code"
+        SECOND_FACTOR_REMOVED = "second_factor_removed", "Second-factor device removed"
+        RECOVERY_CODES_ISSUED = "recovery_codes_issued", "Recovery codes issued"
+        RECOVERY_CODE_USED = "recovery_code_used", "Recovery code used"
 
     seq = models.PositiveBigIntegerField(unique=True, help_text="Position in the hash chain: 1, 2, 3 ... without gaps.")
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
@@ -422,3 +430,53 @@ class EventDelivery(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id} → {self.subscriber_id} ({self.status})"
+
+
+class RecoveryCodeDevice(TimestampMixin, ThrottlingMixin, Device):
+    """A person's set of single-use recovery codes: a django-otp device, like django-otp's StaticDevice.
+
+    Unlike StaticDevice, whose StaticToken rows hold each code as plain text, only a SHA-256 digest
+    of each code is stored (`RecoveryCode.digest`): the codes carry 80 random bits each, so an
+    unsalted digest cannot be reversed by guessing, and a copy of the database does not hand anyone
+    a way past the second factor. A code is deleted when used. Wrong codes are throttled
+    (django-otp's ThrottlingMixin: each failure doubles the wait). `portal.mfa` is the only writer.
+    """
+
+    class Meta:
+        verbose_name = "recovery code set"
+
+    def __str__(self) -> str:
+        return f"Recovery codes of {self.user}"
+
+    def get_throttle_factor(self) -> int:
+        return getattr(settings, "OTP_STATIC_THROTTLE_FACTOR", 1)
+
+    def verify_token(self, token) -> bool:
+        """True, and the code used up, when `token` is one of the unused codes (and throttling allows a try)."""
+        from portal.mfa import recovery_code_digest
+
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        match = self.codes.filter(digest=recovery_code_digest(str(token))).first()
+        if match is None:
+            self.throttle_increment()
+            return False
+        match.delete()
+        self.throttle_reset(commit=False)
+        self.set_last_used_timestamp(commit=False)
+        self.save()
+        return True
+
+
+class RecoveryCode(models.Model):
+    """One unused recovery code of a `RecoveryCodeDevice`: its SHA-256 digest only, never the code."""
+
+    device = models.ForeignKey(RecoveryCodeDevice, on_delete=models.CASCADE, related_name="codes")
+    digest = models.CharField(max_length=64, db_index=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["device", "digest"], name="recovery_code_unique")]
+
+    def __str__(self) -> str:
+        return f"recovery code {self.digest[:8]}…"

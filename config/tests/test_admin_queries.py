@@ -25,6 +25,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+from django_otp_webauthn.models import WebAuthnCredential
 from django_q.models import OrmQ, Schedule, Task
 from django_q.signing import SignedPackage
 
@@ -60,6 +62,7 @@ from offboarding.engine import run_start, task_add
 from offboarding.models import ChangeRequest, ChecklistKind, ChecklistTemplate, HardwareReturn, TaskTemplate
 from portal.audit import audit_record
 from portal.mail import email_send_on_commit
+from portal.mfa import recovery_codes_issue
 from portal.models import AuditChainHead, AuditCheckpoint, AuditEvent, EventDelivery, EventSubscriber
 from portal.testing.query_counts import QueryCountBaselines
 
@@ -289,6 +292,29 @@ def make_task_templates(n, user):
         TaskTemplate.objects.create(checklist=template, key=f"step-{next(_counter)}-{i}", title=f"Step {i}")
 
 
+def make_totp_devices(n, user):
+    for _ in range(n):
+        TOTPDevice.objects.create(user=User.objects.create_user(username=f"totp-{next(_counter)}"), confirmed=True)
+
+
+def make_passkeys(n, user):
+    for _ in range(n):
+        number = next(_counter)
+        WebAuthnCredential.objects.create(
+            user=User.objects.create_user(username=f"passkey-{number}"),
+            name=f"Passkey {number}",
+            confirmed=True,
+            credential_id=number.to_bytes(8, "big"),
+            public_key=b"\x00",
+            sign_count=0,
+        )
+
+
+def make_recovery_code_sets(n, user):
+    for _ in range(n):
+        recovery_codes_issue(user=User.objects.create_user(username=f"codes-{next(_counter)}"), acting_user=user)
+
+
 def make_audit_events(n, user):
     for _ in range(n):
         audit_record(
@@ -449,11 +475,13 @@ ROW_BUILDERS = {
     "assets.RoleKitItem": make_kit_items,
     "auth.Group": make_groups,
     "auth.User": make_users,
+    "django_otp_webauthn.WebAuthnCredential": make_passkeys,
     "django_q.Failure": make_failures,
     "django_q.OrmQ": make_queued,
     "django_q.Schedule": make_schedules,
     "django_q.Success": make_successes,
     "offboarding.ChangeRequest": make_change_requests,
+    "otp_totp.TOTPDevice": make_totp_devices,
     "offboarding.ChecklistRun": make_runs,
     "offboarding.ChecklistTemplate": make_checklist_templates,
     "offboarding.HardwareReturn": make_hardware_returns,
@@ -466,6 +494,7 @@ ROW_BUILDERS = {
     "portal.EventDelivery": make_event_deliveries,
     "portal.EventSubscriber": make_event_subscribers,
     "portal.OutboundEmail": make_outbound_emails,
+    "portal.RecoveryCodeDevice": make_recovery_code_sets,
 }
 
 REGISTERED = sorted(model._meta.label for model in admin.site._registry)

@@ -9,14 +9,14 @@ import contextlib
 
 import pytest
 
-from portal.testing.browser import ARTIFACTS, DESKTOP, PHONE, no_horizontal_overflow, sign_in
+from portal.testing.browser import ARTIFACTS, DESKTOP, PHONE, no_horizontal_overflow, sign_in, sign_in_staff
 
 pytestmark = pytest.mark.browser
 
 
 def test_it_admin_finds_an_employee_in_the_admin(live_server, new_page, it_admin, erin, stranger, password):
     page = new_page()
-    sign_in(page, f"{live_server.url}/admin/login/?next=/admin/", it_admin.username, password)
+    sign_in_staff(page, f"{live_server.url}/admin/login/?next=/admin/", it_admin, password)
     assert page.url == f"{live_server.url}/admin/"
 
     page.goto(f"{live_server.url}/admin/accounts/employee/")
@@ -103,7 +103,7 @@ def test_the_admin_works_under_the_content_security_policy(live_server, new_page
     handler, allowed by its hash), and IT's change form with its autocomplete widgets and the history
     page load without a violation."""
     page = new_page()
-    sign_in(page, f"{live_server.url}/admin/login/?next=/admin/", auditor.username, password)
+    sign_in_staff(page, f"{live_server.url}/admin/login/?next=/admin/", auditor, password)
     response = page.goto(f"{live_server.url}/admin/accounts/employee/")
     assert "default-src 'self'" in response.headers["content-security-policy"]
     assert page.locator("#result_list").get_by_text("Erin").first.is_visible()
@@ -115,7 +115,7 @@ def test_the_admin_works_under_the_content_security_policy(live_server, new_page
     assert not field.is_checked(), "the inline onchange handler did not run: blocked by the policy?"
 
     admin_page = new_page()
-    sign_in(admin_page, f"{live_server.url}/admin/login/?next=/admin/", it_admin.username, password)
+    sign_in_staff(admin_page, f"{live_server.url}/admin/login/?next=/admin/", it_admin, password)
     admin_page.goto(f"{live_server.url}/admin/accounts/employee/{erin.pk}/change/")
     assert admin_page.get_by_role("heading", name="Change employee").is_visible()
     admin_page.locator(".select2-selection").first.click()  # an autocomplete widget opens and queries

@@ -6,7 +6,7 @@ import pytest
 from accounts.models import Employee
 from accounts.tests.factories import DepartmentFactory, LocationFactory, RoleFactory
 from offboarding.models import ChecklistKind, ChecklistRun
-from portal.testing.browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
+from portal.testing.browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in_staff
 
 pytestmark = pytest.mark.browser
 
@@ -36,7 +36,7 @@ def test_it_fixes_a_refused_hr_file_and_imports_it_on_a_phone(live_server, new_p
     RoleFactory(code="dev", name="Developer")
     page = new_page(PHONE)
     url = f"{live_server.url}/admin/accounts/employee/import/"
-    sign_in(page, f"{live_server.url}/admin/login/?next=/admin/accounts/employee/import/", it_admin.username, password)
+    sign_in_staff(page, f"{live_server.url}/admin/login/?next=/admin/accounts/employee/import/", it_admin, password)
     assert page.url == url
 
     _upload(page, tmp_path, HEADER + GOOD + BAD_PLACE + BAD_DATE)

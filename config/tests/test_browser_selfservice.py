@@ -12,14 +12,17 @@ import re
 import pytest
 from django.utils import timezone
 
-from portal.testing.browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in
+from portal.testing.browser import ARTIFACTS, PHONE, no_horizontal_overflow, sign_in, sign_in_staff
 
 pytestmark = pytest.mark.browser
 
 
 def _sign_in_to(page, live_server, path: str, user, password: str) -> None:
-    """Open `path` signed out (redirected to the login page), sign in and land on `path`."""
-    sign_in(page, f"{live_server.url}{path}", user.username, password)
+    """Open `path` signed out (redirected to the login page), sign in (staff: and the second factor), land there."""
+    if user.is_staff:
+        sign_in_staff(page, f"{live_server.url}{path}", user, password)
+    else:
+        sign_in(page, f"{live_server.url}{path}", user.username, password)
     assert page.url == f"{live_server.url}{path}", f"{user.username} did not land on {path}: {page.url}"
 
 

@@ -9,6 +9,7 @@ someone else, a count in the table is wrong), this fails and says which.
 """
 
 import datetime
+import io
 import re
 from pathlib import Path
 
@@ -62,11 +63,22 @@ def waits_for(step: str) -> str:
     return found.group(1)
 
 
-def signed_in(username: str) -> Client:
-    """A browser session of the demo login, signed in through the login page with the demo password."""
+def signed_in(username: str, step: str = "") -> Client:
+    """A browser session of the demo login, signed in through the login page with the demo password.
+
+    Staff then give the second factor the way the README's step says: the code `manage.py demo_code` prints.
+    """
     client = Client()
     response = client.post(reverse("login"), {"username": username, "password": DEMO_PASSWORD})
     assert response.status_code == 302, f"{username} cannot sign in with the README's demo password"
+    home = client.get(reverse("home"))
+    if home.status_code == 302 and home["Location"].startswith(reverse("mfa:verify")):
+        assert "`python manage.py demo_code`" in step, f"the README's step does not say how {username} gets a code"
+        printed = io.StringIO()
+        call_command("demo_code", stdout=printed)
+        code = dict(line.split() for line in printed.getvalue().splitlines())[username]
+        verified = client.post(reverse("mfa:verify"), {"token": code})
+        assert verified.status_code == 302, f"{username}'s code from `demo_code` was refused"
     return client
 
 
@@ -173,7 +185,7 @@ def test_the_readme_demo_story_can_be_walked(demo_targets, django_capture_on_com
 
     # 4. IT finds the provisioning task in the admin and marks it done.
     title = re.search(r'open "(.+?)"', steps[3]).group(1)
-    admin = signed_in(it)
+    admin = signed_in(it, steps[3])
     listing = admin.get(reverse("admin:offboarding_task_changelist"), {"q": title})
     tasks = list(listing.context["cl"].result_list)
     assert len(tasks) == 1, f"the admin's task search for {title!r} found {len(tasks)} tasks"

@@ -116,6 +116,17 @@ def sign_in(page, url: str, username: str, password: str) -> None:
     page.wait_for_load_state()
 
 
+def sign_in_staff(page, url: str, user, password: str) -> None:
+    """`sign_in`, then the second factor: a code from the user's test authenticator app (see `portal.testing.mfa`)."""
+    from portal.testing.mfa import authenticator_for_tests, totp_code
+
+    device = authenticator_for_tests(user)
+    sign_in(page, url, user.get_username(), password)
+    page.get_by_label("Code").fill(totp_code(device))
+    page.get_by_role("button", name="Confirm").click()
+    page.wait_for_load_state()
+
+
 def no_horizontal_overflow(page) -> tuple[int, int]:
     """The page's scroll width and the window's inner width: the first above the second scrolls sideways."""
     return page.evaluate("[document.documentElement.scrollWidth, window.innerWidth]")

@@ -16,7 +16,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from accounts.models import Employee
 from demo.builder import DemoNotLoadable, demo_load
-from demo.company import DEMO_PASSWORD, LOGINS, MARKER_EMPLOYEE_NUMBER
+from demo.company import DEMO_PASSWORD, DEMO_TOTP_SECRET, LOGINS, MARKER_EMPLOYEE_NUMBER
 
 
 class Command(BaseCommand):
@@ -59,3 +59,7 @@ class Command(BaseCommand):
             who = f"{person.full_name}, {person.title}" if person else ""
             where = "/admin/" if user.is_staff else "/"
             self.stdout.write(f"  {username:<9} {where:<8} {what} — {who}")
+        self.stdout.write(
+            "Staff (itadmin, helpdesk, auditor) also give a second factor: add the demo-only secret "
+            f"{DEMO_TOTP_SECRET} to an authenticator app, or run `python manage.py demo_code` for the current code."
+        )
