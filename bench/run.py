@@ -233,6 +233,11 @@ def worker(args) -> None:
     from django.db import connection
 
     from bench.registry import Context, discover
+    from portal.testing import mfa
+
+    # Staff pages ask for a second factor: the bench's clients sign staff in verified by a test
+    # authenticator, as an admin is after giving the code (the per-request device check is measured).
+    mfa.install()
 
     call_command("migrate", verbosity=0, interactive=False)  # a no-op unless the seed was kept from older code
     for statement in args.try_sql:

@@ -265,7 +265,8 @@ class CheapChangelistMixin:
         paginator = self.get_paginator_class(request)(queryset, per_page, orphans, allow_empty_first_page)
         if isinstance(paginator, EstimatedCountPaginator):
             page = request.GET.get(PAGE_VAR, "")
-            paginator.page_hint = int(page) if page.isascii() and page.isdigit() and int(page) > 0 else 1
+            usable = page.isascii() and page.isdigit() and len(page) <= 9  # int() refuses 4,300+ digits
+            paginator.page_hint = int(page) if usable and int(page) > 0 else 1
         return paginator
 
     def get_changelist(self, request, **kwargs):

@@ -232,7 +232,9 @@ def totp_enrolment_confirm(*, request: HttpRequest, device: TOTPDevice, token: s
     """
     user = request.user
     with transaction.atomic():
-        device = TOTPDevice.objects.select_for_update().get(pk=device.pk, user=user, confirmed=False)
+        device = TOTPDevice.objects.select_for_update().filter(pk=device.pk, user=user, confirmed=False).first()
+        if device is None:  # the same form sent twice (a second tab, a double click): the first one set it up
+            raise ValidationError("This authenticator app is set up already; open your second-factor page to see it.")
         allowed, _ = device.verify_is_allowed()
         ok = allowed and device.verify_token(_digits(token))
         if ok:

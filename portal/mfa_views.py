@@ -135,6 +135,8 @@ def device_remove(request, kind, pk):
         raise Http404("No such device.")
     name = "your recovery codes" if isinstance(device, RecoveryCodeDevice) else f"“{device.name}”"
     mfa.second_factor_device_remove(device=device, acting_user=request.user)
+    if not request.user.is_staff and not mfa.user_has_primary_device(request.user):
+        request.session[mfa.OPTED_IN_SESSION_KEY] = False  # a self-service user without a device has opted out
     messages.success(request, f"Removed {name}; it no longer signs you in.")
     return redirect("mfa:devices")
 

@@ -218,6 +218,15 @@ def test_admin_changelist_survives_junk(client, world, model, param, value):
     assert response.status_code < 500, f"{model._meta.label} ?{param}={value[:40]!r}"
 
 
+@pytest.mark.django_db
+def test_a_page_number_of_thousands_of_digits_is_page_one_not_an_error(client, world):
+    """Python's int() refuses a string of more than 4,300 digits: the page hint must not call it then."""
+    client.force_login(world.superuser)
+    for model in (Employee, AccessReview):
+        response = client.get(_admin_url(model), {"p": "9" * 5000})
+        assert response.status_code < 500, model._meta.label
+
+
 def _post_data(world, fields: dict, param: str, value: str) -> dict:
     good = {
         "app": str(world.app.pk),

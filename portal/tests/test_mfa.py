@@ -273,6 +273,41 @@ def test_self_service_user_is_not_asked_until_they_enrol_then_at_every_sign_in(c
     assert client.get("/").status_code == 200
 
 
+@override_settings(OTP_TOTP_THROTTLE_FACTOR=0)
+def test_a_self_service_user_who_removes_their_last_device_has_opted_out_at_once(client, password):
+    user = make_user("erin", password)
+    password_sign_in(client, user, password, page="/login/")
+    client.get(ENROL)
+    device = TOTPDevice.objects.get(user=user, confirmed=False)
+    client.post(ENROL, {"token": totp_code(device)})
+    assert client.get("/").status_code == 200
+    response = client.post(reverse("mfa:device_remove", args=["totp", device.pk]))
+    assert response.status_code == 302
+    assert client.get("/").status_code == 200, "sent to enrol again in the same session"
+
+
+@override_settings(OTP_TOTP_THROTTLE_FACTOR=0)
+def test_the_enrolment_form_sent_twice_answers_with_a_sentence_not_an_error(client, staff, password):
+    """Two tabs, or a double click: the second confirmation finds the device set up already."""
+    password_sign_in(client, staff, password)
+    client.get(ENROL)
+    device = TOTPDevice.objects.get(user=staff, confirmed=False)
+    code = totp_code(device)
+    assert mfa.totp_enrolment_confirm(request=_request(client, staff), device=device, token=code)
+    with pytest.raises(mfa.ValidationError, match="set up already"):
+        mfa.totp_enrolment_confirm(request=_request(client, staff), device=device, token=code)
+    assert TOTPDevice.objects.filter(user=staff, confirmed=True).count() == 1
+
+
+def _request(client, user):
+    from django.test import RequestFactory
+
+    request = RequestFactory().post(ENROL)
+    request.user = user
+    request.session = client.session
+    return request
+
+
 # --- Who may open the pages ----------------------------------------------------------------------------
 
 
