@@ -456,7 +456,13 @@ def review_item_decide(
         and decision == ReviewDecision.KEEP
         and not by_rule
     )
-    owner = _owner_reviewer(item, skip=item.reviewer_id) if next_stage else None
+    owner = None
+    if next_stage:
+        # Not whoever decided stage one: the reviewer, nor a delegate who decided for them.
+        deciders = {item.reviewer_id}
+        if user is not None:
+            deciders |= set(Employee.objects.filter(user_id=user.pk).values_list("pk", flat=True))
+        owner = _owner_reviewer(item, skip=deciders)
     if owner is not None:
         item.stage, item.reviewer_id, item.reviewer_kind = 2, owner, ReviewerKind.OWNER
         item.escalated_at = None
@@ -487,7 +493,7 @@ def review_item_decide(
     return item
 
 
-def _owner_reviewer(item: ReviewItem, *, skip: int | None) -> int | None:
+def _owner_reviewer(item: ReviewItem, *, skip: set[int]) -> int | None:
     """The owner stage's reviewer: the application's owner (or the first able manager above them), not
     the holder and not whoever reviewed stage one."""
     person = item.application.owner_id
@@ -499,7 +505,7 @@ def _owner_reviewer(item: ReviewItem, *, skip: int | None) -> int | None:
         if row is None:
             return None
         manager_id, status, user_id = row
-        if person not in (item.employee_id, skip) and status != EmployeeStatus.TERMINATED and user_id is not None:
+        if person != item.employee_id and person not in skip and status != EmployeeStatus.TERMINATED and user_id:
             return person
         person = manager_id
     return None

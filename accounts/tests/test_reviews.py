@@ -453,3 +453,17 @@ def test_the_owner_stage_never_goes_back_to_the_stage_one_reviewer(cast):
     item = reviews.review_item_decide(item=item_of(cast.employee), decision="keep", acting_user=cast.manager.user)
 
     assert (item.stage, item.reviewer) == (2, cast.head)
+
+
+def test_a_delegate_who_owns_the_application_does_not_sign_off_both_stages(cast):
+    """The manager's delegate is the application's owner: their stage-one keep hands the owner stage to the
+    next person up from the owner, never back to the same person."""
+    ApprovalDelegation.objects.create(
+        delegator=cast.manager, delegate=cast.owner, starts_on=TODAY, ends_on=TODAY + datetime.timedelta(days=3)
+    )
+    EntitlementFactory(employee=cast.teammate, application=cast.app)
+    launch(make_campaign(applications=[cast.app], reviewer_rule=ReviewerRule.MANAGER_THEN_OWNER))
+
+    item = reviews.review_item_decide(item=item_of(cast.teammate), decision="keep", acting_user=cast.owner.user)
+
+    assert (item.stage, item.reviewer) == (2, cast.head)
