@@ -754,19 +754,26 @@ def review_campaign_close_if_finished(*, campaign: AccessReview) -> bool:
 
 def review_items_follow_reviewers(*, limit: int = 5000) -> int:
     """Open items follow a reviewer who left (to the first able manager above them) and, for a manager's
-    review, a holder who moved (to their new manager). Never to the holder. Bounded per call, idempotent
-    (an item already with the right reviewer is left alone). Returns how many moved."""
+    review, a holder who moved (to their new manager). Never to the holder. Read `limit` candidates at a
+    time in id order, so items that can go nowhere (nobody able above) never hide the ones after them;
+    idempotent (an item already with the right reviewer is left alone). Returns how many moved."""
     open_items = ReviewItem.objects.filter(state=ReviewItemState.OPEN, campaign__status=AccessReviewStatus.ACTIVE)
     left = Q(reviewer__status=EmployeeStatus.TERMINATED) | Q(reviewer__user__isnull=True)
     moved = Q(reviewer_kind=ReviewerKind.MANAGER, stage=1) & ~Q(reviewer_id=F("employee__manager_id"))
-    candidates = list(
-        open_items.filter(left | moved).values_list(
+    candidates = open_items.filter(left | moved).order_by("pk")
+    people, changed, after = None, 0, 0
+    while batch := list(
+        candidates.filter(pk__gt=after).values_list(
             "pk", "reviewer_id", "employee_id", "employee__manager_id", "reviewer_kind"
         )[:limit]
-    )
-    if not candidates:
-        return 0
-    people = _People()
+    ):
+        after = batch[-1][0]
+        people = people or _People()
+        changed += _follow(batch, people)
+    return changed
+
+
+def _follow(candidates, people) -> int:
     changed = 0
     for pk, reviewer, holder, holder_manager, kind in candidates:
         start = holder_manager if kind == ReviewerKind.MANAGER else people.manager_of(reviewer)

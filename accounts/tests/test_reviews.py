@@ -467,3 +467,20 @@ def test_a_delegate_who_owns_the_application_does_not_sign_off_both_stages(cast)
     item = reviews.review_item_decide(item=item_of(cast.teammate), decision="keep", acting_user=cast.owner.user)
 
     assert (item.stage, item.reviewer) == (2, cast.head)
+
+
+def test_items_that_can_go_nowhere_do_not_hide_the_ones_after_them(cast, review):
+    """One candidate at a time: the first item's holder lost their manager and nobody able is above the
+    reviewer (the head has no login); the second's holder moved to another manager. The second moves."""
+    first, second = ReviewItem.objects.order_by("pk")[:2]
+    cast.head.user = None
+    cast.head.save()
+    stuck, mover = first.employee, second.employee
+    stuck.manager = None
+    stuck.save()
+    mover.manager = cast.other_manager
+    mover.save()
+
+    assert reviews.review_items_follow_reviewers(limit=1) == 1
+    assert ReviewItem.objects.get(pk=second.pk).reviewer == cast.other_manager
+    assert ReviewItem.objects.get(pk=first.pk).reviewer == first.reviewer
