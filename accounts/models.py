@@ -507,6 +507,7 @@ class AccessRequest(models.Model):
 class ApprovalStepKind(models.TextChoices):
     MANAGER = "manager", "Manager"
     OWNER = "owner", "Application owner"
+    CONTROL = "control", "Control owner (separation of duties)"
 
 
 class ApprovalStepStatus(models.TextChoices):
@@ -534,6 +535,14 @@ class ApprovalStep(models.Model):
         null=True, blank=True, help_text="When the step started waiting on its approver."
     )
     last_reminded_at = models.DateTimeField(null=True, blank=True)
+    sod_rule = models.ForeignKey(
+        "accounts.SoDRule",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="approval_steps",
+        help_text="For a control owner's step: the separation-of-duties rule the request would break.",
+    )
     history = HistoricalRecords()
 
     class Meta:
@@ -1068,3 +1077,169 @@ class ReviewItem(models.Model):
     @property
     def is_open(self) -> bool:
         return self.state == ReviewItemState.OPEN
+
+
+# --- Separation of duties ------------------------------------------------------------------------
+
+
+class SoDEnforcement(models.TextChoices):
+    APPROVAL = "approval", "Needs the control owner's approval"
+    REFUSE = "refuse", "Refused"
+
+
+class SoDRule(models.Model):
+    """Two entitlements that one person must not hold together, and why.
+
+    Each side is an application (at one level, or at any level when the level is empty) or a role.
+    A request that would create the conflict either gets an extra approval step by the control owner
+    (`approval`) or is refused (`refuse`); the engine never grants it silently (the task is blocked);
+    existing conflicts are listed in the violations report, unless a `SoDException` in force covers
+    them. Validation (same thing on both sides, a level the application does not have) is `clean`.
+    """
+
+    name = models.CharField(max_length=150, unique=True)
+    reason = limited_text(SHORT_TEXT, "The reason", help_text="Why the two must not be held together.")
+    first_application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="application"
+    )
+    first_level = models.CharField(
+        max_length=50, blank=True, verbose_name="level", help_text="Empty: any level of the application."
+    )
+    first_role = models.ForeignKey(
+        Role, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="role"
+    )
+    second_application = models.ForeignKey(
+        Application, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="application"
+    )
+    second_level = models.CharField(
+        max_length=50, blank=True, verbose_name="level", help_text="Empty: any level of the application."
+    )
+    second_role = models.ForeignKey(
+        Role, null=True, blank=True, on_delete=models.PROTECT, related_name="+", verbose_name="role"
+    )
+    enforcement = models.CharField(max_length=10, choices=SoDEnforcement.choices, default=SoDEnforcement.APPROVAL)
+    control_owner = models.ForeignKey(
+        Employee,
+        on_delete=models.PROTECT,
+        related_name="sod_rules_owned",
+        help_text="Approves requests that would create the conflict, and answers for the control.",
+    )
+    active = models.BooleanField(default=True, help_text="Only active rules are checked.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "separation of duties rule"
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(first_application__isnull=True) ^ Q(first_role__isnull=True))
+                & (Q(second_application__isnull=True) ^ Q(second_role__isnull=True)),
+                name="sodrule_each_side_one_thing",
+                violation_error_message="Each side is either an application or a role, not both and not neither.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def side_label(self, which: str) -> str:
+        application = getattr(self, f"{which}_application")
+        if application is not None:
+            level = getattr(self, f"{which}_level")
+            return f"{application.name} ({level or 'any level'})"
+        return f"role {getattr(self, f'{which}_role')}"
+
+    @property
+    def first_label(self) -> str:
+        return self.side_label("first")
+
+    @property
+    def second_label(self) -> str:
+        return self.side_label("second")
+
+    def clean(self):
+        errors: dict[str, str] = {}
+        if self.name is not None and not self.name.strip():
+            errors["name"] = "Give the rule a name."
+        if not (self.reason or "").strip():
+            errors["reason"] = "Say why the two must not be held together: a reason is required."
+        for which in ("first", "second"):
+            app_id, role_id = getattr(self, f"{which}_application_id"), getattr(self, f"{which}_role_id")
+            level = getattr(self, f"{which}_level")
+            if bool(app_id) == bool(role_id):
+                errors[f"{which}_application"] = f"The {which} side is either an application or a role: choose one."
+            elif role_id and level:
+                errors[f"{which}_level"] = "A level belongs to an application side; leave it empty for a role."
+            elif app_id and level and level not in getattr(self, f"{which}_application").access_levels:
+                application = getattr(self, f"{which}_application")
+                errors[f"{which}_level"] = (
+                    f"{application} has no level {level!r}; choose one of {', '.join(application.access_levels)}."
+                )
+        if errors:
+            raise ValidationError(errors)
+        if self.first_application_id and self.first_application_id == self.second_application_id:
+            if self.first_level == self.second_level:
+                raise ValidationError("Both sides name the same thing; a rule needs two different entitlements.")
+            raise ValidationError(
+                "Both sides name the same application: one person holds one level of an application at a time, "
+                "so this rule could never match. Name two applications, or an application and a role."
+            )
+        if self.first_role_id and self.second_role_id:
+            if self.first_role_id == self.second_role_id:
+                raise ValidationError("Both sides name the same thing; a rule needs two different entitlements.")
+            raise ValidationError(
+                "Both sides are roles: a person has one role at a time, so this rule could never match. "
+                "Name an application on at least one side."
+            )
+
+
+class SoDException(models.Model):
+    """A person allowed to hold a rule's conflict for a time: who approved it, why, from when to when.
+
+    In force from `starts_on` through `ends_on` unless ended early (`ended_at`). Made by IT in the
+    admin, or by the control owner's approval of an access request that creates the conflict.
+    """
+
+    rule = models.ForeignKey(SoDRule, on_delete=models.PROTECT, related_name="exceptions")
+    employee = models.ForeignKey(Employee, on_delete=models.PROTECT, related_name="sod_exceptions")
+    starts_on = models.DateField()
+    ends_on = models.DateField()
+    reason = limited_text(SHORT_TEXT, "The reason", help_text="Why this person may hold both.")
+    approved_by = models.ForeignKey(
+        Employee, on_delete=models.PROTECT, related_name="sod_exceptions_approved", help_text="Who approved it."
+    )
+    access_request = models.ForeignKey(
+        "accounts.AccessRequest",
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="sod_exceptions",
+        editable=False,
+        help_text="The request whose control-owner approval made this exception.",
+    )
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    ended_at = models.DateTimeField(null=True, blank=True, editable=False, help_text="Ended early by IT.")
+    history = HistoricalRecords()
+
+    class Meta:
+        ordering = ["-starts_on", "-id"]
+        verbose_name = "separation of duties exception"
+        indexes = [models.Index(fields=["employee", "rule"], name="sodexception_emp_rule_idx")]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_on__gte=models.F("starts_on")),
+                name="sodexception_ends_after_start",
+                violation_error_message="The exception's end date is before its start date.",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.employee.full_name} · {self.rule} (until {self.ends_on:%d %b %Y})"
+
+    def in_force(self, day: datetime.date | None = None) -> bool:
+        day = day or timezone.localdate()
+        return self.ended_at is None and self.starts_on <= day <= self.ends_on

@@ -30,8 +30,17 @@ from accounts.selectors import employee_for_user, entitlements_for_employee
 from accounts.services import access_requests, approval_steps
 from accounts.services import delegations as delegation_services
 from accounts.services import reviews as review_services
+from accounts.services.sod import sod_conflicts_for_grants
 from portal.forms import add_service_errors, parse_id
 from portal.views import no_record_page
+
+# A control owner's step names its rule's two sides: read with the step, never one query per step.
+SOD_RULE_RELATED = (
+    "sod_rule__first_application",
+    "sod_rule__second_application",
+    "sod_rule__first_role",
+    "sod_rule__second_role",
+)
 
 
 @login_required
@@ -86,12 +95,34 @@ def request_access(request):
                 )
             return redirect("access:request_detail", created.pk)
     return render(
-        request, "accounts/request_access.html", {"form": form, "applications": applications, "employee": employee}
+        request,
+        "accounts/request_access.html",
+        {
+            "form": form,
+            "applications": applications,
+            "employee": employee,
+            "sod_notes": _sod_notes(employee, applications),
+        },
     )
 
 
+def _sod_notes(employee, applications) -> list[dict]:
+    """What the requester's current access rules out or makes need an extra approval, per application and
+    level they could ask for (exceptions in force leave it out). One conflict computation for the page."""
+    names = {app.pk: app.name for app in applications}
+    pairs = [(app.pk, level) for app in applications for level in app.access_levels]
+    notes = []
+    for (app_id, level), conflicts in sod_conflicts_for_grants(employee=employee, pairs=pairs).items():
+        for conflict in conflicts:
+            if not conflict.excepted:
+                notes.append({"application": names[app_id], "level": level, "conflict": conflict})
+    return notes
+
+
 def _steps_prefetch():
-    return Prefetch("steps", queryset=ApprovalStep.objects.select_related("approver").order_by("order"))
+    return Prefetch(
+        "steps", queryset=ApprovalStep.objects.select_related("approver", *SOD_RULE_RELATED).order_by("order")
+    )
 
 
 @login_required
@@ -106,7 +137,7 @@ def my_requests(request):
 @login_required
 def request_detail(request, pk: int):
     item = access.request_for_requester(request.user, pk)
-    steps = list(item.steps.select_related("approver", "decided_by").order_by("order"))
+    steps = list(item.steps.select_related("approver", "decided_by", *SOD_RULE_RELATED).order_by("order"))
     return render(request, "accounts/request_detail.html", {"item": item, "steps": steps})
 
 
@@ -181,7 +212,7 @@ def step_decide(request, pk: int):
             )
             return redirect("access:approvals")
     step = access.step_for_decider(request.user, pk)  # as it is now (a failed POST may have raced a decision)
-    chain = list(step.request.steps.select_related("approver", "decided_by").order_by("order"))
+    chain = list(step.request.steps.select_related("approver", "decided_by", *SOD_RULE_RELATED).order_by("order"))
     return render(
         request,
         "accounts/step_decide.html",

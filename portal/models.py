@@ -110,6 +110,11 @@ class AuditEvent(models.Model):
         REVIEW_CAP_CONFIRMED = "review_cap_confirmed", "Access review: IT confirmed revocations over the cap"
         REVIEW_REAPPLIED = "review_reapplied", "Access review decision sent to the engine again"
         REVIEW_CLOSED = "review_closed", "Access review closed"
+        # Separation of duties
+        SOD_RULE_SAVED = "sod_rule_saved", "Separation-of-duties rule saved"
+        SOD_EXCEPTION_GRANTED = "sod_exception_granted", "Separation-of-duties exception granted"
+        SOD_EXCEPTION_ENDED = "sod_exception_ended", "Separation-of-duties exception ended early"
+        SOD_GRANT_BLOCKED = "sod_grant_blocked", "Grant blocked: it would break a separation-of-duties rule"
         # Second factor (TOTP, passkeys, recovery codes)
         SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second-factor device enrolled"
         SECOND_FACTOR_VERIFIED = "second_factor_verified", "Second factor verified at sign-in"

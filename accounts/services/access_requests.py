@@ -20,6 +20,7 @@ from accounts.models import (
     AccessRequestStatus,
     Application,
     ApprovalStep,
+    ApprovalStepKind,
     Employee,
     EmployeeStatus,
     Entitlement,
@@ -32,6 +33,7 @@ from accounts.services.approval_steps import (
     approval_step_activate,
     approval_steps_skip_open,
 )
+from accounts.services.sod import sod_conflicts_for_grant
 from portal.audit import audit_record
 from portal.history import set_history_user
 from portal.models import AuditEvent
@@ -49,6 +51,52 @@ def latest_end_date(application: Application, today: datetime.date | None = None
     if not application.max_access_days:
         return None
     return (today or timezone.localdate()) + datetime.timedelta(days=application.max_access_days)
+
+
+def sod_control_steps(
+    *, employee: Employee, application: Application, level: str, chain: list
+) -> list[tuple[str, Employee, object]]:
+    """The separation-of-duties part of a request's chain: (kind, control owner, rule) for each rule the
+    grant would break without an exception. A `refuse` rule refuses the request (ValidationError naming
+    the rule and its reason); so does a rule the requester owns the control of (nobody approves their
+    own conflict). A control owner who already approves the request decides once; their approval
+    covers the rule (the exception is made when the request is approved)."""
+    conflicts = [
+        c
+        for c in sod_conflicts_for_grant(employee=employee, application_id=application.pk, level=level)
+        if not c.excepted
+    ]
+    refused = [c for c in conflicts if c.refused]
+    if refused:
+        raise ValidationError(
+            {
+                "application": "Refused by separation of duties: "
+                + " ".join(c.sentence for c in refused)
+                + f" Ask {refused[0].rule.control_owner.full_name}, who owns this control, if you think it should "
+                "be allowed."
+            }
+        )
+    steps: list[tuple[str, Employee, object]] = []
+    taken = {approver.pk for _kind, approver in chain}
+    for conflict in conflicts:
+        owner = conflict.rule.control_owner
+        if owner.pk == employee.pk:
+            raise ValidationError(
+                {
+                    "application": f"This request would break {conflict.rule}, whose control you own: "
+                    "nobody approves their own conflict. Ask the IT helpdesk."
+                }
+            )
+        if owner.status == EmployeeStatus.TERMINATED or owner.user_id is None:
+            raise ValidationError(
+                f"{owner.full_name}, who must approve the separation-of-duties conflict ({conflict.rule}), cannot "
+                "sign in to Portal; ask the IT helpdesk to sort out the control owner."
+            )
+        if owner.pk in taken:
+            continue
+        taken.add(owner.pk)
+        steps.append((ApprovalStepKind.CONTROL, owner, conflict.rule))
+    return steps
 
 
 def _validate_request(
@@ -124,6 +172,7 @@ def access_request_create(
         today=today,
     )
     chain = approval_chain_for(employee=employee, application=application)
+    controls = sod_control_steps(employee=employee, application=application, level=level, chain=chain)
     request = AccessRequest(
         employee=employee,
         application=application,
@@ -148,8 +197,9 @@ def access_request_create(
     if employee.user_id:  # the requester may withdraw it, also when IT filed it for them
         assign_perm(CANCEL_REQUEST_PERM, employee.user, request)
     steps = []
-    for order, (kind, approver) in enumerate(chain, start=1):
-        step = ApprovalStep(request=request, order=order, kind=kind, approver=approver)
+    links = [(kind, approver, None) for kind, approver in chain] + controls
+    for order, (kind, approver, rule) in enumerate(links, start=1):
+        step = ApprovalStep(request=request, order=order, kind=kind, approver=approver, sod_rule=rule)
         set_history_user(step, acting_user)
         step.save()
         steps.append(step)

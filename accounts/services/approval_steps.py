@@ -35,6 +35,7 @@ from accounts.models import (
     Employee,
     EmployeeStatus,
 )
+from accounts.services.sod import sod_exceptions_for_approved_request
 from portal.audit import audit_record
 from portal.events import event_emit
 from portal.history import set_history_user
@@ -170,6 +171,8 @@ def access_request_finish(
         event_type=EventType.ACCESS_REQUEST_DECIDED, data=lambda: access_request_data(request, decided_by=acting_user)
     )
     if approved:
+        # The control owners' approvals become time-bound exceptions before the grant is planned.
+        sod_exceptions_for_approved_request(request=request, acting_user=acting_user)
         access_request_approved.fire(request.pk)  # the lifecycle provisions it, once this commits
     email_send_on_commit(
         template="access_request_approved" if approved else "access_request_rejected",

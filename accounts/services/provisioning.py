@@ -28,6 +28,7 @@ from accounts.models import (
     EntitlementSource,
     EntitlementStatus,
 )
+from accounts.services.sod import sod_grant_check
 from portal.audit import audit_record
 from portal.events import event_emit
 from portal.history import set_history_user
@@ -131,6 +132,8 @@ def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, act
         raise ValidationError(
             f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be provisioned."
         )
+    # Never create a separation-of-duties conflict silently: refused (not retried) unless excepted.
+    sod_grant_check(entitlement=entitlement, acting_user=acting_user)
     connector = connector_for(entitlement.application)
     state = connector.provision(employee=entitlement.employee, level=entitlement.level, idempotency_key=idempotency_key)
     _mark_active(entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector)
@@ -260,6 +263,7 @@ def entitlement_change_level(
         return entitlement
     if entitlement.status != EntitlementStatus.ACTIVE:
         raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
+    sod_grant_check(entitlement=entitlement, level=level, acting_user=acting_user)
     state = connector_for(entitlement.application).change_level(
         employee=entitlement.employee,
         external_id=entitlement.external_id,

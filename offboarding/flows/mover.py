@@ -27,6 +27,7 @@ from accounts.models import (
 )
 from accounts.services import approval_steps, employees
 from accounts.services.provisioning import entitlement_plan
+from accounts.services.sod import SoDConflict, SoDScenario, sod_conflicts
 from offboarding import engine
 from offboarding.conf import lifecycle_setting
 from offboarding.flows.common import aware
@@ -62,6 +63,15 @@ class PreviewLine:
 
 
 @dataclass(frozen=True)
+class MoverConflict:
+    """A separation-of-duties rule the move would make the person break. `lasting`: still broken once
+    the revocations are done; otherwise only during the grace period, while the old access remains."""
+
+    conflict: SoDConflict
+    lasting: bool
+
+
+@dataclass(frozen=True)
 class MoverPreview:
     """What a change of role, department or manager does to a person's access. Nothing is written."""
 
@@ -70,6 +80,7 @@ class MoverPreview:
     add: list[PreviewLine] = field(default_factory=list)
     revoke: list[PreviewLine] = field(default_factory=list)
     keep: list[PreviewLine] = field(default_factory=list)
+    conflicts: list[MoverConflict] = field(default_factory=list)
 
     @property
     def has_changes(self) -> bool:
@@ -174,7 +185,37 @@ def mover_preview(*, employee: Employee, role=UNCHANGED, department=UNCHANGED, m
     for app_id, birthright in sorted(new_birthrights.items(), key=lambda kv: kv[1].application.name):
         if app_id not in held:
             add.append(PreviewLine(birthright.application, birthright.access_level, f"birthright of {new_role}"))
-    return MoverPreview(employee=employee, changes=changes, add=add, revoke=revoke, keep=keep)
+    return MoverPreview(
+        employee=employee,
+        changes=changes,
+        add=add,
+        revoke=revoke,
+        keep=keep,
+        conflicts=_move_conflicts(employee, new_role=new_role, add=add, revoke=revoke, keep=keep),
+    )
+
+
+def _move_conflicts(employee: Employee, *, new_role, add, revoke, keep) -> list[MoverConflict]:
+    """The rules the move would newly break: during the grace period (old access still held, new access
+    and role given) and after the revocations; one `sod_conflicts` call for both."""
+    gained = tuple((line.application.pk, line.level) for line in add) + tuple(
+        (line.application.pk, line.new_level) for line in keep if line.new_level
+    )
+    role_id = new_role.pk if new_role else None
+    scenarios = {
+        "grace": SoDScenario(employee_id=employee.pk, add=gained, role_id=role_id),
+        "after": SoDScenario(
+            employee_id=employee.pk,
+            add=gained,
+            remove=frozenset(line.application.pk for line in revoke),
+            role_id=role_id,
+        ),
+    }
+    found = sod_conflicts(scenarios=scenarios)
+    if not found:
+        return []
+    lasting = {c.rule.pk for c in found["after"] if c.new}
+    return [MoverConflict(c, c.rule.pk in lasting) for c in found["grace"] if c.new]
 
 
 def _ref(obj) -> dict | None:
