@@ -749,4 +749,8 @@ class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Model
 
 # The usage feeds pages (upload, imports, unmatched sign-ins) and access reviews (campaigns, items,
 # evidence) live in their own modules.
-from accounts import admin_reviews, admin_usage  # noqa: E402, F401
+from accounts import (  # noqa: E402, F401
+    admin_reviews,
+    admin_sod,  # noqa: E402, F401
+    admin_usage,
+)

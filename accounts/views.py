@@ -30,7 +30,7 @@ from accounts.selectors import employee_for_user, entitlements_for_employee
 from accounts.services import access_requests, approval_steps
 from accounts.services import delegations as delegation_services
 from accounts.services import reviews as review_services
-from accounts.services.sod import sod_conflicts_for_grants
+from accounts.services.sod import sod_conflicts_for_grants, sod_conflicts_for_items
 from portal.forms import add_service_errors, parse_id
 from portal.views import no_record_page
 
@@ -351,12 +351,16 @@ def reviews(request):
     applications = sorted({(a, n) for _c, _name, _due, a, n in options}, key=lambda x: x[1].lower())
     query = request.GET.copy()
     query.pop("page", None)
+    page_items = list(page.object_list)
+    conflicts = sod_conflicts_for_items(page_items)
+    for item in page_items:
+        item.sod_conflicts = conflicts.get(item.pk, [])
     return render(
         request,
         "accounts/reviews.html",
         {
             "page": page,
-            "items": list(page.object_list),
+            "items": page_items,
             "chosen": chosen,
             "campaigns": campaigns,
             "applications": applications,
@@ -443,5 +447,10 @@ def review_item(request, pk: int):
     return render(
         request,
         "accounts/review_item.html",
-        {"item": item, "form": form, "on_behalf": item.reviewer.user_id != request.user.pk},
+        {
+            "item": item,
+            "form": form,
+            "on_behalf": item.reviewer.user_id != request.user.pk,
+            "sod_conflicts": sod_conflicts_for_items([item]).get(item.pk, []),
+        },
     )
