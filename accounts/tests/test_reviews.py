@@ -102,10 +102,11 @@ def test_launch_writes_in_batches_with_a_constant_number_of_queries_per_batch(ca
         assert campaign.items.count() == n
         return len(ctx.captured_queries)
 
-    # 10 items = 2 batches, 20 = 4: each batch costs the same few queries (read, items, history rows).
+    # 10 items = 2 batches, 20 = 4: each batch costs the same few queries: the check's read before queueing,
+    # the worker's read, and its committed batch (savepoint, claim renewed, items, history rows, release).
     small, large = queries_for(10), queries_for(20)
     per_batch = (large - small) / 2
-    assert per_batch <= 4, (small, large)
+    assert per_batch <= 7, (small, large)
 
 
 def test_scope_by_application_sensitivity_and_department(cast):
