@@ -876,9 +876,11 @@ def review_campaign_confirm_over_cap(*, campaign: AccessReview, acting_user) -> 
 
 
 def review_campaigns_remind(*, today: datetime.date | None = None) -> int:
-    """Email each reviewer with open items `REMINDER_DAYS` before a campaign's due date, once per
-    campaign and reminder day (the campaign remembers which went out; the outbox key dedupes).
-    Returns how many emails were queued."""
+    """Email each reviewer with open items `REMINDER_DAYS` before a campaign's due date, and each person a
+    reviewer delegated to (a delegation in force that day: they may decide those items too), once per
+    campaign and reminder day (the campaign remembers which went out; the outbox key dedupes). A delegate is
+    told of the items they may decide, never of those about their own access. Returns how many emails were
+    queued."""
     today = today or timezone.localdate()
     sent = 0
     for campaign in AccessReview.objects.filter(status=AccessReviewStatus.ACTIVE, due_on__gte=today):
@@ -891,26 +893,62 @@ def review_campaigns_remind(*, today: datetime.date | None = None) -> int:
             locked = AccessReview.objects.select_for_update().get(pk=campaign.pk)
             if reminder in locked.reminded_days:
                 continue
-            counts = {}
-            for reviewer_id in locked.items.filter(state=ReviewItemState.OPEN).values_list("reviewer_id", flat=True):
-                counts[reviewer_id] = counts.get(reviewer_id, 0) + 1
-            reviewers = Employee.objects.in_bulk([pk for pk in counts if pk is not None])
+            open_items = locked.items.filter(state=ReviewItemState.OPEN, reviewer__isnull=False)
+            counts = dict(open_items.values_list("reviewer_id").annotate(n=Count("pk")).order_by())
+            delegations = list(
+                ApprovalDelegation.objects.filter(
+                    delegator_id__in=list(counts),
+                    cancelled_at__isnull=True,
+                    starts_on__lte=today,
+                    ends_on__gte=today,
+                )
+                .exclude(delegate__status=EmployeeStatus.TERMINATED)
+                .values_list("delegator_id", "delegate_id", "ends_on")
+            )
+            # Items a delegate may not decide: those about their own access (one query for all delegates).
+            own = {
+                (reviewer, holder): n
+                for reviewer, holder, n in open_items.filter(
+                    reviewer_id__in={d[0] for d in delegations}, employee_id__in={d[1] for d in delegations}
+                )
+                .values_list("reviewer_id", "employee_id")
+                .annotate(n=Count("pk"))
+                .order_by()
+            }
+            people = Employee.objects.in_bulk([*counts, *(d[1] for d in delegations)])
+            context = {
+                "campaign": locked.name,
+                "due_on": locked.due_on,
+                "days_left": days_left,
+                "url": portal_url("access:reviews"),
+            }
             for pk, count in counts.items():
-                reviewer = reviewers.get(pk)
+                reviewer = people.get(pk)
                 if reviewer is None:
                     continue
                 email_send_on_commit(
                     template="access_review_reminder",
                     to=[reviewer.work_email],
-                    context={
-                        "reviewer": reviewer.full_name,
-                        "campaign": locked.name,
-                        "count": count,
-                        "due_on": locked.due_on,
-                        "days_left": days_left,
-                        "url": portal_url("access:reviews"),
-                    },
+                    context={**context, "reviewer": reviewer.full_name, "count": count},
                     key=f"review-reminder:{locked.pk}:{reminder}:{pk}",
+                )
+                sent += 1
+            for delegator_id, delegate_id, ends_on in delegations:
+                delegator, delegate = people.get(delegator_id), people.get(delegate_id)
+                count = counts[delegator_id] - own.get((delegator_id, delegate_id), 0)
+                if delegator is None or delegate is None or count <= 0:
+                    continue
+                email_send_on_commit(
+                    template="access_review_reminder",
+                    to=[delegate.work_email],
+                    context={
+                        **context,
+                        "reviewer": delegate.full_name,
+                        "count": count,
+                        "on_behalf_of": delegator.full_name,
+                        "delegated_until": ends_on,
+                    },
+                    key=f"review-reminder:{locked.pk}:{reminder}:{delegator_id}:delegate:{delegate_id}",
                 )
                 sent += 1
             AccessReview.objects.filter(pk=locked.pk).update(reminded_days=[*locked.reminded_days, *due])
