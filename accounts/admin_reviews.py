@@ -1,5 +1,6 @@
 """Admin pages of access reviews: campaigns (created as drafts, launched with a confirm step that names the
-items nobody could review, progress bar, evidence page with CSV and XLSX), and their frozen items
+items nobody could review, frozen by a worker while the campaign's page shows a progress bar, a progress bar
+of the answers, evidence page with CSV and XLSX), and their frozen items
 (read-only; a decision the engine could not apply is sent again from here). Writes through
 `accounts.services.reviews`; imported by `accounts.admin`.
 """
@@ -63,6 +64,10 @@ class ConfirmForm(forms.Form):
 
 
 def _describe_launch(campaign: AccessReview) -> str:
+    if campaign.status == AccessReviewStatus.LAUNCHING:
+        if reviews.review_campaign_launch_progress(campaign)["stalled"]:
+            return f"{campaign}: its launch stopped (the worker was lost); launching again resumes it."
+        return f"{campaign}: being launched now; its page shows the progress."
     if campaign.status != AccessReviewStatus.DRAFT:
         return f"{campaign}: {campaign.get_status_display().lower()}, cannot be launched again."
     plan = reviews.review_campaign_preview(campaign=campaign)
@@ -78,10 +83,12 @@ def _describe_launch(campaign: AccessReview) -> str:
 
 
 def _launch(request, campaign, data):
-    campaign = reviews.review_campaign_launch(
+    # Checked here (every item has a reviewer, else they are named and nothing is queued); a worker freezes
+    # the items, and the campaign's page shows how far it has got.
+    campaign = reviews.review_campaign_launch_queue(
         campaign=campaign, acting_user=request.user, fallback_reviewer=data.get("fallback_reviewer")
     )
-    return f"{campaign} ({campaign.item_count} items)"
+    return f"{campaign} ({campaign.item_count} items, being frozen in the background: its page shows the progress)"
 
 
 def _confirm_cap(request, campaign, data):
@@ -131,6 +138,7 @@ class AccessReviewAdmin(PortalModelAdmin):
     actions = ["launch_campaigns", "confirm_over_cap"]
     readonly_fields = (
         "status",
+        "launch_error",
         "item_count",
         "launched_at",
         "launched_by",
@@ -163,6 +171,19 @@ class AccessReviewAdmin(PortalModelAdmin):
 
     @admin.display(description="progress")
     def progress(self, obj):
+        if obj.status == AccessReviewStatus.LAUNCHING:
+            frozen = getattr(obj, "n_items", 0)
+            planned = max(obj.item_count, frozen, 1)
+            return format_html(
+                '<progress max="{}" value="{}" aria-label="launching: {} of {} items frozen"></progress> '
+                "launching: {} of {} items frozen",
+                planned,
+                frozen,
+                frozen,
+                planned,
+                frozen,
+                planned,
+            )
         total = getattr(obj, "n_items", 0)
         if not total:
             return "—"
@@ -177,6 +198,11 @@ class AccessReviewAdmin(PortalModelAdmin):
             '<a href="{}">Evidence (printable, CSV, XLSX)</a>',
             reverse("admin:accounts_accessreview_evidence", args=[obj.pk]),
         )
+
+    def render_change_form(self, request, context, add=False, change=False, form_url="", obj=None):
+        if obj is not None and obj.status == AccessReviewStatus.LAUNCHING:
+            context["launch"] = reviews.review_campaign_launch_progress(obj)
+        return super().render_change_form(request, context, add=add, change=change, form_url=form_url, obj=obj)
 
     def save_model(self, request, obj, form, change):
         try:

@@ -886,6 +886,7 @@ RECURRENCE_MONTHS = {ReviewRecurrence.QUARTERLY: 3, ReviewRecurrence.HALF_YEARLY
 
 class AccessReviewStatus(models.TextChoices):
     DRAFT = "draft", "Draft (not launched)"
+    LAUNCHING = "launching", "Launching (items being frozen)"
     ACTIVE = "active", "In review"
     CLOSED = "closed", "Closed"
 
@@ -946,7 +947,27 @@ class AccessReview(models.Model):
     launched_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", editable=False
     )
-    item_count = models.PositiveIntegerField(default=0, editable=False, help_text="Items frozen at launch.")
+    item_count = models.PositiveIntegerField(
+        default=0, editable=False, help_text="Items frozen at launch (while launching: the number planned)."
+    )
+    launch_fallback_reviewer = models.ForeignKey(
+        "Employee",
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        editable=False,
+        help_text="Who IT chose at launch to review the items nobody else could.",
+    )
+    launch_heartbeat_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        editable=False,
+        help_text="While launching: when the worker last wrote a batch (none for a long time: it died; it resumes).",
+    )
+    launch_error = models.CharField(
+        max_length=4000, blank=True, editable=False, help_text="Why the last launch stopped, in plain words."
+    )
     reminded_days = models.JSONField(
         default=list, blank=True, editable=False, help_text="Reminders sent, as days before the due date."
     )

@@ -28,3 +28,10 @@ def access_reviews_hourly() -> dict:
     from accounts.services import reviews
 
     return reviews.review_campaigns_hourly()
+
+
+def access_review_launch(campaign_id: int) -> str:
+    """Freeze a launching campaign's items (see `reviews.review_campaign_launch_run`); idempotent, resumable."""
+    from accounts.services import reviews
+
+    return reviews.review_campaign_launch_run(campaign_id=campaign_id)

@@ -1,13 +1,14 @@
 """Access reviews (certification campaigns): launch, decisions, the due date, reminders and evidence.
 
-A campaign (`AccessReview`) is launched once: one `ReviewItem` per live entitlement in scope is
-frozen, in batches, all in one transaction. Reviewers decide in self-service; a revoke or a level
+A campaign (`AccessReview`) is launched once: checked in the admin's request (every item has a reviewer),
+then a worker freezes one `ReviewItem` per live entitlement in scope, in committed batches, resuming where
+a dead worker stopped. Reviewers decide in self-service; a revoke or a level
 change fires `accounts.hooks.access_review_decided`, which the lifecycle engine (offboarding) fills
 in: it adds a visible task and reports back through `review_item_record_applied` / `_failed`.
 The hourly `review_campaigns_hourly` sends reminders, applies the due-date rule (capped), records
 what other paths confirmed (`review_items_reconcile`), moves open items after a reviewer who left or a
-holder who moved (`review_items_follow_reviewers`), closes finished campaigns and launches the
-recurring ones that are due. Nothing here imports the engine.
+holder who moved (`review_items_follow_reviewers`), closes finished campaigns, queues the
+recurring ones that are due and re-enqueues launches whose worker died. Nothing here imports the engine.
 """
 
 import datetime
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Count, Exists, F, Max, OuterRef, Q, QuerySet, Subquery
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history
 
@@ -46,6 +47,7 @@ from portal.history import set_history_user
 from portal.limits import text_limit_check
 from portal.mail import email_send_on_commit, portal_url
 from portal.models import AuditEvent
+from portal.queue import enqueue_on_commit
 
 LAUNCH_BATCH = 1000  # entitlements read, and items written, per round trip at launch
 UNUSED_DAYS = 90  # a last use older than this suggests revoking
@@ -152,38 +154,42 @@ class LaunchPlan:
     missing: list[str] = field(default_factory=list)  # the first `MISSING_SHOWN`, "Jan Vogel · GitHub: why"
 
 
-def _scope_rows(campaign: AccessReview) -> Iterator[list[dict]]:
-    """The entitlements in scope with what an item freezes, `LAUNCH_BATCH` at a time (keyset on the id)."""
-    justification = (
-        AccessRequest.objects.filter(entitlement=OuterRef("pk")).order_by("-created_at", "-pk").values("justification")
-    )
-    birthright = RoleApplication.objects.filter(
-        role_id=OuterRef("employee__role_id"), application_id=OuterRef("application_id")
-    )
-    rows = (
-        review_scope(campaign)
-        .annotate(request_justification=Subquery(justification[:1]), is_birthright=Exists(birthright))
-        .values(
-            "pk",
-            "employee_id",
-            "employee__first_name",
-            "employee__preferred_name",
-            "employee__last_name",
-            "employee__manager_id",
+def _scope_rows(campaign: AccessReview, *, after: int = 0, frozen: bool = True) -> Iterator[list[dict]]:
+    """The entitlements in scope above id `after` with what an item freezes, `LAUNCH_BATCH` at a time (keyset
+    on the id). `frozen=False` reads only what choosing a reviewer needs (the check before launching)."""
+    rows = review_scope(campaign)
+    names = [
+        "pk",
+        "employee_id",
+        "employee__first_name",
+        "employee__preferred_name",
+        "employee__last_name",
+        "employee__manager_id",
+        "application__name",
+        "application__owner_id",
+        "level",
+    ]
+    if frozen:
+        justification = (
+            AccessRequest.objects.filter(entitlement=OuterRef("pk"))
+            .order_by("-created_at", "-pk")
+            .values("justification")
+        )
+        birthright = RoleApplication.objects.filter(
+            role_id=OuterRef("employee__role_id"), application_id=OuterRef("application_id")
+        )
+        rows = rows.annotate(request_justification=Subquery(justification[:1]), is_birthright=Exists(birthright))
+        names += [
             "employee__department__name",
             "application_id",
-            "application__name",
-            "application__owner_id",
-            "level",
             "granted_at",
             "last_used_at",
             "source",
             "request_justification",
             "is_birthright",
-        )
-        .order_by("pk")
-    )
-    last = 0
+        ]
+    rows = rows.values(*names).order_by("pk")
+    last = after
     while True:
         batch = list(rows.filter(pk__gt=last)[:LAUNCH_BATCH])
         if not batch:
@@ -192,10 +198,16 @@ def _scope_rows(campaign: AccessReview) -> Iterator[list[dict]]:
         last = batch[-1]["pk"]
 
 
-def _items(campaign: AccessReview, *, fallback: Employee | None, plan: LaunchPlan) -> Iterator[list[ReviewItem]]:
+def _items(
+    campaign: AccessReview, *, fallback_id: int | None, plan: LaunchPlan, after: int = 0, build: bool = True
+) -> Iterator[list[ReviewItem]]:
+    """The items of `campaign` for the entitlements above id `after`, a batch at a time, counting into `plan`
+    (total, and the items nobody could review, named). `build=False` only counts (yields empty batches)."""
     people = _People()
+    if fallback_id is not None and not people.can_review(fallback_id):
+        fallback_id = None  # left, or lost the login, since IT chose them
     now = timezone.now()
-    for batch in _scope_rows(campaign):
+    for batch in _scope_rows(campaign, after=after, frozen=build):
         items = []
         for row in batch:
             plan.total += 1
@@ -208,12 +220,14 @@ def _items(campaign: AccessReview, *, fallback: Employee | None, plan: LaunchPla
                 owner=row["application__owner_id"],
                 people=people,
             )
-            if reviewer is None and fallback is not None and fallback.pk != holder:
-                reviewer, kind = fallback.pk, ReviewerKind.CHOSEN
+            if reviewer is None and fallback_id is not None and fallback_id != holder:
+                reviewer, kind = fallback_id, ReviewerKind.CHOSEN
             if reviewer is None:
                 plan.missing_count += 1
                 if len(plan.missing) < MISSING_SHOWN:
                     plan.missing.append(f"{name} · {row['application__name']} ({row['level']}): {why}")
+            if not build:
+                continue
             suggestion, reason = _suggest(birthright=row["is_birthright"], last_used_at=row["last_used_at"], now=now)
             items.append(
                 ReviewItem(
@@ -241,65 +255,231 @@ def _items(campaign: AccessReview, *, fallback: Employee | None, plan: LaunchPla
 def review_campaign_preview(*, campaign: AccessReview, fallback_reviewer: Employee | None = None) -> LaunchPlan:
     """How many items launching `campaign` would freeze, and which would have no reviewer (named, with why).
 
-    Reads the scope in batches, writes nothing."""
+    Reads the scope in batches (only what choosing a reviewer needs), writes nothing."""
     plan = LaunchPlan()
-    for _ in _items(campaign, fallback=fallback_reviewer, plan=plan):
+    for _ in _items(campaign, fallback_id=getattr(fallback_reviewer, "pk", None), plan=plan, build=False):
         pass
     return plan
 
 
-@transaction.atomic
+def _missing_message(plan: LaunchPlan) -> str:
+    shown = "; ".join(plan.missing)
+    more = plan.missing_count - len(plan.missing)
+    return (
+        f"{plan.missing_count} item{'s' if plan.missing_count != 1 else ''} would have nobody to review "
+        f"{'them' if plan.missing_count != 1 else 'it'}: {shown}{f'; and {more} more' if more > 0 else ''}. "
+        "Give them a manager or an application owner, or choose a reviewer for them. Nothing was launched."
+    )
+
+
+# --- Launch (on the queue, in committed batches, resumable) ---------------------------------------
+
+LAUNCH_TASK = "accounts.tasks.access_review_launch"
+LAUNCH_TASK_TIMEOUT = 3600  # seconds a worker may take for one launch (100k items take about a minute)
+# A launching campaign whose worker wrote no batch for this long has lost it (killed, or the message was lost
+# on the Redis broker): the launch action, the hourly task and the queue's redelivery may take it over.
+LAUNCH_STALE = datetime.timedelta(minutes=10)
+
+
+def _launch_stale(campaign: AccessReview, now: datetime.datetime) -> bool:
+    since = campaign.launch_heartbeat_at or campaign.launched_at
+    return since is None or since < now - LAUNCH_STALE
+
+
+def review_campaign_launch_queue(
+    *, campaign: AccessReview, acting_user, fallback_reviewer: Employee | None = None, enqueue: bool = True
+) -> AccessReview:
+    """Check a draft campaign, then hand its launch to the queue (`review_campaign_launch_run`).
+
+    Before anything is queued, in the caller's request: the campaign must be a draft with a scope, the
+    fallback reviewer must have a login, and every item in scope must have a reviewer; otherwise a
+    `ValidationError` names the items nobody could review and nothing changes. Then the campaign is
+    `launching` (reviewers see nothing yet), `item_count` holds the number planned, and the task is enqueued
+    on commit. A campaign already launching whose worker died (`LAUNCH_STALE`) is enqueued again: it resumes.
+    """
+    now = timezone.now()
+    user = acting_user if getattr(acting_user, "pk", None) else None
+    with transaction.atomic():
+        campaign = AccessReview.objects.select_for_update().get(pk=campaign.pk)
+        if campaign.status == AccessReviewStatus.LAUNCHING:
+            if not _launch_stale(campaign, now):
+                raise ValidationError(f"{campaign} is being launched: its page shows the progress.")
+            campaign.launch_heartbeat_at = None
+            campaign.launched_at = now
+            campaign.save(update_fields=["launch_heartbeat_at", "launched_at"])
+            if enqueue:
+                enqueue_on_commit(LAUNCH_TASK, campaign.pk, timeout=LAUNCH_TASK_TIMEOUT)
+            return campaign
+        if campaign.status != AccessReviewStatus.DRAFT:
+            raise ValidationError(
+                f"{campaign} is {campaign.get_status_display().lower()}; only a draft can be launched."
+            )
+        _check_scope(campaign)
+        if fallback_reviewer is not None and not fallback_reviewer.user_id:
+            raise ValidationError(f"{fallback_reviewer.full_name} has no login and cannot review.")
+        plan = review_campaign_preview(campaign=campaign, fallback_reviewer=fallback_reviewer)
+        if plan.missing_count:
+            raise ValidationError(_missing_message(plan))
+        if plan.total == 0:
+            raise ValidationError(f"{campaign} covers no live access: nothing to review. Nothing was launched.")
+        campaign.status = AccessReviewStatus.LAUNCHING
+        campaign.launched_at = now
+        campaign.launched_by = user
+        campaign.launch_fallback_reviewer = fallback_reviewer
+        campaign.launch_heartbeat_at = None
+        campaign.launch_error = ""
+        campaign.item_count = plan.total
+        set_history_user(campaign, acting_user)
+        campaign.save(
+            update_fields=[
+                "status",
+                "launched_at",
+                "launched_by",
+                "launch_fallback_reviewer",
+                "launch_heartbeat_at",
+                "launch_error",
+                "item_count",
+            ]
+        )
+        if enqueue:
+            enqueue_on_commit(LAUNCH_TASK, campaign.pk, timeout=LAUNCH_TASK_TIMEOUT)
+    return campaign
+
+
+def _beat(campaign_id: int, beat: datetime.datetime) -> datetime.datetime | None:
+    """Inside a transaction: renew this worker's claim, None if another worker took it over meanwhile.
+
+    One conditional UPDATE: it locks the campaign's row until the transaction ends (PostgreSQL re-checks the
+    condition after waiting for another worker's lock; SQLite has one writer at a time)."""
+    now = timezone.now()
+    renewed = AccessReview.objects.filter(
+        pk=campaign_id, status=AccessReviewStatus.LAUNCHING, launch_heartbeat_at=beat
+    ).update(launch_heartbeat_at=now)
+    return now if renewed else None
+
+
+def review_campaign_launch_run(*, campaign_id: int) -> str:
+    """Freeze the items of a launching campaign, `LAUNCH_BATCH` at a time, each batch committed; then open it.
+
+    Idempotent and resumable: the worker claims the campaign with a conditional update (a fresh claim of
+    another worker, or a campaign no longer launching, and it does nothing); items are written in
+    entitlement-id order and a run starts after the highest entitlement already frozen, so a launch that
+    died halfway goes on where it stopped (and the one-item-per-entitlement constraint makes a duplicate
+    impossible even then). Each batch renews the claim in the same transaction, so a worker that lost its
+    claim writes nothing more. If, since the check before queueing, some items lost every reviewer, the
+    items written are removed and the campaign goes back to draft with the items named in `launch_error`.
+    Returns what happened: "launched", "refused", or "not claimed".
+    """
+    now = timezone.now()
+    claimable = Q(launch_heartbeat_at__isnull=True) | Q(launch_heartbeat_at__lt=now - LAUNCH_STALE)
+    if not AccessReview.objects.filter(claimable, pk=campaign_id, status=AccessReviewStatus.LAUNCHING).update(
+        launch_heartbeat_at=now
+    ):
+        return "not claimed"
+    beat = now
+    campaign = AccessReview.objects.select_related("launched_by").get(pk=campaign_id)
+    user = campaign.launched_by
+    after = campaign.items.aggregate(last=Max("entitlement_id"))["last"] or 0
+    plan = LaunchPlan()
+    for items in _items(campaign, fallback_id=campaign.launch_fallback_reviewer_id, plan=plan, after=after):
+        if plan.missing_count:
+            continue  # keep counting to name them all; nothing more is written
+        with transaction.atomic():
+            beat = _beat(campaign_id, beat)
+            if beat is None:
+                return "not claimed"
+            bulk_create_with_history(items, ReviewItem, batch_size=LAUNCH_BATCH, default_user=user)
+    if plan.missing_count:
+        return _launch_refused(campaign_id, beat, _missing_message(plan))
+    with transaction.atomic():
+        if _beat(campaign_id, beat) is None:
+            return "not claimed"
+        campaign = AccessReview.objects.get(pk=campaign_id)
+        total = campaign.items.count()
+        if total == 0:
+            return _launch_refused(
+                campaign_id, None, f"{campaign} covers no live access: nothing to review. Nothing was launched."
+            )
+        campaign.status = AccessReviewStatus.ACTIVE
+        campaign.launch_heartbeat_at = None
+        campaign.item_count = total
+        set_history_user(campaign, user)
+        campaign.save(update_fields=["status", "launch_heartbeat_at", "item_count"])
+        audit_record(
+            action=AuditEvent.Action.REVIEW_LAUNCHED,
+            target=campaign,
+            acting_user=user,
+            detail={
+                "items": total,
+                "fallback_reviewer": campaign.launch_fallback_reviewer_id,
+                "due_on": campaign.due_on,
+            },
+        )
+        _plan_next(campaign, user)
+    return "launched"
+
+
+def _launch_refused(campaign_id: int, beat, message: str) -> str:
+    """Undo a launch that cannot finish: its items go, the campaign is a draft again and says why."""
+    with transaction.atomic():
+        if beat is not None and _beat(campaign_id, beat) is None:
+            return "not claimed"
+        campaign = AccessReview.objects.select_for_update().get(pk=campaign_id)
+        while ids := list(campaign.items.values_list("pk", flat=True)[:LAUNCH_BATCH]):
+            ReviewItem.objects.filter(pk__in=ids).delete()
+        campaign.status = AccessReviewStatus.DRAFT
+        campaign.launch_heartbeat_at = None
+        campaign.launched_at = None
+        campaign.launched_by = None
+        campaign.item_count = 0
+        campaign.launch_error = message[:4000]
+        set_history_user(campaign, None)
+        campaign.save(
+            update_fields=["status", "launch_heartbeat_at", "launched_at", "launched_by", "item_count", "launch_error"]
+        )
+    return "refused"
+
+
 def review_campaign_launch(
     *, campaign: AccessReview, acting_user, fallback_reviewer: Employee | None = None
 ) -> AccessReview:
-    """Freeze one item per live entitlement in scope and open the campaign for its reviewers.
-
-    All or nothing: an item without a reviewer (no manager, no owner, nobody able up the line) refuses
-    the launch, naming the items, unless IT chose `fallback_reviewer` for them (who is never given their
-    own access). Items are written `LAUNCH_BATCH` at a time, with their history rows, so memory stays
-    bounded whatever the scope. A recurring campaign plans its successor (a draft).
-    """
-    campaign = AccessReview.objects.select_for_update().get(pk=campaign.pk)
-    if campaign.status != AccessReviewStatus.DRAFT:
-        raise ValidationError(f"{campaign} is {campaign.get_status_display().lower()}; only a draft can be launched.")
-    _check_scope(campaign)
-    if fallback_reviewer is not None and not fallback_reviewer.user_id:
-        raise ValidationError(f"{fallback_reviewer.full_name} has no login and cannot review.")
-    plan = LaunchPlan()
-    user = acting_user if getattr(acting_user, "pk", None) else None
-    for items in _items(campaign, fallback=fallback_reviewer, plan=plan):
-        if plan.missing_count:
-            continue  # keep counting to name them all; nothing more is written (the transaction rolls back)
-        bulk_create_with_history(items, ReviewItem, batch_size=LAUNCH_BATCH, default_user=user)
-    if plan.missing_count:
-        shown = "; ".join(plan.missing)
-        more = plan.missing_count - len(plan.missing)
-        raise ValidationError(
-            f"{plan.missing_count} item{'s' if plan.missing_count != 1 else ''} would have nobody to review "
-            f"{'them' if plan.missing_count != 1 else 'it'}: {shown}{f'; and {more} more' if more > 0 else ''}. "
-            "Give them a manager or an application owner, or choose a reviewer for them. Nothing was launched."
-        )
-    if plan.total == 0:
-        raise ValidationError(f"{campaign} covers no live access: nothing to review. Nothing was launched.")
-    now = timezone.now()
-    campaign.status = AccessReviewStatus.ACTIVE
-    campaign.launched_at = now
-    campaign.launched_by = user
-    campaign.item_count = plan.total
-    set_history_user(campaign, acting_user)
-    campaign.save(update_fields=["status", "launched_at", "launched_by", "item_count"])
-    audit_record(
-        action=AuditEvent.Action.REVIEW_LAUNCHED,
-        target=campaign,
-        acting_user=acting_user,
-        detail={
-            "items": plan.total,
-            "fallback_reviewer": fallback_reviewer.pk if fallback_reviewer else None,
-            "due_on": campaign.due_on,
-        },
+    """Check and launch `campaign` here and now (`review_campaign_launch_queue`, then the run in this process):
+    for the bench, the tests and callers that are themselves a worker. Raises `ValidationError` as the check
+    does, or with the run's reason when it had to stop."""
+    campaign = review_campaign_launch_queue(
+        campaign=campaign, acting_user=acting_user, fallback_reviewer=fallback_reviewer, enqueue=False
     )
-    _plan_next(campaign, acting_user)
+    review_campaign_launch_run(campaign_id=campaign.pk)
+    campaign.refresh_from_db()
+    if campaign.status != AccessReviewStatus.ACTIVE:
+        raise ValidationError(campaign.launch_error or f"{campaign} was not launched.")
     return campaign
+
+
+def review_campaign_launch_progress(campaign: AccessReview) -> dict:
+    """How far a launch has got: items frozen so far of those planned (one query; the batches are committed,
+    so the database itself is the progress, readable by any process), and whether its worker seems lost."""
+    done = campaign.items.count()
+    total = max(campaign.item_count, done, 1)
+    return {
+        "done": done,
+        "total": total,
+        "percent": min(100, int(100 * done / total)),
+        "stalled": campaign.status == AccessReviewStatus.LAUNCHING and _launch_stale(campaign, timezone.now()),
+    }
+
+
+def review_campaigns_launch_resume(*, now: datetime.datetime | None = None) -> list[int]:
+    """Enqueue again the launches whose worker died or whose message was lost (no batch for `LAUNCH_STALE`)."""
+    now = now or timezone.now()
+    stale = AccessReview.objects.filter(status=AccessReviewStatus.LAUNCHING).filter(
+        Q(launch_heartbeat_at__lt=now - LAUNCH_STALE)
+        | Q(launch_heartbeat_at__isnull=True, launched_at__lt=now - LAUNCH_STALE)
+    )
+    ids = list(stale.values_list("pk", flat=True))
+    for pk in ids:
+        enqueue_on_commit(LAUNCH_TASK, pk, timeout=LAUNCH_TASK_TIMEOUT)
+    return ids
 
 
 def _add_months(day: datetime.date, months: int) -> datetime.date:
@@ -696,9 +876,11 @@ def review_campaign_confirm_over_cap(*, campaign: AccessReview, acting_user) -> 
 
 
 def review_campaigns_remind(*, today: datetime.date | None = None) -> int:
-    """Email each reviewer with open items `REMINDER_DAYS` before a campaign's due date, once per
-    campaign and reminder day (the campaign remembers which went out; the outbox key dedupes).
-    Returns how many emails were queued."""
+    """Email each reviewer with open items `REMINDER_DAYS` before a campaign's due date, and each person a
+    reviewer delegated to (a delegation in force that day: they may decide those items too), once per
+    campaign and reminder day (the campaign remembers which went out; the outbox key dedupes). A delegate is
+    told of the items they may decide, never of those about their own access. Returns how many emails were
+    queued."""
     today = today or timezone.localdate()
     sent = 0
     for campaign in AccessReview.objects.filter(status=AccessReviewStatus.ACTIVE, due_on__gte=today):
@@ -711,26 +893,62 @@ def review_campaigns_remind(*, today: datetime.date | None = None) -> int:
             locked = AccessReview.objects.select_for_update().get(pk=campaign.pk)
             if reminder in locked.reminded_days:
                 continue
-            counts = {}
-            for reviewer_id in locked.items.filter(state=ReviewItemState.OPEN).values_list("reviewer_id", flat=True):
-                counts[reviewer_id] = counts.get(reviewer_id, 0) + 1
-            reviewers = Employee.objects.in_bulk([pk for pk in counts if pk is not None])
+            open_items = locked.items.filter(state=ReviewItemState.OPEN, reviewer__isnull=False)
+            counts = dict(open_items.values_list("reviewer_id").annotate(n=Count("pk")).order_by())
+            delegations = list(
+                ApprovalDelegation.objects.filter(
+                    delegator_id__in=list(counts),
+                    cancelled_at__isnull=True,
+                    starts_on__lte=today,
+                    ends_on__gte=today,
+                )
+                .exclude(delegate__status=EmployeeStatus.TERMINATED)
+                .values_list("delegator_id", "delegate_id", "ends_on")
+            )
+            # Items a delegate may not decide: those about their own access (one query for all delegates).
+            own = {
+                (reviewer, holder): n
+                for reviewer, holder, n in open_items.filter(
+                    reviewer_id__in={d[0] for d in delegations}, employee_id__in={d[1] for d in delegations}
+                )
+                .values_list("reviewer_id", "employee_id")
+                .annotate(n=Count("pk"))
+                .order_by()
+            }
+            people = Employee.objects.in_bulk([*counts, *(d[1] for d in delegations)])
+            context = {
+                "campaign": locked.name,
+                "due_on": locked.due_on,
+                "days_left": days_left,
+                "url": portal_url("access:reviews"),
+            }
             for pk, count in counts.items():
-                reviewer = reviewers.get(pk)
+                reviewer = people.get(pk)
                 if reviewer is None:
                     continue
                 email_send_on_commit(
                     template="access_review_reminder",
                     to=[reviewer.work_email],
-                    context={
-                        "reviewer": reviewer.full_name,
-                        "campaign": locked.name,
-                        "count": count,
-                        "due_on": locked.due_on,
-                        "days_left": days_left,
-                        "url": portal_url("access:reviews"),
-                    },
+                    context={**context, "reviewer": reviewer.full_name, "count": count},
                     key=f"review-reminder:{locked.pk}:{reminder}:{pk}",
+                )
+                sent += 1
+            for delegator_id, delegate_id, ends_on in delegations:
+                delegator, delegate = people.get(delegator_id), people.get(delegate_id)
+                count = counts[delegator_id] - own.get((delegator_id, delegate_id), 0)
+                if delegator is None or delegate is None or count <= 0:
+                    continue
+                email_send_on_commit(
+                    template="access_review_reminder",
+                    to=[delegate.work_email],
+                    context={
+                        **context,
+                        "reviewer": delegate.full_name,
+                        "count": count,
+                        "on_behalf_of": delegator.full_name,
+                        "delegated_until": ends_on,
+                    },
+                    key=f"review-reminder:{locked.pk}:{reminder}:{delegator_id}:delegate:{delegate_id}",
                 )
                 sent += 1
             AccessReview.objects.filter(pk=locked.pk).update(reminded_days=[*locked.reminded_days, *due])
@@ -811,11 +1029,12 @@ def review_campaigns_hourly(*, today: datetime.date | None = None) -> dict:
     followed = review_items_follow_reviewers()
     closed = sum(review_campaign_close_if_finished(campaign=c) for c in AccessReview.objects.filter(status="active"))
     launched, waiting = [], []
+    resumed = review_campaigns_launch_resume()
     for campaign in AccessReview.objects.filter(
         status=AccessReviewStatus.DRAFT, previous__isnull=False, starts_on__lte=today
     ):
         try:
-            review_campaign_launch(campaign=campaign, acting_user=None)
+            review_campaign_launch_queue(campaign=campaign, acting_user=None)  # checked here, frozen by a worker
         except ValidationError as exc:
             waiting.append({"campaign": campaign.pk, "why": " ".join(exc.messages)[:300]})
         else:
@@ -827,6 +1046,7 @@ def review_campaigns_hourly(*, today: datetime.date | None = None) -> dict:
         "followed": followed,
         "closed": closed,
         "launched": launched,
+        "resumed": resumed,
         "waiting": waiting,
     }
 

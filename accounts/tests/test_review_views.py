@@ -10,6 +10,7 @@ import pytest
 from django.urls import reverse
 from django.utils import timezone
 
+from accounts import tasks
 from accounts.models import AccessReview, ReviewItem, ReviewItemState
 from accounts.services import reviews
 from accounts.tests.factories import ApplicationFactory, EmployeeFactory, EntitlementFactory
@@ -149,7 +150,9 @@ def test_bulk_revoke_without_a_comment_changes_nothing(client, cast, campaign):
 # --- Admin: launch with a confirm step, evidence ----------------------------------------------------
 
 
-def test_launch_action_names_items_without_a_reviewer_before_launching(client, cast, it_admin):
+def test_launch_action_names_items_without_a_reviewer_before_launching(
+    client, cast, it_admin, django_capture_on_commit_callbacks
+):
     orphan = EmployeeFactory(first_name="Nora", last_name="Nomanager", manager=None)
     EntitlementFactory(employee=orphan, application=cast.app)
     EntitlementFactory(employee=cast.employee, application=cast.app)
@@ -171,10 +174,44 @@ def test_launch_action_names_items_without_a_reviewer_before_launching(client, c
     assert "would have nobody to review" in refused
     assert not ReviewItem.objects.exists()
 
-    client.post(url, {**data, "apply": "1", "fallback_reviewer": "head@example.com"})
+    with django_capture_on_commit_callbacks() as callbacks:
+        done = client.post(url, {**data, "apply": "1", "fallback_reviewer": "head@example.com"}, follow=True)
+    assert "being frozen in the background" in done.content.decode()
+    assert [c.__qualname__ for c in callbacks] == ["enqueue_on_commit(accounts.tasks.access_review_launch)"]
+    campaign.refresh_from_db()
+    assert campaign.status == "launching" and campaign.item_count == 2 and not ReviewItem.objects.exists()
+
+    # The campaign's page shows the launch's progress and refreshes itself until the worker is done.
+    change = reverse("admin:accounts_accessreview_change", args=[campaign.pk])
+    page = client.get(change).content.decode()
+    assert "0 of 2 items frozen" in page and '<meta http-equiv="refresh"' in page
+    assert 'id="review-launch-progress" max="2" value="0"' in page
+
+    assert tasks.access_review_launch(campaign.pk) == "launched"
     campaign.refresh_from_db()
     assert campaign.status == "active" and campaign.item_count == 2
     assert ReviewItem.objects.get(employee=orphan).reviewer == cast.head
+    page = client.get(change).content.decode()
+    assert "items frozen" not in page and '<meta http-equiv="refresh"' not in page
+
+
+def test_the_campaign_page_says_how_to_resume_a_launch_whose_worker_was_lost(client, cast, it_admin):
+    EntitlementFactory(employee=cast.employee, application=cast.app)
+    today = timezone.localdate()
+    campaign = reviews.review_campaign_save(
+        campaign=AccessReview(name="Q2", starts_on=today, due_on=today + datetime.timedelta(days=7)),
+        acting_user=it_admin,
+    )
+    campaign.applications.set([cast.app])
+    reviews.review_campaign_launch_queue(campaign=campaign, acting_user=it_admin)
+    old = timezone.now() - reviews.LAUNCH_STALE - datetime.timedelta(minutes=1)
+    AccessReview.objects.filter(pk=campaign.pk).update(launch_heartbeat_at=old)
+    client.force_login(it_admin)
+
+    page = client.get(reverse("admin:accounts_accessreview_change", args=[campaign.pk])).content.decode()
+    assert "launch it again: it resumes where it stopped" in page and '<meta http-equiv="refresh"' not in page
+    listing = client.get(reverse("admin:accounts_accessreview_changelist")).content.decode()
+    assert "launching: 0 of 1 items frozen" in listing
 
 
 def test_evidence_page_and_exports_for_the_auditor_are_formula_safe(client, cast, auditor, campaign):
