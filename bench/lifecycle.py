@@ -304,25 +304,13 @@ def _deprovision(apps, leavers: int) -> dict:
 
 
 def _noop(cluster, tasks: int, per_run: int = 20, *, startup_cpu_s: float = 0.0) -> dict:
-    from django.utils import timezone
+    from offboarding.models import Task, TaskStatus
 
-    from offboarding import engine
-    from offboarding.models import Assignee, ChecklistKind, ChecklistTemplate, Task, TaskStatus, TaskTemplate
-
-    template, _ = ChecklistTemplate.objects.get_or_create(name="Bench no-op", kind=ChecklistKind.MOVE)
-    for i in range(per_run):
-        TaskTemplate.objects.get_or_create(
-            checklist=template,
-            key=f"noop-{i}",
-            defaults={"title": "No-op", "assignee": Assignee.SYSTEM, "action": "noop"},
-        )
+    template = noop_template(per_run)
     people = _fresh_employees(max(1, tasks // per_run))
     cluster.kill()  # the tasks wait in the broker; the worker then drains them at full speed
     started = time.monotonic()
-    runs = [
-        engine.run_start(employee=p, kind=ChecklistKind.MOVE, event_date=timezone.localdate(), acting_user=None).pk
-        for p in people
-    ]
+    runs = noop_runs_start(people)
     enqueued = time.monotonic() - started
     total = len(runs) * per_run
     started = time.monotonic()
@@ -340,6 +328,45 @@ def _noop(cluster, tasks: int, per_run: int = 20, *, startup_cpu_s: float = 0.0)
             "tasks_per_s": round(total / elapsed, 1), "worker_cpu_s": round(cpu, 2),
             "worker_cpu_ms_per_task": round(cpu * 1000 / total, 2) if total else None,
             "action_ms": _action_durations(runs)}  # fmt: skip
+
+
+def noop_template(per_run: int):
+    """The "Bench no-op" move checklist: `per_run` automated no-op tasks, none waiting for another."""
+    from offboarding.models import Assignee, ChecklistKind, ChecklistTemplate, TaskTemplate
+
+    template, _ = ChecklistTemplate.objects.get_or_create(name="Bench no-op", kind=ChecklistKind.MOVE)
+    for i in range(per_run):
+        TaskTemplate.objects.get_or_create(
+            checklist=template,
+            key=f"noop-{i}",
+            defaults={"title": "No-op", "assignee": Assignee.SYSTEM, "action": "noop"},
+        )
+    return template
+
+
+def noop_runs_start(people: list) -> list[int]:
+    """One move run per person from the "Bench no-op" template, effective now; the runs' ids.
+
+    Effective now, not at a run's default of 09:00 on its event date: before 09:00 local time the
+    tasks would be due later in the day, stay pending, and the drain would wait for nothing. So
+    every no-op task must be queued once this returns, or the benchmark stops here and says why.
+    """
+    from django.utils import timezone
+
+    from offboarding import engine
+    from offboarding.models import ChecklistKind, Task, TaskStatus
+
+    now = timezone.now()
+    runs = [
+        engine.run_start(
+            employee=p, kind=ChecklistKind.MOVE, event_date=timezone.localdate(now), effective_at=now, acting_user=None
+        ).pk
+        for p in people
+    ]
+    waiting = Task.objects.filter(run_id__in=runs, action="noop").exclude(status=TaskStatus.QUEUED).count()
+    if waiting:
+        raise RuntimeError(f"No-op bench: {waiting} no-op tasks were not queued when their runs started (due later?).")
+    return runs
 
 
 # --- 3. Layoff -------------------------------------------------------------------------------------------

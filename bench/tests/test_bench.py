@@ -124,3 +124,26 @@ def test_a_knob_that_is_not_a_whole_number_is_refused_by_name(monkeypatch):
         env_int("PORTAL_BENCH_LAYOFF", 1000)
     monkeypatch.setenv("PORTAL_BENCH_LAYOFF", "")
     assert env_int("PORTAL_BENCH_LAYOFF", 1000) == 1000
+
+
+@pytest.mark.django_db
+def test_no_op_runs_are_queued_at_once_before_nine_in_the_morning(monkeypatch, django_capture_on_commit_callbacks):
+    """The no-op bench drains what its runs queued. Runs start effective now: at a run's default
+    (09:00 on its event date) a bench started at 02:00 found every no-op task pending until 09:00
+    and waited its whole 30-minute timeout for them."""
+    import datetime
+
+    from django.utils import timezone
+
+    from accounts.tests.factories import EmployeeFactory
+    from bench.lifecycle import noop_runs_start, noop_template
+    from offboarding.models import Task, TaskStatus
+
+    early = timezone.make_aware(datetime.datetime.combine(timezone.localdate(), datetime.time(2, 0)))
+    monkeypatch.setattr(timezone, "now", lambda: early)
+    noop_template(3)
+    people = [EmployeeFactory(), EmployeeFactory()]
+    with django_capture_on_commit_callbacks(execute=False):
+        runs = noop_runs_start(people)
+    statuses = list(Task.objects.filter(run_id__in=runs, action="noop").values_list("status", flat=True))
+    assert statuses == [TaskStatus.QUEUED] * 6

@@ -561,6 +561,12 @@ class LdapProxy:
                 server = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
                 server.bind((PROXY_SOURCE, 0))
                 server.connect(self.upstream)
+                # As slapd does on its own sockets: an answer of several messages (a search's entry,
+                # then its result) leaves in several writes, and with Nagle's algorithm on, each write
+                # after the first waits for the client's delayed ACK (~40 ms): a found entry would
+                # cost 44 ms through the front door against 0.5 ms from slapd itself.
+                for sock in (client, server):
+                    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             except OSError:
                 client.close()
                 continue
