@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('accounts', '0013_access_reviews'),
+        ('accounts', '0014_separation_of_duties'),
     ]
 
     operations = [
