@@ -450,6 +450,56 @@ def make_review_items(n, user):
     _review(n, user, "Items")
 
 
+def _sod_rule(user, prefix="Rule"):
+    """An approval rule between two applications' levels, its control owner with a login."""
+    from accounts.models import SoDRule
+    from accounts.services import sod
+
+    owner = EmployeeFactory(user=UserFactory())
+    first = ApplicationFactory(name=f"Submit {next(_counter)}", access_levels=["submitter", "viewer"])
+    second = ApplicationFactory(name=f"Approve {next(_counter)}", access_levels=["approver", "viewer"])
+    return sod.sod_rule_save(
+        rule=SoDRule(
+            name=f"{prefix} {next(_counter)}",
+            reason="Whoever submits a payment must not approve it.",
+            first_application=first,
+            first_level="submitter",
+            second_application=second,
+            second_level="approver",
+            control_owner=owner,
+        ),
+        acting_user=user,
+    )
+
+
+def make_sod_rules(n, user):
+    for _ in range(n):
+        _sod_rule(user)
+
+
+def make_sod_exceptions(n, user):
+    from accounts.models import SoDException
+    from accounts.services import sod
+
+    for _ in range(n):
+        rule = _sod_rule(user, "Excepted")
+        holder = _employee()
+        EntitlementFactory(employee=holder, application=rule.first_application, level="submitter")
+        EntitlementFactory(employee=holder, application=rule.second_application, level="approver")
+        today = timezone.localdate()
+        sod.sod_exception_grant(
+            exception=SoDException(
+                rule=rule,
+                employee=holder,
+                starts_on=today,
+                ends_on=today + datetime.timedelta(days=30),
+                reason="Month-end cover.",
+                approved_by=rule.control_owner,
+            ),
+            acting_user=user,
+        )
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
     "api.ApiToken": make_api_tokens,
@@ -468,6 +518,8 @@ ROW_BUILDERS = {
     "accounts.Role": make_roles,
     "accounts.RoleApplication": make_role_applications,
     "accounts.ScimConnection": make_scim_connections,
+    "accounts.SoDException": make_sod_exceptions,
+    "accounts.SoDRule": make_sod_rules,
     "accounts.UnmatchedUsage": make_unmatched_usage,
     "accounts.UsageImport": make_usage_imports,
     "assets.AssetCheckout": make_checkouts,

@@ -8,6 +8,7 @@ runs a newcomer's join run, an access request approved by their manager, and the
 as after `make run`. What the target systems hold is counted on them, not on Portal's side.
 """
 
+import datetime
 import io
 import os
 import socket
@@ -126,7 +127,9 @@ def test_a_newcomer_joins_gets_access_approved_and_leaves_on_the_demo_targets(ta
             location=manager.location,
             manager=manager,
             role=Role.objects.get(code="software-engineer"),
-            start_date=timezone.localdate(),
+            # A join run takes effect at 09:00 on the start date: a start date nine hours back is
+            # today after 09:00 and yesterday before it, so the run is due now whatever the hour.
+            start_date=(timezone.localtime() - datetime.timedelta(hours=9)).date(),
         ),
         acting_user=itadmin,
         via="admin",
