@@ -9,6 +9,7 @@ export), the read-only parts (`ReadOnlyInline`, `ReadOnlyRecordMixin`,
 then apply" action mechanism (`ConfirmAction`). Imports no Portal app.
 """
 
+import datetime
 import json
 from urllib.parse import quote as url_quote
 
@@ -18,14 +19,16 @@ from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.utils import quote
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
+from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Count, F, QuerySet
+from django.db.models import Count, F, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
 from django.http import HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.functional import cached_property
 from django.utils.html import format_html
 from django.utils.http import RFC3986_SUBDELIMS
@@ -37,6 +40,7 @@ from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
 from portal import events
+from portal.auditsentences import changes_html, describe, describe_one, sentence_html
 from portal.models import (
     AuditChainHead,
     AuditCheckpoint,
@@ -544,34 +548,208 @@ class ConfirmAction:
         return TemplateResponse(request, self.template, context)
 
 
+class AuditSentenceChangeList(ChangeList):
+    """The audit list: each page's sentences written at once (`portal.auditsentences.describe`), so the
+    page costs the same number of queries whatever it shows."""
+
+    def get_results(self, request):
+        super().get_results(request)
+        pieces = describe(self.result_list)
+        for event in self.result_list:
+            event._sentence = pieces[event.pk]
+
+
+class AuditActorFilter(admin.SimpleListFilter):
+    """Who did it: the system, or one user (staff are listed; any user's id works in the query string)."""
+
+    title = "actor"
+    parameter_name = "actor"
+
+    def lookups(self, request, model_admin):
+        names = {}
+        users = get_user_model()._default_manager.filter(is_staff=True).order_by("username")
+        for user in users.only("id", "username"):
+            names[user.pk] = user.get_username()
+        return [("system", "System (no user)")] + [(str(pk), name) for pk, name in names.items()]
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if value == "system":
+            return queryset.filter(actor__isnull=True)
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise IncorrectLookupParameters(f"Unknown actor {value!r}.")
+        return queryset.filter(actor_id=int(value))
+
+
+class AuditHiddenFilter(admin.SimpleListFilter):
+    """A filter set by links from other pages: no choices in the sidebar, only what it is set to and a
+    link that clears it (`admin/portal/link_filter.html`)."""
+
+    template = "admin/portal/link_filter.html"
+
+    def lookups(self, request, model_admin):
+        return ()
+
+    def has_output(self):
+        return True  # Django applies only the filters that have output
+
+    def choices(self, changelist):
+        if self.value() is None:
+            return []
+        return [{"value": self.value(), "clear_url": changelist.get_query_string(remove=[self.parameter_name])}]
+
+
+class AuditTargetFilter(AuditHiddenFilter):
+    """`?target=accounts.Employee:12`: the events about one object (its "Audit trail" link)."""
+
+    title = "target"
+    parameter_name = "target"
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        label, _, pk = value.rpartition(":")
+        if not label or not pk or len(pk) > 64:
+            raise IncorrectLookupParameters(f"Unknown target {value!r}: give it as app.Model:id.")
+        return queryset.filter(target_type=label, target_id=pk)
+
+
+class AuditPersonFilter(AuditHiddenFilter):
+    """`?person=12`: the events about one employee: those whose target is them, and those whose detail
+    names them as the employee (grants, revokes, check-outs, requests, checklists of theirs)."""
+
+    title = "person"
+    parameter_name = "person"
+
+    def queryset(self, request, queryset):
+        value = self.value()
+        if value is None:
+            return queryset
+        if not value.isascii() or not value.isdigit() or len(value) > 18:
+            raise IncorrectLookupParameters(f"Unknown person {value!r}.")
+        return queryset.filter(
+            Q(target_type="accounts.Employee", target_id=value) | Q(personal__detail__employee=int(value))
+        )
+
+
+class AuditDateRangeFilter(admin.FieldListFilter):
+    """From and to dates (both included), typed in the sidebar; either may be left empty."""
+
+    template = "admin/portal/date_range_filter.html"
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        self.since_param = f"{field_path}__since"
+        self.until_param = f"{field_path}__until"
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.dates = {}
+        for key in (self.since_param, self.until_param):
+            raw = self.used_parameters.get(key)
+            value = (raw[-1] if isinstance(raw, list) else raw) if raw else ""
+            self.used_parameters[key] = value
+            if value == "":
+                continue
+            try:
+                self.dates[key] = datetime.date.fromisoformat(value)
+            except ValueError as exc:
+                raise IncorrectLookupParameters(f"{value!r} is not a date (YYYY-MM-DD).") from exc
+
+    def expected_parameters(self):
+        return [self.since_param, self.until_param]
+
+    def has_output(self):
+        return True
+
+    def choices(self, changelist):
+        return [
+            {
+                "since_param": self.since_param,
+                "until_param": self.until_param,
+                "since": self.used_parameters.get(self.since_param, ""),
+                "until": self.used_parameters.get(self.until_param, ""),
+                "kept": [
+                    (key, value)
+                    for key, values in changelist.filter_params.items()
+                    if key not in (self.since_param, self.until_param)
+                    for value in values
+                ],
+                "clear_url": changelist.get_query_string(remove=[self.since_param, self.until_param]),
+            }
+        ]
+
+    def queryset(self, request, queryset):
+        since, until = self.dates.get(self.since_param), self.dates.get(self.until_param)
+        if since and until and until < since:
+            raise IncorrectLookupParameters("The end date is before the start date.")
+        zone = timezone.get_current_timezone()
+        if since:
+            start = datetime.datetime.combine(since, datetime.time.min, tzinfo=zone)
+            queryset = queryset.filter(**{f"{self.field_path}__gte": start})
+        if until:
+            end = datetime.datetime.combine(until + datetime.timedelta(days=1), datetime.time.min, tzinfo=zone)
+            queryset = queryset.filter(**{f"{self.field_path}__lt": end})
+        return queryset
+
+
 @admin.register(AuditEvent)
 class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, admin.ModelAdmin):
-    """The append-only audit log: anyone with the view permission may read and export it; nobody may change it."""
+    """The append-only audit log: anyone with the view permission may read and export it; nobody may change it.
+
+    Each event reads as a sentence (`portal.auditsentences`); its page adds the before/after of the
+    fields it changed. Filters: actor, event type, target type, dates (a from/to range; the date
+    hierarchy above the list picks a year, month or day); links from other pages narrow it to one
+    object (`?target=app.Model:id`) or one person (`?person=<employee id>`).
+    """
 
     formats = [CSV, XLSX]
     resource_classes = [AuditEventResource]
-    list_display = ("created_at", "actor_repr", "action", "target_type", "target_link", "short_detail")
-    list_filter = ("action", "target_type", ("created_at", admin.DateFieldListFilter))
+    list_display = ("created_at", "sentence", "action", "target_type")
+    list_display_links = ("created_at",)
+    list_filter = (
+        AuditActorFilter,
+        "action",
+        "target_type",
+        ("created_at", AuditDateRangeFilter),
+        AuditTargetFilter,
+        AuditPersonFilter,
+    )
     search_fields = ("personal__actor_repr", "personal__target_repr", "=target_id")
     date_hierarchy = "created_at"
     ordering = ("-created_at", "-id")
     list_per_page = 100
     show_full_result_count = False
     fields = (
-        "seq", "created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr",
-        "pretty_detail",
+        "seq", "created_at", "sentence", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr",
+        "changes", "pretty_detail", "trail",
         "prev_hash", "hash",
     )  # fmt: skip
     readonly_fields = fields
 
-    @admin.display(description="target", ordering="personal__target_repr")
-    def target_link(self, obj):
-        return f"{obj.target_repr} (#{obj.target_id})"
+    def get_changelist(self, request, **kwargs):
+        return AuditSentenceChangeList
 
-    @admin.display(description="detail")
-    def short_detail(self, obj):
-        text = json.dumps(obj.detail, sort_keys=True, default=str)
-        return text if len(text) <= 80 else f"{text[:77]}..."
+    @admin.display(description="event")
+    def sentence(self, obj):
+        pieces = getattr(obj, "_sentence", None)
+        if pieces is None:
+            pieces = describe_one(obj)
+        return sentence_html(pieces)
+
+    @admin.display(description="before and after")
+    def changes(self, obj):
+        return changes_html(obj)
+
+    @admin.display(description="audit trail")
+    def trail(self, obj):
+        url = reverse("admin:portal_auditevent_changelist")
+        return format_html(
+            '<a href="{}?target={}">{}</a>',
+            url,
+            url_quote(f"{obj.target_type}:{obj.target_id}", safe=""),
+            f"Every event about {obj.target_repr or obj.target_type}",
+        )
 
     @admin.display(description="detail")
     def pretty_detail(self, obj):

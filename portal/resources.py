@@ -13,6 +13,7 @@ from django.db.models.fields import NOT_PROVIDED
 from import_export import fields, resources, widgets
 
 from portal.audit import audit_record
+from portal.auditsentences import describe, describe_one, sentence_text
 from portal.history import set_history_user
 from portal.models import AuditEvent
 
@@ -207,17 +208,43 @@ class AuditEventResource(FormulaSafeResource):
     The admin offers no import.
     """
 
+    event = fields.Field(column_name="event", readonly=True)
     actor_repr = fields.Field(attribute="actor_repr", column_name="actor_repr", readonly=True)
     target_repr = fields.Field(attribute="target_repr", column_name="target_repr", readonly=True)
     detail = fields.Field(attribute="detail", column_name="detail", readonly=True, widget=widgets.JSONWidget())
 
+    # Sentences are written for this many events at a time (a constant number of queries per chunk).
+    SENTENCE_CHUNK = 1000
+
     class Meta:
         model = AuditEvent
         fields = (
-            "id", "seq", "created_at", "actor", "actor_repr", "action", "target_type", "target_id", "target_repr",
-            "detail", "prev_hash", "hash",
+            "id", "seq", "created_at", "event", "actor", "actor_repr", "action", "target_type", "target_id",
+            "target_repr", "detail", "prev_hash", "hash",
         )  # fmt: skip
         export_order = fields
+
+    def iter_queryset(self, queryset):
+        chunk = []
+        for event in super().iter_queryset(queryset):
+            chunk.append(event)
+            if len(chunk) >= self.SENTENCE_CHUNK:
+                yield from self._with_sentences(chunk)
+                chunk = []
+        yield from self._with_sentences(chunk)
+
+    @staticmethod
+    def _with_sentences(chunk):
+        pieces = describe(chunk)
+        for event in chunk:
+            event._sentence_text = sentence_text(pieces[event.pk])
+            yield event
+
+    def dehydrate_event(self, event):
+        text = getattr(event, "_sentence_text", None)
+        if text is None:
+            text = sentence_text(describe_one(event))
+        return text
 
 
 def _normalise_key(value) -> str:

@@ -316,11 +316,21 @@ def make_recovery_code_sets(n, user):
 
 
 def make_audit_events(n, user):
-    for _ in range(n):
+    """Events whose sentences name other rows (a person, an application, a run), each a different one."""
+    for i in range(n):
+        if i % 2:
+            audit_record(
+                action=AuditEvent.Action.STATUS_CHANGED,
+                target=Group.objects.create(name=f"Audited {next(_counter)}"),
+                acting_user=user,
+            )
+            continue
+        entitlement = EntitlementFactory()
         audit_record(
-            action=AuditEvent.Action.STATUS_CHANGED,
-            target=Group.objects.create(name=f"Audited {next(_counter)}"),
+            action=AuditEvent.Action.GRANT,
+            target=entitlement,
             acting_user=user,
+            detail={"employee": entitlement.employee_id, "application": entitlement.application_id, "level": "user"},
         )
 
 

@@ -38,6 +38,7 @@ from assets.services import asset_check_out
 from assets.tests.factories import HardwareAssetFactory, LicenseFactory
 from offboarding.engine import run_start, task_add
 from offboarding.flows import returns
+from portal.admin import AuditDateRangeFilter
 from portal.testing.assertions import nothing_written
 
 JUNK = {
@@ -65,6 +66,8 @@ def _field_params(model, path: str, filter_class=None) -> list[str]:
             filter_class = admin_filters.ChoicesFieldListFilter
         else:
             filter_class = admin_filters.AllValuesFieldListFilter
+    if issubclass(filter_class, AuditDateRangeFilter):
+        return [f"{path}__since", f"{path}__until"]
     if issubclass(filter_class, admin_filters.RelatedFieldListFilter):
         return [f"{path}__{field.target_field.name}__exact"]
     if issubclass(filter_class, admin_filters.DateFieldListFilter):
