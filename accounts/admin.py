@@ -40,6 +40,8 @@ from accounts.connectors import (
 from accounts.hr_import_admin import EmployeeImportAdminMixin
 from accounts.models import (
     LIVE_ENTITLEMENT_STATUSES,
+    PERSONAL_CONTACT_FIELDS,
+    PERSONAL_DATA_PERMISSION,
     AccessRequest,
     Application,
     ApprovalDelegation,
@@ -57,6 +59,7 @@ from accounts.models import (
 from accounts.resources import (
     ApplicationResource,
     DepartmentResource,
+    EmployeePersonalResource,
     EmployeeResource,
     LocationResource,
     RoleResource,
@@ -430,7 +433,27 @@ class EmployeeAdminBase(EmployeeImportAdminMixin, PortalImportExportAdmin):
         # Also the autocomplete pickers' search (manager, department head, check-out, grants ...).
         if not search_term.strip():
             return queryset, False
-        return queryset.filter(employee_search_q(search_term)), False
+        personal = request.user.has_perm(PERSONAL_DATA_PERMISSION)
+        return queryset.filter(employee_search_q(search_term, personal=personal)), False
+
+    def hidden_fields(self, request) -> tuple[str, ...]:
+        return () if request.user.has_perm(PERSONAL_DATA_PERMISSION) else PERSONAL_CONTACT_FIELDS
+
+    def get_fieldsets(self, request, obj=None):
+        hidden = set(self.hidden_fields(request))
+        fieldsets = super().get_fieldsets(request, obj)
+        if not hidden:
+            return fieldsets
+        kept = []
+        for name, options in fieldsets:
+            fields = [f for f in options["fields"] if f not in hidden]
+            if fields:
+                kept.append((name, {**options, "fields": fields}))
+        return kept
+
+    def get_export_resource_classes(self, request):
+        # Personal contact data is exported only to those who may see it (`view_personal_data`).
+        return [EmployeeResource if self.hidden_fields(request) else EmployeePersonalResource]
 
     def get_readonly_fields(self, request, obj=None):
         fields = list(super().get_readonly_fields(request, obj))

@@ -16,7 +16,14 @@ from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 from simple_history.models import HistoricalRecords
 
-from portal.limits import LONG_TEXT, SHORT_TEXT, limited_text
+from portal.fields import (
+    BlindIndexField,
+    EncryptedCharField,
+    EncryptedEmailField,
+    EncryptedTextField,
+    blind_index_fields,
+)
+from portal.limits import LONG_TEXT, SHORT_TEXT, TextLengthValidator, limited_text
 
 # The object permissions of self-service access (django-guardian codenames, and the dotted names
 # `has_perm` and `assign_perm` take). Declared once here, used by the Meta classes below.
@@ -139,6 +146,11 @@ class EmployeeStatus(models.TextChoices):
 ASSIGNABLE_EMPLOYEE_STATUSES = (EmployeeStatus.PRE_HIRE, EmployeeStatus.ACTIVE, EmployeeStatus.LEAVE_OF_ABSENCE)
 
 
+# Personal contact data: encrypted at rest; seen, searched and exported only with this permission (IT admin).
+PERSONAL_CONTACT_FIELDS = ("personal_email", "personal_phone", "home_address")
+PERSONAL_DATA_PERMISSION = "accounts.view_personal_data"
+
+
 class Employee(models.Model):
     """A person employed (or about to be) by the company; the subject of the lifecycle.
 
@@ -152,9 +164,28 @@ class Employee(models.Model):
     last_name = models.CharField(max_length=100)
     preferred_name = models.CharField(max_length=100, blank=True)
     work_email = models.EmailField(max_length=254, unique=True)
-    personal_email = models.EmailField(max_length=254, blank=True)
-    personal_phone = models.CharField(max_length=30, blank=True)
-    home_address = limited_text(500, "The home address", blank=True)
+    # Sensitive: encrypted at rest (portal.fields), shown and exported only with `view_personal_data`.
+    personal_email = EncryptedEmailField(
+        max_length=254,
+        validators=[TextLengthValidator(254, "The personal email")],
+        blank=True,
+        purpose="accounts.employee.personal_email",
+    )
+    personal_phone = EncryptedCharField(
+        max_length=30,
+        validators=[TextLengthValidator(30, "The personal phone")],
+        blank=True,
+        purpose="accounts.employee.personal_phone",
+    )
+    home_address = EncryptedTextField(
+        max_length=500,
+        validators=[TextLengthValidator(500, "The home address")],
+        blank=True,
+        purpose="accounts.employee.home_address",
+    )
+    # Equality lookups on the encrypted values (keyed HMAC of the lower-cased email, the phone's digits).
+    personal_email_index = BlindIndexField(source="personal_email", normaliser="email")
+    personal_phone_index = BlindIndexField(source="personal_phone", normaliser="phone")
     title = models.CharField(max_length=150, blank=True)
     department = models.ForeignKey(
         Department, null=True, blank=True, on_delete=models.PROTECT, related_name="employees"
@@ -194,7 +225,8 @@ class Employee(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
-    history = HistoricalRecords()
+    # The blind indexes are derived from the encrypted values: history keeps only those.
+    history = HistoricalRecords(excluded_fields=["personal_email_index", "personal_phone_index"])
 
     class Meta:
         ordering = ["last_name", "first_name", "id"]
@@ -227,9 +259,23 @@ class Employee(models.Model):
                 violation_error_message="An employee cannot be their own manager.",
             ),
         ]
+        permissions = [
+            ("view_personal_data", "Can see and export personal contact data (personal email, phone, home address)"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.full_name} ({self.employee_number})"
+
+    def save(self, *args, **kwargs):
+        # A save of only some fields still keeps each blind index in step with its encrypted value.
+        update_fields = kwargs.get("update_fields")
+        if update_fields is not None:
+            names = set(update_fields)
+            for index in blind_index_fields(type(self)):
+                if index.source in names:
+                    names.add(index.name)
+            kwargs["update_fields"] = names
+        super().save(*args, **kwargs)
 
     @property
     def full_name(self) -> str:

@@ -17,6 +17,7 @@ from django.core.exceptions import ValidationError
 from import_export.fields import Field
 
 from accounts.models import (
+    PERSONAL_CONTACT_FIELDS,
     Application,
     Department,
     Employee,
@@ -87,8 +88,8 @@ class ApplicationResource(PortalResource):
 class EmployeeResource(PortalResource):
     """The HR file: one row per person, keyed by employee number.
 
-    Personal contact data (personal email and phone, home address) is neither
-    exported nor imported here. A manager must appear in the database or in an
+    Personal contact data (personal email and phone, home address) is not imported, and exported
+    only by `EmployeePersonalResource`. A manager must appear in the database or in an
     earlier row of the same file. Status may not be set to terminated by import:
     leaving goes through the leaver process (it cuts access and collects hardware);
     a row for someone already terminated may say so unchanged. A new person is inserted by
@@ -156,6 +157,15 @@ class EmployeeResource(PortalResource):
             )
         if errors:
             raise ValidationError(errors)
+
+
+class EmployeePersonalResource(EmployeeResource):
+    """The HR file's export with the personal contact data (decrypted), for staff with
+    `accounts.view_personal_data` only (the employee admin picks the resource by that permission)."""
+
+    class Meta(EmployeeResource.Meta):
+        fields = (*EmployeeResource.Meta.fields, *PERSONAL_CONTACT_FIELDS)
+        export_order = fields
 
 
 class ReviewEvidenceResource(FormulaSafeResource):

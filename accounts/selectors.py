@@ -5,6 +5,8 @@ signed-in user and go through these functions. Also the employee search by name,
 or email that the admin lists share, built only from lookups an index answers.
 """
 
+import re
+
 from django.db.models import Q, QuerySet
 
 from accounts.models import LIVE_ENTITLEMENT_STATUSES, Employee, Entitlement
@@ -42,19 +44,52 @@ def _prefix_q(field: str, text: str) -> Q:
     return Q(**{f"{field}__gte": text, f"{field}__lt": text + "\U0010ffff"})
 
 
-def employee_search_q(term: str) -> Q:
+def employee_personal_email_index(value: str) -> str:
+    """The blind index of a personal email (what `personal_email_index` holds for it); "" for blank."""
+    return Employee._meta.get_field("personal_email_index").index_of(value)
+
+
+def employee_personal_phone_index(value: str) -> str:
+    """The blind index of a personal phone number (its digits); "" for blank."""
+    return Employee._meta.get_field("personal_phone_index").index_of(value)
+
+
+def employees_by_personal_email(value: str) -> QuerySet[Employee]:
+    """Employees whose personal email equals `value` (any case, spaces around ignored): through the blind
+    index, the only way to find an encrypted value. Nobody for a blank value."""
+    index = employee_personal_email_index(value)
+    return Employee.objects.filter(personal_email_index=index) if index else Employee.objects.none()
+
+
+def employees_by_personal_phone(value: str) -> QuerySet[Employee]:
+    """Employees whose personal phone has the same digits as `value` ("+49 30 1234" = "49301234")."""
+    index = employee_personal_phone_index(value)
+    return Employee.objects.filter(personal_phone_index=index) if index else Employee.objects.none()
+
+
+PHONE_SEARCH = re.compile(r"^\+?[\d ()./-]{6,}$")
+
+
+def employee_search_q(term: str, *, personal: bool = False) -> Q:
     """Employees matching a search term, with lookups that each use an index.
 
     Matches an employee number (exactly, any case); a work email (exactly, any case) when the
     term has an "@"; and, when it has no digit, the start of a last or first name, "First Last"
     and "Last, First" with one of the two in full ("Ada Love", "Ad Lovelace"). Names are tried as
     typed and capitalised. Preferred names, other fields and the middle of a name are not
-    searched: no index answers them, so they would read every row.
+    searched: no index answers them, so they would read every row. With `personal` (for staff who may
+    see personal data) also an exact personal email, or a phone number's digits, through the blind
+    indexes: encrypted values cannot be searched in part.
     """
     term = " ".join(term.split())
     if "@" in term:
-        return Q(work_email=term.lower())
+        q = Q(work_email=term.lower())
+        if personal:
+            q |= Q(personal_email_index=employee_personal_email_index(term))
+        return q
     q = Q(employee_number__in=list(dict.fromkeys([term, term.upper()])))
+    if personal and PHONE_SEARCH.match(term):
+        q |= Q(personal_phone_index=employee_personal_phone_index(term))
     if any(char.isdigit() for char in term):
         return q
     for variant in _name_variants(term):

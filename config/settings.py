@@ -344,6 +344,45 @@ try:
 except AuditKeyError as exc:
     raise ImproperlyConfigured(str(exc)) from exc
 
+# --- Personal data encrypted at rest (portal/crypto.py, portal/fields.py) ----------------
+# PORTAL_FIELD_KEYS: comma-separated `id:base64key` (AES-256, 32 bytes): the first writes, the others
+# still read until `manage.py field_keys_rotate` has re-encrypted what they wrote. PORTAL_BLIND_INDEX_KEY:
+# 32 bytes in base64, the HMAC key of the equality indexes. Not derived from SECRET_KEY, so each rotates
+# alone. `manage.py field_key_new` prints a key. Unset with DEBUG on: fixed dev-only keys; with DEBUG off,
+# missing or dev keys stop start-up; a malformed key always does, naming the variable (never the value).
+from portal.crypto import (  # noqa: E402
+    DEV_BLIND_INDEX_KEY,
+    DEV_FIELD_KEYS,
+    FieldKeyError,
+    blind_index_key_load,
+    field_keys_load,
+)
+
+PORTAL_FIELD_KEYS = os.environ.get("PORTAL_FIELD_KEYS", "").strip()
+PORTAL_BLIND_INDEX_KEY = os.environ.get("PORTAL_BLIND_INDEX_KEY", "").strip()
+for _name, _dev in (("PORTAL_FIELD_KEYS", DEV_FIELD_KEYS), ("PORTAL_BLIND_INDEX_KEY", DEV_BLIND_INDEX_KEY)):
+    if not globals()[_name]:
+        if not DEBUG:
+            raise ImproperlyConfigured(
+                f"{_name} must be set when DEBUG is off: personal data is encrypted with it "
+                "(`python manage.py field_key_new` makes a key; see the README, Personal data encrypted at rest)."
+            )
+        globals()[_name] = _dev
+try:
+    _field_keys = field_keys_load(PORTAL_FIELD_KEYS)
+    _blind_key = blind_index_key_load(PORTAL_BLIND_INDEX_KEY)
+except FieldKeyError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+if not DEBUG and (
+    set(_field_keys.keys.values()) & set(field_keys_load(DEV_FIELD_KEYS).keys.values())
+    or _blind_key == blind_index_key_load(DEV_BLIND_INDEX_KEY)
+):
+    raise ImproperlyConfigured(
+        "PORTAL_FIELD_KEYS or PORTAL_BLIND_INDEX_KEY holds the development key, which is public: "
+        "set real keys when DEBUG is off."
+    )
+del _field_keys, _blind_key, _name, _dev
+
 # --- Auth ----------------------------------------------------------------------
 AUTHENTICATION_BACKENDS = [
     "django.contrib.auth.backends.ModelBackend",

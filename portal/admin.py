@@ -299,6 +299,26 @@ class PortalModelAdmin(CheapChangelistMixin, UnreadableQueryMixin, SimpleHistory
     def revert_disabled(self, request, obj=None):
         return True
 
+    def hidden_fields(self, request) -> tuple[str, ...]:
+        """Fields this user may not see (sensitive data): left out of the form, the history page's changes and
+        exports. None by default."""
+        return ()
+
+    def set_history_delta_changes(self, request, historical_records, foreign_keys_are_objs=True):
+        hidden = self.hidden_fields(request)
+        if not hidden:
+            return super().set_history_delta_changes(request, historical_records, foreign_keys_are_objs)
+        previous = None
+        for current in historical_records:  # simple-history's own loop, with the hidden fields left out
+            if previous is not None:
+                delta = previous.diff_against(
+                    current, excluded_fields=hidden, foreign_keys_are_objs=foreign_keys_are_objs
+                )
+                helper = self.get_historical_record_context_helper(request, previous)
+                previous.history_delta_changes = helper.context_for_delta_changes(delta)
+            previous = current
+        return None
+
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("History is read-only here; change the current record instead.")

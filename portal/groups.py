@@ -6,6 +6,9 @@
   locations, asset models); no deletes, no users, groups or queue.
 - Auditor: view only, everywhere (history and exports included).
 
+Personal contact data (`accounts.view_personal_data`: see, search and export personal email, phone and
+home address) is IT admin's alone: a "view" permission that the helpdesk and auditors do not get.
+
 `groups_sync` is idempotent and runs after every `migrate`, so the groups always
 match this file.
 """
@@ -27,6 +30,10 @@ HELPDESK_CHANGES = {
 }
 
 
+# View permissions that only IT admins get, although they start with "view_".
+ADMIN_ONLY = {("accounts", "view_personal_data")}
+
+
 def _perms(app_labels):
     return Permission.objects.filter(content_type__app_label__in=app_labels).select_related("content_type")
 
@@ -42,6 +49,8 @@ def groups_sync() -> dict[str, Group]:
     for perm in portal_perms:
         action = perm.codename.split("_", 1)[0]
         model = perm.content_type.model
+        if (perm.content_type.app_label, perm.codename) in ADMIN_ONLY:
+            continue
         if (
             action == "view"
             or action in {"add", "change"}
@@ -53,6 +62,10 @@ def groups_sync() -> dict[str, Group]:
 
     auditor_group, _ = Group.objects.get_or_create(name=AUDITOR)
     auditor_group.permissions.set(
-        [p for p in portal_perms + list(_perms(("django_q",))) if p.codename.startswith("view_")]
+        [
+            p
+            for p in portal_perms + list(_perms(("django_q",)))
+            if p.codename.startswith("view_") and (p.content_type.app_label, p.codename) not in ADMIN_ONLY
+        ]
     )
     return {IT_ADMIN: admin_group, IT_HELPDESK: helpdesk_group, AUDITOR: auditor_group}

@@ -89,14 +89,20 @@ def text_columns() -> Iterator[tuple[type[models.Model], models.Field]]:
     """(model, field) for every character, text and JSON column of every concrete model, opaque ones left out.
 
     Fields with `choices` are left out too: their values are fixed codes, never a person's data; so are
-    the audit chain's digests (`NOT_PERSONAL`).
+    the audit chain's digests (`NOT_PERSONAL`), and encrypted columns (`portal.fields`): SQL cannot search
+    their ciphertext, and the model that owns them blanks them whole (and their blind indexes), e.g.
+    `accounts.services.employees.employee_anonymise`.
     """
     for model in apps.get_models(include_auto_created=True):
         opts = model._meta
         if opts.proxy or not opts.managed:
             continue
         for fld in opts.concrete_fields:
-            if (opts.label, fld.name) in OPAQUE_COLUMNS | NOT_PERSONAL or fld.choices:
+            if (
+                (opts.label, fld.name) in OPAQUE_COLUMNS | NOT_PERSONAL
+                or fld.choices
+                or getattr(fld, "encrypted", False)
+            ):
                 continue
             if isinstance(fld, models.CharField | models.TextField | models.JSONField):
                 yield model, fld
