@@ -70,6 +70,10 @@ class PortalConfig(AppConfig):
         post_execute_in_worker.connect(delivery_finished, dispatch_uid="portal_delivery_finished")
         post_migrate.connect(_audit_chain_head, sender=self, dispatch_uid="portal_audit_chain_head")
         checks.register(audit_signing_key_check, checks.Tags.security, deploy=True)
+        # Start-up refuses keys that cannot read what the database holds (a wrong or missing old key).
+        from portal.field_keys import field_keys_check
+
+        checks.register(field_keys_check, checks.Tags.security)
         # Cross-cutting: note at sign-in whether a self-service user opted in to a second factor.
         from django.contrib.auth.signals import user_logged_in
 

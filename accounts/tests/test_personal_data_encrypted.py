@@ -224,3 +224,106 @@ def test_the_migration_encrypts_plaintext_rows_and_leaves_tokens_alone(petra):
     # And backwards: plaintext again.
     migration.decrypt_existing(None, connection.schema_editor())
     assert _raw("accounts_employee", "id = %s", [petra.pk]) == [(EMAIL, PHONE, ADDRESS)]
+
+
+# --- Rotation -------------------------------------------------------------------------------------------
+
+
+def _key_ids(table: str) -> set[str]:
+    ids = set()
+    for row in _raw(table, "1 = 1", []):
+        ids |= {crypto.token_key_id(value) for value in row if value}
+    return ids
+
+
+class _Stop(Exception):
+    pass
+
+
+def test_rotation_re_encrypts_base_and_history_rows_and_resumes_after_an_interruption(db, settings, capsys):
+    from django.core.management import call_command
+
+    from portal.field_keys import field_keys_check, field_keys_rotate
+
+    people = [
+        EmployeeFactory(
+            personal_email=f"p{i}@home.example", personal_phone=f"+49 30 {i:04d}", home_address=f"Street {i}"
+        )
+        for i in range(7)
+    ]
+    EmployeeFactory()  # blank: nothing to re-encrypt
+    assert _key_ids("accounts_employee") == _key_ids("accounts_historicalemployee") == {"dev"}
+    # The new key first, the old one after it (still reads).
+    settings.PORTAL_FIELD_KEYS = f"{OTHER_KEY},{crypto.DEV_FIELD_KEYS}"
+    batches = []
+
+    def interrupt(model, count):
+        batches.append((model._meta.label, count))
+        if len(batches) == 1:
+            raise _Stop  # killed after its first batch (that batch committed)
+
+    with pytest.raises(_Stop):
+        field_keys_rotate(batch_size=3, after_batch=interrupt)
+    assert _key_ids("accounts_employee") | _key_ids("accounts_historicalemployee") == {"dev", "k2"}
+    # Halfway, every row (base and history) still decrypts, with the right values.
+    for i, person in enumerate(people):
+        fresh = Employee.objects.get(pk=person.pk)
+        assert (fresh.personal_email, fresh.home_address) == (f"p{i}@home.example", f"Street {i}")
+        assert [h.personal_phone for h in fresh.history.all()] == [f"+49 30 {i:04d}"]
+    assert field_keys_check() == []
+    # A second run finishes what is left, and only that.
+    call_command("field_keys_rotate", "--batch-size", "3")
+    out = capsys.readouterr().out
+    first = batches[0][0]  # 3 rows of the first table done; 4 of it and 7 of the other left
+    other = ({"accounts.Employee", "accounts.HistoricalEmployee"} - {first}).pop()
+    assert f"{first}: 4 rows not written with the key 'k2'." in out
+    assert f"{other}: 7 rows not written with the key 'k2'." in out
+    assert _key_ids("accounts_employee") == _key_ids("accounts_historicalemployee") == {"k2"}
+    # The old key can go now; everything reads with the new one alone.
+    settings.PORTAL_FIELD_KEYS = OTHER_KEY
+    assert field_keys_check() == []
+    assert [e.personal_email for e in Employee.objects.filter(pk__in=[p.pk for p in people]).order_by("pk")] == [
+        f"p{i}@home.example" for i in range(7)
+    ]
+    assert Employee.history.filter(id=people[0].pk).get().home_address == "Street 0"
+    # Rotation wrote no history and left the blind indexes alone (they do not depend on the field keys).
+    assert Employee.history.count() == 8
+    from accounts.selectors import employees_by_personal_email
+
+    assert list(employees_by_personal_email("P3@home.example")) == [people[3]]
+    # Nothing left: a third run does nothing.
+    assert field_keys_rotate(batch_size=3) == {"accounts.Employee": 0, "accounts.HistoricalEmployee": 0}
+
+
+def test_a_missing_old_key_is_named_by_the_start_up_check_and_stops_rotation(petra, settings):
+    from django.core.management import CommandError, call_command
+
+    from portal.field_keys import field_keys_check
+
+    settings.PORTAL_FIELD_KEYS = f"{THIRD_KEY},{OTHER_KEY}"  # the dev key that wrote them is gone
+    errors = field_keys_check()
+    assert {e.id for e in errors} == {"portal.E101"}
+    messages = {e.msg for e in errors}
+    assert len(messages) == 6  # 3 columns, in the row table and its history
+    assert (
+        "accounts.Employee.personal_email holds values written with the key 'dev', which PORTAL_FIELD_KEYS cannot read."
+        in messages
+    )
+    with pytest.raises(CommandError, match="written with the key 'dev'"):
+        call_command("field_keys_rotate")
+    # A key listed under the right id but with other material: the sample does not decrypt.
+    settings.PORTAL_FIELD_KEYS = "dev:" + base64.b64encode(b"w" * 32).decode()
+    assert "portal.E102" in {e.id for e in field_keys_check()}
+    settings.PORTAL_FIELD_KEYS = crypto.DEV_FIELD_KEYS
+    assert field_keys_check() == []
+
+
+def test_reindex_recomputes_the_blind_indexes_under_a_new_key(petra, settings):
+    from django.core.management import call_command
+
+    from accounts.selectors import employees_by_personal_email
+
+    settings.PORTAL_BLIND_INDEX_KEY = base64.b64encode(b"n" * 32).decode()
+    assert not employees_by_personal_email(EMAIL).exists()
+    call_command("field_keys_rotate", "--reindex", "--batch-size", "1")
+    assert list(employees_by_personal_email(EMAIL)) == [petra]
