@@ -374,6 +374,9 @@ def event_changes(event: AuditEvent) -> tuple[str, list[Change]]:
     return _history_changes(event)
 
 
+SENSITIVE_NOT_SHOWN = "(sensitive, not shown)"
+
+
 def _history_changes(event: AuditEvent) -> tuple[str, list[Change]]:
     try:
         model = apps.get_model(event.target_type)
@@ -415,6 +418,9 @@ def _history_changes(event: AuditEvent) -> tuple[str, list[Change]]:
 def _field_text(field, value) -> str:
     if value is None or value == "":
         return "—"
+    if getattr(field, "encrypted", False):
+        # Sensitive (encrypted at rest): the audit log's readers include auditors, who may not see it.
+        return SENSITIVE_NOT_SHOWN
     if field is not None and field.choices:
         return str(dict(field.flatchoices).get(value, value))
     if field is not None and field.is_relation and field.related_model is not None:

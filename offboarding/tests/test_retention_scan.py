@@ -285,6 +285,14 @@ def test_after_the_purge_no_column_of_any_table_holds_anything_that_identifies_t
     zeph, _it = build_leaver(settle, client, ldap_directory, webhook_server)
     before = personal_data_scan(IDENTIFYING)
     assert len(before) > 20, before  # the scan sees her everywhere before the purge
+    # Her personal contact data is encrypted at rest: the scan reads it only decrypted (row and history),
+    # never as plaintext in the column, and finds its blind indexes.
+    for table in ("accounts_employee", "accounts_historicalemployee"):
+        for column in ("personal_email", "personal_phone", "home_address"):
+            assert any(f.startswith(f"{table}.{column} (decrypted): ") for f in before), (table, column, before)
+            assert not any(f.startswith(f"{table}.{column}: ") for f in before), (table, column, before)
+    assert any(f.startswith("accounts_employee.personal_email_index: ") for f in before), before
+    assert any(f.startswith("accounts_employee.personal_phone_index: ") for f in before), before
 
     purge_day = zeph.end_date + datetime.timedelta(days=settings.LIFECYCLE["RETENTION_DAYS"] + 1)
     counts = settle(

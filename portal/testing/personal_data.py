@@ -17,11 +17,17 @@ are decoded first and searched in Python:
 
 JSON columns are searched in their stored text and in their JSON-escaped form (SQLite stores
 `json.dumps` output, which escapes non-ASCII characters).
+
+Encrypted values (`portal.crypto` tokens, `pf1:...`) are found in any column of any table by their
+form, decrypted (under each purpose an encrypted field declares) and searched; a token that decrypts
+under none is a finding itself. The values' blind indexes (each `portal.fields.BlindIndexField`'s
+purpose and normaliser) are searched for too, so an index left behind is found.
 """
 
 from __future__ import annotations
 
 import json
+import re
 
 from django.db import connection
 
@@ -68,6 +74,73 @@ def _decoded_rows(table: str) -> list[tuple[str, str]]:
     return rows
 
 
+def _purposes() -> list[tuple[str, str]]:
+    """(purpose, normaliser) of every encrypted field; normaliser "" when it has no blind index."""
+    from django.apps import apps
+
+    from portal.fields import BlindIndexField, EncryptedTextField
+
+    found: dict[str, set[str]] = {}
+    for model in apps.get_models(include_auto_created=True):
+        for field in model._meta.concrete_fields:
+            if isinstance(field, EncryptedTextField):
+                found.setdefault(field.purpose, set())
+            if isinstance(field, BlindIndexField):
+                found.setdefault(model._meta.get_field(field.source).purpose, set()).add(field.normaliser)
+    return [(purpose, normaliser) for purpose, kinds in found.items() for normaliser in sorted(kinds) or [""]]
+
+
+def _decrypted(token: str, purposes: list[str]) -> str | None:
+    from portal import crypto
+
+    for purpose in purposes:
+        try:
+            return crypto.decrypt(token, purpose=purpose)
+        except crypto.FieldDecryptionError:
+            continue
+    return None
+
+
+def _encrypted_findings(cursor, table: str, columns: list[str], values: list[str]) -> list[str]:
+    from portal import crypto
+
+    quote = connection.ops.quote_name
+    purposes = _purposes()
+    findings = []
+    for column in columns:
+        cursor.execute(
+            f"SELECT CAST({quote(column)} AS TEXT) FROM {quote(table)} WHERE CAST({quote(column)} AS TEXT) LIKE %s",  # noqa: S608
+            [f"%{crypto.PREFIX}:%"],
+        )
+        texts = []
+        for (stored,) in cursor.fetchall():
+            for token in re.findall(r"pf1:[A-Za-z0-9]{1,16}:[A-Za-z0-9_-]+", stored):
+                plain = _decrypted(token, list(dict.fromkeys(p for p, _ in purposes)))
+                if plain is None:
+                    findings.append(f"{table}.{column} (encrypted): a value that decrypts under no purpose")
+                else:
+                    texts.append(plain)
+        for value in values:
+            hits = [t for t in texts if value.lower() in t.lower()]
+            if hits:
+                findings.append(f"{table}.{column} (decrypted): {value!r} ({len(hits)} rows)")
+    return findings
+
+
+def blind_indexes_of(values: list[str]) -> list[str]:
+    """Every blind index any of `values` would have, under every indexed purpose."""
+    from portal import crypto
+
+    out = []
+    for purpose, normaliser in _purposes():
+        if normaliser:
+            for value in values:
+                index = crypto.blind_index(value, purpose=purpose, normalise=crypto.NORMALISERS[normaliser])
+                if index:
+                    out.append(index)
+    return out
+
+
 def personal_data_scan(values: list[str]) -> list[str]:
     """Every `table.column` holding any of `values` (case-insensitive substring), with an example; [] when none.
 
@@ -75,6 +148,8 @@ def personal_data_scan(values: list[str]) -> list[str]:
     Empty values are ignored.
     """
     values = [v for v in values if v]
+    plain_values = values
+    values = values + blind_indexes_of(values)
     findings: list[str] = []
     quote = connection.ops.quote_name
     with connection.cursor() as cursor:
@@ -95,6 +170,7 @@ def personal_data_scan(values: list[str]) -> list[str]:
                     hits = [row[0] for row in cursor.fetchall()]
                     if hits:
                         findings.append(f"{table}.{column}: {value!r} ({len(hits)} rows), e.g. {hits[0][:160]!r}")
+            findings += _encrypted_findings(cursor, table, [c for c in columns if c not in encoded], plain_values)
             if encoded:
                 decoded = _decoded_rows(table)
                 for column in encoded:
