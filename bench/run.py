@@ -61,6 +61,9 @@ def bench_env(database: str) -> dict[str, str]:
         DJANGO_SETTINGS_MODULE="config.settings",
         DEBUG="false",
         SECRET_KEY="bench-only-secret-key-not-for-production-0123456789",
+        # Bench-only keys (production refuses the public dev ones): 32 bytes each, in base64.
+        PORTAL_FIELD_KEYS="bench:YmVuY2gtb25seS1maWVsZC1rZXktbm90LTQtcHJvZCE=",
+        PORTAL_BLIND_INDEX_KEY="YmVuY2gtb25seS1ibGluZC1pbmRleC1ub3QtNHByb2Q=",
         ALLOWED_HOSTS="testserver,localhost,127.0.0.1",
         LOG_LEVEL="WARNING",
     )

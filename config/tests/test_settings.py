@@ -15,6 +15,11 @@ import pytest
 
 BASE_DIR = Path(__file__).resolve().parents[2]
 PASSED_THROUGH = ("PATH", "HOME", "LANG", "SYSTEMROOT", "TMPDIR")
+# Production must also set the personal-data keys (see accounts/tests/test_personal_data_encrypted.py).
+FIELD_KEYS = {
+    "PORTAL_FIELD_KEYS": "k1:" + "QUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVphYmNkZWY=",
+    "PORTAL_BLIND_INDEX_KEY": "Z2hpamtsbW5vcHFyc3R1dnd4eXphYmNkZWZnaGlqa2w=",
+}
 
 
 def run_python(code: str, tmp_path: Path, **env: str) -> subprocess.CompletedProcess:
@@ -63,6 +68,7 @@ def test_production_settings_start_with_both_set(tmp_path):
         DEBUG="false",
         SECRET_KEY="x" * 50,
         ALLOWED_HOSTS="portal.example.com, portal.internal",
+        **FIELD_KEYS,
     )
     assert value == [False, ["portal.example.com", "portal.internal"], True, True]
 
@@ -199,7 +205,7 @@ def test_migrate_on_a_fresh_database_creates_the_staff_groups(tmp_path):
 HTTPS_SETTINGS = (
     "[s.SECURE_HSTS_SECONDS, s.SECURE_HSTS_INCLUDE_SUBDOMAINS, s.SECURE_SSL_REDIRECT, s.SECURE_PROXY_SSL_HEADER]"
 )
-PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "portal.example.com"}
+PRODUCTION = {"DEBUG": "false", "SECRET_KEY": "x" * 50, "ALLOWED_HOSTS": "portal.example.com", **FIELD_KEYS}
 
 
 def test_https_defaults_on_a_laptop_send_no_hsts_and_trust_no_proxy(tmp_path):
