@@ -240,7 +240,8 @@ class _Stop(Exception):
     pass
 
 
-def test_rotation_re_encrypts_base_and_history_rows_and_resumes_after_an_interruption(db, settings, capsys):
+@pytest.mark.django_db(transaction=True)  # real commits: each batch must be committed on its own
+def test_rotation_re_encrypts_base_and_history_rows_and_resumes_after_an_interruption(settings, capsys):
     from django.core.management import call_command
 
     from portal.field_keys import field_keys_check, field_keys_rotate
@@ -259,6 +260,7 @@ def test_rotation_re_encrypts_base_and_history_rows_and_resumes_after_an_interru
 
     def interrupt(model, count):
         batches.append((model._meta.label, count))
+        assert not connection.in_atomic_block  # the batch is committed, not held in a wider transaction
         if len(batches) == 1:
             raise _Stop  # killed after its first batch (that batch committed)
 
