@@ -22,6 +22,8 @@ from django.db.models import Max
 from django.utils import timezone
 from simple_history.utils import bulk_create_with_history, bulk_update_with_history
 
+from portal.fields import blind_index_fields
+
 DEFAULT_BATCH_SIZE = 2000
 
 
@@ -170,6 +172,8 @@ class RawInserter:
 
     def _converter(self, field):
         internal = field.get_internal_type()
+        if getattr(field, "encrypted", False):  # personal data: encrypted like any save (blank stays blank)
+            return lambda v, f=field: f.get_db_prep_value(v, connection)
         if internal == "DateTimeField":
             adapt = self.ops.adapt_datetimefield_value
         elif internal == "DateField":
@@ -207,8 +211,11 @@ class RawInserter:
         if not rows:
             return 0
         defaults, attnames = self.defaults, [f.attname for f in self.fields]
+        indexes = blind_index_fields(self.model)
         tuples = []
         for row in rows:
+            if indexes:  # each blind index from its (plaintext) source, as a save computes it
+                row = {**row, **{f.attname: f.index_of(row.get(f.source, "")) for f in indexes}}
             values = []
             for name, convert in zip(attnames, self.converters, strict=True):
                 value = row[name] if name in row else defaults[name]
