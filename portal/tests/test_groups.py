@@ -53,9 +53,19 @@ def test_helpdesk_deletes_nothing_and_has_no_users_groups_or_queue(groups):
     assert not {perm for perm in helpdesk if perm.startswith(("auth.", "django_q."))}
 
 
+# Personal contact data (see README "Personal data encrypted at rest") is IT admin's alone.
+ADMIN_ONLY_VIEWS = {"accounts.view_personal_data"}
+
+
 def test_helpdesk_sees_everything_in_portal(groups):
     helpdesk = perms_of(groups[IT_HELPDESK])
-    assert {perm for perm in portal_perms() if ".view_" in perm} <= helpdesk
+    assert {perm for perm in portal_perms() if ".view_" in perm} - ADMIN_ONLY_VIEWS <= helpdesk
+    assert not ADMIN_ONLY_VIEWS & helpdesk
+
+
+def test_only_it_admins_see_personal_data(groups):
+    assert perms_of(groups[IT_ADMIN]) >= ADMIN_ONLY_VIEWS
+    assert portal_perms() >= ADMIN_ONLY_VIEWS
 
 
 def test_auditor_only_views_but_views_everything(groups):
@@ -63,7 +73,8 @@ def test_auditor_only_views_but_views_everything(groups):
 
     assert auditor, "the auditor group has no permissions at all"
     assert all(perm.split(".", 1)[1].startswith("view_") for perm in auditor)
-    assert {perm for perm in portal_perms() if ".view_" in perm} <= auditor
+    assert {perm for perm in portal_perms() if ".view_" in perm} - ADMIN_ONLY_VIEWS <= auditor
+    assert not ADMIN_ONLY_VIEWS & auditor
     assert {"portal.view_auditevent", "django_q.view_task"} <= auditor
 
 
