@@ -329,33 +329,3 @@ def test_reindex_recomputes_the_blind_indexes_under_a_new_key(petra, settings):
     assert not employees_by_personal_email(EMAIL).exists()
     call_command("field_keys_rotate", "--reindex", "--batch-size", "1")
     assert list(employees_by_personal_email(EMAIL)) == [petra]
-
-
-def test_the_seeders_raw_inserter_encrypts_and_indexes_too(db):
-    import datetime
-
-    from accounts.selectors import employees_by_personal_email
-    from demo.seeding import RawInserter
-
-    inserter = RawInserter(Employee, reason="test")
-    pk = inserter.allocate()
-    inserter.insert(
-        [
-            {
-                "id": pk,
-                "employee_number": "RAW0001",
-                "first_name": "Raw",
-                "last_name": "Row",
-                "work_email": "raw0001@example.com",
-                "start_date": datetime.date(2025, 1, 1),
-                "personal_email": EMAIL,
-                "home_address": ADDRESS,
-            }
-        ]
-    )
-    inserter.finish()
-    for table in ("accounts_employee", "accounts_historicalemployee"):
-        email, phone, address = _raw(table, "id = %s", [pk])[0]
-        assert email.startswith("pf1:dev:") and address.startswith("pf1:dev:") and phone == ""
-    assert Employee.objects.get(pk=pk).home_address == ADDRESS
-    assert [e.pk for e in employees_by_personal_email(EMAIL)] == [pk]
