@@ -147,7 +147,7 @@ def blind_indexes_rebuild(*, batch_size: int = 1000, progress: Callable[[str], N
 
 def field_keys_check(app_configs=None, databases=None, **kwargs) -> list[checks.CheckMessage]:
     """The keys configured read the database: for every encrypted column, no value was written with a key
-    PORTAL_FIELD_KEYS does not list (or is plaintext), and one value per listed key decrypts. Runs at
+    PORTAL_FIELD_KEYS does not list, and one value per listed key decrypts. Runs at
     start-up (`runserver`, `qcluster`, `migrate`, `check`); skipped while the tables do not exist yet."""
     errors: list[checks.CheckMessage] = []
     keys = crypto.field_keys()
@@ -167,9 +167,11 @@ def field_keys_check(app_configs=None, databases=None, **kwargs) -> list[checks.
             known = " AND ".join([f"{column} NOT LIKE %s"] * len(keys.ids()))
             try:
                 with connection.cursor() as cursor:
+                    # Tokens only: plaintext before the encrypting migration must not stop `migrate` itself
+                    # (it converts them); one left after it raises when read.
                     cursor.execute(
-                        f"SELECT {column} FROM {table} WHERE {column} <> '' AND {known} LIMIT 1",  # noqa: S608
-                        [f"{crypto.PREFIX}:{key_id}:%" for key_id in keys.ids()],
+                        f"SELECT {column} FROM {table} WHERE {column} LIKE %s AND {known} LIMIT 1",  # noqa: S608
+                        [f"{crypto.PREFIX}:%", *(f"{crypto.PREFIX}:{key_id}:%" for key_id in keys.ids())],
                     )
                     foreign = cursor.fetchone()
                     samples = []
@@ -184,7 +186,7 @@ def field_keys_check(app_configs=None, databases=None, **kwargs) -> list[checks.
             label = f"{model._meta.label}.{field.name}"
             if foreign is not None:
                 key_id = crypto.token_key_id(foreign[0])
-                what = f"written with the key {key_id!r}" if key_id else "not encrypted (run `manage.py migrate`)"
+                what = f"written with the key {key_id!r}" if key_id else "in a damaged encrypted form"
                 errors.append(
                     checks.Error(
                         f"{label} holds values {what}, which PORTAL_FIELD_KEYS cannot read.",
