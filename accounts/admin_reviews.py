@@ -149,10 +149,10 @@ class AccessReviewAdmin(PortalModelAdmin):
         "evidence_link",
     )
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         return (
             super()
-            .get_queryset(request)
+            .get_base_queryset(request)
             .annotate(
                 n_items=Count("items"),
                 n_open=Count("items", filter=Q(items__state=ReviewItemState.OPEN)),
