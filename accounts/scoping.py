@@ -69,8 +69,14 @@ def register_scope(
 
 
 def scope_rule(model: type[Model]) -> ScopeRule | None:
-    """The rule registered for `model` (or the concrete model behind a proxy); None when none was."""
-    return _RULES.get(model) or _RULES.get(model._meta.concrete_model)
+    """The rule registered for `model`, the concrete model behind a proxy, or the model whose history it
+    is (a simple-history version's foreign keys point at today's rows: a past version of an entitlement
+    is inside when its holder is inside now); None when none was."""
+    return (
+        _RULES.get(model)
+        or _RULES.get(model._meta.concrete_model)
+        or _RULES.get(getattr(model, "instance_type", None))
+    )
 
 
 def registered_rules() -> dict[type[Model], ScopeRule]:
