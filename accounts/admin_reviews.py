@@ -250,8 +250,8 @@ class AccessReviewAdmin(PortalModelAdmin):
 
     def _evidence_items(self, request, campaign):
         """The campaign's items, those of people inside the user's scope for a scoped helpdesk."""
-        items = campaign.items.select_related("reviewer", "decided_by").order_by("employee_name", "application_name", "pk")
-        return restrict(items, request.user)
+        items = campaign.items.select_related("reviewer", "decided_by")
+        return restrict(items.order_by("employee_name", "application_name", "pk"), request.user)
 
     def evidence_view(self, request, pk: int):
         """Who reviewed what, when, the decision and the confirmed date; the progress; a page at a time."""

@@ -494,7 +494,8 @@ class _Planner:
         holders: dict[str, Employee] = {}
         for start in range(0, len(emails), CHUNK):
             for employee in Employee.objects.filter(work_email__in=emails[start : start + CHUNK]).only(
-                "pk", "employee_number", "first_name", "last_name", "preferred_name", "work_email", "department", "location"
+                *("pk", "employee_number", "first_name", "last_name", "preferred_name", "work_email"),
+                *("department", "location"),  # whether a scoped importer may see who holds it
             ):
                 holders[employee.work_email.lower()] = employee
         for row in rows:

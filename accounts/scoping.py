@@ -73,9 +73,7 @@ def scope_rule(model: type[Model]) -> ScopeRule | None:
     is (a simple-history version's foreign keys point at today's rows: a past version of an entitlement
     is inside when its holder is inside now); None when none was."""
     return (
-        _RULES.get(model)
-        or _RULES.get(model._meta.concrete_model)
-        or _RULES.get(getattr(model, "instance_type", None))
+        _RULES.get(model) or _RULES.get(model._meta.concrete_model) or _RULES.get(getattr(model, "instance_type", None))
     )
 
 
