@@ -13,7 +13,7 @@ _scoping = None
 
 def scoping_install(implementation) -> None:
     """Called once by accounts: an object with `restrict(queryset, user)`, `is_scoped(user)`,
-    `allows(obj, user)` and `refusal(obj, user)` (the module `accounts.scoping`)."""
+    `allows(obj, user)`, `refusal(obj, user)` and `scope_description(user)` (the module `accounts.scoping`)."""
     global _scoping
     _scoping = implementation
 
@@ -41,6 +41,11 @@ def allows(obj, user) -> bool:
 def refusal(obj, user) -> str:
     """The sentence that refuses `obj` to `user` (it names their scope)."""
     return _installed().refusal(obj, user)
+
+
+def scope_description(user) -> str:
+    """ "departments Finance; locations Berlin HQ": what `user`'s scope names, for a sentence."""
+    return _installed().scope_description(user)
 
 
 def form_choices_restrict(form, user) -> None:
