@@ -106,6 +106,10 @@ TEMPLATES: dict[str, str] = {
     A.SCIM_TOKEN_REFUSED: "A SCIM request to {target} was refused: bad or revoked token",
     A.API_TOKEN_CREATED: "{actor} created the API token {target}[ for {user:user}][, expiring {expires_at}]",
     A.API_TOKEN_REVOKED: "{actor} revoked the API token {target}[ of {user:user}]",
+    # Scoped administration
+    A.ADMIN_SCOPE_SAVED: "{actor} limited the helpdesk login {user} to[ departments: {departments}]"
+    "[; locations: {locations}]",
+    A.ADMIN_SCOPE_REMOVED: "{actor} removed the limit of the helpdesk login {user}",
     # Access reviews
     A.REVIEW_LAUNCHED: "{actor} launched the access review {target}[ with {items} items][, due {due_on}]",
     A.REVIEW_DECIDED: "{actor} decided “{decision}” on {target}[ (new level {new_level})]",
