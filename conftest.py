@@ -45,6 +45,25 @@ def auditor(groups):
 
 
 @pytest.fixture
+def scope_department(db):
+    """The one department `scoped_helpdesk` is limited to; nobody works there until a test puts them there."""
+    from accounts.tests.factories import DepartmentFactory
+
+    return DepartmentFactory(name="Scoped desk", code="SCOPED")
+
+
+@pytest.fixture
+def scoped_helpdesk(groups, scope_department):
+    """An IT helpdesk login limited to `scope_department` (an `AdminScope`, saved through its service)."""
+    from accounts.models import AdminScope
+    from accounts.services.scopes import admin_scope_save
+
+    user = _staff("scoped-helpdesk", "IT helpdesk", groups)
+    admin_scope_save(scope=AdminScope(user=user), departments=[scope_department], locations=[], acting_user=None)
+    return user
+
+
+@pytest.fixture
 def employee_user(db):
     """A plain employee with a login (no staff access)."""
     user = UserFactory(username="employee")

@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from accounts.access_history import access_on
 from accounts.models import Application, Employee
+from accounts.scoping import restrict
 from portal.exports import spreadsheet_response
 
 TEMPLATE = "admin/accounts/entitlement/access_as_of.html"
@@ -52,11 +53,17 @@ class AccessAsOfForm(forms.Form):
             raise forms.ValidationError("Choose today or a day in the past: the history does not know the future.")
         return day
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
     def clean_person(self):
         text = self.cleaned_data["person"].strip()
         if not text:
             return None
-        employee = Employee.objects.filter(Q(employee_number=text) | Q(work_email__iexact=text)).first()
+        # Someone outside a scoped user's scope is answered like nobody.
+        employee = restrict(Employee.objects.filter(Q(employee_number=text) | Q(work_email__iexact=text)), self.user)
+        employee = employee.first()
         if employee is None:
             raise forms.ValidationError(f"No employee has the number or work email “{text}”.")
         return employee
@@ -97,7 +104,7 @@ class AccessAsOfAdminMixin:
     def access_as_of_view(self, request):
         if not self.has_view_permission(request):
             raise PermissionDenied
-        form = AccessAsOfForm(request.GET or None)
+        form = AccessAsOfForm(request.GET or None, user=request.user)
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -109,6 +116,7 @@ class AccessAsOfAdminMixin:
         if form.is_bound and form.is_valid():
             data = form.cleaned_data
             versions = access_on(day=data["day"], application=data["application"], employee=data["person"])
+            versions = restrict(versions, request.user)  # a scoped helpdesk: the holders inside its scope
             fmt = request.GET.get("format")
             if fmt:
                 name = f"access-on-{data['day'].isoformat()}"

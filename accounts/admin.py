@@ -74,6 +74,7 @@ from portal.admin import (
     PortalModelAdmin,
     ReadOnlyInline,
     ReadOnlyRecordMixin,
+    ScopedAdminMixin,
     UnreadableQueryMixin,
     report_action_results,
 )
@@ -145,7 +146,7 @@ class DepartmentAdmin(PortalImportExportAdmin):
     autocomplete_fields = ("parent", "head")
     ordering = ("name",)
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         # One count per department shown (the employee index answers it), in the page's query.
         headcount = (
             Employee.objects.filter(department=OuterRef("pk"))
@@ -154,7 +155,7 @@ class DepartmentAdmin(PortalImportExportAdmin):
             .annotate(n=Count("pk"))
             .values("n")
         )
-        return super().get_queryset(request).annotate(employee_count=Coalesce(Subquery(headcount), 0))
+        return super().get_base_queryset(request).annotate(employee_count=Coalesce(Subquery(headcount), 0))
 
     @admin.display(description="employees")
     def employees_link(self, obj):
@@ -746,7 +747,7 @@ class ScimConnectionAdmin(PortalModelAdmin):
 
 
 @admin.register(EmployeeImport)
-class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class EmployeeImportAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     # No history table: the record is written once per step by the import service, and audited.
     show_full_result_count = False
     """HR file imports: who uploaded which file when, how it was read and what it did (never the file's rows)."""
@@ -774,6 +775,7 @@ class EmployeeImportAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Model
 # evidence) live in their own modules.
 from accounts import (  # noqa: E402, F401
     admin_reviews,
+    admin_scopes,
     admin_sod,  # noqa: E402, F401
     admin_usage,
 )

@@ -19,6 +19,7 @@ from import_export.formats.base_formats import CSV, XLSX
 
 from accounts.models import AccessReview, AccessReviewStatus, Employee, ReviewItem, ReviewItemState
 from accounts.resources import ReviewEvidenceResource
+from accounts.scoping import restrict
 from accounts.services import reviews
 from portal.admin import ConfirmAction, PortalModelAdmin, ReadOnlyRecordMixin
 
@@ -149,10 +150,10 @@ class AccessReviewAdmin(PortalModelAdmin):
         "evidence_link",
     )
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         return (
             super()
-            .get_queryset(request)
+            .get_base_queryset(request)
             .annotate(
                 n_items=Count("items"),
                 n_open=Count("items", filter=Q(items__state=ReviewItemState.OPEN)),
@@ -240,23 +241,23 @@ class AccessReviewAdmin(PortalModelAdmin):
         ]
 
     def _campaign(self, request, pk: int) -> AccessReview:
-        campaign = AccessReview.objects.filter(pk=pk).first()
+        campaign = self.get_queryset(request).filter(pk=pk).first()
         if campaign is None:
             raise Http404("No such access review.")
         if not self.has_view_permission(request, campaign):
             raise PermissionDenied
         return campaign
 
-    def _evidence_items(self, campaign):
-        return campaign.items.select_related("reviewer", "decided_by").order_by(
-            "employee_name", "application_name", "pk"
-        )
+    def _evidence_items(self, request, campaign):
+        """The campaign's items, those of people inside the user's scope for a scoped helpdesk."""
+        items = campaign.items.select_related("reviewer", "decided_by")
+        return restrict(items.order_by("employee_name", "application_name", "pk"), request.user)
 
     def evidence_view(self, request, pk: int):
         """Who reviewed what, when, the decision and the confirmed date; the progress; a page at a time."""
         campaign = self._campaign(request, pk)
         progress = reviews.review_progress(campaign)
-        page = Paginator(self._evidence_items(campaign), EVIDENCE_PER_PAGE).get_page(request.GET.get("page"))
+        page = Paginator(self._evidence_items(request, campaign), EVIDENCE_PER_PAGE).get_page(request.GET.get("page"))
         context = {
             **self.admin_site.each_context(request),
             "opts": self.opts,
@@ -278,7 +279,7 @@ class AccessReviewAdmin(PortalModelAdmin):
         if fmt not in formats:
             raise Http404("Export as csv or xlsx.")
         file_format = formats[fmt]()
-        dataset = ReviewEvidenceResource().export(queryset=self._evidence_items(campaign))
+        dataset = ReviewEvidenceResource().export(queryset=self._evidence_items(request, campaign))
         content = file_format.export_data(dataset)
         response = HttpResponse(content, content_type=file_format.get_content_type())
         stamp = timezone.localdate().isoformat()

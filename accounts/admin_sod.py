@@ -14,6 +14,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from accounts.models import Employee, SoDException, SoDRule
+from accounts.scoping import restrict
 from accounts.services import sod
 from portal.admin import ConfirmAction, PortalModelAdmin
 from portal.exports import FORMATS, spreadsheet_response
@@ -86,13 +87,14 @@ class SoDRuleAdmin(PortalModelAdmin):
         if not self.has_view_permission(request):
             raise PermissionDenied
         conflicts = sod.sod_violations()
-        people = {
-            e.pk: e
-            for e in Employee.objects.filter(pk__in={c.employee_id for c in conflicts}).select_related("department")
-        }
+        # A scoped helpdesk sees the conflicts of the people inside its scope only.
+        held_by = Employee.objects.filter(pk__in={c.employee_id for c in conflicts}).select_related("department")
+        people = {e.pk: e for e in restrict(held_by, request.user)}
         rows = []
         for conflict in conflicts:
-            person = people[conflict.employee_id]
+            person = people.get(conflict.employee_id)
+            if person is None:
+                continue
             exception = conflict.exception
             rows.append(
                 {

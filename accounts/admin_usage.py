@@ -11,7 +11,7 @@ from django.utils.html import format_html
 from accounts.conf import usage_setting
 from accounts.models import Application, UnmatchedUsage, UsageImport, UsageSource
 from accounts.services import usage
-from portal.admin import UnreadableQueryMixin
+from portal.admin import ScopedAdminMixin, UnreadableQueryMixin
 
 SOURCE_HELP = (
     "Okta: the System Log as JSON (an array or one event per line; user.authentication.sso events are read). "
@@ -64,7 +64,7 @@ def progress_bar(obj: UsageImport):
 
 
 @admin.register(UsageImport)
-class UsageImportAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+class UsageImportAdmin(ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """Uploads of sign-in logs and usage files. "Add" is the upload (IT admin); each import's page shows its
     progress while a worker reads it, then what it changed, or why the file was refused."""
 
@@ -149,7 +149,7 @@ class UsageImportAdmin(UnreadableQueryMixin, admin.ModelAdmin):
 
 
 @admin.register(UnmatchedUsage)
-class UnmatchedUsageAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+class UnmatchedUsageAdmin(ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """Sign-ins that matched no application, no person or no live access: applications to register (or give
     an alias), people unknown to Portal, access Portal does not record. Read-only; IT admins may delete a row
     once dealt with (the next log that shows it lists it again)."""
@@ -180,8 +180,8 @@ class UnmatchedUsageAdmin(UnreadableQueryMixin, admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("application", "employee", "last_import")
+    def get_base_queryset(self, request):
+        return super().get_base_queryset(request).select_related("application", "employee", "last_import")
 
 
 __all__ = ["UsageImportAdmin", "UnmatchedUsageAdmin", "UsageSource"]

@@ -26,6 +26,7 @@ from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
 
 from accounts.models import Department, Employee, EmployeeStatus, EmploymentType, Location, Role
+from accounts.scoping import allows, is_scoped, restrict, scope_description
 from portal.tabular import Table, column_letter
 
 CHUNK = 500
@@ -274,15 +275,20 @@ class ImportPlan:
 # --- Planning ----------------------------------------------------------------------------------
 
 
-def employee_import_plan(table: Table, *, date_format: str = "iso") -> ImportPlan:
-    """Check `table` as an HR file and say what importing it would do (see the module docstring)."""
+def employee_import_plan(table: Table, *, date_format: str = "iso", user=None) -> ImportPlan:
+    """Check `table` as an HR file and say what importing it would do (see the module docstring).
+
+    For a scoped `user` (`accounts.AdminScope`), a row about someone outside their scope, or that would
+    leave the person outside it, or that names a manager outside it, is a problem like any other: the
+    file is refused and nothing is written.
+    """
     if date_format not in DATE_FORMATS:
         raise ValueError(f"Unknown date format {date_format!r}.")
     plan = ImportPlan()
     columns = _map_headers(table, plan)
     if plan.problems:
         return plan
-    planner = _Planner(table, columns, date_format, plan)
+    planner = _Planner(table, columns, date_format, plan, user=user)
     planner.run()
     if plan.problems:
         plan.rows = []
@@ -367,8 +373,9 @@ def _map_headers(table: Table, plan: ImportPlan) -> dict[int, tuple[str, str]]:
 
 
 class _Planner:
-    def __init__(self, table: Table, columns: dict, date_format: str, plan: ImportPlan):
+    def __init__(self, table: Table, columns: dict, date_format: str, plan: ImportPlan, user=None):
         self.table, self.columns, self.date_format, self.plan = table, columns, date_format, plan
+        self.user, self.scoped = user, is_scoped(user)
         self.headers = plan.headers
         self.raw: dict[int, dict] = {}  # row number -> {field: cell}
 
@@ -392,6 +399,7 @@ class _Planner:
         self._existing(rows)
         self._emails(rows)
         self._managers(rows)
+        self._scope(rows)
         self._rules(rows)
         rows.sort(key=lambda r: (r.depth, r.number))
         self.plan.rows = rows
@@ -486,12 +494,22 @@ class _Planner:
         holders: dict[str, Employee] = {}
         for start in range(0, len(emails), CHUNK):
             for employee in Employee.objects.filter(work_email__in=emails[start : start + CHUNK]).only(
-                "pk", "employee_number", "first_name", "last_name", "preferred_name", "work_email"
+                *("pk", "employee_number", "first_name", "last_name", "preferred_name", "work_email"),
+                *("department", "location"),  # whether a scoped importer may see who holds it
             ):
                 holders[employee.work_email.lower()] = employee
         for row in rows:
             holder = holders.get(row.values["work_email"])
             if holder is not None and (row.existing is None or holder.pk != row.existing.pk):
+                if self.scoped and not allows(holder, self.user):
+                    self.problem(
+                        row.number,
+                        "work_email",
+                        row.values["work_email"],
+                        "This is already the work email of someone outside your scope. Correct the email, or ask an "
+                        "IT admin.",
+                    )
+                    continue
                 self.problem(
                     row.number,
                     "work_email",
@@ -533,7 +551,9 @@ class _Planner:
             (sorted(wanted_emails), "work_email"),
         ):
             for start in range(0, len(values), CHUNK):
-                for employee in Employee.objects.filter(**{f"{lookup_field}__in": values[start : start + CHUNK]}).only(
+                # A scoped user's managers come from inside their scope, as in the admin's manager picker.
+                in_scope = restrict(Employee.objects.all(), self.user)
+                for employee in in_scope.filter(**{f"{lookup_field}__in": values[start : start + CHUNK]}).only(
                     "pk", "employee_number", "work_email", "manager_id", "first_name", "last_name", "preferred_name"
                 ):
                     db[employee.employee_number] = employee
@@ -556,11 +576,12 @@ class _Planner:
             employee = db.get(text.lower() if "@" in text else text)
             if employee is None:
                 kind = "work email" if "@" in text else "employee number"
+                where = "in Portal inside your scope" if self.scoped else "in Portal"
                 self.problem(
                     row.number,
                     "manager",
                     text,
-                    f"Nobody in Portal or in this file has this {kind}. Write the manager's employee number or work "
+                    f"Nobody {where} or in this file has this {kind}. Write the manager's employee number or work "
                     "email; a manager who is new must have a row of their own in this file.",
                 )
                 continue
@@ -643,6 +664,42 @@ class _Planner:
                 depth[n] = base + offset
         for row in rows:
             row.depth = depth.get(row.employee_number, 0)
+
+    def _scope(self, rows: list[PlannedRow]) -> None:
+        """A scoped user imports only people inside their scope, who stay inside it (department or location)."""
+        if not self.scoped:
+            return
+        scope = scope_description(self.user)
+        for row in rows:
+            if row.existing is not None and not allows(row.existing, self.user):
+                self.problem(
+                    row.number,
+                    "employee_number",
+                    row.employee_number,
+                    f"This employee number belongs to someone outside your scope ({scope}): an IT admin imports "
+                    "this row.",
+                )
+                continue
+            after = {}
+            for name in ("department", "location"):
+                if name in self.plan.fields:
+                    if name not in row.values:
+                        break  # its value was refused already
+                    after[name] = row.values[name]
+                else:
+                    after[name] = getattr(row.existing, name) if row.existing is not None else None
+            else:
+                if not allows(Employee(**after), self.user):
+                    column = "department" if "department" in self.plan.fields else "location"
+                    if column not in self.plan.fields:
+                        column = "employee_number"
+                    self.problem(
+                        row.number,
+                        column,
+                        self.raw[row.number].get(column, row.employee_number),
+                        f"This person would be outside your scope ({scope}): give a department or location inside "
+                        "it, or ask an IT admin to import this row.",
+                    )
 
     def _rules(self, rows: list[PlannedRow]) -> None:
         for row in rows:

@@ -101,6 +101,7 @@ class EmployeeImportAdminMixin:
                     file_name=upload.name or "",
                     encoding=form.cleaned_data["encoding"],
                     date_format=form.cleaned_data["date_format"],
+                    acting_user=request.user,
                 )
                 del data
                 read_as = table.read_as if table is not None else ""

@@ -1310,3 +1310,40 @@ class SoDException(models.Model):
     def in_force(self, day: datetime.date | None = None) -> bool:
         day = day or timezone.localdate()
         return self.ended_at is None and self.starts_on <= day <= self.ends_on
+
+
+# --- Scoped administration -----------------------------------------------------------------------
+
+
+class AdminScope(models.Model):
+    """The departments and locations one staff login (an IT helpdesk member) is limited to in the admin and API.
+
+    A person is in scope when their department is one of `departments` or their location one of
+    `locations` (either is enough; sub-departments are not included). Every row a scoped user reads or
+    writes goes through `accounts.scoping.restrict`; a user without a row is not restricted. Saved and
+    removed only through `accounts.services.scopes` (history and an audit event); a scope naming
+    neither a department nor a location is refused there, and `restrict` treats one as "sees nothing".
+    """
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="admin_scope",
+        help_text="An IT helpdesk login (not an IT admin, an auditor or a superuser).",
+    )
+    departments = models.ManyToManyField(
+        Department, blank=True, related_name="+", help_text="People in these departments (not their sub-departments)."
+    )
+    locations = models.ManyToManyField(
+        Location, blank=True, related_name="+", help_text="People at these locations, and hardware kept there."
+    )
+    note = models.CharField(max_length=200, blank=True, help_text="Why, e.g. “Berlin office desk”.")
+    updated_at = models.DateTimeField(auto_now=True)
+    history = HistoricalRecords(m2m_fields=[departments, locations])
+
+    class Meta:
+        ordering = ["user__username"]
+        verbose_name = "admin scope"
+
+    def __str__(self) -> str:
+        return f"Scope of {self.user.get_username()}"

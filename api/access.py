@@ -1,7 +1,8 @@
 """What each user may see through the API: the same rules as the pages, built from the same helpers.
 
 - Staff (`is_staff`, as the admin asks) with the model's view permission from their group (IT admin,
-  IT helpdesk, auditor) see every row, as in the admin.
+  IT helpdesk, auditor) see every row, as in the admin; a scoped helpdesk (`accounts.AdminScope`) the rows
+  inside its scope, through the admin's own helper (`accounts.scoping.restrict`).
 - Everyone else sees what self-service shows them: themselves and their direct reports
   (`offboarding.access.reports_for_manager`), their own and their team's live access and hardware, the
   holders of the applications they own, their own requests and those waiting for (or decided by) them
@@ -27,6 +28,7 @@ from accounts.models import (
     Location,
     Role,
 )
+from accounts.scoping import restrict
 from accounts.selectors import employee_for_user
 from assets.models import HELD_STATUSES, AssetCheckout, HardwareAsset, License
 from assets.selectors import licenses_with_usage
@@ -51,7 +53,7 @@ def _team_ids(user):
 def employees_for(user) -> QuerySet[Employee]:
     qs = Employee.objects.select_related("department", "location", "role", "manager")
     if sees_all(user, Employee):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -60,7 +62,7 @@ def employees_for(user) -> QuerySet[Employee]:
 
 def _of_visible_people(user, model, field: str) -> QuerySet:
     if sees_all(user, model):
-        return model.objects.all()
+        return restrict(model.objects.all(), user)
     return model.objects.filter(pk__in=employees_for(user).order_by().values(field))
 
 
@@ -79,7 +81,7 @@ def roles_for(user) -> QuerySet[Role]:
 def entitlements_for(user) -> QuerySet[Entitlement]:
     qs = Entitlement.objects.select_related("employee", "application")
     if sees_all(user, Entitlement):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -92,7 +94,7 @@ def entitlements_for(user) -> QuerySet[Entitlement]:
 def applications_for(user) -> QuerySet[Application]:
     qs = Application.objects.select_related("owner")
     if sees_all(user, Application):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -105,7 +107,7 @@ def applications_for(user) -> QuerySet[Application]:
 def access_requests_for(user) -> QuerySet[AccessRequest]:
     qs = AccessRequest.objects.select_related("employee", "application")
     if sees_all(user, AccessRequest):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -123,7 +125,7 @@ def access_requests_for(user) -> QuerySet[AccessRequest]:
 def hardware_for(user) -> QuerySet[HardwareAsset]:
     qs = HardwareAsset.objects.select_related("model", "assigned_to", "location")
     if sees_all(user, HardwareAsset):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -133,7 +135,7 @@ def hardware_for(user) -> QuerySet[HardwareAsset]:
 def checkouts_for(user) -> QuerySet[AssetCheckout]:
     qs = AssetCheckout.objects.select_related("asset", "employee")
     if sees_all(user, AssetCheckout):
-        return qs
+        return restrict(qs, user)
     me = employee_for_user(user)
     if me is None:
         return qs.none()
@@ -142,14 +144,14 @@ def checkouts_for(user) -> QuerySet[AssetCheckout]:
 
 def licenses_for(user) -> QuerySet[License]:
     if sees_all(user, License):
-        return licenses_with_usage()
+        return restrict(licenses_with_usage(), user)
     return License.objects.none()
 
 
 def runs_for(user) -> QuerySet[ChecklistRun]:
     qs = runs_with_progress().select_related("employee")
     if sees_all(user, ChecklistRun):
-        return qs
+        return restrict(qs, user)
     # The team page: each report's open checklists.
     return qs.filter(employee__in=_team_ids(user), status=RunStatus.RUNNING)
 
@@ -157,5 +159,5 @@ def runs_for(user) -> QuerySet[ChecklistRun]:
 def tasks_for(user) -> QuerySet[Task]:
     qs = Task.objects.select_related("run", "assignee")
     if sees_all(user, Task):
-        return qs
+        return restrict(qs, user)
     return qs.filter(pk__in=offboarding_access.tasks_for_user(user).order_by().values("pk"))

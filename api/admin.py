@@ -4,7 +4,13 @@ from django.contrib import admin, messages
 
 from api.models import ApiToken, IdempotencyKey
 from api.services import api_token_revoke
-from portal.admin import ActionsOnlyRecordMixin, PortalModelAdmin, ReadOnlyRecordMixin, UnreadableQueryMixin
+from portal.admin import (
+    ActionsOnlyRecordMixin,
+    PortalModelAdmin,
+    ReadOnlyRecordMixin,
+    ScopedAdminMixin,
+    UnreadableQueryMixin,
+)
 
 
 @admin.register(ApiToken)
@@ -28,7 +34,7 @@ class ApiTokenAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
 
 
 @admin.register(IdempotencyKey)
-class IdempotencyKeyAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class IdempotencyKeyAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     list_display = ("key", "user", "method", "path", "response_status", "created_at")
     list_select_related = ("user",)
     search_fields = ("key", "user__username")

@@ -357,7 +357,7 @@ class LicenseAdmin(PortalImportExportAdmin):
     ordering = ("renewal_date", "id")
     date_hierarchy = "renewal_date"
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         # Seats used are counted from active entitlements in the same query (never stored).
         queryset = licenses_with_usage()
         ordering = self.get_ordering(request)

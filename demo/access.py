@@ -37,11 +37,15 @@ from accounts.models import (
     EntitlementStatus,
     RoleApplication,
     Sensitivity,
+    SoDEnforcement,
+    SoDException,
+    SoDRule,
 )
 from accounts.services.access_requests import access_request_cancel, access_request_create, latest_end_date
 from accounts.services.approval_steps import approval_step_decide
 from accounts.services.delegations import delegation_create
 from accounts.services.entitlements import entitlement_grant, entitlement_revoke
+from accounts.services.sod import sod_exception_grant, sod_rule_save
 from assets.models import License
 from demo.company import DOMAIN, REASON, Person
 from demo.seeding import ascii_slug, aware, bulk_change, bulk_insert
@@ -503,3 +507,48 @@ class AccessMixin:
             if p.role == "sales" and p.status == EmployeeStatus.ACTIVE and "Tableau" not in self.held[p.index]
         )
         entitlement_grant(employee=seller.obj, application=self.apps["Tableau"], level="viewer", acting_user=itadmin)
+
+    def write_sod_rule(self):
+        """One separation-of-duties rule, and the one person allowed to break it for a month.
+
+        Whoever edits pay data in Workday (HR partner) must not also book payables in NetSuite
+        (accountant). One HR partner covers payroll at month-end: the security lead (the rule's control
+        owner) allowed it for 30 days, then IT granted NetSuite by hand. So the violations report shows
+        one allowed conflict.
+        """
+        itadmin = self.users["itadmin"]
+        security = self.keyed["sec_lead"].obj  # the control owner: not NetSuite's owner, so it is a step of its own
+        rule = sod_rule_save(
+            rule=SoDRule(
+                name="Payroll data vs payables",
+                reason="Whoever can change pay data must not also pay it out: one person could add a "
+                "fictitious employee and pay them.",
+                first_application=self.apps["Workday"],
+                first_level="hr_partner",
+                second_application=self.apps["NetSuite"],
+                second_level="accountant",
+                enforcement=SoDEnforcement.APPROVAL,
+                control_owner=security,
+            ),
+            acting_user=itadmin,
+        )
+        cover = next(
+            p
+            for p in self.people
+            if p.role == "people" and p.status == EmployeeStatus.ACTIVE and "NetSuite" not in self.held[p.index]
+        )
+        sod_exception_grant(
+            exception=SoDException(
+                rule=rule,
+                employee=cover.obj,
+                starts_on=self.today,
+                ends_on=self.today + datetime.timedelta(days=29),
+                reason="Covers payroll at month-end while the payroll specialist is on leave.",
+                approved_by=security,
+            ),
+            acting_user=itadmin,
+        )
+        entitlement_grant(
+            employee=cover.obj, application=self.apps["NetSuite"], level="accountant", acting_user=itadmin
+        )
+        self.held[cover.index].add("NetSuite")

@@ -107,6 +107,7 @@ class DemoBuilder(CompanyMixin, AccessMixin, HardwareMixin, LifecycleMixin):
         self.write_delegation()
         self.recent_hardware_activity()
         self.recent_access_activity()
+        self.write_sod_rule()
         runs = self.checklists()
         return {
             "employees": len(self.people),

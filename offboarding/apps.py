@@ -6,6 +6,23 @@ class OffboardingConfig(AppConfig):
     name = "offboarding"
 
     def ready(self):
+        from accounts.scoping import register_scope
+        from offboarding.models import (
+            ChangeRequest,
+            ChecklistRun,
+            ChecklistTemplate,
+            HardwareReturn,
+            Task,
+            TaskTemplate,
+        )
+
+        # Scoped administration: a run and everything in it by its person; templates are everyone's.
+        for model in (ChecklistRun, HardwareReturn, ChangeRequest):
+            register_scope(model, employees="employee")
+        register_scope(Task, employees="run__employee")
+        for model in (ChecklistTemplate, TaskTemplate):
+            register_scope(model, unrestricted=True, reason="checklist templates: settings, no person")
+
         from accounts.hooks import (
             access_request_approved,
             access_review_decided,

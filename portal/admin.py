@@ -17,7 +17,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin import helpers
 from django.contrib.admin.options import IncorrectLookupParameters
-from django.contrib.admin.utils import quote
+from django.contrib.admin.utils import quote, unquote
 from django.contrib.admin.views.main import PAGE_VAR, ChangeList
 from django.contrib.auth import get_user_model
 from django.core.exceptions import NON_FIELD_ERRORS, FieldDoesNotExist, PermissionDenied, ValidationError
@@ -25,7 +25,7 @@ from django.core.paginator import Paginator
 from django.db import connections
 from django.db.models import Count, F, Q, QuerySet
 from django.db.models.constants import LOOKUP_SEP
-from django.http import HttpResponseRedirect
+from django.http import Http404, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
@@ -39,7 +39,7 @@ from import_export.admin import ExportMixin, ImportExportMixin
 from import_export.formats.base_formats import CSV, XLSX
 from simple_history.admin import SimpleHistoryAdmin
 
-from portal import events
+from portal import events, scoping
 from portal.auditsentences import changes_html, describe, describe_one, sentence_html
 from portal.models import (
     AuditChainHead,
@@ -280,7 +280,74 @@ class CheapChangelistMixin:
         return changelist
 
 
-class PortalModelAdmin(CheapChangelistMixin, UnreadableQueryMixin, SimpleHistoryAdmin):
+class ScopedAdminMixin:
+    """For every Portal model admin: what a scoped user (`accounts.AdminScope`) reads, is offered and saves
+    stays inside their scope, through `accounts.scoping.restrict` (reached as `portal.scoping`).
+
+    - `get_queryset` is restricted, so the changelist, its export, every action (the selected ids are
+      looked up in it), the change, delete and history pages and the autocomplete pickers that use this
+      model see only rows inside the scope. An admin narrows or annotates its rows in
+      `get_base_queryset`; defining `get_queryset` itself is refused when the class is made, so no
+      admin can read past the scope.
+    - A row that does not exist, or is outside the scope, answers 404 alike (Django would redirect to
+      the index with a message), and so do its history pages.
+    - Every model choice on the add and change forms (a manager, a holder ...) is narrowed to the scope,
+      and a form whose object would end up outside it (an employee moved to another office, an asset
+      created elsewhere) is refused with a sentence, nothing saved.
+    """
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if "get_queryset" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__qualname__} defines get_queryset: define get_base_queryset instead, which "
+                "get_queryset restricts to the signed-in user's scope."
+            )
+
+    def get_queryset(self, request):
+        return scoping.restricted(self.get_base_queryset(request), request.user)
+
+    def get_base_queryset(self, request):
+        """The rows this admin shows anyone (narrowed, annotated, joined), before the scope applies."""
+        return super().get_queryset(request)
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404(f"No {opts.verbose_name} with ID “{object_id}”.")
+
+    def _object_in_scope_or_404(self, request, object_id):
+        if scoping.is_scoped(request.user) and self.get_object(request, unquote(object_id)) is None:
+            raise Http404(f"No {self.opts.verbose_name} with ID “{object_id}”.")
+
+    def history_view(self, request, object_id, extra_context=None):
+        self._object_in_scope_or_404(request, object_id)
+        return super().history_view(request, object_id, extra_context)
+
+    def get_form(self, request, obj=None, change=False, **kwargs):
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if not scoping.is_scoped(request.user):
+            return form_class
+        return scoped_form(form_class, request.user)
+
+
+def scoped_form(form_class, user):
+    """`form_class` (a model form) with its model choices narrowed to `user`'s scope, refusing an instance
+    that would be outside it."""
+
+    class ScopedForm(form_class):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            scoping.form_choices_restrict(self, user)
+
+        def _post_clean(self):
+            super()._post_clean()
+            if not self._errors and not scoping.allows(self.instance, user):
+                self.add_error(None, scoping.refusal(self.instance, user))
+
+    ScopedForm.__name__ = ScopedForm.__qualname__ = form_class.__name__
+    return ScopedForm
+
+
+class PortalModelAdmin(ScopedAdminMixin, CheapChangelistMixin, UnreadableQueryMixin, SimpleHistoryAdmin):
     """A model admin with simple-history's history view, which is read-only.
 
     Reverting from the history page would save an old version of the row
@@ -322,6 +389,7 @@ class PortalModelAdmin(CheapChangelistMixin, UnreadableQueryMixin, SimpleHistory
     def history_form_view(self, request, object_id, version_id, extra_context=None):
         if request.method == "POST":
             raise PermissionDenied("History is read-only here; change the current record instead.")
+        self._object_in_scope_or_404(request, object_id)
         return super().history_form_view(request, object_id, version_id, extra_context)
 
 
@@ -534,6 +602,7 @@ class ConfirmAction:
                 raise PermissionDenied
         applying = request.method == "POST" and "apply" in request.POST
         form = self.form_class(request.POST if applying else None)
+        scoping.form_choices_restrict(form, request.user)  # a scoped user picks people inside their scope
         if applying and form.is_valid():
             done, failed = [], []
             for obj in objects:
@@ -714,7 +783,7 @@ class AuditDateRangeFilter(admin.FieldListFilter):
 
 
 @admin.register(AuditEvent)
-class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, admin.ModelAdmin):
+class AuditEventAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, ExportMixin, admin.ModelAdmin):
     """The append-only audit log: anyone with the view permission may read and export it; nobody may change it.
 
     Each event reads as a sentence (`portal.auditsentences`); its page adds the before/after of the
@@ -777,7 +846,7 @@ class AuditEventAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, ExportMixin, ad
 
 
 @admin.register(AuditEventPersonal)
-class AuditEventPersonalAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class AuditEventPersonalAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """The audit log's readable values apart from the chain (what the retention purge redacts), read only."""
 
     list_display = ("event_id", "actor_repr", "target_repr", "redacted_at")
@@ -791,7 +860,7 @@ class AuditEventPersonalAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.M
 
 
 @admin.register(AuditCheckpoint)
-class AuditCheckpointAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class AuditCheckpointAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """Signed checkpoints of the audit chain (`manage.py audit_checkpoint_export` writes them out), read only."""
 
     list_display = ("seq", "created_at", "key_id", "hash")
@@ -803,7 +872,7 @@ class AuditCheckpointAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Mode
 
 
 @admin.register(AuditChainHead)
-class AuditChainHeadAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class AuditChainHeadAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """The audit chain's last link (what the next event chains to), read only."""
 
     list_display = ("seq", "hash")
@@ -813,7 +882,7 @@ class AuditChainHeadAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.Model
 
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class OutboundEmailAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """The email outbox, for IT to read: what was sent to whom, and what was not (failed, or unconfirmed).
 
     Read-only for everyone with the view permission: rows change only through `portal.mail`. An
@@ -905,7 +974,7 @@ class EventSubscriberForm(forms.ModelForm):
 
 
 @admin.register(EventSubscriber)
-class EventSubscriberAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+class EventSubscriberAdmin(ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """Systems told of lifecycle events (signed POSTs). Saved and deleted through `portal.events`, audited."""
 
     form = EventSubscriberForm
@@ -930,7 +999,7 @@ class EventSubscriberAdmin(UnreadableQueryMixin, admin.ModelAdmin):
 
 
 @admin.register(EventDelivery)
-class EventDeliveryAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelAdmin):
+class EventDeliveryAdmin(ReadOnlyRecordMixin, ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """The delivery log: each event for each subscriber, its status, attempts, answer and last error.
     Read-only; "Send again" queues a failed delivery once more, with the same event id."""
 
@@ -1000,7 +1069,7 @@ class EventDeliveryAdmin(ReadOnlyRecordMixin, UnreadableQueryMixin, admin.ModelA
 # --- Second-factor devices (portal.mfa) -------------------------------------------------------------
 
 
-class SecondFactorDeviceAdmin(UnreadableQueryMixin, admin.ModelAdmin):
+class SecondFactorDeviceAdmin(ScopedAdminMixin, UnreadableQueryMixin, admin.ModelAdmin):
     """A second-factor device: listed and viewed (never its secret), removed by who may delete it (IT admin).
 
     No adding or editing here: a person enrols their own device after signing in. Removal goes through
@@ -1017,8 +1086,8 @@ class SecondFactorDeviceAdmin(UnreadableQueryMixin, admin.ModelAdmin):
     fields = ("user", "name", "created_at", "last_used_at")
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).filter(confirmed=True)
+    def get_base_queryset(self, request):
+        return super().get_base_queryset(request).filter(confirmed=True)
 
     def has_add_permission(self, request, obj=None):
         return False
@@ -1056,8 +1125,8 @@ class RecoveryCodeDeviceAdmin(SecondFactorDeviceAdmin):
     fields = ("user", "codes_left", "created_at", "last_used_at")
     readonly_fields = fields
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).annotate(unused_codes=Count("codes"))
+    def get_base_queryset(self, request):
+        return super().get_base_queryset(request).annotate(unused_codes=Count("codes"))
 
     @admin.display(description="unused codes", ordering="unused_codes")
     def codes_left(self, obj):

@@ -37,12 +37,13 @@ A = AuditEvent.Action
 TEMPLATES: dict[str, str] = {
     # Access
     A.GRANT: "{actor} granted {application:application}[ ({level})] to {employee:employee}[ — source: {source}]"
-    "[, via {via}]",
-    A.REVOKE: "{actor} revoked {application:application} from {employee:employee}[ — {reason}][, via {via}]",
+    "[, via {via}][ — {run:run}]",
+    A.REVOKE: "{actor} revoked {application:application} from {employee:employee}[ — {reason}][, via {via}]"
+    "[ — {run:run}]",
     A.REQUEST: "{actor} requested {application:application}[ ({level})] for {employee:employee}[ until {end_date}]",
     A.APPROVE: "{actor} approved step {order} of {request:request}: {application:application} for {employee:employee}",
     A.REJECT: "{actor} rejected step {order} of {request:request}: {application:application} for {employee:employee}",
-    A.LEVEL_CHANGED: "{actor} changed the level of {target} from {from} to {to}[, via {via}]",
+    A.LEVEL_CHANGED: "{actor} changed the level of {target} from {from} to {to}[, via {via}][ — {run:run}]",
     A.ACCESS_REQUEST_CANCELLED: "{actor} cancelled {target}[ — {reason}]",
     A.APPROVAL_HANDED_OVER: "{actor} handed {target} over from {from:employee} to {to:employee}",
     A.APPROVAL_MOVED: "{actor} moved {target} from {from:employee} to {to:employee}",
@@ -105,6 +106,10 @@ TEMPLATES: dict[str, str] = {
     A.SCIM_TOKEN_REFUSED: "A SCIM request to {target} was refused: bad or revoked token",
     A.API_TOKEN_CREATED: "{actor} created the API token {target}[ for {user:user}][, expiring {expires_at}]",
     A.API_TOKEN_REVOKED: "{actor} revoked the API token {target}[ of {user:user}]",
+    # Scoped administration
+    A.ADMIN_SCOPE_SAVED: "{actor} limited the helpdesk login {user} to[ departments: {departments}]"
+    "[; locations: {locations}]",
+    A.ADMIN_SCOPE_REMOVED: "{actor} removed the limit of the helpdesk login {user}",
     # Access reviews
     A.REVIEW_LAUNCHED: "{actor} launched the access review {target}[ with {items} items][, due {due_on}]",
     A.REVIEW_DECIDED: "{actor} decided “{decision}” on {target}[ (new level {new_level})]",

@@ -115,6 +115,9 @@ class AuditEvent(models.Model):
         SOD_EXCEPTION_GRANTED = "sod_exception_granted", "Separation-of-duties exception granted"
         SOD_EXCEPTION_ENDED = "sod_exception_ended", "Separation-of-duties exception ended early"
         SOD_GRANT_BLOCKED = "sod_grant_blocked", "Grant blocked: it would break a separation-of-duties rule"
+        # Scoped administration
+        ADMIN_SCOPE_SAVED = "admin_scope_saved", "Admin scope of a helpdesk login saved"
+        ADMIN_SCOPE_REMOVED = "admin_scope_removed", "Admin scope of a helpdesk login removed"
         # Second factor (TOTP, passkeys, recovery codes)
         SECOND_FACTOR_ENROLLED = "second_factor_enrolled", "Second-factor device enrolled"
         SECOND_FACTOR_VERIFIED = "second_factor_verified", "Second factor verified at sign-in"

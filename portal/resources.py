@@ -7,11 +7,12 @@ and comma-separated names the way HR files write them. `AuditEventResource` expo
 
 import datetime
 
-from django.core.exceptions import MultipleObjectsReturned, ValidationError
+from django.core.exceptions import NON_FIELD_ERRORS, MultipleObjectsReturned, ValidationError
 from django.db import models
 from django.db.models.fields import NOT_PROVIDED
 from import_export import fields, resources, widgets
 
+from portal import scoping
 from portal.audit import audit_record
 from portal.auditsentences import describe, describe_one, sentence_text
 from portal.history import set_history_user
@@ -156,6 +157,26 @@ class PortalResource(FormulaSafeResource):
             return
         super().import_field(field, instance, row, is_m2m=is_m2m, **kwargs)
 
+    def after_init_instance(self, instance, new, row, **kwargs):
+        # A scoped importer (accounts.AdminScope) may not update a row outside their scope.
+        user = kwargs.get("user")
+        if not new and not scoping.allows(instance, user):
+            raise ValidationError({NON_FIELD_ERRORS: [_outside(instance, user)]})
+        super().after_init_instance(instance, new, row, **kwargs)
+
+    def import_instance(self, instance, row, **kwargs):
+        # ... nor write a row that would be outside it (an asset kept at another office).
+        errors = {}
+        try:
+            super().import_instance(instance, row, **kwargs)
+        except ValidationError as exc:
+            errors = exc.update_error_dict(errors)
+        user = kwargs.get("user")
+        if not errors and not scoping.allows(instance, user):
+            errors[NON_FIELD_ERRORS] = [scoping.refusal(instance, user)]
+        if errors:
+            raise ValidationError(errors)
+
     def before_import(self, dataset, **kwargs):
         self._rows_by_key: dict[tuple, int] = {}
         super().before_import(dataset, **kwargs)
@@ -245,6 +266,10 @@ class AuditEventResource(FormulaSafeResource):
         if text is None:
             text = sentence_text(describe_one(event))
         return text
+
+
+def _outside(instance, user) -> str:
+    return f"{instance} is outside your scope ({scoping.scope_description(user)}): ask an IT admin to import this row."
 
 
 def _normalise_key(value) -> str:

@@ -77,6 +77,7 @@ def entitlement_grant(
     existing = _live_entitlement(employee=employee, application=application)
     if existing is not None:
         return _existing_grant_result(existing, employee=employee, application=application, level=level)
+    _refuse_sod_conflict(employee=employee, application=application, level=level)
     entitlement = Entitlement(
         employee=employee,
         application=application,
@@ -104,6 +105,25 @@ def entitlement_grant(
     )
     event_emit(event_type=EventType.ENTITLEMENT_GRANTED, data=lambda: entitlement_data(entitlement, via="manual"))
     return entitlement
+
+
+def _refuse_sod_conflict(*, employee: Employee, application: Application, level: str) -> None:
+    """A grant by hand that would break a separation-of-duties rule no exception allows is refused, as the
+    engine refuses it: nothing is written, and the message says what to do instead."""
+    from accounts.services.sod import sod_conflicts_for_grant
+
+    blocking = [
+        c
+        for c in sod_conflicts_for_grant(employee=employee, application_id=application.pk, level=level)
+        if not c.excepted
+    ]
+    if blocking:
+        raise ValidationError(
+            f"Not granted: {employee.full_name} would hold a separation-of-duties conflict. "
+            + " ".join(c.sentence for c in blocking)
+            + " Ask for it through an access request (the rule's control owner decides), or add an exception "
+            "for this person first (Separation of duties exceptions, in the admin)."
+        )
 
 
 @transaction.atomic

@@ -205,9 +205,10 @@ def _cell_json(cell):
 
 
 def employee_import_read(
-    *, data: bytes, file_name: str, encoding: str, date_format: str
+    *, data: bytes, file_name: str, encoding: str, date_format: str, acting_user=None
 ) -> tuple[Table | None, ImportPlan]:
-    """Read and check an uploaded HR file; nothing is stored. A file that cannot be read is a plan with one problem."""
+    """Read and check an uploaded HR file; nothing is stored. A file that cannot be read is a plan with one problem.
+    The rows are checked against `acting_user`'s admin scope, if they have one."""
     if len(data) > _conf("MAX_MEGABYTES") * 1024 * 1024:
         return None, ImportPlan(problems=[Problem(f"The file is larger than {_conf('MAX_MEGABYTES')} MB; split it.")])
     try:
@@ -221,7 +222,7 @@ def employee_import_read(
                 Problem(f"The file has {len(table.rows):,} rows; at most {limit:,} are imported at once. Split it.")
             ]
         )
-    return table, employee_import_plan(table, date_format=date_format)
+    return table, employee_import_plan(table, date_format=date_format, user=acting_user)
 
 
 def employee_import_preview(
@@ -286,7 +287,7 @@ def employee_import_run(*, import_id: int) -> EmployeeImport:
         return record
     key = _progress_key(record.pk)
     progress_set(key, done=0, total=1, phase="checking the file again")
-    plan = employee_import_plan(table_from_json(record.rows), date_format=record.date_format)
+    plan = employee_import_plan(table_from_json(record.rows), date_format=record.date_format, user=record.created_by)
     if not plan.ok:
         return _finish(record, EmployeeImportStatus.REFUSED, problems=[p.as_dict() for p in plan.problems])
 

@@ -118,7 +118,14 @@ def _update_returning(connection, pk: int, expected: tuple[str, ...], fields: di
     return rows[0] if rows else None
 
 
-def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, acting_user=None) -> Entitlement:
+def _run(run: int | None) -> dict:
+    """The checklist run that made the change, for its audit event ("— leaver run #41"); none outside a run."""
+    return {"run": run} if run is not None else {}
+
+
+def entitlement_provision(
+    *, entitlement: Entitlement, idempotency_key: str, acting_user=None, run: int | None = None
+) -> Entitlement:
     """Create the account in the target system and mark the entitlement active.
 
     Already active: returns at once, with no call to the target. Raises ConnectorError (retry
@@ -136,7 +143,9 @@ def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, act
     sod_grant_check(entitlement=entitlement, acting_user=acting_user)
     connector = connector_for(entitlement.application)
     state = connector.provision(employee=entitlement.employee, level=entitlement.level, idempotency_key=idempotency_key)
-    _mark_active(entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector)
+    _mark_active(
+        entitlement, acting_user, external_id=state.external_id, via=entitlement.application.connector, run=run
+    )
     if entitlement.status != EntitlementStatus.ACTIVE:
         # Not pending any more: a deprovisioning overtook this call, and its revoke may have
         # run before our provision reached the target. Undo ours so no account outlives it.
@@ -151,7 +160,7 @@ def entitlement_provision(*, entitlement: Entitlement, idempotency_key: str, act
 
 
 @transaction.atomic  # the status change and its audit event commit together, or neither
-def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via: str) -> Entitlement:
+def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via: str, run=None) -> Entitlement:
     if _set_status(
         entitlement,
         acting_user,
@@ -170,13 +179,16 @@ def _mark_active(entitlement: Entitlement, acting_user, *, external_id: str, via
                 "level": entitlement.level,
                 "source": entitlement.source,
                 "via": via,
+                **_run(run),
             },
         )
         event_emit(event_type=EventType.ENTITLEMENT_GRANTED, data=lambda: entitlement_data(entitlement, via=via))
     return entitlement
 
 
-def entitlement_confirm_provisioned(*, entitlement: Entitlement, acting_user, external_id: str = "") -> Entitlement:
+def entitlement_confirm_provisioned(
+    *, entitlement: Entitlement, acting_user, external_id: str = "", run: int | None = None
+) -> Entitlement:
     """A person created the account by hand: mark the pending entitlement active. Idempotent."""
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
     if entitlement.status == EntitlementStatus.ACTIVE:
@@ -185,11 +197,11 @@ def entitlement_confirm_provisioned(*, entitlement: Entitlement, acting_user, ex
         raise ValidationError(
             f"{entitlement} is {entitlement.get_status_display().lower()}; only pending access can be confirmed."
         )
-    return _mark_active(entitlement, acting_user, external_id=external_id, via="manual")
+    return _mark_active(entitlement, acting_user, external_id=external_id, via="manual", run=run)
 
 
 def entitlement_deprovision(
-    *, entitlement: Entitlement, idempotency_key: str, acting_user=None, reason: str = ""
+    *, entitlement: Entitlement, idempotency_key: str, acting_user=None, reason: str = "", run: int | None = None
 ) -> Entitlement:
     """Remove the account in the target system and mark the entitlement revoked (its seat returns).
 
@@ -205,7 +217,7 @@ def entitlement_deprovision(
         return entitlement
     connector = connector_for(entitlement.application)
     if entitlement.status == EntitlementStatus.PENDING and connector.kind == ConnectorType.MANUAL:
-        return _mark_revoked(entitlement, acting_user, reason=reason or "never provisioned", via="none")
+        return _mark_revoked(entitlement, acting_user, reason=reason or "never provisioned", via="none", run=run)
     _set_status(
         entitlement,
         acting_user,
@@ -215,11 +227,11 @@ def entitlement_deprovision(
     connector.revoke(
         employee=entitlement.employee, external_id=entitlement.external_id, idempotency_key=idempotency_key
     )
-    return _mark_revoked(entitlement, acting_user, reason=reason, via=entitlement.application.connector)
+    return _mark_revoked(entitlement, acting_user, reason=reason, via=entitlement.application.connector, run=run)
 
 
 @transaction.atomic  # the status change and its audit event commit together, or neither
-def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: str) -> Entitlement:
+def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: str, run=None) -> Entitlement:
     if _set_status(
         entitlement,
         acting_user,
@@ -236,6 +248,7 @@ def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: st
                 "application": entitlement.application_id,
                 "reason": reason,
                 "via": via,
+                **_run(run),
             },
         )
         event_emit(
@@ -244,16 +257,18 @@ def _mark_revoked(entitlement: Entitlement, acting_user, *, reason: str, via: st
     return entitlement
 
 
-def entitlement_confirm_revoked(*, entitlement: Entitlement, acting_user, reason: str = "") -> Entitlement:
+def entitlement_confirm_revoked(
+    *, entitlement: Entitlement, acting_user, reason: str = "", run: int | None = None
+) -> Entitlement:
     """A person removed the account by hand: mark the entitlement revoked. Idempotent."""
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
     if entitlement.status == EntitlementStatus.REVOKED:
         return entitlement
-    return _mark_revoked(entitlement, acting_user, reason=reason, via="manual")
+    return _mark_revoked(entitlement, acting_user, reason=reason, via="manual", run=run)
 
 
 def entitlement_change_level(
-    *, entitlement: Entitlement, level: str, idempotency_key: str, acting_user=None
+    *, entitlement: Entitlement, level: str, idempotency_key: str, acting_user=None, run: int | None = None
 ) -> Entitlement:
     """Change the level of an active entitlement in the target system, then here. Idempotent."""
     entitlement = Entitlement.objects.select_related("employee", "application").get(pk=entitlement.pk)
@@ -276,11 +291,14 @@ def entitlement_change_level(
         level=level,
         external_id=state.external_id if state is not None else "",
         via=entitlement.application.connector,
+        run=run,
     )
 
 
 @transaction.atomic  # the status change and its audit event commit together, or neither
-def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_id: str, via: str) -> Entitlement:
+def _mark_level(
+    entitlement: Entitlement, acting_user, *, level: str, external_id: str, via: str, run=None
+) -> Entitlement:
     previous = entitlement.level
     fields = {"level": level}
     if external_id and external_id != entitlement.external_id:
@@ -290,12 +308,14 @@ def _mark_level(entitlement: Entitlement, acting_user, *, level: str, external_i
             action=AuditEvent.Action.LEVEL_CHANGED,
             target=entitlement,
             acting_user=acting_user,
-            detail={"from": previous, "to": level, "via": via},
+            detail={"from": previous, "to": level, "via": via, **_run(run)},
         )
     return entitlement
 
 
-def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, acting_user) -> Entitlement:
+def entitlement_confirm_level_changed(
+    *, entitlement: Entitlement, level: str, acting_user, run: int | None = None
+) -> Entitlement:
     """A person changed the level by hand in the target system (manual connector): record the new level.
 
     Idempotent: the level it holds already returns at once (also when the application no longer
@@ -308,7 +328,7 @@ def entitlement_confirm_level_changed(*, entitlement: Entitlement, level: str, a
         raise ValidationError(f"{entitlement.application} has no level {level!r}.")
     if entitlement.status != EntitlementStatus.ACTIVE:
         raise ValidationError(f"{entitlement} is not active; its level cannot be changed.")
-    return _mark_level(entitlement, acting_user, level=level, external_id="", via="manual")
+    return _mark_level(entitlement, acting_user, level=level, external_id="", via="manual", run=run)
 
 
 def applications_to_forget(*, employee: Employee) -> list[Application]:

@@ -280,14 +280,27 @@ def sod_exception_validate(*, exception: SoDException, today: datetime.date | No
     if not exception.rule.active:
         raise ValidationError({"rule": f"The rule {exception.rule} is not active; nothing needs an exception."})
     held = sod_conflicts(scenarios={"now": SoDScenario(employee_id=exception.employee_id)}, today=today)["now"]
-    if not any(c.rule.pk == exception.rule_id for c in held):
+    if not any(c.rule.pk == exception.rule_id for c in held) and not _holds_a_side(exception):
         raise ValidationError(
             {
-                "employee": f"{exception.employee.full_name} does not hold the conflict of {exception.rule} "
+                "employee": f"{exception.employee.full_name} holds neither side of {exception.rule} "
                 f"({exception.rule.side_label('first')} with {exception.rule.side_label('second')}); "
                 "no exception is needed."
             }
         )
+
+
+def _holds_a_side(exception: SoDException) -> bool:
+    """True when the person holds one side of the rule (so IT can allow the other before granting it by hand)."""
+    rule = exception.rule
+    employee = Employee.objects.only("pk", "role_id").get(pk=exception.employee_id)
+    access = dict(
+        Entitlement.objects.filter(
+            employee_id=employee.pk, status__in=[EntitlementStatus.PENDING, EntitlementStatus.ACTIVE]
+        ).values_list("application_id", "level")
+    )
+    holding = _Holding(role_id=employee.role_id, access=access)
+    return _side_matches(rule, "first", holding) or _side_matches(rule, "second", holding)
 
 
 def _save_exception(exception: SoDException, acting_user) -> SoDException:

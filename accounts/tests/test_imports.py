@@ -306,3 +306,92 @@ def test_admin_confirm_meeting_new_errors_writes_nothing_and_says_why(client, he
     assert "the data changed since the preview. Nothing was written." in html
     assert "This is already the work email of" in html
     assert not AuditEvent.objects.filter(action=AuditEvent.Action.IMPORT).exists()
+
+
+# --- A scoped helpdesk's HR import: only people inside its scope, all rows or none ------------------------
+
+
+def _scoped_rows(*extra):
+    return (
+        "E001,Ada,Lovelace,ada@example.com,Engineer,SCOPED,BER-1,,dev,active,2026-02-01",
+        "E002,Alan,Turing,alan@example.com,Engineer,SCOPED,BER-1,E001,dev,pre_hire,2026-03-01",
+        *extra,
+    )
+
+
+def test_scoped_helpdesk_imports_people_inside_its_scope(client, scoped_helpdesk, org):
+    client.force_login(scoped_helpdesk)
+    preview = admin_import(client, "\n".join([HEADER, *_scoped_rows()]).encode(), "hr.csv")
+    assert preview.status_code == 302, preview.context and preview.context["problems"]
+    client.post(preview["Location"], {"_confirm": "1"})
+    assert set(Employee.objects.filter(department__code="SCOPED").values_list("employee_number", flat=True)) == {
+        "E001",
+        "E002",
+    }
+
+
+@pytest.mark.parametrize(
+    "line, column, reason",
+    [
+        # A new person in a department and at a location outside the scope.
+        (
+            "E003,Grace,Hopper,grace@example.com,Engineer,ENG,BER-1,,dev,active,2026-02-01",
+            "department",
+            "outside your scope",
+        ),
+        # Someone already in Portal, outside the scope (Mia, in her own department), changed by the file.
+        (
+            "M001,Mia,Manager,mia@example.com,Boss,SCOPED,BER-1,,dev,active,2026-02-01",
+            "employee_number",
+            "outside your scope",
+        ),
+        # A manager outside the scope is answered like nobody.
+        (
+            "E003,Grace,Hopper,grace@example.com,Engineer,SCOPED,BER-1,M001,dev,active,2026-02-01",
+            "manager",
+            "inside your scope",
+        ),
+        # A work email held outside the scope: refused without naming its holder.
+        (
+            "E003,Grace,Hopper,mia@example.com,Engineer,SCOPED,BER-1,,dev,active,2026-02-01",
+            "work_email",
+            "someone outside",
+        ),
+    ],
+    ids=["new-person-outside", "existing-person-outside", "manager-outside", "email-outside"],
+)
+def test_scoped_helpdesk_import_refuses_rows_outside_its_scope_and_writes_nothing(
+    client, scoped_helpdesk, org, line, column, reason
+):
+    client.force_login(scoped_helpdesk)
+    mia = Employee.objects.get(employee_number="M001")
+    response = admin_import(client, "\n".join([HEADER, *_scoped_rows(line)]).encode(), "hr.csv")
+    assert response.status_code == 400
+    assert 'name="_confirm"' not in response.content.decode()
+    problems = response.context["problems"]
+    assert [(p["row"], p["column"]) for p in problems] == [(4, column)]
+    assert reason in problems[0]["reason"]
+    assert "Mia" not in problems[0]["reason"]
+    assert not Employee.objects.filter(employee_number__in=["E001", "E002", "E003"]).exists()
+    mia.refresh_from_db()
+    assert mia.title != "Boss" and mia.department.code != "SCOPED"
+
+
+def test_scoped_helpdesk_import_is_checked_again_at_confirm(client, scoped_helpdesk, scope_department, org):
+    """The scope shrinks between preview and confirm: the confirm step refuses the file, nothing written."""
+    from accounts.models import AdminScope
+    from accounts.services.scopes import admin_scope_save
+    from accounts.tests.factories import DepartmentFactory
+
+    client.force_login(scoped_helpdesk)
+    preview = admin_import(client, "\n".join([HEADER, *_scoped_rows()]).encode(), "hr.csv")
+    assert preview.status_code == 302
+    admin_scope_save(
+        scope=AdminScope.objects.get(user=scoped_helpdesk),
+        departments=[DepartmentFactory()],
+        locations=[],
+        acting_user=None,
+    )
+    response = client.post(preview["Location"], {"_confirm": "1"}, follow=True)
+    assert "outside your scope" in response.content.decode()
+    assert not Employee.objects.filter(employee_number__in=["E001", "E002"]).exists()

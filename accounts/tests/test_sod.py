@@ -318,7 +318,7 @@ def _exception(cast, pay, **overrides):
             {"starts_on": TODAY() - datetime.timedelta(days=9), "ends_on": TODAY() - datetime.timedelta(days=2)},
             "is in the past",
         ),
-        ({"employee": "teammate"}, "does not hold the conflict"),
+        ({"employee": "teammate"}, "holds neither side"),
         ({"approved_by": "employee"}, "Nobody approves an exception for their own access"),
         ({"reason": ""}, "This field cannot be blank"),
     ],
@@ -350,6 +350,48 @@ def test_an_exception_is_granted_in_history_and_audit_and_ended_early(cast, pay)
         AuditEvent.objects.filter(target_type="accounts.SoDException").order_by("seq").values_list("action", flat=True)
     )
     assert actions == [AuditEvent.Action.SOD_EXCEPTION_GRANTED, AuditEvent.Action.SOD_EXCEPTION_ENDED]
+
+
+# --- Grants by hand (IT in the admin) -------------------------------------------------------------
+
+
+def test_a_grant_by_hand_that_breaks_a_rule_is_refused_and_writes_nothing(cast, pay):
+    from accounts.models import Entitlement
+    from accounts.services.entitlements import entitlement_grant
+
+    hold(cast.employee, pay.submit, "submitter")
+    before = (Entitlement.objects.count(), AuditEvent.objects.count())
+    with pytest.raises(ValidationError) as exc:
+        entitlement_grant(employee=cast.employee, application=pay.approve, level="approver", acting_user=None)
+    message = " ".join(exc.value.messages)
+    assert "Payments: submit vs approve" in message and "Whoever submits a payment" in message
+    assert "add an exception for this person first" in message
+    assert (Entitlement.objects.count(), AuditEvent.objects.count()) == before
+    # Another level of the same application breaks no rule.
+    entitlement_grant(employee=cast.employee, application=pay.approve, level="viewer", acting_user=None)
+
+
+def test_an_exception_allowed_before_the_grant_by_hand_lets_it_through(cast, pay):
+    from accounts.services.entitlements import entitlement_grant
+
+    hold(cast.employee, pay.submit, "submitter")  # one side held: IT may allow the other in advance
+    sod.sod_exception_grant(exception=_exception(cast, pay), acting_user=cast.users["head"])
+    entitlement_grant(employee=cast.employee, application=pay.approve, level="approver", acting_user=None)
+    assert [c.excepted for c in sod.sod_violations()] == [True]
+
+
+def test_the_admins_grant_form_names_the_conflict_and_grants_nothing(client, it_admin, cast, pay):
+    from accounts.models import Entitlement
+
+    hold(cast.employee, pay.submit, "submitter")
+    client.force_login(it_admin)
+    response = client.post(
+        reverse("admin:accounts_entitlement_add"),
+        {"employee": cast.employee.pk, "application": pay.approve.pk, "level": "approver"},
+    )
+    assert response.status_code == 200
+    assert "would hold a separation-of-duties conflict" in response.content.decode()
+    assert not Entitlement.objects.filter(employee=cast.employee, application=pay.approve).exists()
 
 
 # --- Admin: rules, exceptions, the report ------------------------------------------------------
@@ -384,7 +426,7 @@ def test_it_admin_adds_a_rule_in_the_admin_and_a_bad_one_is_refused_on_the_form(
     "change, message",
     [
         ({"ends_on": "2020-01-01"}, "end date is before its start date"),
-        ({"employee": "teammate"}, "does not hold the conflict"),
+        ({"employee": "teammate"}, "holds neither side"),
     ],
 )
 def test_a_bad_exception_is_refused_on_the_admin_form(client, it_admin, cast, pay, change, message):

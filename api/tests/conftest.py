@@ -42,9 +42,22 @@ def token_for(user, name="test") -> str:
 
 
 @pytest.fixture
-def api(cast, it_admin):
-    """`api.<audience>`: an `ApiClient` with a fresh token of that audience; `api.anonymous` has none."""
+def api(cast, it_admin, groups):
+    """`api.<audience>`: an `ApiClient` with a fresh token of that audience; `api.anonymous` has none.
+
+    `scoped_helpdesk` is an IT helpdesk login limited to the Finance department (`other_manager`,
+    `other_employee`, `other_owner`)."""
+    from accounts.models import AdminScope
+    from accounts.services.scopes import admin_scope_save
+    from accounts.tests.factories import UserFactory
+
     cast.users["it_admin"] = it_admin
+    scoped = UserFactory(username="scoped-helpdesk", is_staff=True)
+    scoped.groups.add(groups["IT helpdesk"])
+    admin_scope_save(
+        scope=AdminScope(user=scoped), departments=[cast.other_employee.department], locations=[], acting_user=None
+    )
+    cast.users["scoped_helpdesk"] = cast.scoped_helpdesk = scoped
     clients = {name: ApiClient(token_for(user)) for name, user in cast.users.items()}
     clients["anonymous"] = ApiClient(None)
     return SimpleNamespace(**clients)

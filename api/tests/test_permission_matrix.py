@@ -1,5 +1,5 @@
-"""Permission matrix of the REST API: every endpoint, for anonymous, employee, manager, owner, helpdesk,
-IT admin and auditor, with the same rules as the pages (see `api.access`).
+"""Permission matrix of the REST API: every endpoint, for anonymous, employee, manager, owner, helpdesk, a
+helpdesk scoped to the Finance department, IT admin and auditor, with the same rules as the pages (see `api.access`).
 
 - Reads: per audience, every list returns exactly the rows that audience may see (by name, below), each
   of them answers 200 on its detail, and a row outside answers 404 (as an unknown id does).
@@ -20,7 +20,7 @@ from offboarding.models import ChecklistRun, Task
 
 pytestmark = pytest.mark.django_db
 
-AUDIENCES = ("anonymous", "employee", "manager", "owner", "helpdesk", "it_admin", "auditor")
+AUDIENCES = ("anonymous", "employee", "manager", "owner", "helpdesk", "scoped_helpdesk", "it_admin", "auditor")
 STAFF = ("helpdesk", "it_admin", "auditor")
 
 # --- Reads: what each audience sees, by name -----------------------------------------------------
@@ -44,6 +44,14 @@ def _names(cast):
         "laptop_checkout": AssetCheckout.objects.get(asset=laptop).pk,
         "employee_join": ChecklistRun.objects.get(employee=cast.employee, kind="join").pk,
         "handbook": Task.objects.get(key="handbook").pk,
+        # Finance: the scoped helpdesk's scope.
+        "other_manager": cast.other_manager.pk,
+        "other_employee": cast.other_employee.pk,
+        "other_owner": cast.other_owner.pk,
+        "other_payroll": Entitlement.objects.get(employee=cast.other_employee, application=cast.other_app).pk,
+        "other_leave": ChecklistRun.objects.get(employee=cast.other_employee, kind="leave").pk,
+        "wipe": Task.objects.get(key="wipe").pk,
+        "collect": Task.objects.get(key="collect").pk,
     }
 
 
@@ -52,28 +60,59 @@ APPS_BUT_PAYROLL = "apps_but_payroll"
 OWNER_APPS = "owner_apps"
 
 READS = {
-    # resource: (model, {audience: names seen}); staff see ALL.
+    # resource: (model, {audience: names seen}); staff but the scoped helpdesk see ALL.
     "employees": (
         Employee,
-        {"employee": {"employee"}, "manager": {"manager", "employee", "teammate"}, "owner": {"owner"}},
+        {
+            "employee": {"employee"},
+            "manager": {"manager", "employee", "teammate"},
+            "owner": {"owner"},
+            "scoped_helpdesk": {"other_manager", "other_employee", "other_owner"},
+        },
     ),
-    "departments": (Department, {"employee": {"engineering"}, "manager": {"engineering"}, "owner": {"engineering"}}),
-    "locations": (Location, {"employee": {"berlin"}, "manager": {"berlin"}, "owner": {"owner_location"}}),
-    "roles": (Role, {"employee": {"engineer"}, "manager": {"engineer"}, "owner": set()}),
+    "departments": (
+        Department,
+        {"employee": {"engineering"}, "manager": {"engineering"}, "owner": {"engineering"}, "scoped_helpdesk": ALL},
+    ),
+    "locations": (
+        Location,
+        {"employee": {"berlin"}, "manager": {"berlin"}, "owner": {"owner_location"}, "scoped_helpdesk": ALL},
+    ),
+    "roles": (Role, {"employee": {"engineer"}, "manager": {"engineer"}, "owner": set(), "scoped_helpdesk": ALL}),
     "applications": (
         Application,
-        {"employee": APPS_BUT_PAYROLL, "manager": APPS_BUT_PAYROLL, "owner": APPS_BUT_PAYROLL},
+        {"employee": APPS_BUT_PAYROLL, "manager": APPS_BUT_PAYROLL, "owner": APPS_BUT_PAYROLL, "scoped_helpdesk": ALL},
     ),
     "entitlements": (
         Entitlement,
-        {"employee": {"employee_github"}, "manager": {"employee_github"}, "owner": {"employee_github"}},
+        {
+            "employee": {"employee_github"},
+            "manager": {"employee_github"},
+            "owner": {"employee_github"},
+            "scoped_helpdesk": {"other_payroll"},
+        },
     ),
-    "access-requests": (AccessRequest, {"employee": {"figma_request"}, "manager": set(), "owner": {"figma_request"}}),
-    "hardware": (HardwareAsset, {"employee": {"laptop"}, "manager": {"laptop"}, "owner": set()}),
-    "checkouts": (AssetCheckout, {"employee": {"laptop_checkout"}, "manager": set(), "owner": set()}),
-    "licenses": (License, {"employee": set(), "manager": set(), "owner": set()}),
-    "checklist-runs": (ChecklistRun, {"employee": set(), "manager": {"employee_join"}, "owner": set()}),
-    "tasks": (Task, {"employee": {"handbook"}, "manager": set(), "owner": set()}),
+    "access-requests": (
+        AccessRequest,
+        {"employee": {"figma_request"}, "manager": set(), "owner": {"figma_request"}, "scoped_helpdesk": set()},
+    ),
+    "hardware": (
+        HardwareAsset,
+        {"employee": {"laptop"}, "manager": {"laptop"}, "owner": set(), "scoped_helpdesk": set()},
+    ),
+    "checkouts": (
+        AssetCheckout,
+        {"employee": {"laptop_checkout"}, "manager": set(), "owner": set(), "scoped_helpdesk": set()},
+    ),
+    "licenses": (License, {"employee": set(), "manager": set(), "owner": set(), "scoped_helpdesk": ALL}),
+    "checklist-runs": (
+        ChecklistRun,
+        {"employee": set(), "manager": {"employee_join"}, "owner": set(), "scoped_helpdesk": {"other_leave"}},
+    ),
+    "tasks": (
+        Task,
+        {"employee": {"handbook"}, "manager": set(), "owner": set(), "scoped_helpdesk": {"wipe", "collect"}},
+    ),
 }
 
 
@@ -147,61 +186,141 @@ WRITES = {
         lambda n, c: "/api/v1/access-requests/",
         lambda n, c: {"application": c.free_app.pk, "level": "user", "justification": "Chat."},
         lambda n: AccessRequest.objects.count(),
-        {"employee": 201, "manager": 201, "owner": 201, "helpdesk": 403, "it_admin": 403, "auditor": 403},
+        {
+            "employee": 201,
+            "manager": 201,
+            "owner": 201,
+            "helpdesk": 403,
+            "scoped_helpdesk": 403,
+            "it_admin": 403,
+            "auditor": 403,
+        },
     ),
     "access-requests:approve": (
         lambda n, c: f"/api/v1/access-requests/{n['figma_request']}/approve/",
         lambda n, c: {"comment": "ok"},
         _request_state,
-        {"employee": 403, "manager": 404, "owner": 200, "helpdesk": 403, "it_admin": 403, "auditor": 403},
+        {
+            "employee": 403,
+            "manager": 404,
+            "owner": 200,
+            "helpdesk": 403,
+            "scoped_helpdesk": 404,
+            "it_admin": 403,
+            "auditor": 403,
+        },
     ),
     "access-requests:reject": (
         lambda n, c: f"/api/v1/access-requests/{n['figma_request']}/reject/",
         lambda n, c: {"comment": "no"},
         _request_state,
-        {"employee": 403, "manager": 404, "owner": 200, "helpdesk": 403, "it_admin": 403, "auditor": 403},
+        {
+            "employee": 403,
+            "manager": 404,
+            "owner": 200,
+            "helpdesk": 403,
+            "scoped_helpdesk": 404,
+            "it_admin": 403,
+            "auditor": 403,
+        },
     ),
     "access-requests:cancel": (
         lambda n, c: f"/api/v1/access-requests/{n['figma_request']}/cancel/",
         lambda n, c: {},
         _request_state,
-        {"employee": 200, "manager": 404, "owner": 403, "helpdesk": 403, "it_admin": 403, "auditor": 403},
+        {
+            "employee": 200,
+            "manager": 404,
+            "owner": 403,
+            "helpdesk": 403,
+            "scoped_helpdesk": 404,
+            "it_admin": 403,
+            "auditor": 403,
+        },
     ),
     "hardware:check-out": (
         lambda n, c: f"/api/v1/hardware/{HardwareAsset.objects.get(asset_tag='LT-API-STOCK').pk}/check-out/",
         lambda n, c: {"asset": HardwareAsset.objects.get(asset_tag="LT-API-STOCK").pk, "employee": c.teammate.pk},
         lambda n: _asset_state("LT-API-STOCK"),
-        {"employee": 404, "manager": 404, "owner": 404, "helpdesk": 200, "it_admin": 200, "auditor": 403},
+        {
+            "employee": 404,
+            "manager": 404,
+            "owner": 404,
+            "helpdesk": 200,
+            "scoped_helpdesk": 404,
+            "it_admin": 200,
+            "auditor": 403,
+        },
     ),
     "hardware:check-in": (
         lambda n, c: f"/api/v1/hardware/{n['laptop']}/check-in/",
         lambda n, c: {"condition": "good"},
         lambda n: _asset_state("LT-API-1"),
-        {"employee": 403, "manager": 403, "owner": 404, "helpdesk": 200, "it_admin": 200, "auditor": 403},
+        {
+            "employee": 403,
+            "manager": 403,
+            "owner": 404,
+            "helpdesk": 200,
+            "scoped_helpdesk": 404,
+            "it_admin": 200,
+            "auditor": 403,
+        },
     ),
     "checkouts:accept-terms": (
         lambda n, c: f"/api/v1/checkouts/{n['laptop_checkout']}/accept-terms/",
         lambda n, c: {},
         lambda n: AssetCheckout.objects.filter(pk=n["laptop_checkout"]).values_list("terms_accepted_at").get(),
-        {"employee": 200, "manager": 404, "owner": 404, "helpdesk": 403, "it_admin": 403, "auditor": 403},
+        {
+            "employee": 200,
+            "manager": 404,
+            "owner": 404,
+            "helpdesk": 403,
+            "scoped_helpdesk": 404,
+            "it_admin": 403,
+            "auditor": 403,
+        },
     ),
     "tasks:retry": (
         lambda n, c: f"/api/v1/tasks/{Task.objects.get(key='wipe').pk}/retry/",
         lambda n, c: {"reason": "Phone is back online."},
         lambda n: _task_state("wipe"),
-        {"employee": 404, "manager": 404, "owner": 404, "helpdesk": 200, "it_admin": 200, "auditor": 403},
+        {
+            "employee": 404,
+            "manager": 404,
+            "owner": 404,
+            "helpdesk": 200,
+            "scoped_helpdesk": 200,
+            "it_admin": 200,
+            "auditor": 403,
+        },
     ),
     "tasks:skip": (
         lambda n, c: f"/api/v1/tasks/{Task.objects.get(key='wipe').pk}/skip/",
         lambda n, c: {"reason": "Phone was destroyed."},
         lambda n: _task_state("wipe"),
-        {"employee": 404, "manager": 404, "owner": 404, "helpdesk": 200, "it_admin": 200, "auditor": 403},
+        {
+            "employee": 404,
+            "manager": 404,
+            "owner": 404,
+            "helpdesk": 200,
+            "scoped_helpdesk": 200,
+            "it_admin": 200,
+            "auditor": 403,
+        },
     ),
     "tasks:complete": (
         lambda n, c: f"/api/v1/tasks/{n['handbook']}/complete/",
         lambda n, c: {"note": "Read it."},
         lambda n: _task_state("handbook"),
-        {"employee": 200, "manager": 404, "owner": 404, "helpdesk": 200, "it_admin": 200, "auditor": 403},
+        {
+            "employee": 200,
+            "manager": 404,
+            "owner": 404,
+            "helpdesk": 200,
+            "scoped_helpdesk": 404,
+            "it_admin": 200,
+            "auditor": 403,
+        },
     ),
 }
 
@@ -262,3 +381,23 @@ def test_every_api_route_is_in_the_matrix():
     resolver = get_resolver()
     assert resolver.resolve("/api/v1/me/")  # MeView: covered in the reads test
     assert not missing, f"Add rows for: {missing}"
+
+
+def test_scoped_helpdesk_cannot_check_out_to_someone_outside_its_scope(seeded, api):
+    """An asset inside the scope (its holder-to-be is not): refused like an unknown id, nothing written."""
+    from assets.tests.factories import HardwareAssetFactory
+
+    desk = HardwareAssetFactory(asset_tag="LT-FIN-1", location=seeded.other_employee.location)
+    from accounts.models import AdminScope
+
+    AdminScope.objects.get(user=seeded.scoped_helpdesk).locations.add(desk.location)
+    body = {"asset": desk.pk, "employee": seeded.employee.pk}  # Engineering: outside
+    response = api.scoped_helpdesk.post(f"/api/v1/hardware/{desk.pk}/check-out/", body)
+    assert (response.status_code, response.json()["detail"]) == (
+        400,
+        f"employee: No employee has the id {seeded.employee.pk}.",
+    )
+    assert _asset_state("LT-FIN-1") == ("in_stock", None)
+    body["employee"] = seeded.other_employee.pk  # Finance: inside
+    assert api.scoped_helpdesk.post(f"/api/v1/hardware/{desk.pk}/check-out/", body).status_code == 200
+    assert _asset_state("LT-FIN-1") == ("assigned", seeded.other_employee.pk)

@@ -109,3 +109,51 @@ def test_license_import_by_application_name(org, it_admin):
     errors = errors_of(run_import(LicenseResource(), bad, user=it_admin))
     assert "No application with name 'Sketch'" in str(errors[1]["application"])
     assert "Renewal date must be after the start date" in str(errors[1])
+
+
+# --- A scoped helpdesk's hardware import: assets inside its scope only, all rows or none --------------------
+
+
+@pytest.fixture
+def berlin_desk(groups, org):
+    """A helpdesk login limited to the Berlin office."""
+    from accounts.models import AdminScope, Location
+    from accounts.services.scopes import admin_scope_save
+    from accounts.tests.factories import UserFactory
+
+    user = UserFactory(username="berlin-desk", is_staff=True)
+    user.groups.add(groups["IT helpdesk"])
+    admin_scope_save(
+        scope=AdminScope(user=user), departments=[], locations=[Location.objects.get(code="BER-1")], acting_user=None
+    )
+    return user
+
+
+def test_scoped_hardware_import_writes_assets_kept_inside_the_scope(berlin_desk):
+    AssetModelFactory(manufacturer="Apple", name="MacBook Air 13")
+    good = csv_dataset("NEW-1,S-1,Apple|MacBook Air 13,,,BER-1,,,,", header=ASSET_HEADER)
+    result = run_import(HardwareAssetResource(), good, user=berlin_desk)
+    assert not result.has_validation_errors(), errors_of(result)
+    assert HardwareAsset.objects.get(asset_tag="NEW-1").location.code == "BER-1"
+
+
+def test_scoped_hardware_import_refuses_rows_outside_the_scope_and_writes_nothing(berlin_desk):
+    AssetModelFactory(manufacturer="Apple", name="MacBook Air 13")
+    elsewhere = HardwareAssetFactory(asset_tag="LON-1", notes="")  # kept at another office
+    LocationFactory(code="LON-1", name="London")
+    bad = csv_dataset(
+        "NEW-1,S-1,Apple|MacBook Air 13,,,BER-1,,,,",  # fine on its own
+        "NEW-2,S-2,Apple|MacBook Air 13,,,LON-1,,,,",  # a new asset kept outside the scope
+        "NEW-3,S-3,Apple|MacBook Air 13,,,,,,,",  # kept nowhere: outside too
+        f"LON-1,{elsewhere.serial},{elsewhere.model.manufacturer}|{elsewhere.model.name},,,BER-1,,,,Moved",
+        header=ASSET_HEADER,
+    )
+    result = run_import(HardwareAssetResource(), bad, user=berlin_desk)
+    errors = errors_of(result)
+    assert sorted(errors) == [2, 3, 4]
+    assert "would be outside your scope (locations Berlin)" in str(errors[2])
+    assert "would be outside your scope" in str(errors[3])
+    assert "LON-1" in str(errors[4]) and "is outside your scope" in str(errors[4])
+    assert not HardwareAsset.objects.filter(asset_tag__startswith="NEW-").exists()
+    elsewhere.refresh_from_db()
+    assert elsewhere.notes == "" and elsewhere.location_id != berlin_desk.admin_scope.locations.get().pk

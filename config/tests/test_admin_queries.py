@@ -35,6 +35,7 @@ from accounts.models import (
     ApprovalStep,
     ApprovalStepKind,
     Department,
+    Employee,
     EmployeeImport,
     RoleApplication,
     ScimConnection,
@@ -510,8 +511,26 @@ def make_sod_exceptions(n, user):
         )
 
 
+def make_admin_scopes(n, user):
+    from accounts.models import AdminScope
+    from accounts.services.scopes import admin_scope_save
+    from portal.groups import IT_HELPDESK
+
+    desk, _ = Group.objects.get_or_create(name=IT_HELPDESK)
+    for _ in range(n):
+        login = UserFactory(is_staff=True)
+        login.groups.add(desk)
+        admin_scope_save(
+            scope=AdminScope(user=login),
+            departments=[DepartmentFactory()],
+            locations=[LocationFactory()],
+            acting_user=user,
+        )
+
+
 # Rows for each registered model's changelist: `make(n, user)` adds n rows that the list shows.
 ROW_BUILDERS = {
+    "accounts.AdminScope": make_admin_scopes,
     "api.ApiToken": make_api_tokens,
     "api.IdempotencyKey": make_idempotency_keys,
     "accounts.AccessRequest": make_access_requests,
@@ -689,3 +708,28 @@ def test_search_query_count_does_not_grow_with_matches(client, it_admin, changel
     with django_assert_num_queries(at_5):
         response = client.get(url)
     assert response.context["cl"].result_count == 30
+
+
+@pytest.mark.parametrize(
+    "label", ["accounts.Employee", "accounts.Entitlement", "assets.HardwareAsset", "offboarding.Task"]
+)
+def test_scoped_helpdesk_changelist_query_count_does_not_grow_with_rows(
+    client, it_admin, scoped_helpdesk, scope_department, label
+):
+    """A scoped list is the same page with one more WHERE: its count is constant too (the scope is read once)."""
+    url = reverse(changelist_name(label))
+    client.force_login(scoped_helpdesk)
+    client.get(url)  # warm per-process caches
+    small, large = SIZES
+    ROW_BUILDERS[label](small, it_admin)
+    Employee.objects.update(department=scope_department)
+    at_small, response = _get_and_count(client, url)
+    shown = response.context["cl"].result_count
+    assert shown >= small
+    ROW_BUILDERS[label](large - small, it_admin)
+    Employee.objects.update(department=scope_department)
+    ROW_BUILDERS[label](2, it_admin)  # outside the scope: not shown
+    at_large, response = _get_and_count(client, url)
+    model = admin.site.get_model_admin(response.context["cl"].model).model
+    assert shown + (large - small) <= response.context["cl"].result_count < model._default_manager.count()
+    assert at_large == at_small, f"{label}: {at_small} queries at {small} rows, {at_large} at {large}"

@@ -250,3 +250,15 @@ def test_no_audit_trail_link_without_the_audit_view_permission(client, jan):
     body = client.get(reverse("admin:accounts_employee_change", args=[jan.pk])).content.decode()
     assert "Audit trail" not in body
     assert client.get(reverse(LIST)).status_code == 403
+
+
+def test_an_admin_scope_reads_as_a_sentence(maria, helpdesk):
+    from accounts.models import AdminScope
+    from accounts.services.scopes import admin_scope_save
+
+    finance = DepartmentFactory(name="Finance")
+    scope = AdminScope(user=helpdesk)
+    admin_scope_save(scope=scope, departments=[finance], locations=[], acting_user=maria)
+    assert (
+        _text(_last("admin_scope_saved")) == "Maria Keller limited the helpdesk login helpdesk to departments: Finance"
+    )

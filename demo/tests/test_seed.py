@@ -103,6 +103,39 @@ def assert_steps_follow_policy():
         assert set(statuses[current + 1 :]) <= {ApprovalStepStatus.WAITING}
 
 
+def assert_an_hr_partner_asking_for_payables_gets_the_control_step():
+    from accounts.models import Application, ApprovalStepKind, SoDRule
+    from accounts.services.access_requests import access_request_create
+
+    netsuite = Application.objects.get(name="NetSuite")
+    partner = (
+        Employee.objects.filter(
+            status=EmployeeStatus.ACTIVE,
+            user__isnull=False,
+            entitlements__application__name="Workday",
+            entitlements__level="hr_partner",
+            entitlements__status=EntitlementStatus.ACTIVE,
+        )
+        .exclude(entitlements__application=netsuite)
+        .exclude(access_requests__application=netsuite)
+        .first()
+    )
+    assert partner is not None
+    request = access_request_create(
+        employee=partner,
+        application=netsuite,
+        level="accountant",
+        justification="Month-end help.",
+        end_date=timezone.localdate() + datetime.timedelta(days=30),
+        acting_user=partner.user,
+    )
+    steps = list(request.steps.order_by("order"))
+    assert steps[-1].kind == ApprovalStepKind.CONTROL
+    rule = SoDRule.objects.get(name="Payroll data vs payables")
+    assert (steps[-1].approver, steps[-1].sod_rule) == (rule.control_owner, rule)
+    assert rule.control_owner != netsuite.owner
+
+
 def all_row_counts() -> dict[str, int]:
     """Rows of every model, history tables included."""
     return count_rows(apps.get_models())
@@ -142,6 +175,11 @@ class TestSeedDemo:
         ).exists()
         assert AccessRequest.objects.filter(status="pending").count() >= 10
         assert_steps_follow_policy()
+        # Separation of duties: one rule, and one person allowed to break it (the report's one row).
+        from accounts.services.sod import sod_violations
+
+        assert [(c.rule.name, c.excepted) for c in sod_violations()] == [("Payroll data vs payables", True)]
+        assert_an_hr_partner_asking_for_payables_gets_the_control_step()
         # History rows exist for the bulk-written rows.
         assert Employee.history.count() >= Employee.objects.count()
         assert HardwareAsset.history.count() >= HardwareAsset.objects.count()

@@ -74,7 +74,9 @@ def _record_review(task) -> None:
 
 
 def _confirm_provisioned(task, acting_user) -> None:
-    provisioning.entitlement_confirm_provisioned(entitlement=_entitlement(task), acting_user=acting_user)
+    provisioning.entitlement_confirm_provisioned(
+        entitlement=_entitlement(task), acting_user=acting_user, run=task.run_id
+    )
 
 
 @register(
@@ -90,7 +92,9 @@ def provision_entitlement(task):
         note = "revoked before it was provisioned"
         return {"entitlement": entitlement.pk, "status": entitlement.status, "note": note}
     try:
-        entitlement = provisioning.entitlement_provision(entitlement=entitlement, idempotency_key=str(task.pk))
+        entitlement = provisioning.entitlement_provision(
+            entitlement=entitlement, idempotency_key=str(task.pk), run=task.run_id
+        )
     except ManualActionRequired as exc:
         return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
     return {"entitlement": entitlement.pk, "status": entitlement.status, "external_id": entitlement.external_id}
@@ -98,7 +102,10 @@ def provision_entitlement(task):
 
 def _confirm_revoked(task, acting_user) -> None:
     entitlement = provisioning.entitlement_confirm_revoked(
-        entitlement=_entitlement(task), acting_user=acting_user, reason=task.params.get("reason", "")
+        entitlement=_entitlement(task),
+        acting_user=acting_user,
+        reason=task.params.get("reason", ""),
+        run=task.run_id,
     )
     _record_revocation(task, entitlement)
 
@@ -122,7 +129,10 @@ def revoke_entitlement(task):
     entitlement = Entitlement(pk=task.params["entitlement"])
     try:
         entitlement = provisioning.entitlement_deprovision(
-            entitlement=entitlement, idempotency_key=str(task.pk), reason=task.params.get("reason", "")
+            entitlement=entitlement,
+            idempotency_key=str(task.pk),
+            reason=task.params.get("reason", ""),
+            run=task.run_id,
         )
     except ManualActionRequired as exc:
         return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})
@@ -132,7 +142,7 @@ def revoke_entitlement(task):
 
 def _confirm_level(task, acting_user) -> None:
     provisioning.entitlement_confirm_level_changed(
-        entitlement=_entitlement(task), level=task.params["level"], acting_user=acting_user
+        entitlement=_entitlement(task), level=task.params["level"], acting_user=acting_user, run=task.run_id
     )
     _record_review(task)
 
@@ -157,7 +167,7 @@ def change_entitlement_level(task):
         return {"entitlement": entitlement.pk, "level": entitlement.level, "status": entitlement.status}
     try:
         entitlement = provisioning.entitlement_change_level(
-            entitlement=entitlement, level=level, idempotency_key=str(task.pk)
+            entitlement=entitlement, level=level, idempotency_key=str(task.pk), run=task.run_id
         )
     except ManualActionRequired as exc:
         return Handoff(instructions=str(exc), result={"entitlement": entitlement.pk})

@@ -189,10 +189,10 @@ class ChecklistTemplateAdmin(PortalModelAdmin):
     )
     inlines = [TaskTemplateInline]
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         return (
             super()
-            .get_queryset(request)
+            .get_base_queryset(request)
             .annotate(task_count=Count("task_templates"))
             .prefetch_related("roles", "departments", "locations")
         )
@@ -342,7 +342,7 @@ class ChecklistRunAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
     inlines = [TaskInline]
     actions = ["cancel_runs"]
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         return selectors.runs_with_progress().select_related("employee", "started_by")
 
     @admin.display(description="employee", ordering="employee__last_name")

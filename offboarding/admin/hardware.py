@@ -79,10 +79,10 @@ class HardwareReturnAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
         ("reminders_sent", "last_reminded_at", "created_at"),
     )
 
-    def get_queryset(self, request):
+    def get_base_queryset(self, request):
         return (
             super()
-            .get_queryset(request)
+            .get_base_queryset(request)
             .select_related("asset__model", "employee", "run__employee", "drop_off_location", "received_by")
         )
 

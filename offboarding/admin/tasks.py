@@ -104,8 +104,8 @@ class TaskAdmin(ActionsOnlyRecordMixin, PortalModelAdmin):
     )
     actions = ["retry_tasks", "skip_tasks", "complete_tasks"]
 
-    def get_queryset(self, request):
-        return super().get_queryset(request).select_related("run__employee", "assignee", "completed_by")
+    def get_base_queryset(self, request):
+        return super().get_base_queryset(request).select_related("run__employee", "assignee", "completed_by")
 
     # Columns and fields
 

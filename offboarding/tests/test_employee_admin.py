@@ -295,3 +295,77 @@ def test_bulk_delete_refused_per_employee_with_reasons(client, it_admin, people)
     assert not any(str(grace) in m for m in messages)
     assert any("Nothing was deleted" in m for m in messages)
     assert Employee.objects.count() == 3
+
+
+# --- A scoped helpdesk (limited to `scope_department`) on the employee page ---------------------------------
+
+
+def _errors(response) -> str:
+    form = response.context["adminform"].form
+    return " ".join(str(e) for errors in form.errors.values() for e in errors)
+
+
+def test_scoped_helpdesk_adds_people_inside_its_scope_only(client, scoped_helpdesk, scope_department):
+    client.force_login(scoped_helpdesk)
+    page = client.get(ADD)
+    base = {
+        "first_name": "Nia",
+        "last_name": "New",
+        "employment_type": "full_time",
+        "status": EmployeeStatus.PRE_HIRE,
+        "start_date": (timezone.localdate() + datetime.timedelta(days=7)).isoformat(),
+    }
+    outside = form_data(page, employee_number="N-1", work_email="n1@example.com", department=DepartmentFactory().pk)
+    response = client.post(ADD, {**outside, **base})
+    assert response.status_code == 200
+    assert "would be outside your scope (departments Scoped desk)" in _errors(response)
+    assert not Employee.objects.filter(employee_number="N-1").exists()
+    inside = form_data(page, employee_number="N-2", work_email="n2@example.com", department=scope_department.pk)
+    assert client.post(ADD, {**inside, **base}).status_code == 302
+    assert Employee.objects.get(employee_number="N-2").history.earliest().history_user == scoped_helpdesk
+
+
+def test_scoped_helpdesk_cannot_pick_a_manager_outside_its_scope(client, scoped_helpdesk, scope_department):
+    ana = EmployeeFactory(department=scope_department)
+    inside, outside = EmployeeFactory(department=scope_department), EmployeeFactory()
+    client.force_login(scoped_helpdesk)
+    page = client.get(change_url(ana))
+    response = client.post(change_url(ana), form_data(page, manager=outside.pk))
+    assert response.status_code == 200
+    assert "Select a valid choice" in _errors(response)
+    ana.refresh_from_db()
+    assert ana.manager is None
+    # The picker itself offers only people inside the scope.
+    found = client.get(
+        reverse("admin:autocomplete"),
+        {"app_label": "accounts", "model_name": "employee", "field_name": "manager", "term": ""},
+    ).json()["results"]
+    assert {int(row["id"]) for row in found} == {ana.pk, inside.pk}
+
+
+def test_scoped_helpdesk_cannot_move_someone_out_of_its_scope(client, scoped_helpdesk, scope_department):
+    ana = EmployeeFactory(department=scope_department)
+    elsewhere = DepartmentFactory()
+    client.force_login(scoped_helpdesk)
+    response = client.post(change_url(ana), form_data(client.get(change_url(ana)), department=elsewhere.pk))
+    assert response.status_code == 200
+    assert "admin/offboarding/employee/mover_preview.html" not in [t.name for t in response.templates]
+    assert "would be outside your scope" in _errors(response)
+    ana.refresh_from_db()
+    assert ana.department == scope_department
+    assert not ChecklistRun.objects.filter(employee=ana, kind=ChecklistKind.MOVE).exists()
+
+
+def test_scoped_helpdesk_gets_404_on_the_pages_of_someone_outside_its_scope(client, scoped_helpdesk):
+    bob = EmployeeFactory(title="Engineer")
+    client.force_login(scoped_helpdesk)
+    assert client.get(change_url(bob)).status_code == 404
+    assert client.get(terminate_url(bob)).status_code == 404
+    response = client.post(terminate_url(bob), {"apply": "1", "last_day": "2030-01-31", "when": "now"})
+    assert response.status_code == 404
+    assert client.post(change_url(bob), {"title": "Boss", "role": RoleFactory().pk}).status_code == 404
+    bob.refresh_from_db()
+    assert bob.status == EmployeeStatus.ACTIVE and bob.title == "Engineer"
+    assert not ChecklistRun.objects.filter(employee=bob).exists()
+    # The same answer as an id nobody has.
+    assert client.get(reverse("admin:accounts_employee_change", args=[987654321])).status_code == 404

@@ -468,10 +468,15 @@ def test_months_written_as_words_are_read_in_any_declared_format():
 
 
 def test_a_preview_left_unconfirmed_is_abandoned_by_the_schedule(client, it_admin, org, settings):
+    import importlib
+
+    from django.apps import apps
     from django_q.models import Schedule
 
     from accounts.tasks import employee_imports_forget_stale
 
+    module = importlib.import_module("accounts.migrations.0010_hr_import_cleanup_schedule")
+    module.create_schedule(apps, None)  # idempotent; a database flushed by a transactional test lost the row
     schedule = Schedule.objects.get(name="HR import: forget abandoned previews")
     assert (schedule.func, schedule.minutes) == ("accounts.tasks.employee_imports_forget_stale", 10)
     client.force_login(it_admin)

@@ -722,3 +722,22 @@ def test_a_revocation_takes_seventeen_queries_claim_to_outcome(connector, reques
         assert [effect["event"] for effect in peer.effects] == ["provision", "revoke"]
     else:
         assert peer.members(app.connector_config["groups"]["user"]) == set()
+
+
+def test_the_leaver_runs_revocation_reads_in_the_audit_log_with_its_run(settle, company, it_user):
+    """The audit event of a revocation the run made names the run ("— leaver run #41")."""
+    from portal.auditsentences import describe, sentence_text
+
+    run = settle(
+        func=employee_terminate,
+        employee=company["lee"],
+        last_day=timezone.localdate(),
+        acting_user=it_user,
+        immediate=True,
+        reason="Resigned",
+    )
+    event = AuditEvent.objects.get(action=AuditEvent.Action.REVOKE, target_id=str(company["chat"].pk))
+    assert event.detail["run"] == run.pk
+    text = sentence_text(describe([event])[event.pk])
+    assert text.startswith("System revoked Chat from Lee Leaver")
+    assert text.endswith(f"— leaver run #{run.pk}")
