@@ -203,7 +203,7 @@ def test_the_dev_keys_are_well_formed():
 
 
 def test_the_migration_encrypts_plaintext_rows_and_leaves_tokens_alone(petra):
-    migration = importlib.import_module("accounts.migrations.0016_personal_data_encrypted")
+    migration = importlib.import_module("accounts.migrations.0017_personal_data_encrypted")
     other = EmployeeFactory(personal_email="other@home.example")
     token_before = _raw("accounts_employee", "id = %s", [other.pk])[0][0]
     with connection.cursor() as cursor:  # as the rows were before the migration: plaintext, no index

@@ -89,7 +89,7 @@ def decrypt_existing(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("accounts", "0015_access_review_queued_launch"),
+        ("accounts", "0016_admin_scope"),
     ]
 
     operations = [
