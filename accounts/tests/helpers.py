@@ -24,3 +24,52 @@ def perms_on(step) -> set[str]:
     return set(
         ApprovalStepUserObjectPermission.objects.filter(content_object=step).values_list("user__username", flat=True)
     )
+
+
+def payments_rule(*, control_owner, acting_user=None, name="Payments: submit vs approve", enforcement=None):
+    """A separation-of-duties rule over two new applications: whoever submits payments must not approve them."""
+    from accounts.models import SoDEnforcement, SoDRule
+    from accounts.services import sod
+    from accounts.tests.factories import ApplicationFactory
+
+    submit = ApplicationFactory(name=f"Bank portal ({name})", access_levels=["submitter", "viewer"])
+    approve = ApplicationFactory(name=f"ERP payments ({name})", access_levels=["approver", "viewer"])
+    return sod.sod_rule_save(
+        rule=SoDRule(
+            name=name,
+            reason="Whoever submits a payment must not approve it.",
+            first_application=submit,
+            first_level="submitter",
+            second_application=approve,
+            second_level="approver",
+            enforcement=enforcement or SoDEnforcement.APPROVAL,
+            control_owner=control_owner,
+        ),
+        acting_user=acting_user,
+    )
+
+
+def breaking_with_exception(rule, *, employee, approved_by, acting_user=None):
+    """`employee` holds both sides of `rule`, allowed by a 30-day exception `approved_by` granted."""
+    import datetime
+
+    from django.utils import timezone
+
+    from accounts.models import SoDException
+    from accounts.services import sod
+    from accounts.tests.factories import EntitlementFactory
+
+    EntitlementFactory(employee=employee, application=rule.first_application, level=rule.first_level)
+    EntitlementFactory(employee=employee, application=rule.second_application, level=rule.second_level)
+    today = timezone.localdate()
+    return sod.sod_exception_grant(
+        exception=SoDException(
+            rule=rule,
+            employee=employee,
+            starts_on=today,
+            ends_on=today + datetime.timedelta(days=30),
+            reason="Month-end cover.",
+            approved_by=approved_by,
+        ),
+        acting_user=acting_user,
+    )

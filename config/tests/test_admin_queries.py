@@ -462,24 +462,11 @@ def make_review_items(n, user):
 
 
 def _sod_rule(user, prefix="Rule"):
-    """An approval rule between two applications' levels, its control owner with a login."""
-    from accounts.models import SoDRule
-    from accounts.services import sod
+    """An approval rule between two new applications' levels, its control owner with a login."""
+    from accounts.tests.helpers import payments_rule
 
-    owner = EmployeeFactory(user=UserFactory())
-    first = ApplicationFactory(name=f"Submit {next(_counter)}", access_levels=["submitter", "viewer"])
-    second = ApplicationFactory(name=f"Approve {next(_counter)}", access_levels=["approver", "viewer"])
-    return sod.sod_rule_save(
-        rule=SoDRule(
-            name=f"{prefix} {next(_counter)}",
-            reason="Whoever submits a payment must not approve it.",
-            first_application=first,
-            first_level="submitter",
-            second_application=second,
-            second_level="approver",
-            control_owner=owner,
-        ),
-        acting_user=user,
+    return payments_rule(
+        control_owner=EmployeeFactory(user=UserFactory()), acting_user=user, name=f"{prefix} {next(_counter)}"
     )
 
 
@@ -489,26 +476,11 @@ def make_sod_rules(n, user):
 
 
 def make_sod_exceptions(n, user):
-    from accounts.models import SoDException
-    from accounts.services import sod
+    from accounts.tests.helpers import breaking_with_exception
 
     for _ in range(n):
         rule = _sod_rule(user, "Excepted")
-        holder = _employee()
-        EntitlementFactory(employee=holder, application=rule.first_application, level="submitter")
-        EntitlementFactory(employee=holder, application=rule.second_application, level="approver")
-        today = timezone.localdate()
-        sod.sod_exception_grant(
-            exception=SoDException(
-                rule=rule,
-                employee=holder,
-                starts_on=today,
-                ends_on=today + datetime.timedelta(days=30),
-                reason="Month-end cover.",
-                approved_by=rule.control_owner,
-            ),
-            acting_user=user,
-        )
+        breaking_with_exception(rule, employee=_employee(), approved_by=rule.control_owner, acting_user=user)
 
 
 def make_admin_scopes(n, user):

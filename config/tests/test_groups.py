@@ -153,37 +153,10 @@ def one_of_everything(it_admin):
     manager.save()
     reviews.review_campaign_launch(campaign=campaign, acting_user=it_admin)
     # Separation of duties: a rule the employee breaks, and the exception that allows it.
-    from accounts.models import SoDException, SoDRule
-    from accounts.services import sod
+    from accounts.tests.helpers import breaking_with_exception, payments_rule
 
-    submit = ApplicationFactory(name="Bank portal", access_levels=["submitter", "viewer"])
-    approve = ApplicationFactory(name="ERP payments", access_levels=["approver", "viewer"])
-    rule = sod.sod_rule_save(
-        rule=SoDRule(
-            name="Payments: submit vs approve",
-            reason="Whoever submits a payment must not approve it.",
-            first_application=submit,
-            first_level="submitter",
-            second_application=approve,
-            second_level="approver",
-            control_owner=manager,
-        ),
-        acting_user=it_admin,
-    )
-    EntitlementFactory(employee=employee, application=submit, level="submitter")
-    EntitlementFactory(employee=employee, application=approve, level="approver")
-    today = timezone.localdate()
-    sod.sod_exception_grant(
-        exception=SoDException(
-            rule=rule,
-            employee=employee,
-            starts_on=today,
-            ends_on=today + datetime.timedelta(days=30),
-            reason="Month-end cover.",
-            approved_by=manager,
-        ),
-        acting_user=it_admin,
-    )
+    rule = payments_rule(control_owner=manager, acting_user=it_admin)
+    breaking_with_exception(rule, employee=employee, approved_by=manager, acting_user=it_admin)
     # Second factor: a recovery code set (its codes are stored hashed).
     from portal.mfa import recovery_codes_issue
 
