@@ -18,12 +18,18 @@ class AuditKeyError(ValueError):
     """A key in the environment is not an Ed25519 key in the expected form."""
 
 
-def _raw32(value: str, name: str, what: str) -> bytes:
+def key32_decode(value: str) -> bytes | None:
+    """A 32-byte key written in base64 (44 characters), or None when `value` is not one."""
     try:
         raw = base64.b64decode(value.strip(), validate=True)
     except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+        return None
+    return raw if len(raw) == 32 else None
+
+
+def _raw32(value: str, name: str, what: str) -> bytes:
+    raw = key32_decode(value)
+    if raw is None:
         raise AuditKeyError(
             f"{name} must be an Ed25519 {what}: its 32 bytes in base64 (44 characters). "
             f"The value set ({len(value.strip())} characters) is not. Make a new key with "

@@ -32,6 +32,8 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from portal.audit_keys import key32_decode
+
 PREFIX = "pf1"
 TOKEN = re.compile(r"^pf1:([A-Za-z0-9]{1,16}):([A-Za-z0-9_-]+)$")
 KEY_ID = re.compile(r"^[A-Za-z0-9]{1,16}$")
@@ -63,11 +65,8 @@ class FieldKeys:
 
 
 def _key32(value: str, name: str, what: str) -> bytes:
-    try:
-        raw = base64.b64decode(value.strip(), validate=True)
-    except (binascii.Error, ValueError):
-        raw = b""
-    if len(raw) != 32:
+    raw = key32_decode(value)
+    if raw is None:
         raise FieldKeyError(
             f"{name}: {what} must be 32 bytes in base64 (44 characters); the value set "
             f"({len(value.strip())} characters) is not. Make a new key with `python manage.py field_key_new`."
